@@ -1,0 +1,136 @@
+"""The aiohttp application factory."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from gateway.api import routes_notices as notices
+from gateway.api import routes_ops as ops
+from gateway.api.context import (
+    API_KEYS,
+    CATALOGUE,
+    GCRA,
+    KEYS,
+    METRICS,
+    NOTICES,
+    READINESS,
+    REDIS,
+    SETTINGS,
+)
+from gateway.api.errors import HTTP_CODES, ApiError
+from gateway.api.models import AccidentAlert, Message
+from gateway.api.openapi import RouteDoc, build
+from gateway.core.templates import Catalogue
+from gateway.metrics import Metrics
+from gateway.settings import Settings
+from gateway.store.apikeys import ApiKeyStore
+from gateway.store.keys import Keys
+from gateway.store.notices import NoticeStore
+from gateway.store.ratelimit import Gcra
+from gateway.store.redis_conn import connect
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+ROUTES: list[tuple[RouteDoc, Handler]] = [
+    (
+        RouteDoc(
+            "POST",
+            "/v1/accident-alerts",
+            "Send an accident procedure by SMS",
+            ("command_center",),
+            AccidentAlert,
+            202,
+        ),
+        notices.post_accident_alert,
+    ),
+    (
+        RouteDoc(
+            "POST",
+            "/v1/messages",
+            "Send a templated or plain notice",
+            ("command_center",),
+            Message,
+            202,
+        ),
+        notices.post_message,
+    ),
+    (RouteDoc("GET", "/v1/notices/{id}", "A notice and its history", ()), notices.get_notice),
+    (
+        RouteDoc("GET", "/v1/admin/webhook-dead-letters", "Callbacks given up", ("admin",)),
+        ops.webhook_dead_letters,
+    ),
+    (RouteDoc("GET", "/healthz", "Process is up", None), ops.healthz),
+    (RouteDoc("GET", "/readyz", "Redis and SMPP bind state", None), ops.readyz),
+    (RouteDoc("GET", "/metrics", "Prometheus metrics", None), ops.metrics),
+]
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route = (
+        request.match_info.route.resource.canonical
+        if request.match_info.route.resource
+        else "unmatched"
+    )
+    metrics = request.app[METRICS]
+    start = time.perf_counter()
+    try:
+        resp = await handler(request)
+    except ApiError as exc:
+        resp = exc.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = HTTP_CODES.get(exc.status, "http_error")
+        resp = ApiError(exc.status, code, exc.reason or code).response()
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, route)
+        resp = ApiError(
+            500, "internal_error", "internal error; the request was not processed"
+        ).response()
+    metrics.http_requests.labels(route, str(resp.status)).inc()
+    metrics.http_latency.labels(route).observe(time.perf_counter() - start)
+    return resp
+
+
+def create_app(
+    settings: Settings,
+    metrics: Metrics | None = None,
+    readiness: dict[str, Callable[[], bool]] | None = None,
+) -> web.Application:
+    app = web.Application(
+        middlewares=[errors_middleware], client_max_size=settings.http.http_max_body
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = metrics or Metrics()
+    app[READINESS] = readiness or {}
+    app[CATALOGUE] = Catalogue.load()
+    keys = Keys(settings.redis.redis_prefix)
+    app[KEYS] = keys
+
+    async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+        redis = connect(settings.redis)
+        app[REDIS] = redis
+        app[NOTICES] = NoticeStore(redis, keys, settings.api.idempotency_ttl_hours * 3600)
+        app[API_KEYS] = ApiKeyStore(redis, keys)
+        app[GCRA] = Gcra(redis)
+        yield
+        await redis.aclose()
+
+    app.cleanup_ctx.append(redis_ctx)
+    docs = [d for d, _ in ROUTES]
+    spec = build([*docs, RouteDoc("GET", "/openapi.json", "This document", None)])
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(spec)
+
+    for doc, handler in ROUTES:
+        app.router.add_route(doc.method, doc.path, handler)
+    app.router.add_get("/openapi.json", openapi)
+    return app

@@ -1,0 +1,27 @@
+"""Typed application keys: what the app factory puts in the app and handlers read back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from gateway.core.templates import Catalogue
+from gateway.metrics import Metrics
+from gateway.settings import Settings
+from gateway.store.apikeys import ApiKeyStore
+from gateway.store.keys import Keys
+from gateway.store.notices import NoticeStore
+from gateway.store.ratelimit import Gcra
+
+SETTINGS = web.AppKey("settings", Settings)
+REDIS = web.AppKey("redis", aioredis.Redis)
+KEYS = web.AppKey("keys", Keys)
+NOTICES = web.AppKey("notices", NoticeStore)
+API_KEYS = web.AppKey("api_keys", ApiKeyStore)
+GCRA = web.AppKey("gcra", Gcra)
+METRICS = web.AppKey("metrics", Metrics)
+CATALOGUE = web.AppKey("catalogue", Catalogue)
+# In-process components report their readiness here (the SMPP bind, when the worker runs here).
+READINESS = web.AppKey("readiness", dict[str, Callable[[], bool]])

@@ -1,0 +1,43 @@
+"""Request bodies, validated strictly at the API edge (wrong types are errors, not coerced)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+_STRICT = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+CaseId = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+
+
+class AccidentAlert(BaseModel):
+    """An accident reported to the command centre; the reporter gets the procedure by SMS."""
+
+    model_config = _STRICT
+    accident_type: str = Field(min_length=1, max_length=40, description="e.g. injury")
+    reporter_phone: str = Field(min_length=1, max_length=32, description="Chinese mobile")
+    location: str = Field(min_length=1, max_length=120)
+    case_id: str = CaseId
+    callback_url: str | None = Field(default=None, max_length=2048)
+
+
+class Message(BaseModel):
+    """A notice from a template (with params) or plain text."""
+
+    model_config = _STRICT
+    to: str = Field(min_length=1, max_length=32)
+    channel: Literal["sms", "email", "voice"] = "sms"
+    template: str | None = Field(default=None, min_length=1, max_length=64)
+    params: dict[str, str | int | float] | None = None
+    text: str | None = Field(default=None, min_length=1, max_length=1000)
+    callback_url: str | None = Field(default=None, max_length=2048)
+
+    @model_validator(mode="after")
+    def _one_body(self) -> Message:
+        if (self.template is None) == (self.text is None):
+            raise ValueError("give either template (with params) or text, not both")
+        if self.text is not None and self.params is not None:
+            raise ValueError("params belong to a template")
+        if self.params is not None and len(self.params) > 32:
+            raise ValueError("too many params")
+        return self

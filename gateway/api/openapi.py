@@ -1,0 +1,90 @@
+"""The OpenAPI 3.1 document, built from the route table and the request models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from gateway import __version__
+
+
+@dataclass(frozen=True)
+class RouteDoc:
+    method: str
+    path: str
+    summary: str
+    roles: tuple[str, ...] | None  # None: no authentication
+    body: type[BaseModel] | None = None
+    ok_status: int = 200
+
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "array", "items": {"type": "object"}},
+            },
+        }
+    },
+}
+
+
+def build(routes: list[RouteDoc]) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {"Error": _ERROR}
+    for r in routes:
+        op: dict[str, Any] = {
+            "summary": r.summary,
+            "responses": {
+                str(r.ok_status): {"description": "OK"},
+                "4XX": {
+                    "description": "Client error",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                },
+            },
+        }
+        if r.roles is not None:
+            op["security"] = [{"bearer": []}]
+            op["x-roles"] = list(r.roles) or ["any"]
+        if r.body is not None:
+            name = r.body.__name__
+            schemas[name] = r.body.model_json_schema(ref_template="#/components/schemas/{model}")
+            op["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}
+                },
+            }
+        if r.method == "POST" and r.path.startswith("/v1/") and "notices" not in r.path:
+            op.setdefault("parameters", []).append(
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 128},
+                }
+            )
+        if "{id}" in r.path:
+            op.setdefault("parameters", []).append(
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+            )
+        paths.setdefault(r.path, {})[r.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Notice gateway", "version": __version__},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,65 @@
+"""Operational routes: health, readiness, metrics, OpenAPI, and admin views."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.api.auth import requires
+from gateway.api.context import KEYS, METRICS, READINESS, REDIS
+from gateway.api.errors import ApiError
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Redis reachable and an SMPP link bound (by this or any worker process)."""
+    checks: dict[str, bool] = {}
+    redis = request.app[REDIS]
+    try:
+        checks["redis"] = bool(await redis.ping())
+    except (OSError, ConnectionError, TimeoutError) as exc:
+        checks["redis"] = False
+        del exc
+    except Exception:  # redis.exceptions.* derive from Exception
+        checks["redis"] = False
+    local = request.app[READINESS]
+    smpp = any(f() for name, f in local.items() if name == "smpp")
+    if not smpp and checks["redis"]:
+        async for _ in redis.scan_iter(match=request.app[KEYS].smpp_bound_pattern, count=100):
+            smpp = True
+            break
+    checks["smpp"] = smpp
+    ok = all(checks.values())
+    return web.json_response(
+        {"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format."""
+    data = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@requires("admin")
+async def webhook_dead_letters(request: web.Request) -> web.Response:
+    """Callbacks given up after retrying for hours, newest first."""
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        raise ApiError(400, "invalid_query", "limit must be an integer") from None
+    if not 1 <= limit <= 1000:
+        raise ApiError(400, "invalid_query", "limit must be between 1 and 1000")
+    items = await request.app[REDIS].lrange(request.app[KEYS].webhook_dead, 0, limit - 1)
+    out = []
+    for raw in items:
+        item = json.loads(raw)
+        item["body"] = json.loads(item.get("body", "{}"))
+        out.append(item)
+    return web.json_response({"items": out, "count": len(out)})

@@ -1,0 +1,153 @@
+"""The ``gateway`` command: serve, keys, smsc-sim."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Sequence
+
+from gateway import logs
+from gateway.settings import ApiSettings, RedisSettings, Settings, SimulatorSettings
+from gateway.store.apikeys import ROLES, ApiKeyStore
+from gateway.store.keys import Keys
+from gateway.store.redis_conn import connect
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gateway", description="Notice gateway")
+    p.add_argument("--config", help="settings file (GATEWAY_*=value lines); env wins")
+    p.add_argument("--log-level", default="INFO")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("serve", help="run the API and/or the workers")
+    s.add_argument("--role", choices=["all", "api", "worker"], default="all")
+
+    k = sub.add_parser("keys", help="manage API keys")
+    ks = k.add_subparsers(dest="keys_cmd", required=True)
+    add = ks.add_parser("add", help="create a key; prints it and its callback secret once")
+    add.add_argument("--name", required=True)
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument(
+        "--callback-host",
+        action="append",
+        default=[],
+        help="host allowed in callback_url (repeat; *.example.com for subdomains)",
+    )
+    add.add_argument("--rate", type=float, help="requests per second (default from settings)")
+    add.add_argument("--burst", type=int)
+    add.add_argument("--json", action="store_true")
+    ls = ks.add_parser("list")
+    ls.add_argument("--json", action="store_true")
+    rv = ks.add_parser("revoke")
+    rv.add_argument("key_id")
+
+    sim = sub.add_parser("smsc-sim", help="run the SMSC simulator")
+    sim.add_argument("--host")
+    sim.add_argument("--port", type=int)
+    sim.add_argument("--receipt-delay", type=float)
+    sim.add_argument("--undeliverable", action="append", default=[], metavar="NUMBER")
+    sim.add_argument("--reject", action="append", default=[], metavar="NUMBER")
+    sim.add_argument("--throttle-every", type=int, default=0)
+    sim.add_argument("--quiet", action="store_true", help="do not print received messages")
+    return p
+
+
+async def _keys(args: argparse.Namespace, redis_settings: RedisSettings, api: ApiSettings) -> int:
+    redis = connect(redis_settings)
+    try:
+        store = ApiKeyStore(redis, Keys(redis_settings.redis_prefix))
+        if args.keys_cmd == "add":
+            new = await store.add(
+                args.name,
+                args.role,
+                args.callback_host,
+                args.rate or api.default_rate,
+                args.burst or api.default_burst,
+            )
+            out = {
+                "id": new.key.id,
+                "key": new.token,
+                "role": new.key.role,
+                "name": new.key.name,
+                "callback_secret": new.key.callback_secret,
+                "callback_hosts": list(new.key.callback_hosts),
+            }
+            if args.json:
+                print(json.dumps(out))
+            else:
+                for k, v in out.items():
+                    print(f"{k}: {v}")
+                print("Store the key and the callback secret now; they are not shown again.")
+        elif args.keys_cmd == "list":
+            keys = await store.list()
+            rows = [
+                {
+                    "id": k.id,
+                    "name": k.name,
+                    "role": k.role,
+                    "revoked": k.revoked,
+                    "callback_hosts": list(k.callback_hosts),
+                    "created_at": k.created_at,
+                }
+                for k in keys
+            ]
+            if args.json:
+                print(json.dumps(rows))
+            else:
+                for r in rows:
+                    print(
+                        f"{r['id']}  {r['role']:<15} {r['name']}"
+                        f"{'  (revoked)' if r['revoked'] else ''}"
+                    )
+        elif args.keys_cmd == "revoke":
+            if not await store.revoke(args.key_id):
+                print(f"no key {args.key_id}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.key_id}")
+        return 0
+    finally:
+        await redis.aclose()
+
+
+async def _sim(args: argparse.Namespace, settings: SimulatorSettings) -> int:
+    from gateway.sms.simulator import Script, SmscSimulator
+
+    script = Script(
+        receipt_delay=args.receipt_delay
+        if args.receipt_delay is not None
+        else settings.sim_receipt_delay,
+        undeliverable={n[-11:] for n in args.undeliverable},
+        reject={n[-11:] for n in args.reject},
+        throttle_every=args.throttle_every,
+    )
+    sim = SmscSimulator(
+        args.host or settings.sim_host, args.port or settings.sim_port, script, echo=not args.quiet
+    )
+    await sim.start()
+    task = asyncio.create_task(sim.serve())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.setup(args.log_level.upper())
+    settings = Settings(args.config)
+    if args.cmd == "serve":
+        from gateway.runner import serve
+
+        asyncio.run(serve(settings, args.role))
+        return 0
+    if args.cmd == "keys":
+        return asyncio.run(_keys(args, settings.redis, settings.api))
+    if args.cmd == "smsc-sim":
+        return asyncio.run(_sim(args, settings.simulator))
+    return 2

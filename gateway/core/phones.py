@@ -1,0 +1,70 @@
+"""Phone numbers: parsing Chinese mobiles with ``phonenumbers`` and masking them for output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType
+
+_MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+
+
+class InvalidPhone(ValueError):
+    """The text is not a Chinese mobile number; ``code`` says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Msisdn:
+    """A validated Chinese mobile number."""
+
+    national: str  # 13800138000
+
+    @property
+    def international(self) -> str:
+        """Digits as SMPP wants them with TON international: 8613800138000."""
+        return "86" + self.national
+
+    @property
+    def e164(self) -> str:
+        return "+86" + self.national
+
+    @property
+    def masked(self) -> str:
+        return mask(self.national)
+
+
+def parse_cn_mobile(text: str) -> Msisdn:
+    """Parse a Chinese mobile number given with or without +86 / 0086 / 86."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidPhone("invalid_phone", "phone number is empty")
+    if len(text) > 32:
+        raise InvalidPhone("invalid_phone", "phone number is too long")
+    raw = text.strip().replace(" ", "").replace("-", "")
+    if raw.startswith("00"):
+        raw = "+" + raw[2:]
+    elif raw.startswith("86") and len(raw) == 13:
+        raw = "+" + raw
+    try:
+        number = phonenumbers.parse(raw, "CN")
+    except NumberParseException as exc:
+        raise InvalidPhone("invalid_phone", f"not a phone number: {exc}") from exc
+    if number.country_code != 86:
+        raise InvalidPhone("foreign_phone", "only Chinese (+86) mobile numbers are accepted")
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhone("invalid_phone", "not a valid Chinese phone number")
+    if phonenumbers.number_type(number) not in _MOBILE_TYPES:
+        raise InvalidPhone("not_mobile", "the number is not a mobile number")
+    return Msisdn(str(number.national_number))
+
+
+def mask(number: str) -> str:
+    """138****8000: keep the first three and the last four digits."""
+    digits = number[-11:] if len(number) > 11 else number
+    if len(digits) < 8:
+        return "*" * len(digits)
+    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]

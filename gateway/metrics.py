@@ -1,0 +1,42 @@
+"""Prometheus metrics, in a registry owned by the process (no module-level globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "gateway_http_requests_total", "API requests", ["route", "status"], registry=r
+        )
+        self.http_latency = Histogram(
+            "gateway_http_request_seconds",
+            "API request latency",
+            ["route"],
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+        )
+        self.notices_created = Counter(
+            "gateway_notices_created_total", "Notices accepted", ["kind", "channel"], registry=r
+        )
+        self.sms_submitted = Counter(
+            "gateway_sms_parts_submitted_total", "SMS parts accepted by the SMSC", registry=r
+        )
+        self.sms_throttled = Counter(
+            "gateway_sms_parts_throttled_total", "Submits answered with throttling", registry=r
+        )
+        self.sms_rejected = Counter(
+            "gateway_sms_rejected_total", "Notices refused by the SMSC", registry=r
+        )
+        self.sms_receipts = Counter(
+            "gateway_sms_receipts_total", "Final delivery receipts received", registry=r
+        )
+        self.sms_mo = Counter("gateway_sms_mo_total", "Mobile-originated SMS received", registry=r)
+        self.smpp_bound = Gauge("gateway_smpp_bound", "1 while the SMPP link is bound", registry=r)
+        self.smpp_binds = Counter("gateway_smpp_binds_total", "Successful SMPP binds", registry=r)
+        self.webhooks = Counter(
+            "gateway_webhooks_total", "Webhook delivery attempts", ["outcome"], registry=r
+        )

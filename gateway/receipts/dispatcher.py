@@ -1,0 +1,178 @@
+"""The webhook outbox: signed POSTs to callers, retried with back-off, then dead-lettered.
+
+Status changes land in a Redis Stream (written by the same Lua call that changes the status).
+A failed delivery moves to a retry sorted set scored by its next attempt time; a mover puts due
+entries back on the stream. Past the give-up horizon an entry goes to the dead-letter list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from datetime import UTC, datetime
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from gateway.metrics import Metrics
+from gateway.receipts.backoff import next_delay
+from gateway.receipts.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from gateway.settings import WebhookSettings, WorkerSettings
+from gateway.store import lua
+from gateway.store.apikeys import ApiKeyStore
+from gateway.store.keys import Keys
+from gateway.store.streams import Entry, StreamGroup
+
+log = logging.getLogger(__name__)
+
+GROUP = "webhook-senders"
+
+
+def _parse_iso(at: str) -> float:
+    try:
+        return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.time()
+
+
+class WebhookDispatcher:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        api_keys: ApiKeyStore,
+        settings: WebhookSettings,
+        worker: WorkerSettings,
+        metrics: Metrics,
+        consumer: str,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.api_keys = api_keys
+        self.settings = settings
+        self.worker = worker
+        self.metrics = metrics
+        self.group = StreamGroup(
+            redis, keys, keys.webhook_queue, GROUP, consumer, worker.consumer_dead_after
+        )
+        self._due = redis.register_script(lua.WEBHOOK_DUE)
+        self._secrets: dict[str, tuple[float, str | None]] = {}
+        self._slots = asyncio.Semaphore(settings.webhook_concurrency)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def run(self) -> None:
+        await self.group.ensure()
+        timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout)
+        connector = aiohttp.TCPConnector(limit=self.settings.webhook_concurrency, limit_per_host=0)
+        async with aiohttp.ClientSession(
+            timeout=timeout, connector=connector, auto_decompress=False
+        ) as session:
+            self._session = session
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._deliver_loop(tg), name="webhook-deliver")
+                tg.create_task(self._housekeeping(tg), name="webhook-housekeeping")
+
+    async def _deliver_loop(self, tg: asyncio.TaskGroup) -> None:
+        for entry in await self.group.own_pending():
+            await self._spawn(tg, entry)
+        while True:
+            for entry in await self.group.read(self.worker.stream_batch, 1000):
+                await self._spawn(tg, entry)
+
+    async def _spawn(self, tg: asyncio.TaskGroup, entry: Entry) -> None:
+        await self._slots.acquire()
+        tg.create_task(self._deliver(entry))
+
+    async def _housekeeping(self, tg: asyncio.TaskGroup) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.worker.heartbeat_seconds))
+            await self.group.heartbeat()
+            await self._due(
+                keys=[self.keys.webhook_retry, self.keys.webhook_queue],
+                args=[int(time.time() * 1000), 1000],
+            )
+            for entry in await self.group.reclaim_dead():
+                await self._spawn(tg, entry)
+
+    async def _secret(self, key_id: str) -> str | None:
+        hit = self._secrets.get(key_id)
+        now = time.monotonic()
+        if hit and hit[0] > now:
+            return hit[1]
+        key = await self.api_keys.by_id(key_id)
+        secret = key.callback_secret if key and not key.revoked else None
+        self._secrets[key_id] = (now + 30, secret)
+        return secret
+
+    async def _deliver(self, entry: Entry) -> None:
+        eid, f = entry
+        try:
+            secret = await self._secret(f.get("key_id", ""))
+            if secret is None:
+                await self._dead(eid, f, "api key revoked or unknown")
+                return
+            body = f["body"].encode()
+            ts = str(int(time.time()))
+            headers = {
+                "Content-Type": "application/json",
+                TIMESTAMP_HEADER: ts,
+                SIGNATURE_HEADER: sign(secret, ts, body),
+                "User-Agent": "notice-gateway-webhooks/1",
+            }
+            error = ""
+            assert self._session is not None
+            try:
+                async with self._session.post(
+                    f["url"], data=body, headers=headers, allow_redirects=False
+                ) as resp:
+                    await resp.content.readany()
+                    if 200 <= resp.status < 300:
+                        self.metrics.webhooks.labels("delivered").inc()
+                        await self.group.ack_and_delete(eid)
+                        return
+                    error = f"HTTP {resp.status}"
+            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+                error = type(exc).__name__ + (f": {exc}" if str(exc) else "")
+            await self._retry_later(eid, f, error)
+        finally:
+            self._slots.release()
+
+    async def _retry_later(self, eid: str, f: dict[str, str], error: str) -> None:
+        attempt = int(f.get("attempt", "1"))
+        first = _parse_iso(f.get("first_at", ""))
+        if time.time() - first > self.settings.webhook_give_up_after:
+            await self._dead(eid, f, error)
+            return
+        delay = next_delay(
+            attempt, self.settings.webhook_first_retry, self.settings.webhook_max_retry_interval
+        )
+        self.metrics.webhooks.labels("retry").inc()
+        log.info(
+            "webhook for %s failed (%s); attempt %d in %.0fs",
+            f.get("id"),
+            error,
+            attempt + 1,
+            delay,
+        )
+        item = json.dumps({**f, "attempt": attempt + 1, "last_error": error}, ensure_ascii=False)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zadd(self.keys.webhook_retry, {item: int((time.time() + delay) * 1000)})
+        pipe.xack(self.keys.webhook_queue, GROUP, eid)
+        pipe.xdel(self.keys.webhook_queue, eid)
+        await pipe.execute()
+
+    async def _dead(self, eid: str, f: dict[str, str], error: str) -> None:
+        self.metrics.webhooks.labels("dead").inc()
+        log.warning("webhook for %s given up: %s", f.get("id"), error)
+        item = json.dumps(
+            {**f, "last_error": error, "dead_at": datetime.now(UTC).isoformat(timespec="seconds")},
+            ensure_ascii=False,
+        )
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.lpush(self.keys.webhook_dead, item)
+        pipe.ltrim(self.keys.webhook_dead, 0, 99999)
+        pipe.xack(self.keys.webhook_queue, GROUP, eid)
+        pipe.xdel(self.keys.webhook_queue, eid)
+        await pipe.execute()

@@ -1,0 +1,125 @@
+"""Running the gateway's parts with owned tasks and a fixed shutdown order.
+
+Shutdown: stop accepting HTTP -> let requests finish (timeout) -> unbind SMPP -> cancel the
+workers -> close Redis. Queue entries a worker had not finished stay pending in Redis and are
+picked up by the next worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+
+from aiohttp import web
+
+from gateway.api.app import create_app
+from gateway.metrics import Metrics
+from gateway.receipts.dispatcher import WebhookDispatcher
+from gateway.settings import Settings
+from gateway.sms.sender import SmsSender
+from gateway.store.apikeys import ApiKeyStore
+from gateway.store.keys import Keys
+from gateway.store.notices import NoticeStore
+from gateway.store.redis_conn import connect
+from gateway.store.streams import consumer_name
+
+log = logging.getLogger(__name__)
+
+
+class Workers:
+    """The SMS sender and the webhook dispatcher of one process."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.redis = connect(settings.redis)
+        keys = Keys(settings.redis.redis_prefix)
+        consumer = consumer_name()
+        store = NoticeStore(self.redis, keys)
+        self.sms = SmsSender(
+            self.redis, keys, store, settings.smpp, settings.worker, metrics, consumer
+        )
+        self.webhooks = WebhookDispatcher(
+            self.redis,
+            keys,
+            ApiKeyStore(self.redis, keys),
+            settings.webhook,
+            settings.worker,
+            metrics,
+            consumer,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self.sms.run(), name="sms-sender"),
+            asyncio.create_task(self.webhooks.run(), name="webhooks"),
+        ]
+
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        return self._tasks
+
+    async def stop(self) -> None:
+        await self.sms.stop()
+        for t in self._tasks:
+            t.cancel()
+        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
+                log.error("worker ended with %r", r)
+        await self.redis.aclose()
+
+
+async def serve(settings: Settings, role: str, ready: Callable[[], None] | None = None) -> None:
+    metrics = Metrics()
+    workers = Workers(settings, metrics) if role in ("all", "worker") else None
+    readiness: dict[str, Callable[[], bool]] = {}
+    if workers is not None:
+        readiness["smpp"] = lambda: workers.sms.bound
+    runner: web.AppRunner | None = None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        if workers is not None:
+            workers.start()
+        if role in ("all", "api"):
+            app = create_app(settings, metrics, readiness)
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
+            await runner.setup()
+            site = web.TCPSite(
+                runner,
+                settings.http.http_host,
+                settings.http.http_port,
+                backlog=1024,
+                reuse_address=True,
+            )
+            await site.start()
+            log.info(
+                "API listening on http://%s:%d", settings.http.http_host, settings.http.http_port
+            )
+        if ready is not None:
+            ready()
+        waiters: list[asyncio.Future[object]] = [asyncio.ensure_future(stop.wait())]
+        if workers is not None:
+            waiters.extend(workers.tasks)  # type: ignore[arg-type]
+        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for d in done:
+            if d is not waiters[0] and d.exception() is not None:
+                log.error("a worker failed: %r", d.exception())
+        waiters[0].cancel()
+    finally:
+        log.info("shutting down")
+        if runner is not None:
+            await runner.cleanup()
+        if workers is not None:
+            await workers.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)

@@ -1,0 +1,136 @@
+"""Adapters that plug the gateway into aiosmpplib's ESME.
+
+aiosmpplib pulls messages from a *broker*, reports every PDU to a *hook* and keeps
+request/response pairs in a *correlator*. Here the broker hands out parts from the sender's
+window, the hook forwards outcomes to the sender, and the correlator keeps only in-flight
+requests in memory: receipts are correlated in Redis by the sender, so they survive restarts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from aiosmpplib import (
+    AbstractBroker,
+    AbstractCorrelator,
+    AbstractHook,
+    AbstractRateLimiter,
+    SmppMessage,
+    SubmitSm,
+)
+from aiosmpplib.correlator import SegmentStatus
+from aiosmpplib.protocol import DeliverSm
+
+from gateway.store.ratelimit import SharedRate
+
+# Receipts are matched by the sender in Redis; aiosmpplib only needs *a* SubmitSm back so that
+# it hands the receipt to the hook instead of logging it as uncorrelated.
+_RECEIPT_PLACEHOLDER = SubmitSm(short_message="-", log_id="receipt")
+
+
+class SenderEvents(Protocol):
+    async def next_submit(self) -> SubmitSm: ...
+    async def on_sending(self, message: SmppMessage) -> None: ...
+    async def on_received(self, message: SmppMessage | None, pdu: bytes) -> None: ...
+    async def on_send_error(self, message: SmppMessage, error: Exception) -> None: ...
+
+
+class WindowBroker(AbstractBroker):
+    """Gives the ESME the next part once the window has room (the sender decides)."""
+
+    def __init__(self, next_submit: Callable[[], Awaitable[SubmitSm]]) -> None:
+        self._next = next_submit
+
+    async def enqueue(self, message: SmppMessage) -> None:
+        raise NotImplementedError("the gateway enqueues through Redis Streams")
+
+    async def dequeue(self) -> SmppMessage:
+        return await self._next()
+
+
+class ForwardingHook(AbstractHook):
+    def __init__(self, events: SenderEvents) -> None:
+        self._events = events
+
+    async def sending(self, smpp_message: SmppMessage, pdu: bytes, client_id: str) -> None:
+        await self._events.on_sending(smpp_message)
+
+    async def received(self, smpp_message: SmppMessage | None, pdu: bytes, client_id: str) -> None:
+        await self._events.on_received(smpp_message, pdu)
+
+    async def send_error(self, smpp_message: SmppMessage, error: Exception, client_id: str) -> None:
+        await self._events.on_send_error(smpp_message, error)
+
+
+class SharedRateLimiter(AbstractRateLimiter):
+    """aiosmpplib calls ``limit()`` before each PDU; the rate is shared through Redis."""
+
+    def __init__(self, rate: SharedRate) -> None:
+        self._rate = rate
+
+    async def limit(self) -> None:
+        await self._rate.acquire()
+
+
+class InFlightCorrelator(AbstractCorrelator):
+    """Sequence number -> request, for requests still waiting for their response.
+
+    Expiry is driven by the sender (it knows what to do with a part that got no answer),
+    so nothing here scans or times out on its own.
+    """
+
+    def __init__(self) -> None:
+        self._requests: dict[int, SmppMessage] = {}
+        self._mo_segments: dict[tuple[str, int], dict[int, str]] = {}
+
+    def forget(self, sequence_num: int) -> None:
+        self._requests.pop(sequence_num, None)
+
+    def clear(self) -> None:
+        self._requests.clear()
+
+    def get_cumulated_status(self, ref_num: int) -> int:
+        return 0
+
+    async def expired(self, smpp_message: SmppMessage) -> None:
+        return None
+
+    async def put(self, smpp_message: SmppMessage) -> None:
+        self._requests[smpp_message.sequence_num] = smpp_message
+
+    async def put_delivery(self, smsc_message_id: str, submit_sm: SubmitSm) -> None:
+        return None
+
+    async def put_delivery_segmented(self, deliver_sm: DeliverSm) -> DeliverSm | None:
+        """Reassemble a multi-part MO message (kept in memory; MO parts arrive together)."""
+        ref, seq, total = deliver_sm.get_segmentation_data()
+        key = (deliver_sm.source.number, ref)
+        parts = self._mo_segments.setdefault(key, {})
+        parts[seq] = deliver_sm.short_message or deliver_sm.message_payload
+        if len(self._mo_segments) > 10000:
+            self._mo_segments.clear()
+        if len(parts) < total:
+            return None
+        del self._mo_segments[key]
+        deliver_sm.short_message = "".join(parts[i] for i in sorted(parts))
+        return deliver_sm
+
+    async def get(self, response: SmppMessage) -> SmppMessage | None:
+        return self._requests.pop(response.sequence_num, None)
+
+    async def get_segmented(
+        self, smpp_seq_num: int, remove: bool = False
+    ) -> tuple[SegmentStatus | None, int]:
+        return None, 0
+
+    async def get_delivery(self, receipt: DeliverSm) -> SubmitSm | None:
+        return _RECEIPT_PLACEHOLDER
+
+
+def tlv(message: Any, tag: int) -> Any:
+    """The value of optional parameter ``tag`` on an aiosmpplib message, or None."""
+    for p in getattr(message, "optional_params", None) or []:
+        if p.tag == tag:
+            return p.value
+    return None

@@ -1,0 +1,96 @@
+"""Delivery receipts (pure): the SMPP 3.4 Appendix B text and the receipt TLVs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+# message_state TLV values (SMPP 3.4 section 5.2.28) and the receipt text's stat field.
+_MESSAGE_STATE: Final = {
+    1: "ENROUTE",
+    2: "DELIVRD",
+    3: "EXPIRED",
+    4: "DELETED",
+    5: "UNDELIV",
+    6: "ACCEPTD",
+    7: "UNKNOWN",
+    8: "REJECTD",
+}
+STAT_TO_STATUS: Final = {
+    "DELIVRD": "delivered",
+    "UNDELIV": "undeliverable",
+    "EXPIRED": "expired",
+    "REJECTD": "rejected",
+    "DELETED": "undeliverable",
+    "UNKNOWN": "undeliverable",
+}
+# Receipts that are not final (the message is still on its way).
+NON_FINAL_STATS: Final = frozenset({"ENROUTE", "ACCEPTD"})
+
+_NAMES = r"id|sub|dlvrd|submit date|done date|stat|err|text"
+_FIELD = re.compile(rf"(?i)\b({_NAMES}):(.*?)(?=\s+(?:{_NAMES}):|$)")
+
+
+class BadReceipt(ValueError):
+    """The deliver_sm claims to be a receipt but has no message id or state."""
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    message_id: str
+    stat: str
+    err: str
+    done_at: datetime | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.stat not in NON_FINAL_STATS
+
+    @property
+    def status(self) -> str:
+        """The notice status this receipt leads to."""
+        return STAT_TO_STATUS.get(self.stat, "undeliverable")
+
+
+def format_receipt(
+    message_id: str,
+    stat: str,
+    err: int = 0,
+    submitted: datetime | None = None,
+    done: datetime | None = None,
+    text: str = "",
+    sub: int = 1,
+) -> str:
+    """The receipt text an SMSC sends (Appendix B)."""
+    s = submitted.strftime("%y%m%d%H%M") if submitted else ""
+    d = done.strftime("%y%m%d%H%M") if done else ""
+    dlvrd = sub if stat == "DELIVRD" else 0
+    return (
+        f"id:{message_id} sub:{sub:03d} dlvrd:{dlvrd:03d} submit date:{s} done date:{d} "
+        f"stat:{stat} err:{err:03d} text:{text[:20]}"
+    )
+
+
+def parse_receipt(
+    text: str, receipted_message_id: str | None = None, message_state: int | None = None
+) -> Receipt:
+    """Parse receipt text; the TLVs, when present, take precedence over the text."""
+    fields = {m.group(1).lower(): m.group(2).strip() for m in _FIELD.finditer(text or "")}
+    message_id = (receipted_message_id or fields.get("id") or "").strip()
+    stat = _MESSAGE_STATE.get(message_state or 0) or fields.get("stat", "").upper()
+    if not message_id:
+        raise BadReceipt("receipt without a message id")
+    if not stat:
+        raise BadReceipt(f"receipt for {message_id} without a state")
+    done_at: datetime | None = None
+    done = fields.get("done date", "")
+    if done:
+        for fmt in ("%y%m%d%H%M%S", "%y%m%d%H%M"):
+            try:
+                done_at = datetime.strptime(done, fmt)
+                break
+            except ValueError:
+                continue
+    return Receipt(message_id, stat, fields.get("err", "000"), done_at)

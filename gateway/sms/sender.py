@@ -1,0 +1,380 @@
+"""The SMS worker: Redis Stream of notices -> SMPP submit_sm parts -> statuses and receipts.
+
+At-least-once: a stream entry is acked only when every part of its notice has an outcome
+(a carrier id, or a final refusal). Parts without an answer when the session drops are
+submitted again after the next bind; a process that dies leaves its entries pending, and a
+live worker claims them (parts that already have a carrier id are not sent twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from aiosmpplib import ESME, NPI, TON, PhoneNumber, SmppMessage, SubmitSm
+from aiosmpplib.protocol import BindTransceiverResp, DeliverSm, GenericNack, SubmitSmResp
+from aiosmpplib.retrytimer import SimpleExponentialBackoff
+from aiosmpplib.state import MESSAGE_STATE, RECEIPTED_MESSAGE_ID, SmppSessionState
+
+from gateway.core.phones import mask
+from gateway.core.statuses import SmppAction, smpp_outcome
+from gateway.metrics import Metrics
+from gateway.settings import SmppSettings, WorkerSettings
+from gateway.sms.encoding import EncodedSms, encode_sms
+from gateway.sms.esme_bridge import (
+    ForwardingHook,
+    InFlightCorrelator,
+    SharedRateLimiter,
+    WindowBroker,
+    tlv,
+)
+from gateway.sms.receipts import BadReceipt, parse_receipt
+from gateway.store.keys import Keys
+from gateway.store.notices import NoticeStore
+from gateway.store.ratelimit import Gcra, SharedRate
+from gateway.store.streams import StreamGroup
+
+log = logging.getLogger(__name__)
+
+GROUP = "sms-senders"
+
+
+@dataclass(slots=True)
+class Part:
+    entry_id: str
+    notice_id: str
+    to: str  # international digits
+    sms: EncodedSms
+    index: int
+    attempt: int = 0
+    token: str = ""
+    handed_at: float = 0.0
+
+
+@dataclass(slots=True)
+class EntryState:
+    notice_id: str
+    remaining: set[int] = field(default_factory=set)
+
+
+class SmsSender:
+    """One SMPP bind and the queue consumer that feeds it."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        store: NoticeStore,
+        smpp: SmppSettings,
+        worker: WorkerSettings,
+        metrics: Metrics,
+        consumer: str,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.store = store
+        self.smpp = smpp
+        self.worker = worker
+        self.metrics = metrics
+        self.consumer = consumer
+        self.group = StreamGroup(
+            redis, keys, keys.sms_queue, GROUP, consumer, worker.consumer_dead_after
+        )
+        self._ready: asyncio.Queue[Part] = asyncio.Queue()
+        self._outstanding: dict[str, Part] = {}
+        self._by_seq: dict[int, str] = {}
+        self._entries: dict[str, EntryState] = {}
+        # Set whenever the window or the entry budget may have room again.
+        self._window_room = asyncio.Event()
+        self._entry_room = asyncio.Event()
+        self._tokens = itertools.count(1)
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._max_entries = max(256, smpp.smpp_window * 8)
+        self.correlator = InFlightCorrelator()
+        self.esme = ESME(
+            smsc_host=smpp.smpp_host,
+            smsc_port=smpp.smpp_port,
+            system_id=smpp.smpp_system_id,
+            password=smpp.smpp_password.get_secret_value(),
+            system_type=smpp.smpp_system_type,
+            client_id=consumer,
+            enquire_link_interval=float(smpp.smpp_enquire_link_seconds),
+            log_level="ERROR",
+            log_metadata={"consumer": consumer},
+            hook=ForwardingHook(self),
+            broker=WindowBroker(self.next_submit),
+            rate_limiter=SharedRateLimiter(
+                SharedRate(Gcra(redis), keys.rate(f"smpp:{smpp.smpp_system_id}"), smpp.smpp_tps)
+            ),
+            correlator=self.correlator,
+            retry_timer=SimpleExponentialBackoff(min_delay=500, max_increases=6),
+            socket_timeout=float(smpp.smpp_response_timeout),
+        )
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def bound(self) -> bool:
+        return bool(self.esme.session_state == SmppSessionState.BOUND_TRX)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._outstanding)
+
+    # -- run --------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run until cancelled; on cancel, unbind and leave unfinished entries pending."""
+        await self.group.ensure()
+        for eid, fields in await self.group.own_pending():
+            await self._accept_entry(eid, fields, reclaimed=True)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.esme.start(), name="esme")
+                tg.create_task(self._read_loop(), name="sms-read")
+                tg.create_task(self._housekeeping(), name="sms-housekeeping")
+        finally:
+            for t in self._timers:
+                t.cancel()
+            self._timers.clear()
+
+    async def stop(self) -> None:
+        """Unbind politely (the caller then cancels ``run``)."""
+        if self.bound:
+            try:
+                await asyncio.wait_for(self.esme.stop(), 5)
+            except (TimeoutError, OSError):
+                log.warning("unbind did not complete")
+
+    async def _read_loop(self) -> None:
+        while True:
+            while len(self._entries) >= self._max_entries:
+                self._entry_room.clear()
+                await self._entry_room.wait()
+            room = self._max_entries - len(self._entries)
+            entries = await self.group.read(min(room, self.worker.stream_batch), 1000)
+            for eid, fields in entries:
+                await self._accept_entry(eid, fields, reclaimed=False)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.worker.heartbeat_seconds))
+            await self.group.heartbeat()
+            if self.bound:
+                await self.redis.set(
+                    self.keys.smpp_bound(self.consumer),
+                    "1",
+                    px=int(self.worker.consumer_dead_after * 1000),
+                )
+            else:
+                await self.redis.delete(self.keys.smpp_bound(self.consumer))
+            self.metrics.smpp_bound.set(1 if self.bound else 0)
+            for eid, fields in await self.group.reclaim_dead():
+                await self._accept_entry(eid, fields, reclaimed=True)
+            self._expire_unanswered()
+
+    # -- queue entries -> parts ---------------------------------------------------------------
+    async def _accept_entry(self, eid: str, fields: dict[str, str], reclaimed: bool) -> None:
+        notice_id, to, text = fields.get("id", ""), fields.get("to", ""), fields.get("text", "")
+        if not notice_id or not to or not text:
+            log.error("malformed SMS queue entry %s dropped: %s", eid, sorted(fields))
+            await self.group.ack_and_delete(eid)
+            return
+        if eid in self._entries:
+            return
+        sms = encode_sms(text, notice_id)
+        done: set[int] = set()
+        if reclaimed:
+            notice = await self.redis.hget(self.keys.notice(notice_id), "status")
+            if notice is None or notice not in ("queued", "submitted"):
+                await self.group.ack_and_delete(eid)
+                return
+            done = {int(i) for i in await self.store.submitted_parts(notice_id)}
+        todo = [p.index for p in sms.parts if p.index not in done]
+        if not todo:
+            await self.group.ack_and_delete(eid)
+            return
+        self._entries[eid] = EntryState(notice_id, set(todo))
+        for i in todo:
+            self._ready.put_nowait(Part(eid, notice_id, to, sms, i))
+
+    async def _part_done(self, part: Part) -> None:
+        state = self._entries.get(part.entry_id)
+        if state is None:
+            return
+        state.remaining.discard(part.index)
+        if not state.remaining:
+            del self._entries[part.entry_id]
+            await self.group.ack_and_delete(part.entry_id)
+            self._entry_room.set()
+
+    # -- broker side ------------------------------------------------------------------------
+    async def next_submit(self) -> SubmitSm:
+        """Called by the ESME's send loop: the next part once the window has room."""
+        while len(self._outstanding) >= self.smpp.smpp_window:
+            self._window_room.clear()
+            await self._window_room.wait()
+        part = await self._ready.get()
+        part.token = str(next(self._tokens))
+        part.handed_at = time.monotonic()
+        part.attempt += 1
+        self._outstanding[part.token] = part
+        p = part.sms.parts[part.index]
+        src = self.smpp.smpp_source_addr
+        msg = SubmitSm(
+            short_message=p.text or " ",
+            source=PhoneNumber(src, TON.UNKNOWN if src.isdigit() else TON.ALPHANUMERIC),
+            destination=PhoneNumber(part.to, TON.INTERNATIONAL, NPI.ISDN),
+            esm_class=part.sms.esm_class,
+            encoding="ucs2" if part.sms.encoding == "ucs2" else None,
+            registered_delivery=1,
+            log_id=part.notice_id,
+            extra_data=part.token,
+        )
+        msg.set_encoded_message(p.payload)
+        return msg
+
+    def _release(self, token: str) -> Part | None:
+        part = self._outstanding.pop(token, None)
+        if part is not None:
+            self._window_room.set()
+        return part
+
+    def _requeue(self, part: Part, delay: float = 0.0) -> None:
+        if delay <= 0:
+            self._ready.put_nowait(part)
+            return
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            self._ready.put_nowait(part)
+
+        handle = loop.call_later(delay, fire)
+        self._timers.add(handle)
+
+    def _expire_unanswered(self) -> None:
+        limit = time.monotonic() - self.smpp.smpp_response_timeout
+        for token, part in list(self._outstanding.items()):
+            if part.handed_at < limit:
+                log.warning(
+                    "no submit_sm_resp for %s part %d; resubmitting", part.notice_id, part.index
+                )
+                self._release(token)
+                self._requeue(part)
+
+    # -- hook side ----------------------------------------------------------------------------
+    async def on_sending(self, message: SmppMessage) -> None:
+        if isinstance(message, SubmitSm) and message.extra_data:
+            self._by_seq[message.sequence_num] = message.extra_data
+
+    async def on_send_error(self, message: SmppMessage, error: Exception) -> None:
+        token = getattr(message, "extra_data", "")
+        part = self._release(token) if token else None
+        if part is None:
+            return
+        if isinstance(error, ValueError):
+            log.error("cannot build submit_sm for %s: %s", part.notice_id, error)
+            await self.store.transition(part.notice_id, "failed", {"reason": str(error)})
+            await self._part_done(part)
+        else:
+            self._requeue(part, self.smpp.smpp_throttle_backoff)
+
+    async def on_received(self, message: SmppMessage | None, pdu: bytes) -> None:
+        if isinstance(message, SubmitSmResp):
+            await self._on_submit_resp(message)
+        elif isinstance(message, DeliverSm):
+            if message.is_receipt():
+                await self._on_receipt(message)
+            else:
+                await self._on_mo(message)
+        elif isinstance(message, GenericNack):
+            token = self._by_seq.pop(message.sequence_num, "")
+            part = self._release(token) if token else None
+            if part is not None:
+                await self._final_refusal(part, "generic_nack")
+        elif isinstance(message, BindTransceiverResp) and int(message.command_status) == 0:
+            self._on_new_session()
+        elif message is None and len(pdu) >= 16 and pdu[4:8] == b"\x80\x00\x00\x04":
+            # A submit_sm_resp aiosmpplib could not parse: treat it as unanswered.
+            pass
+
+    def _on_new_session(self) -> None:
+        """A (re)bind: whatever was in flight on the old session gets submitted again."""
+        lost = list(self._outstanding.values())
+        self._outstanding.clear()
+        self._by_seq.clear()
+        self.correlator.clear()
+        for part in lost:
+            self._ready.put_nowait(part)
+        if lost:
+            log.warning("re-submitting %d parts left unanswered by the previous session", len(lost))
+        self.metrics.smpp_binds.inc()
+        self._window_room.set()
+
+    async def _on_submit_resp(self, resp: SubmitSmResp) -> None:
+        self._by_seq.pop(resp.sequence_num, None)
+        part = self._release(resp.extra_data)
+        if part is None:
+            return  # late answer for a part already re-queued
+        status = int(resp.command_status)
+        name, action = smpp_outcome(status)
+        if action is SmppAction.OK:
+            self.metrics.sms_submitted.inc()
+            await self.store.part_submitted(
+                part.notice_id,
+                part.index,
+                resp.message_id,
+                self.smpp.smpp_receipt_ttl_hours * 3600,
+            )
+            await self._part_done(part)
+        elif action is SmppAction.RETRY:
+            self.metrics.sms_throttled.inc()
+            delay = min(
+                self.smpp.smpp_throttle_backoff * 2 ** (part.attempt - 1),
+                self.smpp.smpp_throttle_backoff_max,
+            )
+            self._requeue(part, delay)
+        elif action is SmppAction.REBIND:
+            self._requeue(part, self.smpp.smpp_throttle_backoff)
+        else:
+            await self._final_refusal(part, name)
+
+    async def _final_refusal(self, part: Part, smpp_status: str) -> None:
+        self.metrics.sms_rejected.inc()
+        log.info("SMSC refused %s for %s: %s", part.notice_id, mask(part.to), smpp_status)
+        await self.store.transition(
+            part.notice_id, "rejected", {"smpp_status": smpp_status, "part": part.index + 1}
+        )
+        await self._part_done(part)
+
+    async def _on_receipt(self, dlr: DeliverSm) -> None:
+        rid = tlv(dlr, RECEIPTED_MESSAGE_ID)
+        state = tlv(dlr, MESSAGE_STATE)
+        try:
+            receipt = parse_receipt(dlr.short_message, rid, state)
+        except BadReceipt as exc:
+            log.warning("unusable delivery receipt ignored: %s", exc)
+            return
+        if not receipt.final:
+            return
+        self.metrics.sms_receipts.inc()
+        detail = {"stat": receipt.stat, "err": receipt.err, "message_id": receipt.message_id}
+        await self.store.receipt(
+            receipt.message_id, receipt.status, detail, self.smpp.smpp_receipt_ttl_hours * 3600
+        )
+
+    async def _on_mo(self, mo: DeliverSm) -> None:
+        self.metrics.sms_mo.inc()
+        await self.redis.xadd(
+            f"{self.keys.prefix}:q:mo",
+            {
+                "from": mo.source.number,
+                "to": mo.destination.number,
+                "text": mo.short_message or mo.message_payload,
+            },
+            maxlen=100000,
+            approximate=True,
+        )

@@ -1,0 +1,142 @@
+"""API keys: only a hash of each key is stored; the callback-signing secret is kept to sign."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Final
+
+import redis.asyncio as aioredis
+
+from gateway.store.keys import Keys
+from gateway.store.notices import now_iso
+
+ROLES: Final = ("officer", "command_center", "binding_agent", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    name: str
+    role: str
+    callback_hosts: tuple[str, ...]
+    callback_secret: str = field(repr=False)
+    rate: float
+    burst: int
+    created_at: str
+    revoked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    key: ApiKey
+    token: str = field(repr=False)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ApiKeyStore:
+    """Key records in Redis, with a short in-process cache for the request hot path."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, cache_seconds: float = 5.0) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+
+    async def add(
+        self, name: str, role: str, callback_hosts: list[str], rate: float, burst: int
+    ) -> NewKey:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+        key_id = "key_" + secrets.token_hex(6)
+        token = f"gwk_{key_id[4:]}_{secrets.token_urlsafe(32)}"
+        record = ApiKey(
+            id=key_id,
+            name=name,
+            role=role,
+            callback_hosts=tuple(callback_hosts),
+            callback_secret="whsec_" + secrets.token_urlsafe(32),
+            rate=rate,
+            burst=burst,
+            created_at=now_iso(),
+        )
+        h = hash_token(token)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.keys.api_key(h), mapping=_to_hash(record))
+        pipe.hset(self.keys.api_key_index, key_id, h)
+        await pipe.execute()
+        return NewKey(record, token)
+
+    async def authenticate(self, token: str) -> ApiKey | None:
+        if not token.startswith("gwk_") or len(token) > 200:
+            return None
+        h = hash_token(token)
+        hit = self._cache.get(h)
+        now = time.monotonic()
+        if hit and hit[0] > now:
+            return hit[1]
+        raw = await self.redis.hgetall(self.keys.api_key(h))
+        key = _from_hash(raw) if raw else None
+        if key and key.revoked:
+            key = None
+        self._cache[h] = (now + self.cache_seconds, key)
+        if len(self._cache) > 10000:
+            self._cache.clear()
+        return key
+
+    async def by_id(self, key_id: str) -> ApiKey | None:
+        h = await self.redis.hget(self.keys.api_key_index, key_id)
+        if not h:
+            return None
+        raw = await self.redis.hgetall(self.keys.api_key(h))
+        return _from_hash(raw) if raw else None
+
+    async def list(self) -> list[ApiKey]:
+        index = await self.redis.hgetall(self.keys.api_key_index)
+        out = []
+        for h in index.values():
+            raw = await self.redis.hgetall(self.keys.api_key(h))
+            if raw:
+                out.append(_from_hash(raw))
+        return sorted(out, key=lambda k: k.created_at)
+
+    async def revoke(self, key_id: str) -> bool:
+        h = await self.redis.hget(self.keys.api_key_index, key_id)
+        if not h:
+            return False
+        await self.redis.hset(self.keys.api_key(h), "revoked", "1")
+        return True
+
+
+def _to_hash(k: ApiKey) -> dict[str, str]:
+    return {
+        "id": k.id,
+        "name": k.name,
+        "role": k.role,
+        "callback_hosts": json.dumps(list(k.callback_hosts)),
+        "callback_secret": k.callback_secret,
+        "rate": str(k.rate),
+        "burst": str(k.burst),
+        "created_at": k.created_at,
+        "revoked": "1" if k.revoked else "0",
+    }
+
+
+def _from_hash(raw: dict[str, str]) -> ApiKey:
+    return ApiKey(
+        id=raw["id"],
+        name=raw["name"],
+        role=raw["role"],
+        callback_hosts=tuple(json.loads(raw.get("callback_hosts", "[]"))),
+        callback_secret=raw["callback_secret"],
+        rate=float(raw["rate"]),
+        burst=int(raw["burst"]),
+        created_at=raw["created_at"],
+        revoked=raw.get("revoked") == "1",
+    )

@@ -1,0 +1,61 @@
+"""Every Redis key name the gateway uses, built in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "gw"
+
+    def notice(self, notice_id: str) -> str:
+        return f"{self.prefix}:n:{notice_id}"
+
+    def history(self, notice_id: str) -> str:
+        return f"{self.prefix}:n:{notice_id}:h"
+
+    def submitted_parts(self, notice_id: str) -> str:
+        return f"{self.prefix}:n:{notice_id}:sub"
+
+    def idempotency(self, key_id: str, idem_key: str) -> str:
+        return f"{self.prefix}:idem:{key_id}:{idem_key}"
+
+    def carrier_id(self, smsc_message_id: str) -> str:
+        return f"{self.prefix}:smsc:{smsc_message_id}"
+
+    def api_key(self, key_hash: str) -> str:
+        return f"{self.prefix}:apikey:{key_hash}"
+
+    @property
+    def api_key_index(self) -> str:
+        return f"{self.prefix}:apikeys"
+
+    def rate(self, name: str) -> str:
+        return f"{self.prefix}:rate:{name}"
+
+    def heartbeat(self, group: str, consumer: str) -> str:
+        return f"{self.prefix}:hb:{group}:{consumer}"
+
+    @property
+    def sms_queue(self) -> str:
+        return f"{self.prefix}:q:sms"
+
+    @property
+    def webhook_queue(self) -> str:
+        return f"{self.prefix}:q:webhooks"
+
+    @property
+    def webhook_retry(self) -> str:
+        return f"{self.prefix}:webhooks:retry"
+
+    @property
+    def webhook_dead(self) -> str:
+        return f"{self.prefix}:webhooks:dead"
+
+    def smpp_bound(self, consumer: str) -> str:
+        return f"{self.prefix}:smpp:bound:{consumer}"
+
+    @property
+    def smpp_bound_pattern(self) -> str:
+        return f"{self.prefix}:smpp:bound:*"

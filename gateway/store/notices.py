@@ -1,0 +1,151 @@
+"""Notices in Redis: atomic creation with idempotency, status transitions, history."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from gateway.store import lua
+from gateway.store.keys import Keys
+
+RETENTION_SECONDS = 30 * 24 * 3600
+
+
+def now_iso() -> str:
+    """UTC timestamp with milliseconds, as used in history and webhooks."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_notice_id() -> str:
+    """Time-ordered, unguessable id: ``ntc_`` + ms timestamp (base 36) + 64 random bits."""
+    ms = int(time.time() * 1000)
+    return f"ntc_{_b36(ms)}{secrets.token_hex(8)}"
+
+
+def _b36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return out or "0"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    outcome: str  # created | existing | conflict
+    notice_id: str
+
+
+class IdempotencyConflict(Exception):
+    def __init__(self, notice_id: str) -> None:
+        super().__init__(notice_id)
+        self.notice_id = notice_id
+
+
+class NoticeStore:
+    """Reads and writes notices; every multi-key change is one Lua script call."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, idempotency_ttl: float = 86400) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.idempotency_ttl = int(idempotency_ttl)
+        self._create = redis.register_script(lua.CREATE)
+        self._transition = redis.register_script(lua.TRANSITION)
+        self._part_submitted = redis.register_script(lua.PART_SUBMITTED)
+        self._receipt = redis.register_script(lua.RECEIPT)
+
+    async def create(
+        self,
+        record: dict[str, Any],
+        queue: str,
+        queue_fields: dict[str, Any],
+        *,
+        key_id: str,
+        idempotency_key: str | None = None,
+        body_hash: str = "",
+    ) -> CreateResult:
+        """Store a new notice and enqueue it, or return the one made with the same key."""
+        notice_id = record["id"]
+        history = json.dumps(
+            {"status": record["status"], "at": record["created_at"], "detail": {}},
+            ensure_ascii=False,
+        )
+        idem = self.keys.idempotency(key_id, idempotency_key) if idempotency_key else ""
+        res = await self._create(
+            keys=[idem],
+            args=[
+                self.keys.prefix,
+                notice_id,
+                body_hash,
+                self.idempotency_ttl,
+                RETENTION_SECONDS,
+                json.dumps(record, ensure_ascii=False),
+                history,
+                queue,
+                json.dumps(queue_fields, ensure_ascii=False),
+            ],
+        )
+        outcome, nid = res[0], res[1]
+        if outcome == "conflict":
+            raise IdempotencyConflict(nid)
+        return CreateResult(outcome, nid)
+
+    async def get(self, notice_id: str) -> dict[str, Any] | None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.notice(notice_id))
+        pipe.lrange(self.keys.history(notice_id), 0, -1)
+        record, history = await pipe.execute()
+        if not record:
+            return None
+        record["history"] = [json.loads(h) for h in history]
+        return dict(record)
+
+    async def transition(
+        self, notice_id: str, status: str, detail: dict[str, Any] | None = None
+    ) -> bool:
+        """Move a notice to ``status`` unless it is already final or further along."""
+        res = await self._transition(
+            args=[
+                self.keys.prefix,
+                notice_id,
+                status,
+                now_iso(),
+                json.dumps(detail or {}, ensure_ascii=False),
+            ],
+        )
+        return bool(res)
+
+    async def submitted_parts(self, notice_id: str) -> dict[str, str]:
+        return dict(await self.redis.hgetall(self.keys.submitted_parts(notice_id)))
+
+    async def part_submitted(
+        self, notice_id: str, part: int, smsc_message_id: str, mapping_ttl: float
+    ) -> bool:
+        """Record a carrier id for one part; True once every part has one."""
+        res = await self._part_submitted(
+            args=[self.keys.prefix, notice_id, part, smsc_message_id, now_iso(), int(mapping_ttl)],
+        )
+        return bool(res)
+
+    async def receipt(
+        self, smsc_message_id: str, status: str, detail: dict[str, Any], early_ttl: float
+    ) -> tuple[str, str]:
+        """Apply a receipt: ('final'|'partial'|'early', notice_id)."""
+        res = await self._receipt(
+            args=[
+                self.keys.prefix,
+                smsc_message_id,
+                status,
+                now_iso(),
+                json.dumps(detail, ensure_ascii=False),
+                int(early_ttl),
+            ],
+        )
+        return str(res[0]), str(res[1])

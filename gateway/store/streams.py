@@ -1,0 +1,120 @@
+"""Redis Streams consumer groups: at-least-once work queues shared by many processes.
+
+Each consumer keeps a heartbeat key alive. Entries pending on a consumer whose heartbeat has
+expired (the process died) are claimed by a live one; a live consumer's slow entries are never
+taken from it, however long they wait (throttling, back-off).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from gateway.store.keys import Keys
+
+log = logging.getLogger(__name__)
+
+Entry = tuple[str, dict[str, str]]
+
+
+def consumer_name() -> str:
+    """Unique per process start: a restarted process is a new consumer."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class StreamGroup:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        stream: str,
+        group: str,
+        consumer: str,
+        dead_after: float,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.stream = stream
+        self.group = group
+        self.consumer = consumer
+        self.dead_after = dead_after
+
+    async def ensure(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        await self.heartbeat()
+
+    async def heartbeat(self) -> None:
+        await self.redis.set(
+            self.keys.heartbeat(self.group, self.consumer), "1", px=int(self.dead_after * 1000)
+        )
+
+    async def read(self, count: int, block_ms: int) -> list[Entry]:
+        res: Any = await self.redis.xreadgroup(
+            self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms
+        )
+        if not res:
+            return []
+        return [(eid, fields) for eid, fields in res[0][1]]
+
+    async def ack(self, *entry_ids: str) -> None:
+        if entry_ids:
+            await self.redis.xack(self.stream, self.group, *entry_ids)
+
+    async def ack_and_delete(self, *entry_ids: str) -> None:
+        """Ack and drop the entries so the stream does not grow without bound."""
+        if entry_ids:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.xack(self.stream, self.group, *entry_ids)
+            pipe.xdel(self.stream, *entry_ids)
+            await pipe.execute()
+
+    async def reclaim_dead(self, limit: int = 1000) -> list[Entry]:
+        """Claim entries pending on consumers whose heartbeat has lapsed."""
+        claimed: list[Entry] = []
+        consumers = await self.redis.xinfo_consumers(self.stream, self.group)
+        for c in consumers:
+            name = c["name"]
+            if name == self.consumer:
+                continue
+            if await self.redis.exists(self.keys.heartbeat(self.group, name)):
+                continue
+            if int(c.get("pending", 0)) == 0:
+                await self.redis.xgroup_delconsumer(self.stream, self.group, name)
+                continue
+            pending = await self.redis.xpending_range(
+                self.stream, self.group, min="-", max="+", count=limit, consumername=name
+            )
+            ids = [p["message_id"] for p in pending]
+            if not ids:
+                continue
+            got = await self.redis.xclaim(
+                self.stream, self.group, self.consumer, min_idle_time=0, message_ids=ids
+            )
+            for eid, fields in got:
+                if fields is None:  # deleted from the stream meanwhile
+                    await self.ack(eid)
+                    continue
+                claimed.append((eid, fields))
+            log.warning(
+                "reclaimed %d entries of %s from dead consumer %s", len(ids), self.stream, name
+            )
+        return claimed
+
+    async def own_pending(self, limit: int = 1000) -> list[Entry]:
+        """Entries already delivered to this consumer and not acked (re-read after a reset)."""
+        res: Any = await self.redis.xreadgroup(
+            self.group, self.consumer, {self.stream: "0"}, count=limit
+        )
+        if not res:
+            return []
+        return [(eid, fields) for eid, fields in res[0][1] if fields]

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything the gateway and its tests need on a fresh Debian 12 machine (as root):
+# system packages, a virtualenv in .venv and the Python packages. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for pkg in redis-server:redis-server sipp:sip-tester espeak-ng:espeak-ng sox:sox; do
+    command -v "${pkg%%:*}" >/dev/null 2>&1 || need_apt+=("${pkg#*:}")
+done
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+    # Debian starts the packaged redis-server where systemd runs; the gateway uses private ones.
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        systemctl disable --now redis-server >/dev/null 2>&1 || true
+    fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+    # pip's own output only matters when it fails
+    if ! .venv/bin/pip install -q -e '.[dev]' >.venv/pip-install.log 2>&1; then
+        cat .venv/pip-install.log >&2
+        exit 1
+    fi
+    rm -f .venv/.installed-*
+    touch "$stamp"
+fi
