@@ -142,11 +142,15 @@ class SmsSender:
 
     async def stop(self) -> None:
         """Unbind politely (the caller then cancels ``run``)."""
+        # aiosmpplib drops its writer after unbind without closing it; keep it to close here.
+        writer = getattr(self.esme, "_writer", None)
         if self.bound:
             try:
                 await asyncio.wait_for(self.esme.stop(), 5)
             except (TimeoutError, OSError):
                 log.warning("unbind did not complete")
+        if writer is not None:
+            writer.close()
 
     async def _read_loop(self) -> None:
         while True:

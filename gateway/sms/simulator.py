@@ -108,11 +108,6 @@ class SmscSimulator:
         self._sessions.clear()
         self._bound.clear()
 
-    async def drop_connections(self) -> None:
-        """Drop every bound session abruptly (an SMSC restart); accept binds again after."""
-        await self.stop()
-        await self.start()
-
     async def serve(self) -> None:
         """Handle events until cancelled."""
         try:

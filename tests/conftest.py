@@ -1,0 +1,239 @@
+"""Real components on ephemeral ports: a private redis-server, the SMSC simulator, the gateway
+(API + workers in the test's event loop) and a webhook receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from gateway.api.app import create_app
+from gateway.metrics import Metrics
+from gateway.runner import Workers
+from gateway.settings import Settings
+from gateway.sms.simulator import Script, SmscSimulator
+from gateway.store.apikeys import ApiKeyStore, NewKey
+from gateway.store.keys import Keys
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """One private redis-server for the session; each test gets its own database prefix."""
+    exe = shutil.which("redis-server")
+    assert exe, "redis-server is missing: run scripts/test.sh, which installs it"
+    port = free_port()
+    tmp = tempfile.mkdtemp(prefix="gw-redis-")
+    proc = subprocess.Popen(  # noqa: S603
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", tmp, "--loglevel", "warning"],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+_counter = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{os.getpid()}x{next(_counter)}"
+
+
+def make_settings(redis_url: str, prefix: str, smpp_port: int, **extra: str) -> Settings:
+    env = {
+        "GATEWAY_REDIS_URL": redis_url,
+        "GATEWAY_REDIS_PREFIX": prefix,
+        "GATEWAY_SMPP_PORT": str(smpp_port),
+        "GATEWAY_SMPP_TPS": "5000",
+        "GATEWAY_CONSUMER_DEAD_AFTER": "2",
+        "GATEWAY_HEARTBEAT_SECONDS": "0.5",
+        "GATEWAY_WEBHOOK_FIRST_RETRY": "0.2",
+        "GATEWAY_WEBHOOK_MAX_RETRY_INTERVAL": "1",
+        "GATEWAY_SMPP_THROTTLE_BACKOFF": "0.05",
+        **extra,
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return Settings()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@dataclass
+class Receiver:
+    """A webhook endpoint that records what it gets and can fail on purpose."""
+
+    url: str = ""
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    fail_first: int = 0
+    attempts: int = 0
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.attempts += 1
+        raw = await request.read()
+        if self.attempts <= self.fail_first:
+            return web.Response(status=503)
+        self.calls.append({"headers": dict(request.headers), "raw": raw,
+                           "body": json.loads(raw)})
+        self.event.set()
+        return web.Response(status=204)
+
+    def statuses(self, notice_id: str) -> list[str]:
+        return [c["body"]["status"] for c in self.calls if c["body"]["id"] == notice_id]
+
+    async def wait_for(self, notice_id: str, status: str, within: float = 10) -> dict[str, Any]:
+        async with asyncio.timeout(within):
+            while True:
+                for c in self.calls:
+                    if c["body"]["id"] == notice_id and c["body"]["status"] == status:
+                        return c
+                self.event.clear()
+                await self.event.wait()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    rec = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", rec.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    rec.url = f"http://127.0.0.1:{port}/hook"
+    yield rec
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def smsc() -> AsyncIterator[SmscSimulator]:
+    sim = SmscSimulator("127.0.0.1", free_port(), Script(receipt_delay=0.05))
+    await sim.start()
+    task = asyncio.create_task(sim.serve())
+    yield sim
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+class Gateway:
+    """The gateway's API and workers, started and stopped inside the test's loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.workers: Workers | None = None
+        self.runner: web.AppRunner | None = None
+        self.base = ""
+        self.redis = aioredis.Redis.from_url(settings.redis.redis_url, decode_responses=True)
+        self.keys = Keys(settings.redis.redis_prefix)
+        self.http: aiohttp.ClientSession | None = None
+
+    async def start(self, *, api: bool = True, workers: bool = True) -> None:
+        if workers:
+            self.workers = Workers(self.settings, self.metrics)
+            self.workers.start()
+        if api and self.runner is None:
+            readiness = {"smpp": lambda: bool(self.workers and self.workers.sms.bound)}
+            app = create_app(self.settings, self.metrics, readiness)
+            self.runner = web.AppRunner(app, access_log=None)
+            await self.runner.setup()
+            port = free_port()
+            await web.TCPSite(self.runner, "127.0.0.1", port).start()
+            self.base = f"http://127.0.0.1:{port}"
+            self.http = aiohttp.ClientSession()
+
+    async def stop_workers(self) -> None:
+        if self.workers is not None:
+            await self.workers.stop()
+            self.workers = None
+
+    async def close(self) -> None:
+        await self.stop_workers()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.http is not None:
+            await self.http.close()
+        await self.redis.aclose()
+
+    async def add_key(self, role: str, hosts: list[str] | None = None,
+                      rate: float = 1000, burst: int = 1000) -> NewKey:
+        return await ApiKeyStore(self.redis, self.keys).add(
+            f"test-{role}", role, hosts or [], rate, burst)
+
+    async def request(self, method: str, path: str, key: NewKey | str | None = None,
+                      json_body: Any = None, data: bytes | str | None = None,
+                      headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
+        assert self.http is not None
+        h = dict(headers or {})
+        if key is not None:
+            h["Authorization"] = f"Bearer {key.token if isinstance(key, NewKey) else key}"
+        if data is not None:
+            h.setdefault("Content-Type", "application/json")
+        async with self.http.request(method, self.base + path, json=json_body, data=data,
+                                     headers=h) as resp:
+            text = await resp.text()
+            try:
+                body = json.loads(text)
+            except ValueError:
+                body = text
+            return resp.status, body, resp.headers
+
+    async def wait_status(self, notice_id: str, status: str, within: float = 10) -> dict[str, Any]:
+        async with asyncio.timeout(within):
+            while True:
+                st = await self.redis.hget(self.keys.notice(notice_id), "status")
+                if st == status:
+                    code, body, _ = await self.request("GET", f"/v1/notices/{notice_id}",
+                                                       self._admin)
+                    assert code == 200
+                    return dict(body)
+                await asyncio.sleep(0.02)
+
+    _admin: NewKey
+
+
+@pytest.fixture
+async def gateway(redis_server: str, prefix: str, smsc: SmscSimulator) -> AsyncIterator[Gateway]:
+    gw = Gateway(make_settings(redis_server, prefix, smsc.port))
+    await gw.start()
+    gw._admin = await gw.add_key("admin")
+    async with asyncio.timeout(10):
+        await smsc.wait_bound()
+    yield gw
+    await gw.close()

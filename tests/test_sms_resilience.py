@@ -1,0 +1,118 @@
+"""Nothing accepted is lost: SMSC drops, gateway restarts, dead workers, failing receivers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.runner import Workers
+from gateway.sms.simulator import SmscSimulator
+from tests.conftest import Gateway, Receiver, make_settings
+from tests.netfault import CuttableProxy
+
+
+async def _send(gw: Gateway, n: int, start: int = 0, **extra: str) -> list[str]:
+    key = await gw.add_key("command_center", ["127.0.0.1"])
+    ids = []
+    for i in range(start, start + n):
+        code, body, _ = await gw.request(
+            "POST", "/v1/messages", key, {"to": f"1390000{i:04d}", "text": f"通知{i}", **extra})
+        assert code == 202, body
+        ids.append(body["id"])
+    return ids
+
+
+async def test_smsc_dropping_the_connection_mid_batch_loses_nothing(
+    redis_server: str, prefix: str, smsc: SmscSimulator
+) -> None:
+    link = CuttableProxy("127.0.0.1", smsc.port)
+    await link.start()
+    gw = Gateway(make_settings(redis_server, prefix, link.port))
+    await gw.start()
+    gw._admin = await gw.add_key("admin")
+    try:
+        smsc.script.receipt_delay = 0.3
+        ids = await _send(gw, 300)
+        async with asyncio.timeout(10):
+            while smsc.submits < 60:
+                await asyncio.sleep(0.002)
+        link.cut()  # mid-batch: parts in flight, receipts not yet sent
+        for nid in ids:
+            await gw.wait_status(nid, "delivered", within=30)
+        assert len({m.destination[-11:] for m in smsc.messages}) == 300
+        assert gw.metrics.smpp_binds._value.get() >= 2
+    finally:
+        await gw.close()
+        await link.close()
+
+
+async def test_receipt_arriving_after_gateway_restart_is_matched(
+    gateway: Gateway, smsc: SmscSimulator
+) -> None:
+    smsc.script.receipt_delay = 1.0
+    ids = await _send(gateway, 5)
+    for nid in ids:
+        await gateway.wait_status(nid, "submitted")
+    await gateway.stop_workers()  # receipts are still pending at the SMSC
+    assert smsc.receipts_sent == 0
+    await asyncio.sleep(1.2)
+    await gateway.start(api=False)  # a new process: nothing of the old one in memory
+    for nid in ids:
+        await gateway.wait_status(nid, "delivered", within=15)
+
+
+async def test_entries_of_a_dead_worker_are_reclaimed_by_a_live_one(
+    gateway: Gateway, smsc: SmscSimulator
+) -> None:
+    await gateway.stop_workers()
+    doomed = Workers(gateway.settings, gateway.metrics)
+    ids = await _send(gateway, 20)
+    # The doomed worker reads the queue, then dies without acking (no unbind, no cleanup).
+    await doomed.sms.group.ensure()
+    entries = await doomed.sms.group.read(100, 100)
+    assert len(entries) == 20
+    await doomed.redis.delete(gateway.keys.heartbeat("sms-senders", doomed.sms.consumer))
+    await doomed.redis.aclose()
+    await gateway.start(api=False)
+    for nid in ids:
+        await gateway.wait_status(nid, "delivered", within=20)
+    assert len(smsc.to([f"1390000{i:04d}" for i in range(20)])) == 20
+
+
+async def test_webhook_receiver_failing_three_times_gets_a_later_retry(
+    gateway: Gateway, receiver: Receiver
+) -> None:
+    receiver.fail_first = 3
+    (nid,) = await _send(gateway, 1, callback_url=receiver.url)
+    await gateway.wait_status(nid, "delivered")
+    await receiver.wait_for(nid, "delivered", within=20)
+    await receiver.wait_for(nid, "submitted", within=20)
+    assert receiver.attempts == 5  # 3 failures, then submitted and delivered once each
+    assert sorted(receiver.statuses(nid)) == ["delivered", "submitted"]
+
+
+async def test_callback_that_never_succeeds_moves_to_dead_letters(
+    redis_server: str, prefix: str, smsc: SmscSimulator, receiver: Receiver
+) -> None:
+    gw = Gateway(make_settings(redis_server, prefix, smsc.port,
+                               GATEWAY_WEBHOOK_GIVE_UP_AFTER="1.5"))
+    await gw.start()
+    gw._admin = await gw.add_key("admin")
+    try:
+        receiver.fail_first = 10**6
+        (nid,) = await _send(gw, 1, callback_url=receiver.url)
+        await gw.wait_status(nid, "delivered")
+        async with asyncio.timeout(20):
+            while True:
+                code, body, _ = await gw.request(
+                    "GET", "/v1/admin/webhook-dead-letters", gw._admin)
+                assert code == 200
+                if {i["body"]["status"] for i in body["items"] if i["id"] == nid} == {
+                        "submitted", "delivered"}:
+                    break
+                await asyncio.sleep(0.2)
+        assert body["items"][0]["last_error"] == "HTTP 503"
+        officer = await gw.add_key("officer")
+        code, _, _ = await gw.request("GET", "/v1/admin/webhook-dead-letters", officer)
+        assert code == 403
+    finally:
+        await gw.close()
