@@ -43,8 +43,21 @@ def redis_server() -> Iterator[str]:
     port = free_port()
     tmp = tempfile.mkdtemp(prefix="gw-redis-")
     proc = subprocess.Popen(  # noqa: S603
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", tmp, "--loglevel", "warning"],
+        [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            tmp,
+            "--loglevel",
+            "warning",
+        ],
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10
@@ -108,8 +121,7 @@ class Receiver:
         raw = await request.read()
         if self.attempts <= self.fail_first:
             return web.Response(status=503)
-        self.calls.append({"headers": dict(request.headers), "raw": raw,
-                           "body": json.loads(raw)})
+        self.calls.append({"headers": dict(request.headers), "raw": raw, "body": json.loads(raw)})
         self.event.set()
         return web.Response(status=204)
 
@@ -191,22 +203,31 @@ class Gateway:
             await self.http.close()
         await self.redis.aclose()
 
-    async def add_key(self, role: str, hosts: list[str] | None = None,
-                      rate: float = 1000, burst: int = 1000) -> NewKey:
+    async def add_key(
+        self, role: str, hosts: list[str] | None = None, rate: float = 1000, burst: int = 1000
+    ) -> NewKey:
         return await ApiKeyStore(self.redis, self.keys).add(
-            f"test-{role}", role, hosts or [], rate, burst)
+            f"test-{role}", role, hosts or [], rate, burst
+        )
 
-    async def request(self, method: str, path: str, key: NewKey | str | None = None,
-                      json_body: Any = None, data: bytes | str | None = None,
-                      headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        key: NewKey | str | None = None,
+        json_body: Any = None,
+        data: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any, Any]:
         assert self.http is not None
         h = dict(headers or {})
         if key is not None:
             h["Authorization"] = f"Bearer {key.token if isinstance(key, NewKey) else key}"
         if data is not None:
             h.setdefault("Content-Type", "application/json")
-        async with self.http.request(method, self.base + path, json=json_body, data=data,
-                                     headers=h) as resp:
+        async with self.http.request(
+            method, self.base + path, json=json_body, data=data, headers=h
+        ) as resp:
             text = await resp.text()
             try:
                 body = json.loads(text)
@@ -219,8 +240,9 @@ class Gateway:
             while True:
                 st = await self.redis.hget(self.keys.notice(notice_id), "status")
                 if st == status:
-                    code, body, _ = await self.request("GET", f"/v1/notices/{notice_id}",
-                                                       self._admin)
+                    code, body, _ = await self.request(
+                        "GET", f"/v1/notices/{notice_id}", self._admin
+                    )
                     assert code == 200
                     return dict(body)
                 await asyncio.sleep(0.02)

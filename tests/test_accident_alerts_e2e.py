@@ -46,10 +46,12 @@ async def test_three_part_alert_arrives_whole_and_webhooks_are_signed(
     for status in ("submitted", "delivered"):
         call = await receiver.wait_for(body["id"], status)
         h = call["headers"]
-        assert verify(key.key.callback_secret, h["X-Gateway-Timestamp"], call["raw"],
-                      h["X-Gateway-Signature"])
-        assert not verify("wrong-secret", h["X-Gateway-Timestamp"], call["raw"],
-                          h["X-Gateway-Signature"])
+        assert verify(
+            key.key.callback_secret, h["X-Gateway-Timestamp"], call["raw"], h["X-Gateway-Signature"]
+        )
+        assert not verify(
+            "wrong-secret", h["X-Gateway-Timestamp"], call["raw"], h["X-Gateway-Signature"]
+        )
         assert call["body"]["kind"] == "accident_alert"
         assert call["body"]["channel"] == "sms"
 
@@ -79,10 +81,12 @@ async def test_undeliverable_and_rejected_numbers_end_in_their_statuses(
     smsc.script.undeliverable.add("13900139000")
     smsc.script.reject.add("13700137000")
     key = await gateway.add_key("command_center")
-    _, a, _ = await gateway.request("POST", "/v1/messages", key,
-                                    {"to": "13900139000", "text": "测试"})
-    _, b, _ = await gateway.request("POST", "/v1/messages", key,
-                                    {"to": "13700137000", "text": "测试"})
+    _, a, _ = await gateway.request(
+        "POST", "/v1/messages", key, {"to": "13900139000", "text": "测试"}
+    )
+    _, b, _ = await gateway.request(
+        "POST", "/v1/messages", key, {"to": "13700137000", "text": "测试"}
+    )
     undeliv = await gateway.wait_status(a["id"], "undeliverable")
     assert undeliv["history"][-1]["detail"]["stat"] == "UNDELIV"
     rejected = await gateway.wait_status(b["id"], "rejected")
@@ -97,7 +101,8 @@ async def test_throttled_submits_are_retried_and_delivered(
     ids = []
     for i in range(4):
         code, body, _ = await gateway.request(
-            "POST", "/v1/messages", key, {"to": f"1380013800{i}", "text": f"提醒 {i}"})
+            "POST", "/v1/messages", key, {"to": f"1380013800{i}", "text": f"提醒 {i}"}
+        )
         assert code == 202, body
         ids.append(body["id"])
     for nid in ids:
@@ -108,8 +113,11 @@ async def test_throttled_submits_are_retried_and_delivered(
 async def test_template_message_with_plain_gsm_text(gateway: Gateway, smsc: SmscSimulator) -> None:
     key = await gateway.add_key("command_center")
     code, body, _ = await gateway.request(
-        "POST", "/v1/messages", key,
-        {"to": "008613800138001", "template": "plain_notice", "params": {"text": "Road closed"}})
+        "POST",
+        "/v1/messages",
+        key,
+        {"to": "008613800138001", "template": "plain_notice", "params": {"text": "Road closed"}},
+    )
     assert code == 202, body
     assert body["segments"] == 1
     await gateway.wait_status(body["id"], "delivered")

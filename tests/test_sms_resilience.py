@@ -15,7 +15,8 @@ async def _send(gw: Gateway, n: int, start: int = 0, **extra: str) -> list[str]:
     ids = []
     for i in range(start, start + n):
         code, body, _ = await gw.request(
-            "POST", "/v1/messages", key, {"to": f"1390000{i:04d}", "text": f"通知{i}", **extra})
+            "POST", "/v1/messages", key, {"to": f"1390000{i:04d}", "text": f"通知{i}", **extra}
+        )
         assert code == 202, body
         ids.append(body["id"])
     return ids
@@ -33,7 +34,7 @@ async def test_smsc_dropping_the_connection_mid_batch_loses_nothing(
         smsc.script.receipt_delay = 0.3
         ids = await _send(gw, 300)
         async with asyncio.timeout(10):
-            while smsc.submits < 60:
+            while smsc.submits < 60:  # noqa: ASYNC110 (polling a counter)
                 await asyncio.sleep(0.002)
         link.cut()  # mid-batch: parts in flight, receipts not yet sent
         for nid in ids:
@@ -93,8 +94,9 @@ async def test_webhook_receiver_failing_three_times_gets_a_later_retry(
 async def test_callback_that_never_succeeds_moves_to_dead_letters(
     redis_server: str, prefix: str, smsc: SmscSimulator, receiver: Receiver
 ) -> None:
-    gw = Gateway(make_settings(redis_server, prefix, smsc.port,
-                               GATEWAY_WEBHOOK_GIVE_UP_AFTER="1.5"))
+    gw = Gateway(
+        make_settings(redis_server, prefix, smsc.port, GATEWAY_WEBHOOK_GIVE_UP_AFTER="1.5")
+    )
     await gw.start()
     gw._admin = await gw.add_key("admin")
     try:
@@ -103,11 +105,12 @@ async def test_callback_that_never_succeeds_moves_to_dead_letters(
         await gw.wait_status(nid, "delivered")
         async with asyncio.timeout(20):
             while True:
-                code, body, _ = await gw.request(
-                    "GET", "/v1/admin/webhook-dead-letters", gw._admin)
+                code, body, _ = await gw.request("GET", "/v1/admin/webhook-dead-letters", gw._admin)
                 assert code == 200
                 if {i["body"]["status"] for i in body["items"] if i["id"] == nid} == {
-                        "submitted", "delivered"}:
+                    "submitted",
+                    "delivered",
+                }:
                     break
                 await asyncio.sleep(0.2)
         assert body["items"][0]["last_error"] == "HTTP 503"

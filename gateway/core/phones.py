@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
+_ALLOWED = re.compile(r"^\+?[0-9]{5,20}$")
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 
 
@@ -45,6 +47,9 @@ def parse_cn_mobile(text: str) -> Msisdn:
     if len(text) > 32:
         raise InvalidPhone("invalid_phone", "phone number is too long")
     raw = text.strip().replace(" ", "").replace("-", "")
+    # phonenumbers reads letters as keypad digits (vanity numbers); a citizen's number has none.
+    if not _ALLOWED.match(raw):
+        raise InvalidPhone("invalid_phone", "phone number may contain only digits and a leading +")
     if raw.startswith("00"):
         raw = "+" + raw[2:]
     elif raw.startswith("86") and len(raw) == 13:

@@ -86,11 +86,10 @@ def parse_receipt(
         raise BadReceipt(f"receipt for {message_id} without a state")
     done_at: datetime | None = None
     done = fields.get("done date", "")
-    if done:
-        for fmt in ("%y%m%d%H%M%S", "%y%m%d%H%M"):
-            try:
-                done_at = datetime.strptime(done, fmt)
-                break
-            except ValueError:
-                continue
+    fmt = {10: "%y%m%d%H%M", 12: "%y%m%d%H%M%S"}.get(len(done))
+    if fmt and done.isdigit():
+        try:
+            done_at = datetime.strptime(done, fmt)
+        except ValueError:
+            done_at = None
     return Receipt(message_id, stat, fields.get("err", "000"), done_at)

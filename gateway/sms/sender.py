@@ -94,6 +94,7 @@ class SmsSender:
         self._tokens = itertools.count(1)
         self._timers: set[asyncio.TimerHandle] = set()
         self._max_entries = max(256, smpp.smpp_window * 8)
+        self._closing = False
         self.correlator = InFlightCorrelator()
         self.esme = ESME(
             smsc_host=smpp.smpp_host,
@@ -141,14 +142,20 @@ class SmsSender:
             self._timers.clear()
 
     async def stop(self) -> None:
-        """Unbind politely (the caller then cancels ``run``)."""
+        """Stop handing out parts, unbind, close the socket; the caller then cancels ``run``.
+
+        Parts still waiting for an answer stay unacked in Redis and are sent by the next worker.
+        """
+        self._closing = True
+        self._window_room.set()
         # aiosmpplib drops its writer after unbind without closing it; keep it to close here.
         writer = getattr(self.esme, "_writer", None)
         if self.bound:
             try:
-                await asyncio.wait_for(self.esme.stop(), 5)
+                # stop() waits for the SMSC to close the session; not every SMSC does.
+                await asyncio.wait_for(self.esme.stop(), 1.0)
             except (TimeoutError, OSError):
-                log.warning("unbind did not complete")
+                log.debug("SMSC did not close the session after unbind")
         if writer is not None:
             writer.close()
 
@@ -217,7 +224,7 @@ class SmsSender:
     # -- broker side ------------------------------------------------------------------------
     async def next_submit(self) -> SubmitSm:
         """Called by the ESME's send loop: the next part once the window has room."""
-        while len(self._outstanding) >= self.smpp.smpp_window:
+        while self._closing or len(self._outstanding) >= self.smpp.smpp_window:
             self._window_room.clear()
             await self._window_room.wait()
         part = await self._ready.get()
@@ -316,6 +323,7 @@ class SmsSender:
         if lost:
             log.warning("re-submitting %d parts left unanswered by the previous session", len(lost))
         self.metrics.smpp_binds.inc()
+        self.metrics.smpp_bound.set(1)
         self._window_room.set()
 
     async def _on_submit_resp(self, resp: SubmitSmResp) -> None:

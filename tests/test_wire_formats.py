@@ -1,0 +1,232 @@
+"""Pure wire-format code, tested without sockets."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import smpp34
+
+from gateway.core.phones import InvalidPhone, mask, parse_cn_mobile
+from gateway.core.statuses import SmppAction, smpp_outcome
+from gateway.logs import mask_numbers
+from gateway.receipts.backoff import next_delay
+from gateway.receipts.callbacks import CallbackRejected, check_callback_url
+from gateway.receipts.signing import sign, verify
+from gateway.sms.encoding import (
+    DATA_CODING_GSM7,
+    DATA_CODING_UCS2,
+    TextTooLong,
+    decode_payload,
+    encode_sms,
+)
+from gateway.sms.receipts import BadReceipt, format_receipt, parse_receipt
+from tests.fixtures.smpp_pdus import DELIVER_RECEIPT, SUBMIT_PART2
+
+
+class TestEncoding:
+    def test_short_gsm_text_is_one_part_without_udh(self) -> None:
+        sms = encode_sms("Your licence review is due", "n1")
+        assert sms.data_coding == DATA_CODING_GSM7
+        assert sms.count == 1
+        assert sms.esm_class == 0
+        assert sms.parts[0].payload == b"Your licence review is due"
+
+    def test_gsm_escape_characters_count_twice(self) -> None:
+        assert encode_sms("€" * 80).count == 1
+        assert encode_sms("€" * 81).count == 2
+
+    def test_chinese_uses_ucs2_and_splits_at_67(self) -> None:
+        assert encode_sms("测" * 70).count == 1
+        sms = encode_sms("测" * 71, "n2")
+        assert sms.data_coding == DATA_CODING_UCS2
+        assert [len(p.text) for p in sms.parts] == [67, 4]
+        udh = sms.parts[0].payload[:6]
+        assert udh[:3] == b"\x05\x00\x03"
+        assert udh[4:] == b"\x02\x01"
+        assert encode_sms("测" * 201).count == 3
+        assert encode_sms("测" * 202).count == 4
+
+    def test_surrogate_pairs_are_not_cut(self) -> None:
+        text = "测" * 66 + "🚗" + "测" * 5  # 73 UTF-16 units: two parts
+        parts = encode_sms(text).parts
+        assert parts[0].text == "测" * 66
+        assert parts[1].text == "🚗" + "测" * 5
+        assert "".join(p.text for p in parts) == text
+
+    def test_parts_round_trip_through_the_decoder(self) -> None:
+        text = "【交警提示】请保护好现场，拨打120。" * 6
+        sms = encode_sms(text, "n3")
+        decoded = [decode_payload(p.payload, sms.data_coding, sms.esm_class) for p in sms.parts]
+        assert "".join(t for t, _ in decoded) == text
+        refs = {c[0] for _, c in decoded if c}
+        assert len(refs) == 1
+        assert [c[2] for _, c in decoded if c] == list(range(1, sms.count + 1))
+
+    def test_reference_is_stable_per_notice(self) -> None:
+        a = encode_sms("测" * 100, "ntc_same").parts[0].payload[3]
+        b = encode_sms("测" * 100, "ntc_same").parts[0].payload[3]
+        assert a == b
+
+    def test_too_long_text_is_refused(self) -> None:
+        with pytest.raises(TextTooLong):
+            encode_sms("测" * 67 * 256)
+
+    def test_recorded_submit_sm_decodes_to_the_second_part(self) -> None:
+        pdu = smpp34.decode(bytes.fromhex(SUBMIT_PART2))
+        assert isinstance(pdu, smpp34.SubmitSm)
+        assert pdu.destination_addr == "8613800138000"
+        assert (pdu.dest_addr_ton, pdu.dest_addr_npi) == (1, 1)
+        assert pdu.esm_class == 0x40
+        assert pdu.data_coding == 8
+        text, concat = decode_payload(pdu.short_message, pdu.data_coding, pdu.esm_class)
+        assert concat is not None
+        assert concat[1:] == (2, 2)
+        assert text.startswith("提示】测试【交警")
+
+
+class TestReceipts:
+    def test_recorded_receipt_parses_with_tlvs(self) -> None:
+        pdu = smpp34.decode(bytes.fromhex(DELIVER_RECEIPT))
+        assert isinstance(pdu, smpp34.DeliverSm)
+        tlvs = {t.tag: t.value for t in pdu.tlvs}
+        r = parse_receipt(
+            pdu.short_message.decode(), tlvs[0x001E].rstrip(b"\0").decode(), tlvs[0x0427][0]
+        )
+        assert (r.message_id, r.stat, r.status, r.final) == (
+            "000000002a",
+            "DELIVRD",
+            "delivered",
+            True,
+        )
+        assert r.done_at is not None
+        assert r.done_at.minute == 31
+
+    def test_text_only_receipt(self) -> None:
+        r = parse_receipt(
+            "id:abc sub:001 dlvrd:000 submit date:2611280230 "
+            "done date:2611280231 stat:UNDELIV err:034 text:hello world"
+        )
+        assert (r.message_id, r.status, r.err) == ("abc", "undeliverable", "034")
+
+    def test_format_and_parse_round_trip(self) -> None:
+        for stat, status in (
+            ("DELIVRD", "delivered"),
+            ("EXPIRED", "expired"),
+            ("REJECTD", "rejected"),
+            ("UNDELIV", "undeliverable"),
+        ):
+            assert parse_receipt(format_receipt("x1", stat)).status == status
+
+    def test_enroute_is_not_final(self) -> None:
+        assert not parse_receipt("id:1 stat:ENROUTE").final
+
+    @pytest.mark.parametrize("text", ["", "garbage", "stat:DELIVRD", "id:", "id:5 err:xx"])
+    def test_garbage_receipts_raise_bad_receipt(self, text: str) -> None:
+        with pytest.raises(BadReceipt):
+            parse_receipt(text)
+
+
+class TestPhones:
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            "13800138000",
+            "+8613800138000",
+            "008613800138000",
+            "8613800138000",
+            "+86 138 0013 8000",
+            "138-0013-8000",
+        ],
+    )
+    def test_accepted_forms(self, raw: str) -> None:
+        assert parse_cn_mobile(raw).national == "13800138000"
+
+    @pytest.mark.parametrize(
+        ("raw", "code"),
+        [
+            ("+14155552671", "foreign_phone"),
+            ("087163123456", "not_mobile"),
+            ("1380013", "invalid_phone"),
+            ("138abc38000", "invalid_phone"),
+            ("", "invalid_phone"),
+            ("1" * 40, "invalid_phone"),
+            ("12345678901", "invalid_phone"),
+        ],
+    )
+    def test_refused_forms(self, raw: str, code: str) -> None:
+        with pytest.raises(InvalidPhone) as err:
+            parse_cn_mobile(raw)
+        assert err.value.code == code
+
+    def test_masking(self) -> None:
+        assert mask("13800138000") == "138****8000"
+        assert mask("8613800138000") == "138****8000"
+        assert (
+            mask_numbers("to 8613800138000 and 13912345678.") == "to 86138****8000 and 139****5678."
+        )
+
+
+class TestCallbacks:
+    def test_allowed_host_and_wildcard(self) -> None:
+        hosts = ["hooks.example.com", "*.police.example"]
+        assert check_callback_url("https://hooks.example.com/a?b=1", hosts)
+        assert check_callback_url("https://cc.police.example/x", hosts)
+
+    @pytest.mark.parametrize(
+        ("url", "code"),
+        [
+            ("https://police.example/x", "callback_host_not_allowed"),
+            ("https://hooks.example.com.evil.io/", "callback_host_not_allowed"),
+            ("http://127.0.0.1/", "callback_host_not_allowed"),
+            ("http://[::1]/", "callback_host_not_allowed"),
+            ("http://10.1.2.3/", "callback_host_not_allowed"),
+            ("http://localhost/", "callback_host_not_allowed"),
+            ("gopher://hooks.example.com/", "invalid_callback_url"),
+            ("https://hooks.example.com:99999/", "invalid_callback_url"),
+            ("https://user@hooks.example.com/", "invalid_callback_url"),
+            ("https:///nohost", "invalid_callback_url"),
+        ],
+    )
+    def test_refused(self, url: str, code: str) -> None:
+        with pytest.raises(CallbackRejected) as err:
+            check_callback_url(url, ["hooks.example.com", "*.police.example"])
+        assert err.value.code == code
+
+    def test_private_address_only_when_named_exactly(self) -> None:
+        assert check_callback_url("http://10.0.0.5:8080/cb", ["10.0.0.5"])
+        with pytest.raises(CallbackRejected):
+            check_callback_url("http://10.0.0.6/", ["10.0.0.5", "*.0.0.6"])
+
+
+def test_signature_matches_the_documented_construction() -> None:
+    import hashlib
+    import hmac
+
+    body = b'{"id":"ntc_1","status":"delivered"}'
+    expected = hmac.new(b"s3cret", b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert sign("s3cret", "1700000000", body) == "sha256=" + expected
+    assert verify("s3cret", "1700000000", body, "sha256=" + expected)
+    assert not verify("s3cret", "1700000001", body, "sha256=" + expected)
+
+
+def test_backoff_grows_is_capped_and_jittered() -> None:
+    rng = random.Random(1)
+    delays = [next_delay(a, 5, 1800, rng) for a in range(1, 20)]
+    assert 2.5 <= delays[0] <= 5
+    assert all(900 <= d <= 1800 for d in delays[10:])
+    assert len({round(d, 3) for d in delays}) == len(delays)
+    # Retries cover at least six hours within the attempts made before giving up.
+    total, attempt = 0.0, 1
+    while total < 6 * 3600:
+        total += next_delay(attempt, 5, 1800, random.Random(attempt))
+        attempt += 1
+    assert attempt < 40
+
+
+def test_smpp_status_table() -> None:
+    assert smpp_outcome(0) == ("ESME_ROK", SmppAction.OK)
+    assert smpp_outcome(0x58) == ("ESME_RTHROTTLED", SmppAction.RETRY)
+    assert smpp_outcome(0x14) == ("ESME_RMSGQFUL", SmppAction.RETRY)
+    assert smpp_outcome(0x0B)[1] is SmppAction.FINAL
+    assert smpp_outcome(0x12345)[1] is SmppAction.FINAL
