@@ -142,12 +142,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.setup(args.log_level.upper())
     settings = Settings(args.config)
     if args.cmd == "serve":
+        import uvloop
+
         from gateway.runner import serve
 
-        asyncio.run(serve(settings, args.role))
+        uvloop.run(serve(settings, args.role))
         return 0
     if args.cmd == "keys":
         return asyncio.run(_keys(args, settings.redis, settings.api))
     if args.cmd == "smsc-sim":
-        return asyncio.run(_sim(args, settings.simulator))
+        import uvloop
+
+        return uvloop.run(_sim(args, settings.simulator))
     return 2

@@ -73,6 +73,7 @@ class WebhookDispatcher:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._deliver_loop(tg), name="webhook-deliver")
                 tg.create_task(self._housekeeping(tg), name="webhook-housekeeping")
+                tg.create_task(self.group.run_acker(), name="webhook-acker")
 
     async def _deliver_loop(self, tg: asyncio.TaskGroup) -> None:
         for entry in await self.group.own_pending():
@@ -130,7 +131,7 @@ class WebhookDispatcher:
                     await resp.content.readany()
                     if 200 <= resp.status < 300:
                         self.metrics.webhooks.labels("delivered").inc()
-                        await self.group.ack_and_delete(eid)
+                        self.group.ack_later(eid)
                         return
                     error = f"HTTP {resp.status}"
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:

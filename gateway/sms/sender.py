@@ -33,6 +33,7 @@ from gateway.sms.esme_bridge import (
     tlv,
 )
 from gateway.sms.receipts import BadReceipt, parse_receipt
+from gateway.store.batch import ScriptBatcher
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.store.ratelimit import Gcra, SharedRate
@@ -96,6 +97,7 @@ class SmsSender:
         self._max_entries = max(256, smpp.smpp_window * 8)
         self._closing = False
         self.correlator = InFlightCorrelator()
+        self.batcher = ScriptBatcher(redis)
         self.esme = ESME(
             smsc_host=smpp.smpp_host,
             smsc_port=smpp.smpp_port,
@@ -136,6 +138,8 @@ class SmsSender:
                 tg.create_task(self.esme.start(), name="esme")
                 tg.create_task(self._read_loop(), name="sms-read")
                 tg.create_task(self._housekeeping(), name="sms-housekeeping")
+                tg.create_task(self.group.run_acker(), name="sms-acker")
+                tg.create_task(self.batcher.run(), name="sms-writes")
         finally:
             for t in self._timers:
                 t.cancel()
@@ -211,14 +215,24 @@ class SmsSender:
         for i in todo:
             self._ready.put_nowait(Part(eid, notice_id, to, sms, i))
 
-    async def _part_done(self, part: Part) -> None:
+    def _after_write(self, fut: asyncio.Future[object], part: Part) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            log.error(
+                "recording the carrier id of %s failed (%r); it will be re-sent",
+                part.notice_id,
+                None if fut.cancelled() else fut.exception(),
+            )
+            return
+        self._part_done(part)
+
+    def _part_done(self, part: Part) -> None:
         state = self._entries.get(part.entry_id)
         if state is None:
             return
         state.remaining.discard(part.index)
         if not state.remaining:
             del self._entries[part.entry_id]
-            await self.group.ack_and_delete(part.entry_id)
+            self.group.ack_later(part.entry_id)
             self._entry_room.set()
 
     # -- broker side ------------------------------------------------------------------------
@@ -289,7 +303,7 @@ class SmsSender:
         if isinstance(error, ValueError):
             log.error("cannot build submit_sm for %s: %s", part.notice_id, error)
             await self.store.transition(part.notice_id, "failed", {"reason": str(error)})
-            await self._part_done(part)
+            self._part_done(part)
         else:
             self._requeue(part, self.smpp.smpp_throttle_backoff)
 
@@ -341,7 +355,7 @@ class SmsSender:
                 resp.message_id,
                 self.smpp.smpp_receipt_ttl_hours * 3600,
             )
-            await self._part_done(part)
+            self._part_done(part)
         elif action is SmppAction.RETRY:
             self.metrics.sms_throttled.inc()
             delay = min(
@@ -360,7 +374,7 @@ class SmsSender:
         await self.store.transition(
             part.notice_id, "rejected", {"smpp_status": smpp_status, "part": part.index + 1}
         )
-        await self._part_done(part)
+        self._part_done(part)
 
     async def _on_receipt(self, dlr: DeliverSm) -> None:
         rid = tlv(dlr, RECEIPTED_MESSAGE_ID)
@@ -374,9 +388,19 @@ class SmsSender:
             return
         self.metrics.sms_receipts.inc()
         detail = {"stat": receipt.stat, "err": receipt.err, "message_id": receipt.message_id}
-        await self.store.receipt(
-            receipt.message_id, receipt.status, detail, self.smpp.smpp_receipt_ttl_hours * 3600
+        fut = self.store.receipt_batched(
+            self.batcher,
+            receipt.message_id,
+            receipt.status,
+            detail,
+            self.smpp.smpp_receipt_ttl_hours * 3600,
         )
+        fut.add_done_callback(self._receipt_written)
+
+    @staticmethod
+    def _receipt_written(fut: asyncio.Future[object]) -> None:
+        if not fut.cancelled() and fut.exception() is not None:
+            log.error("a delivery receipt could not be recorded: %r", fut.exception())
 
     async def _on_mo(self, mo: DeliverSm) -> None:
         self.metrics.sms_mo.inc()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -12,6 +13,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from gateway.store import lua
+from gateway.store.batch import ScriptBatcher
 from gateway.store.keys import Keys
 
 RETENTION_SECONDS = 30 * 24 * 3600
@@ -139,13 +141,45 @@ class NoticeStore:
     ) -> tuple[str, str]:
         """Apply a receipt: ('final'|'partial'|'early', notice_id)."""
         res = await self._receipt(
-            args=[
-                self.keys.prefix,
-                smsc_message_id,
-                status,
-                now_iso(),
-                json.dumps(detail, ensure_ascii=False),
-                int(early_ttl),
-            ],
+            args=self._receipt_args(smsc_message_id, status, detail, early_ttl)
         )
         return str(res[0]), str(res[1])
+
+    # Batched forms for the SMPP receive path: they return at once, and the write follows
+    # within milliseconds in one pipeline with the others.
+    def part_submitted_batched(
+        self,
+        batcher: ScriptBatcher,
+        notice_id: str,
+        part: int,
+        smsc_message_id: str,
+        mapping_ttl: float,
+    ) -> asyncio.Future[Any]:
+        return batcher.submit(
+            self._part_submitted,
+            [self.keys.prefix, notice_id, part, smsc_message_id, now_iso(), int(mapping_ttl)],
+        )
+
+    def receipt_batched(
+        self,
+        batcher: ScriptBatcher,
+        smsc_message_id: str,
+        status: str,
+        detail: dict[str, Any],
+        early_ttl: float,
+    ) -> asyncio.Future[Any]:
+        return batcher.submit(
+            self._receipt, self._receipt_args(smsc_message_id, status, detail, early_ttl)
+        )
+
+    def _receipt_args(
+        self, smsc_message_id: str, status: str, detail: dict[str, Any], early_ttl: float
+    ) -> list[Any]:
+        return [
+            self.keys.prefix,
+            smsc_message_id,
+            status,
+            now_iso(),
+            json.dumps(detail, ensure_ascii=False),
+            int(early_ttl),
+        ]

@@ -7,6 +7,7 @@ taken from it, however long they wait (throttling, back-off).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -44,6 +45,8 @@ class StreamGroup:
         self.group = group
         self.consumer = consumer
         self.dead_after = dead_after
+        self._to_ack: list[str] = []
+        self._ack_wanted = asyncio.Event()
 
     async def ensure(self) -> None:
         try:
@@ -77,6 +80,34 @@ class StreamGroup:
             pipe.xack(self.stream, self.group, *entry_ids)
             pipe.xdel(self.stream, *entry_ids)
             await pipe.execute()
+
+    def ack_later(self, entry_id: str) -> None:
+        """Ack (and delete) soon, batched with others by ``run_acker``.
+
+        Losing a batch in a crash only means those entries are handled again (at-least-once).
+        """
+        self._to_ack.append(entry_id)
+        if len(self._to_ack) >= 256:
+            self._ack_wanted.set()
+
+    async def run_acker(self, interval: float = 0.005) -> None:
+        """Flush batched acks every ``interval`` seconds, and once more when cancelled."""
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(interval):
+                        await self._ack_wanted.wait()
+                except TimeoutError:
+                    pass
+                self._ack_wanted.clear()
+                await self._flush_acks()
+        finally:
+            await asyncio.shield(self._flush_acks())
+
+    async def _flush_acks(self) -> None:
+        while self._to_ack:
+            batch, self._to_ack = self._to_ack[:1000], self._to_ack[1000:]
+            await self.ack_and_delete(*batch)
 
     async def reclaim_dead(self, limit: int = 1000) -> list[Entry]:
         """Claim entries pending on consumers whose heartbeat has lapsed."""
