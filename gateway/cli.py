@@ -10,6 +10,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from gateway import logs
 from gateway.settings import ApiSettings, RedisSettings, Settings, SimulatorSettings
 from gateway.store.apikeys import ROLES, ApiKeyStore
@@ -140,7 +142,13 @@ async def _sim(args: argparse.Namespace, settings: SimulatorSettings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logs.setup(args.log_level.upper())
-    settings = Settings(args.config)
+    try:
+        settings = Settings(args.config)
+    except ValidationError as exc:
+        for e in exc.errors(include_url=False, include_input=False):
+            name = "GATEWAY_" + "_".join(str(p) for p in e["loc"]).upper()
+            print(f"gateway: bad setting {name}: {e['msg']}", file=sys.stderr)
+        return 2
     if args.cmd == "serve":
         import uvloop
 

@@ -28,8 +28,6 @@ class HttpSettings(BaseSettings):
     http_port: int = Field(8080, ge=0, le=65535)
     # Request budget: bodies above this are refused with 413 before parsing.
     http_max_body: int = Field(64 * 1024, ge=1024)
-    # Bulk uploads (reminder jobs) may be larger.
-    http_max_upload: int = Field(256 * 1024 * 1024, ge=1024)
 
 
 class SmppSettings(BaseSettings):
@@ -37,7 +35,8 @@ class SmppSettings(BaseSettings):
     smpp_host: str = "127.0.0.1"
     smpp_port: int = Field(2775, ge=1, le=65535)
     smpp_system_id: str = Field("gateway", max_length=15)
-    smpp_password: SecretStr = Field(SecretStr("secret"))
+    # SMPP 3.4 limits the bind password to 8 octets.
+    smpp_password: SecretStr = Field(SecretStr("secret"), max_length=8)
     smpp_system_type: str = Field("", max_length=12)
     smpp_source_addr: str = Field("12122", max_length=20)
     # Submits per second on this link, shared by every worker process through Redis.
@@ -77,7 +76,6 @@ class ApiSettings(BaseSettings):
     default_rate: float = Field(50.0, gt=0)
     default_burst: int = Field(100, ge=1)
     idempotency_ttl_hours: float = Field(24.0, gt=0)
-    timezone: str = "Asia/Shanghai"
 
 
 class SimulatorSettings(BaseSettings):
@@ -85,7 +83,6 @@ class SimulatorSettings(BaseSettings):
     sim_host: str = "127.0.0.1"
     sim_port: int = Field(2775, ge=0, le=65535)
     sim_receipt_delay: float = Field(0.2, ge=0)
-    sim_control_port: int = Field(0, ge=0, le=65535)
 
 
 class Settings:
