@@ -64,14 +64,30 @@ class Workers:
         return self._tasks
 
     async def stop(self) -> None:
+        self.webhooks.close()
         await self.sms.stop()
-        for t in self._tasks:
-            t.cancel()
-        results = await asyncio.gather(*self._tasks, return_exceptions=True)
-        for r in results:
-            if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
-                log.error("worker ended with %r", r)
+        await reap(self._tasks)
         await self.redis.aclose()
+
+
+async def reap(tasks: list[asyncio.Task[None]], within: float = 10.0) -> None:
+    """Cancel tasks until they end, and report how they ended.
+
+    A library may swallow one CancelledError (aiosmpplib and redis-py have paths that do);
+    the loops here also stop on their closing flags, and cancelling again covers the rest.
+    """
+    pending = {t for t in tasks if not t.done()}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while pending and loop.time() < deadline:
+        for t in pending:
+            t.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+    for t in pending:
+        log.error("task %s did not stop within %.0fs", t.get_name(), within)
+    for t in tasks:
+        if t.done() and not t.cancelled() and t.exception() is not None:
+            log.error("task %s ended with %r", t.get_name(), t.exception())
 
 
 async def serve(settings: Settings, role: str, ready: Callable[[], None] | None = None) -> None:

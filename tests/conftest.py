@@ -160,7 +160,12 @@ async def smsc() -> AsyncIterator[SmscSimulator]:
     task = asyncio.create_task(sim.serve())
     yield sim
     task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    done, _ = await asyncio.wait([task], timeout=10)
+    if not done:
+        for t in asyncio.all_tasks():
+            print(f"--- {t.get_name()}: {t.get_coro()}")
+            t.print_stack(limit=8)
+        raise TimeoutError("simulator did not stop")
 
 
 class Gateway:
@@ -258,4 +263,19 @@ async def gateway(redis_server: str, prefix: str, smsc: SmscSimulator) -> AsyncI
     async with asyncio.timeout(10):
         await smsc.wait_bound()
     yield gw
-    await gw.close()
+    await close_or_dump(gw)
+
+
+def _dump_tasks() -> None:
+    for task in asyncio.all_tasks():
+        print(f"--- {task.get_name()}: {task.get_coro()}", flush=True)
+        task.print_stack(limit=12)
+
+
+async def close_or_dump(gw: Gateway) -> None:
+    """Close the gateway; if that hangs, show where every task is stuck."""
+    watchdog = asyncio.get_running_loop().call_later(20, _dump_tasks)
+    try:
+        await gw.close()
+    finally:
+        watchdog.cancel()

@@ -61,6 +61,12 @@ class WebhookDispatcher:
         self._secrets: dict[str, tuple[float, str | None]] = {}
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
         self._session: aiohttp.ClientSession | None = None
+        self._closing = False
+
+    def close(self) -> None:
+        """Ask the loops to end (cancellation stays the backstop)."""
+        self._closing = True
+        self.group.close()
 
     async def run(self) -> None:
         await self.group.ensure()
@@ -78,7 +84,7 @@ class WebhookDispatcher:
     async def _deliver_loop(self, tg: asyncio.TaskGroup) -> None:
         for entry in await self.group.own_pending():
             await self._spawn(tg, entry)
-        while True:
+        while not self._closing:
             for entry in await self.group.read(self.worker.stream_batch, 1000):
                 await self._spawn(tg, entry)
 
@@ -87,7 +93,7 @@ class WebhookDispatcher:
         tg.create_task(self._deliver(entry))
 
     async def _housekeeping(self, tg: asyncio.TaskGroup) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(min(1.0, self.worker.heartbeat_seconds))
             await self.group.heartbeat()
             await self._due(
@@ -137,6 +143,10 @@ class WebhookDispatcher:
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
                 error = type(exc).__name__ + (f": {exc}" if str(exc) else "")
             await self._retry_later(eid, f, error)
+        except Exception:
+            # Redis gone or a malformed entry: it stays pending and is retried after a restart
+            # or by another worker; one bad entry must not stop the dispatcher.
+            log.exception("webhook entry %s could not be handled", eid)
         finally:
             self._slots.release()
 

@@ -152,6 +152,9 @@ class SmsSender:
         """
         self._closing = True
         self._window_room.set()
+        self._entry_room.set()
+        self.group.close()
+        self.batcher.close()
         # aiosmpplib drops its writer after unbind without closing it; keep it to close here.
         writer = getattr(self.esme, "_writer", None)
         if self.bound:
@@ -164,7 +167,7 @@ class SmsSender:
             writer.close()
 
     async def _read_loop(self) -> None:
-        while True:
+        while not self._closing:
             while len(self._entries) >= self._max_entries:
                 self._entry_room.clear()
                 await self._entry_room.wait()
@@ -174,7 +177,7 @@ class SmsSender:
                 await self._accept_entry(eid, fields, reclaimed=False)
 
     async def _housekeeping(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(min(1.0, self.worker.heartbeat_seconds))
             await self.group.heartbeat()
             if self.bound:

@@ -103,8 +103,13 @@ class SmscSimulator:
 
     async def stop(self) -> None:
         if self._server is not None:
-            await self._server.stop()
-            self._server = None
+            server, self._server = self._server, None
+            import time as _t
+
+            t0 = _t.monotonic()
+            print("SIMSTOP begin", flush=True)
+            await server.stop()
+            print("SIMSTOP end", _t.monotonic() - t0, flush=True)
         self._sessions.clear()
         self._bound.clear()
 

@@ -23,6 +23,12 @@ class ScriptBatcher:
         self.max_batch = max_batch
         self._queue: list[tuple[AsyncScript, list[Any], asyncio.Future[Any]]] = []
         self._full = asyncio.Event()
+        self._closing = False
+
+    def close(self) -> None:
+        """Let ``run`` flush what is queued and end."""
+        self._closing = True
+        self._full.set()
 
     def submit(self, script: AsyncScript, args: list[Any]) -> asyncio.Future[Any]:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -37,7 +43,7 @@ class ScriptBatcher:
 
     async def run(self) -> None:
         try:
-            while True:
+            while not self._closing:
                 try:
                     async with asyncio.timeout(self.interval):
                         await self._full.wait()

@@ -47,6 +47,12 @@ class StreamGroup:
         self.dead_after = dead_after
         self._to_ack: list[str] = []
         self._ack_wanted = asyncio.Event()
+        self._closing = False
+
+    def close(self) -> None:
+        """Let ``run_acker`` flush and end."""
+        self._closing = True
+        self._ack_wanted.set()
 
     async def ensure(self) -> None:
         try:
@@ -93,7 +99,7 @@ class StreamGroup:
     async def run_acker(self, interval: float = 0.005) -> None:
         """Flush batched acks every ``interval`` seconds, and once more when cancelled."""
         try:
-            while True:
+            while not self._closing:
                 try:
                     async with asyncio.timeout(interval):
                         await self._ack_wanted.wait()
