@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     rv = ks.add_parser("revoke")
     rv.add_argument("key_id")
 
+    ac = sub.add_parser("asterisk-config", help="render dialplan/ into DIR for a private Asterisk")
+    ac.add_argument("dir")
+
     sim = sub.add_parser("smsc-sim", help="run the SMSC simulator")
     sim.add_argument("--host")
     sim.add_argument("--port", type=int)
@@ -158,6 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.cmd == "keys":
         return asyncio.run(_keys(args, settings.redis, settings.api))
+    if args.cmd == "asterisk-config":
+        from gateway.voice.asterisk_config import render
+
+        conf = render(settings, args.dir)
+        print(f"asterisk -C {conf} -f")
+        return 0
     if args.cmd == "smsc-sim":
         import uvloop
 

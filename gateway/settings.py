@@ -52,6 +52,52 @@ class SmppSettings(BaseSettings):
     smpp_throttle_backoff_max: float = Field(30.0, gt=0)
 
 
+class AmiSettings(BaseSettings):
+    model_config = _config()
+    ami_host: str = "127.0.0.1"
+    ami_port: int = Field(5038, ge=1, le=65535)
+    ami_username: str = Field("gateway", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    ami_secret: SecretStr = Field(SecretStr("gateway-ami"), min_length=1)
+    # Which addresses the AMI user may log in from (Asterisk permit syntax).
+    ami_permit: str = "127.0.0.1/255.0.0.0"
+
+
+class AgiSettings(BaseSettings):
+    model_config = _config()
+    # Where the FastAGI server listens and where the dialplan's AGI() points.
+    agi_host: str = "127.0.0.1"
+    agi_port: int = Field(4573, ge=0, le=65535)
+    agi_session_timeout: float = Field(120.0, gt=0)
+
+
+class SipSettings(BaseSettings):
+    model_config = _config()
+    # Asterisk's own SIP listener, and the carrier trunk it sends calls to.
+    sip_bind_host: str = "127.0.0.1"
+    sip_bind_port: int = Field(5060, ge=1, le=65535)
+    sip_trunk_host: str = "127.0.0.1"
+    sip_trunk_port: int = Field(5070, ge=1, le=65535)
+    sip_trunk_username: str = ""
+    sip_trunk_password: SecretStr = SecretStr("")
+    # auto_info: RFC 4733 when the carrier offers it, SIP INFO otherwise.
+    sip_dtmf_mode: str = Field("auto_info", pattern=r"^(rfc4733|inband|info|auto|auto_info)$")
+
+
+class VoiceSettings(BaseSettings):
+    model_config = _config()
+    max_calls: int = Field(50, ge=1, le=5000)
+    calls_per_second: float = Field(10.0, gt=0)
+    ring_seconds: int = Field(30, ge=5, le=120)
+    voice_attempts: int = Field(3, ge=1, le=10)
+    voice_retry_seconds: float = Field(120.0, ge=0)
+    tts_engine: str = Field("espeak", pattern=r"^(espeak|gtts)$")
+    audio_dir: str = "audio"
+    timezone: str = "Asia/Shanghai"
+    # Local time range with no calls (SMS instead); empty turns quiet hours off.
+    quiet_hours: str = Field("22:00-07:00", pattern=r"^$|^\d{2}:\d{2}-\d{2}:\d{2}$")
+    reminder_window_days: int = Field(365, ge=1, le=3650)
+
+
 class WorkerSettings(BaseSettings):
     model_config = _config()
     # A consumer whose heartbeat is older than this is dead; its pending entries are reclaimed.
@@ -97,3 +143,7 @@ class Settings:
         self.webhook = WebhookSettings(**kw)  # type: ignore[arg-type]
         self.api = ApiSettings(**kw)  # type: ignore[arg-type]
         self.simulator = SimulatorSettings(**kw)  # type: ignore[arg-type]
+        self.ami = AmiSettings(**kw)  # type: ignore[arg-type]
+        self.agi = AgiSettings(**kw)  # type: ignore[arg-type]
+        self.sip = SipSettings(**kw)  # type: ignore[arg-type]
+        self.voice = VoiceSettings(**kw)  # type: ignore[arg-type]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the gateway and its tests need on a fresh Debian 12 machine (as root):
-# system packages, a virtualenv in .venv and the Python packages. Safe to run again.
+# system packages (Redis, Asterisk, SIPp, espeak-ng, sox), a virtualenv in .venv and the
+# Python packages. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,9 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
         systemctl disable --now redis-server >/dev/null 2>&1 || true
     fi
 fi
+
+# Debian 12 has no asterisk package; this adds Debian 11's (see the script).
+scripts/install-asterisk.sh
 
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv

@@ -279,3 +279,14 @@ async def close_or_dump(gw: Gateway) -> None:
         await gw.close()
     finally:
         watchdog.cancel()
+
+
+@pytest.fixture(scope="session")
+def asterisk() -> Iterator[Any]:
+    """One private Asterisk for the session (about 2 s to boot)."""
+    from tests.voice_stack import AsteriskProcess
+
+    ast = AsteriskProcess.create()
+    ast.start()
+    yield ast
+    ast.cleanup()

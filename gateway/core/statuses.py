@@ -77,3 +77,37 @@ GENERIC_NACK_ACTION: Final = SmppAction.FINAL
 def smpp_outcome(command_status: int) -> tuple[str, SmppAction]:
     """Name and action for a submit_sm_resp command_status; unknown codes are final."""
     return SMPP_STATUS.get(command_status, (f"0x{command_status:08X}", SmppAction.FINAL))
+
+
+# Voice: the status values of a call notice (part of the API).
+VOICE_FINAL: Final = frozenset(
+    {"acknowledged", "disputed", "no_input", "busy", "no_answer", "failed"}
+)
+
+# AMI OriginateResponse "Reason" (Asterisk's AST_CONTROL_* of the outcome) -> call status.
+ORIGINATE_REASON: Final[dict[int, str]] = {
+    0: "failed",  # no such channel / could not dial
+    1: "no_answer",  # hung up before answer
+    3: "no_answer",  # rang until the originate timeout
+    4: "answered",
+    5: "busy",
+    8: "failed",  # congestion
+}
+
+# Q.850 hangup causes that decide how an unanswered attempt ended.
+HANGUP_CAUSE: Final[dict[int, str]] = {
+    17: "busy",  # user busy
+    18: "no_answer",  # no user responding
+    19: "no_answer",  # no answer from user
+    21: "failed",  # call rejected
+    1: "failed",  # unallocated number
+    34: "failed",  # no circuit available
+    38: "failed",  # network out of order
+}
+
+
+def originate_outcome(reason: int, cause: int | None = None) -> str:
+    """Status for an OriginateResponse, refined by the Hangup cause when there was one."""
+    if reason != 4 and cause is not None and cause in HANGUP_CAUSE:
+        return HANGUP_CAUSE[cause]
+    return ORIGINATE_REASON.get(reason, "failed")

@@ -1,0 +1,56 @@
+"""The parking-notice call: play the notice, take 1 (will move it) or 2 (not my vehicle).
+
+Runs in a FastAGI worker thread. The notice is played, then the menu; no digit means one more
+round; a hang-up at any point is ``no_input``. Prompts are audio paths without extension.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asterisk.agi import AGIException
+
+from gateway.ivr_flows.agi_env import AgiRequest
+from gateway.ivr_flows.agi_server import FastAgi, SessionEnded
+
+OUTCOMES = {"1": "acknowledged", "2": "disputed"}
+WAIT_MS = 5000
+
+
+def _digit(agi: FastAgi, prompt: str) -> str:
+    if prompt:
+        d = str(agi.stream_file(prompt, escape_digits="12") or "")
+        if d:
+            return d
+    return str(agi.wait_for_digit(WAIT_MS) or "")
+
+
+def parking_flow(agi: FastAgi, request: AgiRequest) -> dict[str, Any]:
+    notice_id = str(agi.get_variable("NOTICE_ID") or "")
+    prompt = str(agi.get_variable("NOTICE_PROMPT") or "")
+    menu = str(agi.get_variable("NOTICE_MENU") or "")
+    thanks = str(agi.get_variable("NOTICE_THANKS") or "")
+    digit, rounds = "", 0
+    try:
+        while rounds < 2:
+            rounds += 1
+            digit = _digit(agi, prompt) if prompt else ""
+            if digit not in OUTCOMES:
+                digit = _digit(agi, menu)
+            if digit in OUTCOMES:
+                break
+        if digit in OUTCOMES and thanks:
+            agi.stream_file(thanks)
+    except (SessionEnded, AGIException) as exc:
+        if digit not in OUTCOMES:
+            return {
+                "notice_id": notice_id,
+                "outcome": "no_input",
+                "detail": {"reason": "hangup", "error": type(exc).__name__, "rounds": rounds},
+            }
+    outcome = OUTCOMES.get(digit, "no_input")
+    return {
+        "notice_id": notice_id,
+        "outcome": outcome,
+        "detail": {"digit": digit, "rounds": rounds},
+    }
