@@ -96,6 +96,7 @@ class SmsSender:
         self._timers: set[asyncio.TimerHandle] = set()
         self._max_entries = max(256, smpp.smpp_window * 8)
         self._closing = False
+        self._last_writer: asyncio.StreamWriter | None = None
         self.correlator = InFlightCorrelator()
         self.batcher = ScriptBatcher(redis)
         self.esme = ESME(
@@ -331,6 +332,11 @@ class SmsSender:
 
     def _on_new_session(self) -> None:
         """A (re)bind: whatever was in flight on the old session gets submitted again."""
+        # aiosmpplib replaces its writer on reconnect without closing the old one.
+        writer = getattr(self.esme, "_writer", None)
+        if self._last_writer is not None and self._last_writer is not writer:
+            self._last_writer.close()
+        self._last_writer = writer
         lost = list(self._outstanding.values())
         self._outstanding.clear()
         self._by_seq.clear()

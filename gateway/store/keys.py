@@ -37,6 +37,32 @@ class Keys:
     def heartbeat(self, group: str, consumer: str) -> str:
         return f"{self.prefix}:hb:{group}:{consumer}"
 
+    def binding(self, plate: str) -> str:
+        return f"{self.prefix}:binding:{plate}"
+
+    @property
+    def binding_audit(self) -> str:
+        return f"{self.prefix}:binding-audit"
+
+    def reminders(self, plate: str) -> str:
+        return f"{self.prefix}:reminders:{plate}"
+
+    @property
+    def suspected_clones(self) -> str:
+        return f"{self.prefix}:suspected-clones"
+
+    @property
+    def voice_queue(self) -> str:
+        return f"{self.prefix}:q:voice"
+
+    @property
+    def voice_retry(self) -> str:
+        return f"{self.prefix}:voice:retry"
+
+    @property
+    def active_calls(self) -> str:
+        return f"{self.prefix}:voice:active"
+
     @property
     def sms_queue(self) -> str:
         return f"{self.prefix}:q:sms"

@@ -8,16 +8,29 @@ from __future__ import annotations
 
 # Shared helpers prepended to the scripts that change a notice's status.
 _TRANSITION = r"""
-local RANK = {queued=0, submitted=1, delivered=2, undeliverable=2, expired=2, rejected=2,
-              failed=2}
+-- Ranks keep a notice from moving backwards when events arrive out of order. A status in
+-- HARD is final. SOFT statuses end one call attempt; only a later attempt moves on from them.
+local RANK = {queued=0, submitted=1, dialing=1, answered=2, delivered=3, undeliverable=3,
+              expired=3, rejected=3, failed=3, acknowledged=3, disputed=3, no_input=3, busy=3,
+              no_answer=3}
+local HARD = {delivered=1, undeliverable=1, expired=1, rejected=1, acknowledged=1,
+              disputed=1, no_input=1}
 local function transition(prefix, id, status, at, detail)
   local nkey = prefix .. ':n:' .. id
-  local cur = redis.call('HMGET', nkey, 'status', 'callback_url', 'key_id', 'kind', 'channel')
+  local cur = redis.call('HMGET', nkey, 'status', 'callback_url', 'key_id', 'kind', 'channel',
+                         'attempt')
   if not cur[1] then return 0 end
-  local old = RANK[cur[1]] or 0
-  local new = RANK[status] or 0
-  if old >= 2 or new < old or (new == old and cur[1] == status) then return 0 end
+  local attempt = tonumber(detail['attempt'] or 0) or 0
+  local cur_attempt = tonumber(cur[6] or 0) or 0
+  local new_attempt = attempt > cur_attempt
+  if HARD[cur[1]] then return 0 end
+  if not new_attempt then
+    local old, new = RANK[cur[1]] or 0, RANK[status] or 0
+    if new < old or cur[1] == status or (old == 3 and cur[1] ~= 'failed') then return 0 end
+    if cur[1] == 'failed' then return 0 end
+  end
   redis.call('HSET', nkey, 'status', status, 'updated_at', at)
+  if new_attempt then redis.call('HSET', nkey, 'attempt', attempt) end
   local entry = cjson.encode({status=status, at=at, detail=detail})
   redis.call('RPUSH', nkey .. ':h', entry)
   if cur[2] and cur[2] ~= '' then
@@ -58,6 +71,17 @@ redis.call('XADD', ARGV[8], '*', unpack(qflat))
 if KEYS[1] ~= '' then
   redis.call('HSET', KEYS[1], 'hash', ARGV[3], 'id', id)
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+end
+-- Optional per-plate reminder count over a window (three-strike policy), counted only for a
+-- new notice, so an idempotent replay does not count twice.
+if ARGV[10] and ARGV[10] ~= '' then
+  local now, window = tonumber(ARGV[11]), tonumber(ARGV[12])
+  redis.call('ZREMRANGEBYSCORE', ARGV[10], '-inf', now - window)
+  redis.call('ZADD', ARGV[10], now, id)
+  redis.call('PEXPIRE', ARGV[10], window)
+  local n = redis.call('ZCARD', ARGV[10])
+  redis.call('HSET', nkey, 'reminder_number', n, 'penalty_due', n >= 3 and '1' or '0')
+  return {'created', id, n}
 end
 return {'created', id}
 """

@@ -43,6 +43,7 @@ def _b36(n: int) -> str:
 class CreateResult:
     outcome: str  # created | existing | conflict
     notice_id: str
+    reminder_number: int = 0
 
 
 class IdempotencyConflict(Exception):
@@ -72,6 +73,7 @@ class NoticeStore:
         key_id: str,
         idempotency_key: str | None = None,
         body_hash: str = "",
+        reminder: tuple[str, int, int] | None = None,
     ) -> CreateResult:
         """Store a new notice and enqueue it, or return the one made with the same key."""
         notice_id = record["id"]
@@ -92,12 +94,13 @@ class NoticeStore:
                 history,
                 queue,
                 json.dumps(queue_fields, ensure_ascii=False),
+                *(reminder or ("", 0, 0)),
             ],
         )
         outcome, nid = res[0], res[1]
         if outcome == "conflict":
             raise IdempotencyConflict(nid)
-        return CreateResult(outcome, nid)
+        return CreateResult(outcome, nid, int(res[2]) if len(res) > 2 else 0)
 
     async def get(self, notice_id: str) -> dict[str, Any] | None:
         pipe = self.redis.pipeline(transaction=False)
