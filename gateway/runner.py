@@ -25,6 +25,7 @@ from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.store.redis_conn import connect
 from gateway.store.streams import consumer_name
+from gateway.voice.caller import VoiceCaller
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,11 @@ class Workers:
             metrics,
             consumer,
         )
+        self.voice: VoiceCaller | None = None
+        if settings.voice.voice_enabled:
+            self.voice = VoiceCaller(
+                self.redis, keys, store, settings, consumer, settings.voice.voice_channel
+            )
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -58,6 +64,8 @@ class Workers:
             asyncio.create_task(self.sms.run(), name="sms-sender"),
             asyncio.create_task(self.webhooks.run(), name="webhooks"),
         ]
+        if self.voice is not None:
+            self._tasks.append(asyncio.create_task(self.voice.run(), name="voice"))
 
     @property
     def tasks(self) -> list[asyncio.Task[None]]:
@@ -65,12 +73,14 @@ class Workers:
 
     async def stop(self) -> None:
         self.webhooks.close()
+        if self.voice is not None:
+            self.voice.close()
         await self.sms.stop()
-        await reap(self._tasks)
+        await reap([*self._tasks, *self.sms.stragglers])
         await self.redis.aclose()
 
 
-async def reap(tasks: list[asyncio.Task[None]], within: float = 10.0) -> None:
+async def reap(tasks: list[asyncio.Future[None]], within: float = 10.0) -> None:
     """Cancel tasks until they end, and report how they ended.
 
     A library may swallow one CancelledError (aiosmpplib and redis-py have paths that do);
@@ -84,10 +94,14 @@ async def reap(tasks: list[asyncio.Task[None]], within: float = 10.0) -> None:
             t.cancel()
         _, pending = await asyncio.wait(pending, timeout=0.5)
     for t in pending:
-        log.error("task %s did not stop within %.0fs", t.get_name(), within)
+        log.error("task %s did not stop within %.0fs", _name(t), within)
     for t in tasks:
         if t.done() and not t.cancelled() and t.exception() is not None:
-            log.error("task %s ended with %r", t.get_name(), t.exception())
+            log.error("task %s ended with %r", _name(t), t.exception())
+
+
+def _name(f: asyncio.Future[None]) -> str:
+    return f.get_name() if isinstance(f, asyncio.Task) else repr(f)
 
 
 async def serve(settings: Settings, role: str, ready: Callable[[], None] | None = None) -> None:
@@ -96,6 +110,9 @@ async def serve(settings: Settings, role: str, ready: Callable[[], None] | None 
     readiness: dict[str, Callable[[], bool]] = {}
     if workers is not None:
         readiness["smpp"] = lambda: workers.sms.bound
+        if workers.voice is not None:
+            voice = workers.voice
+            readiness["ami"] = lambda: voice.ami.up
     runner: web.AppRunner | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

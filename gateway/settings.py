@@ -85,6 +85,10 @@ class SipSettings(BaseSettings):
 
 class VoiceSettings(BaseSettings):
     model_config = _config()
+    # Workers place calls only when this is on (an SMS-only gateway turns it off).
+    voice_enabled: bool = True
+    # Where calls go; {number} is the national number. Tests use Local/{number}@sink.
+    voice_channel: str = "PJSIP/{number}@carrier"
     max_calls: int = Field(50, ge=1, le=5000)
     calls_per_second: float = Field(10.0, gt=0)
     ring_seconds: int = Field(30, ge=5, le=120)

@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -92,6 +93,7 @@ def make_settings(redis_url: str, prefix: str, smpp_port: int, **extra: str) -> 
         "GATEWAY_WEBHOOK_FIRST_RETRY": "0.2",
         "GATEWAY_WEBHOOK_MAX_RETRY_INTERVAL": "1",
         "GATEWAY_SMPP_THROTTLE_BACKOFF": "0.05",
+        "GATEWAY_VOICE_ENABLED": "false",
         **extra,
     }
     old = {k: os.environ.get(k) for k in env}
@@ -290,3 +292,33 @@ def asterisk() -> Iterator[Any]:
     ast.start()
     yield ast
     ast.cleanup()
+
+
+@pytest.fixture
+async def voice_gateway(
+    redis_server: str, prefix: str, smsc: SmscSimulator, asterisk: Any, tmp_path: Path
+) -> AsyncIterator[Gateway]:
+    """The gateway with its voice worker on the session's Asterisk. Calls go to
+    Local/<number>@sink, whose callee presses the number's last digit."""
+    gw = Gateway(
+        make_settings(
+            redis_server,
+            prefix,
+            smsc.port,
+            **asterisk.env,
+            GATEWAY_VOICE_ENABLED="true",
+            GATEWAY_VOICE_CHANNEL="Local/{number}@sink",
+            GATEWAY_AUDIO_DIR=str(tmp_path / "audio"),
+            GATEWAY_QUIET_HOURS="",
+            GATEWAY_VOICE_RETRY_SECONDS="0.5",
+            GATEWAY_CALLS_PER_SECOND="50",
+        )
+    )
+    await gw.start()
+    gw._admin = await gw.add_key("admin")
+    async with asyncio.timeout(30):
+        await smsc.wait_bound()
+        while not (gw.workers and gw.workers.voice and gw.workers.voice.ami.up):
+            await asyncio.sleep(0.05)
+    yield gw
+    await close_or_dump(gw)

@@ -10,8 +10,10 @@ from aiohttp import web
 
 from gateway.api import routes_notices as notices
 from gateway.api import routes_ops as ops
+from gateway.api import routes_voice as voice
 from gateway.api.context import (
     API_KEYS,
+    BINDINGS,
     CATALOGUE,
     GCRA,
     KEYS,
@@ -22,12 +24,13 @@ from gateway.api.context import (
     SETTINGS,
 )
 from gateway.api.errors import HTTP_CODES, ApiError
-from gateway.api.models import AccidentAlert, Message
+from gateway.api.models import AccidentAlert, BindingIn, Message, ParkingNotice
 from gateway.api.openapi import RouteDoc, build
 from gateway.core.templates import Catalogue
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.store.apikeys import ApiKeyStore
+from gateway.store.bindings import BindingStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.store.ratelimit import Gcra
@@ -61,6 +64,40 @@ ROUTES: list[tuple[RouteDoc, Handler]] = [
         notices.post_message,
     ),
     (RouteDoc("GET", "/v1/notices/{id}", "A notice and its history", ()), notices.get_notice),
+    (
+        RouteDoc(
+            "POST",
+            "/v1/parking-notices",
+            "Call a badly parked car's owner",
+            ("officer",),
+            ParkingNotice,
+            202,
+        ),
+        voice.post_parking_notice,
+    ),
+    (
+        RouteDoc(
+            "POST", "/v1/bindings", "Bind a plate to a phone", ("binding_agent",), BindingIn, 201
+        ),
+        voice.post_binding,
+    ),
+    (
+        RouteDoc("GET", "/v1/bindings/{plate}", "A plate's binding", ("binding_agent",)),
+        voice.get_binding,
+    ),
+    (
+        RouteDoc("DELETE", "/v1/bindings/{plate}", "Remove a binding", ("binding_agent",)),
+        voice.delete_binding,
+    ),
+    (
+        RouteDoc(
+            "GET",
+            "/v1/suspected-cloned-plates",
+            "Plates disputed by their owners",
+            ("command_center",),
+        ),
+        voice.suspected_clones,
+    ),
     (
         RouteDoc("GET", "/v1/admin/webhook-dead-letters", "Callbacks given up", ("admin",)),
         ops.webhook_dead_letters,
@@ -119,6 +156,7 @@ def create_app(
         app[REDIS] = redis
         app[NOTICES] = NoticeStore(redis, keys, settings.api.idempotency_ttl_hours * 3600)
         app[API_KEYS] = ApiKeyStore(redis, keys)
+        app[BINDINGS] = BindingStore(redis, keys)
         app[GCRA] = Gcra(redis)
         yield
         await redis.aclose()

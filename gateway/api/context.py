@@ -11,6 +11,7 @@ from gateway.core.templates import Catalogue
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.store.apikeys import ApiKeyStore
+from gateway.store.bindings import BindingStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.store.ratelimit import Gcra
@@ -20,6 +21,7 @@ REDIS = web.AppKey("redis", aioredis.Redis)
 KEYS = web.AppKey("keys", Keys)
 NOTICES = web.AppKey("notices", NoticeStore)
 API_KEYS = web.AppKey("api_keys", ApiKeyStore)
+BINDINGS = web.AppKey("bindings", BindingStore)
 GCRA = web.AppKey("gcra", Gcra)
 METRICS = web.AppKey("metrics", Metrics)
 CATALOGUE = web.AppKey("catalogue", Catalogue)

@@ -41,3 +41,26 @@ class Message(BaseModel):
         if self.params is not None and len(self.params) > 32:
             raise ValueError("too many params")
         return self
+
+
+class BindingIn(BaseModel):
+    """Bind a plate to the phone (and optionally email) that receives its notices."""
+
+    model_config = _STRICT
+    plate: str = Field(min_length=1, max_length=16)
+    phone: str = Field(min_length=1, max_length=32)
+    email: str | None = Field(
+        default=None, max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
+    )
+    agent_id: str | None = Field(default=None, max_length=64)
+
+
+class ParkingNotice(BaseModel):
+    """An officer's handheld asks the owner of a badly parked car to move it."""
+
+    model_config = _STRICT
+    plate: str = Field(min_length=1, max_length=16)
+    location: str = Field(min_length=1, max_length=120)
+    move_within_minutes: int = Field(ge=1, le=120)
+    officer_id: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
+    callback_url: str | None = Field(default=None, max_length=2048)

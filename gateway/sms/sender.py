@@ -96,6 +96,7 @@ class SmsSender:
         self._timers: set[asyncio.TimerHandle] = set()
         self._max_entries = max(256, smpp.smpp_window * 8)
         self._closing = False
+        self.stragglers: list[asyncio.Future[None]] = []
         self._last_writer: asyncio.StreamWriter | None = None
         self.correlator = InFlightCorrelator()
         self.batcher = ScriptBatcher(redis)
@@ -159,11 +160,13 @@ class SmsSender:
         # aiosmpplib drops its writer after unbind without closing it; keep it to close here.
         writer = getattr(self.esme, "_writer", None)
         if self.bound:
-            try:
-                # stop() waits for the SMSC to close the session; not every SMSC does.
-                await asyncio.wait_for(self.esme.stop(), 1.0)
-            except (TimeoutError, OSError):
-                log.debug("SMSC did not close the session after unbind")
+            # ESME.stop() waits for the SMSC to close the session, and not every SMSC does;
+            # asyncio.wait does not cancel it (aiosmpplib swallows that cancellation, which
+            # would make wait_for hang). A straggler is cancelled with the worker's tasks.
+            unbind = asyncio.ensure_future(self.esme.stop())
+            done, _ = await asyncio.wait({unbind}, timeout=1.0)
+            if not done:
+                self.stragglers.append(unbind)
         if writer is not None:
             writer.close()
 

@@ -104,12 +104,7 @@ class SmscSimulator:
     async def stop(self) -> None:
         if self._server is not None:
             server, self._server = self._server, None
-            import time as _t
-
-            t0 = _t.monotonic()
-            print("SIMSTOP begin", flush=True)
             await server.stop()
-            print("SIMSTOP end", _t.monotonic() - t0, flush=True)
         self._sessions.clear()
         self._bound.clear()
 

@@ -9,7 +9,9 @@ can be resolved rather than forgotten.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -80,7 +82,7 @@ class AmiLink:
                 if self.up:
                     self.up = False
                     self.on_state(False)
-                self._drop()
+                await self._drop()
             if self._closing:
                 break
             await asyncio.sleep(delay)
@@ -113,13 +115,20 @@ class AmiLink:
         async with asyncio.timeout(30):
             await self._booted.wait()
 
-    def _drop(self) -> None:
+    async def _drop(self) -> None:
+        """Close the link. asterisk-ami's disconnect() joins its reader thread, which sits in
+        a blocking recv: shut the socket down first to wake it, and join off the loop."""
         client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.disconnect()
-            except Exception:  # the socket may already be gone
-                log.debug("AMI disconnect raised", exc_info=True)
+        if client is None:
+            return
+        sock = getattr(client, "_socket", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, client.disconnect)
+        except Exception:  # the socket may already be gone
+            log.debug("AMI disconnect raised", exc_info=True)
 
     async def action(
         self, name: str, variables: dict[str, str] | None = None, _client: Any = None, **fields: str

@@ -1,0 +1,81 @@
+"""Plate -> phone bindings, each with who made it, when and how, and an audit trail."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from gateway.store.keys import Keys
+from gateway.store.notices import now_iso
+
+
+class BindingStore:
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    async def get(self, plate: str) -> dict[str, str] | None:
+        raw = await self.redis.hgetall(self.keys.binding(plate))
+        return dict(raw) if raw else None
+
+    async def put(
+        self,
+        plate: str,
+        phone: str,
+        email: str,
+        *,
+        by_key: str,
+        channel: str,
+        agent_id: str = "",
+        caller_id: str = "",
+    ) -> tuple[dict[str, str], bool]:
+        """Create or replace; returns the binding and whether it replaced another."""
+        record = {
+            "plate": plate,
+            "phone": phone,
+            "email": email,
+            "created_at": now_iso(),
+            "created_by": by_key,
+            "channel": channel,
+            "agent_id": agent_id,
+        }
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.exists(self.keys.binding(plate))
+        pipe.delete(self.keys.binding(plate))
+        pipe.hset(self.keys.binding(plate), mapping=record)
+        existed = bool((await pipe.execute())[0])
+        await self.audit(
+            "replaced" if existed else "created",
+            plate,
+            by_key=by_key,
+            channel=channel,
+            agent_id=agent_id,
+            caller_id=caller_id,
+        )
+        return record, existed
+
+    async def delete(
+        self, plate: str, *, by_key: str, channel: str, agent_id: str = "", caller_id: str = ""
+    ) -> bool:
+        removed = bool(await self.redis.delete(self.keys.binding(plate)))
+        if removed:
+            await self.audit(
+                "removed",
+                plate,
+                by_key=by_key,
+                channel=channel,
+                agent_id=agent_id,
+                caller_id=caller_id,
+            )
+        return removed
+
+    async def audit(self, event: str, plate: str, **detail: Any) -> None:
+        entry = json.dumps(
+            {"event": event, "plate": plate, "at": now_iso(), **detail}, ensure_ascii=False
+        )
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lpush(self.keys.binding_audit, entry)
+        pipe.ltrim(self.keys.binding_audit, 0, 999_999)
+        await pipe.execute()

@@ -1,0 +1,308 @@
+"""The voice worker: parking notices from the voice queue become Asterisk calls.
+
+Per call: speech rendered (cached), a slot under the concurrent-call limit and a token of the
+calls-per-second rate (both shared through Redis), then AMI Originate with the notice id as
+channel variables. OriginateResponse says whether it was answered; the FastAGI flow says what
+the citizen pressed. Busy or no answer is retried per policy, then an SMS with the same text is
+sent and linked. A lost AMI link resolves its calls in flight as failed attempts (retried).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from gateway.core.statuses import originate_outcome
+from gateway.ivr_flows.agi_server import FastAgiServer, FlowResult
+from gateway.ivr_flows.parking import parking_flow
+from gateway.settings import Settings
+from gateway.store.keys import Keys
+from gateway.store.notices import NoticeStore, new_notice_id, now_iso
+from gateway.store.ratelimit import Gcra, SharedRate
+from gateway.store.streams import StreamGroup
+from gateway.voice.ami import AmiError, AmiLink
+from gateway.voice.tts import Tts
+
+log = logging.getLogger(__name__)
+
+GROUP = "voice-callers"
+MENU_TEXT = "如您将尽快驶离车辆，请按1；如这不是您的车辆，请按2。"
+THANKS_TEXT = "谢谢您的配合，再见。"
+RETRYABLE = frozenset({"busy", "no_answer", "failed"})
+
+
+@dataclass(slots=True)
+class Call:
+    notice_id: str
+    entry_id: str
+    attempt: int
+    started: float
+    answered: bool = False
+
+
+class VoiceCaller:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        store: NoticeStore,
+        settings: Settings,
+        consumer: str,
+        channel_template: str,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.store = store
+        self.settings = settings
+        self.voice = settings.voice
+        self.channel_template = channel_template
+        self.group = StreamGroup(
+            redis, keys, keys.voice_queue, GROUP, consumer, settings.worker.consumer_dead_after
+        )
+        self.ami = AmiLink(settings.ami, self._on_ami_event, self._on_ami_state)
+        self.agi = FastAgiServer(
+            settings.agi.agi_host,
+            settings.agi.agi_port,
+            {"parking": parking_flow},
+            self._on_flow_result,
+            max_sessions=settings.voice.max_calls * 2,
+            session_timeout=settings.agi.agi_session_timeout,
+        )
+        self.tts = Tts(settings.voice.audio_dir, settings.voice.tts_engine)
+        self.rate = SharedRate(Gcra(redis), keys.rate("calls"), settings.voice.calls_per_second)
+        self.calls: dict[str, Call] = {}  # ActionID -> call
+        self._slot_free = asyncio.Event()
+        self._closing = False
+        self._prompts: dict[str, str] = {}
+        self.originate_latency: list[float] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _own(self, coro: Any) -> None:
+        """Bookkeeping started from AMI callbacks: owned, reaped, errors logged."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._reap)
+
+    def _reap(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        _log(task)
+
+    # -- run --------------------------------------------------------------------------------
+    async def run(self) -> None:
+        await self.group.ensure()
+        self.agi.bind()
+        self._prompts = {
+            "NOTICE_MENU": str(await self.tts.render(MENU_TEXT)),
+            "NOTICE_THANKS": str(await self.tts.render(THANKS_TEXT)),
+        }
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.ami.run(), name="ami")
+                tg.create_task(self.agi.serve(), name="agi")
+                tg.create_task(self._read_loop(), name="voice-read")
+                tg.create_task(self._housekeeping(), name="voice-housekeeping")
+                tg.create_task(self.group.run_acker(), name="voice-acker")
+        finally:
+            await self.agi.shutdown(2)
+            if self._tasks:
+                await asyncio.wait(self._tasks, timeout=5)
+
+    def close(self) -> None:
+        self._closing = True
+        self._slot_free.set()
+        self.ami.close()
+        self.group.close()
+
+    async def _read_loop(self) -> None:
+        for eid, fields in await self.group.own_pending():
+            await self._start(eid, fields)
+        while not self._closing:
+            while not self.ami.up or len(self.calls) >= self.voice.max_calls:
+                self._slot_free.clear()
+                try:
+                    async with asyncio.timeout(1):
+                        await self._slot_free.wait()
+                except TimeoutError:
+                    pass
+                if self._closing:
+                    return
+            for eid, fields in await self.group.read(
+                1,
+                1000,
+            ):
+                await self._start(eid, fields)
+
+    async def _housekeeping(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(min(1.0, self.settings.worker.heartbeat_seconds))
+            await self.group.heartbeat()
+            now_ms = int(time.time() * 1000)
+            due = await self.redis.zrangebyscore(
+                self.keys.voice_retry, "-inf", now_ms, start=0, num=100
+            )
+            for item in due:
+                if await self.redis.zrem(self.keys.voice_retry, item):
+                    await self.redis.xadd(self.keys.voice_queue, {"id": item})
+            for eid, fields in await self.group.reclaim_dead():
+                await self._start(eid, fields)
+            # A call that never reported back (Asterisk lost it) is a failed attempt.
+            limit = time.monotonic() - (self.voice.ring_seconds + 300)
+            for action_id, call in list(self.calls.items()):
+                if call.started < limit:
+                    await self._attempt_ended(action_id, "failed", {"reason": "no_report"})
+
+    # -- one call -----------------------------------------------------------------------------
+    async def _start(self, eid: str, fields: dict[str, str]) -> None:
+        notice_id = fields.get("id", "")
+        notice = await self.redis.hgetall(self.keys.notice(notice_id)) if notice_id else {}
+        if not notice or notice.get("status") in ("acknowledged", "disputed", "no_input"):
+            self.group.ack_later(eid)
+            return
+        attempt = int(notice.get("attempt", "0")) + 1
+        if attempt > self.voice.voice_attempts:
+            self.group.ack_later(eid)
+            return
+        accepted_at = time.monotonic()
+        prompt = await self.tts.render(notice["text"])
+        await self.rate.acquire()
+        action_id = f"{notice_id}:{attempt}"
+        number = notice["to"]
+        self.calls[action_id] = Call(notice_id, eid, attempt, time.monotonic())
+        await self.store.transition(notice_id, "dialing", {"attempt": attempt})
+        try:
+            await self.ami.action(
+                "Originate",
+                ActionID=action_id,
+                Channel=self.channel_template.format(number=number),
+                Context="notice-call",
+                Exten="s",
+                Priority="1",
+                Async="true",
+                Timeout=str(self.voice.ring_seconds * 1000),
+                CallerID=self.settings.smpp.smpp_source_addr,
+                variables={
+                    "NOTICE_ID": notice_id,
+                    "NOTICE_FLOW": "parking",
+                    "NOTICE_PROMPT": str(prompt),
+                    **self._prompts,
+                },
+            )
+            self.originate_latency.append(time.monotonic() - accepted_at)
+        except AmiError as exc:
+            await self._attempt_ended(action_id, "failed", {"reason": str(exc)})
+
+    def _on_ami_event(self, name: str, keys: dict[str, str]) -> None:
+        if name != "OriginateResponse":
+            return
+        action_id = keys.get("ActionID", "")
+        call = self.calls.get(action_id)
+        if call is None:
+            return
+        reason = int(keys.get("Reason", "0") or 0)
+        outcome = originate_outcome(reason)
+        if outcome == "answered":
+            call.answered = True
+            self._own(self.store.transition(call.notice_id, "answered", {}))
+        else:
+            self._own(self._attempt_ended(action_id, outcome, {"reason": reason}))
+
+    def _on_ami_state(self, up: bool) -> None:
+        if up:
+            self._slot_free.set()
+            return
+        for action_id, call in list(self.calls.items()):
+            if not call.answered:
+                self._own(self._attempt_ended(action_id, "failed", {"reason": "ami_link_lost"}))
+
+    async def _on_flow_result(self, result: FlowResult) -> None:
+        notice_id = str(result.outcome.get("notice_id", ""))
+        outcome = str(result.outcome.get("outcome", ""))
+        action_id = next((a for a, c in self.calls.items() if c.notice_id == notice_id), None)
+        if not notice_id or outcome not in ("acknowledged", "disputed", "no_input"):
+            log.warning("FastAGI flow ended without an outcome: %s", result.outcome)
+            return
+        await self.store.transition(notice_id, outcome, dict(result.outcome.get("detail", {})))
+        if outcome == "disputed":
+            await self._record_suspected_clone(notice_id)
+        if action_id is not None:
+            call = self.calls.pop(action_id)
+            self.group.ack_later(call.entry_id)
+            self._slot_free.set()
+
+    async def _attempt_ended(self, action_id: str, outcome: str, detail: dict[str, Any]) -> None:
+        call = self.calls.pop(action_id, None)
+        if call is None:
+            return
+        self._slot_free.set()
+        retry = outcome in RETRYABLE and call.attempt < self.voice.voice_attempts
+        if retry:
+            detail = {**detail, "retry_in_seconds": self.voice.voice_retry_seconds}
+        await self.store.transition(call.notice_id, outcome, detail)
+        if retry:
+            due = int((time.time() + self.voice.voice_retry_seconds) * 1000)
+            await self.redis.zadd(self.keys.voice_retry, {call.notice_id: due})
+        else:
+            await self._sms_fallback(call.notice_id, outcome)
+        self.group.ack_later(call.entry_id)
+
+    async def _sms_fallback(self, notice_id: str, outcome: str) -> None:
+        notice = await self.redis.hgetall(self.keys.notice(notice_id))
+        if not notice:
+            return
+        sms_id = new_notice_id()
+        record = {
+            "id": sms_id,
+            "kind": "parking_notice",
+            "channel": "sms",
+            "status": "queued",
+            "to": notice["to"],
+            "text": notice["text"],
+            "plate": notice.get("plate", ""),
+            "callback_url": notice.get("callback_url", ""),
+            "key_id": notice.get("key_id", ""),
+            "created_at": now_iso(),
+            "fallback_of": notice_id,
+            "parts": notice.get("parts", "1"),
+        }
+        await self.store.create(
+            record,
+            self.keys.sms_queue,
+            {"id": sms_id, "to": "86" + notice["to"], "text": notice["text"]},
+            key_id=notice.get("key_id", ""),
+        )
+        await self.redis.hset(self.keys.notice(notice_id), "fallback_id", sms_id)
+        log.info("voice notice %s ended %s; SMS fallback %s", notice_id, outcome, sms_id)
+
+    async def _record_suspected_clone(self, notice_id: str) -> None:
+        notice = await self.redis.hgetall(self.keys.notice(notice_id))
+        plate = notice.get("plate", "")
+        if not plate:
+            return
+        key = self.keys.suspected_clones
+        prev = await self.redis.hget(key, plate)
+        count = (json.loads(prev)["count"] if prev else 0) + 1
+        await self.redis.hset(
+            key,
+            plate,
+            json.dumps(
+                {
+                    "plate": plate,
+                    "count": count,
+                    "last_notice": notice_id,
+                    "last_at": now_iso(),
+                    "location": notice.get("location", ""),
+                },
+                ensure_ascii=False,
+            ),
+        )
+
+
+def _log(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("voice bookkeeping failed: %r", task.exception())

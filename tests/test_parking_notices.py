@@ -1,0 +1,158 @@
+"""Parking notices end to end on a real Asterisk: API -> call -> DTMF answer -> status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.sms.simulator import SmscSimulator
+from tests.conftest import Gateway, Receiver
+
+
+async def _bind(gw: Gateway, plate: str, phone: str) -> None:
+    agent = await gw.add_key("binding_agent")
+    code, body, _ = await gw.request(
+        "POST", "/v1/bindings", agent, {"plate": plate, "phone": phone, "agent_id": "seat-7"}
+    )
+    assert code in (200, 201), body
+
+
+def _notice(plate: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "plate": plate,
+        "location": "北京路",
+        "move_within_minutes": 10,
+        "officer_id": "K1234",
+        **extra,
+    }
+
+
+async def test_owner_pressing_1_acknowledges(voice_gateway: Gateway, receiver: Receiver) -> None:
+    gw = voice_gateway
+    await _bind(gw, "云a12345", "13800138001")  # the sink callee presses the last digit: 1
+    officer = await gw.add_key("officer", ["127.0.0.1"])
+    code, body, _ = await gw.request(
+        "POST", "/v1/parking-notices", officer, _notice("云A·12345", callback_url=receiver.url)
+    )
+    assert code == 202, body
+    assert (body["channel"], body["reminder_number"], body["penalty_due"]) == ("voice", 1, False)
+    assert body["to"] == "138****8001"
+    notice = await gw.wait_status(body["id"], "acknowledged", within=30)
+    assert [h["status"] for h in notice["history"]] == [
+        "queued",
+        "dialing",
+        "answered",
+        "acknowledged",
+    ]
+    await receiver.wait_for(body["id"], "acknowledged")
+
+
+async def test_owner_pressing_2_disputes_and_flags_a_cloned_plate(voice_gateway: Gateway) -> None:
+    gw = voice_gateway
+    await _bind(gw, "云B54321", "13800138002")
+    officer = await gw.add_key("officer")
+    _, body, _ = await gw.request("POST", "/v1/parking-notices", officer, _notice("云B54321"))
+    await gw.wait_status(body["id"], "disputed", within=30)
+    cc = await gw.add_key("command_center")
+    code, clones, _ = await gw.request("GET", "/v1/suspected-cloned-plates", cc)
+    assert code == 200
+    assert [(i["plate"], i["last_notice"]) for i in clones["items"]] == [("云B54321", body["id"])]
+
+
+async def test_same_idempotency_key_calls_once_and_third_notice_is_due_a_penalty(
+    voice_gateway: Gateway,
+) -> None:
+    gw = voice_gateway
+    await _bind(gw, "云C11111", "13800138001")
+    officer = await gw.add_key("officer")
+    hdr = {"Idempotency-Key": "handheld-42"}
+    first = await gw.request(
+        "POST", "/v1/parking-notices", officer, _notice("云C11111"), headers=hdr
+    )
+    again = await gw.request(
+        "POST", "/v1/parking-notices", officer, _notice("云C11111"), headers=hdr
+    )
+    assert first[0] == 202
+    assert again[0] == 200
+    assert again[1]["id"] == first[1]["id"]
+    assert again[1]["reminder_number"] == 1
+    second = await gw.request("POST", "/v1/parking-notices", officer, _notice("云C11111"))
+    third = await gw.request("POST", "/v1/parking-notices", officer, _notice("云C11111"))
+    assert (second[1]["reminder_number"], second[1]["penalty_due"]) == (2, False)
+    assert (third[1]["reminder_number"], third[1]["penalty_due"]) == (3, True)
+    for nid in (first[1]["id"], second[1]["id"], third[1]["id"]):
+        notice = await gw.wait_status(nid, "acknowledged", within=40)
+        assert [h["status"] for h in notice["history"]].count("dialing") == 1
+
+
+BAD: list[tuple[str, dict[str, Any], int, str]] = [
+    ("bad plate", _notice("ZZ12345"), 422, "invalid_plate"),
+    ("plate with I", _notice("云AI2345"), 422, "invalid_plate"),
+    ("unknown plate", _notice("云Z99999"), 404, "no_binding"),
+    ("zero minutes", _notice("云A12345", move_within_minutes=0), 422, "validation_error"),
+    ("too many minutes", _notice("云A12345", move_within_minutes=600), 422, "validation_error"),
+    ("minutes as text", _notice("云A12345", move_within_minutes="10"), 422, "validation_error"),
+    (
+        "missing officer",
+        {k: v for k, v in _notice("云A12345").items() if k != "officer_id"},
+        422,
+        "validation_error",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "status", "code"), BAD, ids=[b[0] for b in BAD])
+async def test_bad_parking_notice_is_refused_without_a_call(
+    gateway: Gateway, name: str, body: dict[str, Any], status: int, code: str
+) -> None:
+    await _bind(gateway, "云A12345", "13800138001")
+    officer = await gateway.add_key("officer")
+    got = await gateway.request("POST", "/v1/parking-notices", officer, body)
+    assert (got[0], got[1]["error"]["code"]) == (status, code)
+    assert await gateway.redis.xlen(gateway.keys.voice_queue) == 0
+
+
+async def test_wrong_role_cannot_send_parking_notices_or_bind(gateway: Gateway) -> None:
+    cc = await gateway.add_key("command_center")
+    assert (await gateway.request("POST", "/v1/parking-notices", cc, _notice("云A12345")))[0] == 403
+    assert (
+        await gateway.request(
+            "POST", "/v1/bindings", cc, {"plate": "云A12345", "phone": "13800138000"}
+        )
+    )[0] == 403
+
+
+async def test_quiet_hours_send_sms_instead(
+    redis_server: str, prefix: str, smsc: SmscSimulator
+) -> None:
+    from tests.conftest import make_settings
+
+    gw = Gateway(make_settings(redis_server, prefix, smsc.port, GATEWAY_QUIET_HOURS="00:00-23:59"))
+    await gw.start()
+    gw._admin = await gw.add_key("admin")
+    try:
+        await _bind(gw, "云D22222", "13800138009")
+        officer = await gw.add_key("officer")
+        _, body, _ = await gw.request("POST", "/v1/parking-notices", officer, _notice("云D22222"))
+        assert body["channel"] == "sms"
+        await gw.wait_status(body["id"], "delivered")
+        assert "云D·22222" in smsc.to(["13800138009"])[0].text
+    finally:
+        await gw.close()
+
+
+async def test_bindings_round_trip(gateway: Gateway) -> None:
+    agent = await gateway.add_key("binding_agent")
+    code, b, _ = await gateway.request(
+        "POST", "/v1/bindings", agent, {"plate": "粤b12345f", "phone": "+8613912345678"}
+    )
+    assert code == 201
+    assert (b["plate"], b["phone"], b["channel"]) == ("粤B12345F", "139****5678", "api")
+    code, got, _ = await gateway.request("GET", "/v1/bindings/粤B12345F", agent)
+    assert code == 200
+    assert got["created_by"] == agent.key.id
+    assert (await gateway.request("DELETE", "/v1/bindings/粤B12345F", agent))[0] == 204
+    assert (await gateway.request("GET", "/v1/bindings/粤B12345F", agent))[0] == 404
+    audit = await gateway.redis.lrange(gateway.keys.binding_audit, 0, -1)
+    assert [a.split('"event": "')[1].split('"')[0] for a in audit] == ["removed", "created"]
