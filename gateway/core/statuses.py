@@ -111,3 +111,13 @@ def originate_outcome(reason: int, cause: int | None = None) -> str:
     if reason != 4 and cause is not None and cause in HANGUP_CAUSE:
         return HANGUP_CAUSE[cause]
     return ORIGINATE_REASON.get(reason, "failed")
+
+
+# Dial()'s DIALSTATUS, reported by AMI DialEnd; it says why an originate was not answered.
+DIAL_STATUS: Final[dict[str, str]] = {
+    "BUSY": "busy",
+    "NOANSWER": "no_answer",
+    "CANCEL": "no_answer",
+    "CONGESTION": "failed",
+    "CHANUNAVAIL": "failed",
+}

@@ -18,7 +18,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from gateway.core.statuses import originate_outcome
+from gateway.core.statuses import DIAL_STATUS, originate_outcome
 from gateway.ivr_flows.agi_server import FastAgiServer, FlowResult
 from gateway.ivr_flows.parking import parking_flow
 from gateway.settings import Settings
@@ -82,6 +82,8 @@ class VoiceCaller:
         self._prompts: dict[str, str] = {}
         self.originate_latency: list[float] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._dialing: dict[str, str] = {}  # outgoing channel -> dial string
+        self._dial_status: dict[str, str] = {}  # dial string -> DIALSTATUS
 
     def _own(self, coro: Any) -> None:
         """Bookkeeping started from AMI callbacks: owned, reaped, errors logged."""
@@ -198,6 +200,17 @@ class VoiceCaller:
             await self._attempt_ended(action_id, "failed", {"reason": str(exc)})
 
     def _on_ami_event(self, name: str, keys: dict[str, str]) -> None:
+        # An unanswered originate reports only Reason 0; why it failed comes from the dial:
+        # DialBegin ties the outgoing channel to the dial string, DialEnd gives DIALSTATUS,
+        # and the OriginateResponse names the dial string.
+        if name == "DialBegin":
+            self._dialing[keys.get("DestChannel", "")] = keys.get("DialString", "")
+            return
+        if name == "DialEnd":
+            dial = self._dialing.pop(keys.get("DestChannel", ""), "")
+            if dial:
+                self._dial_status[dial] = keys.get("DialStatus", "")
+            return
         if name != "OriginateResponse":
             return
         action_id = keys.get("ActionID", "")
@@ -205,12 +218,24 @@ class VoiceCaller:
         if call is None:
             return
         reason = int(keys.get("Reason", "0") or 0)
-        outcome = originate_outcome(reason)
-        if outcome == "answered":
+        if originate_outcome(reason) == "answered":
             call.answered = True
             self._own(self.store.transition(call.notice_id, "answered", {}))
         else:
-            self._own(self._attempt_ended(action_id, outcome, {"reason": reason}))
+            self._own(self._unanswered(action_id, reason, keys.get("Channel", "")))
+
+    async def _unanswered(self, action_id: str, reason: int, channel: str) -> None:
+        """Why the call was not answered: DialEnd may trail the OriginateResponse a little."""
+        dial = channel.partition("/")[2]
+        for _ in range(10):
+            if dial in self._dial_status:
+                break
+            await asyncio.sleep(0.05)
+        dial_status = self._dial_status.pop(dial, "")
+        outcome = DIAL_STATUS.get(dial_status) or originate_outcome(reason)
+        await self._attempt_ended(
+            action_id, outcome, {"reason": reason, "dial_status": dial_status}
+        )
 
     def _on_ami_state(self, up: bool) -> None:
         if up:
