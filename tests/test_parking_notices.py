@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -156,3 +157,23 @@ async def test_bindings_round_trip(gateway: Gateway) -> None:
     assert (await gateway.request("GET", "/v1/bindings/粤B12345F", agent))[0] == 404
     audit = await gateway.redis.lrange(gateway.keys.binding_audit, 0, -1)
     assert [a.split('"event": "')[1].split('"')[0] for a in audit] == ["removed", "created"]
+
+
+async def test_asterisk_restart_mid_run_then_later_notices_go_through(
+    voice_gateway: Gateway, asterisk: Any
+) -> None:
+    gw = voice_gateway
+    assert gw.workers is not None
+    assert gw.workers.voice is not None
+    await _bind(gw, "云H40000", "13800138001")
+    officer = await gw.add_key("officer")
+    await asyncio.to_thread(asterisk.restart)
+    async with asyncio.timeout(40):
+        while gw.workers.voice.ami.up:  # the gateway notices the link went down ...
+            await asyncio.sleep(0.05)
+        while not gw.workers.voice.ami.up:  # ... and logs back in after FullyBooted
+            await asyncio.sleep(0.05)
+    _, body, _ = await gw.request("POST", "/v1/parking-notices", officer, _notice("云H40000"))
+    await gw.wait_status(body["id"], "acknowledged", within=30)
+    code, ready, _ = await gw.request("GET", "/readyz")
+    assert code == 200, ready

@@ -6,6 +6,8 @@ round; a hang-up at any point is ``no_input``. Prompts are audio paths without e
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 from asterisk.agi import AGIException
@@ -15,6 +17,13 @@ from gateway.ivr_flows.agi_server import FastAgi, SessionEnded
 
 OUTCOMES = {"1": "acknowledged", "2": "disputed"}
 WAIT_MS = 5000
+
+
+def _wait_for_audio(prompt: str, within: float = 10.0) -> None:
+    """The notice's speech is rendered while the phone rings; it is usually there already."""
+    deadline = time.monotonic() + within
+    while prompt and not os.path.exists(prompt + ".wav") and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _digit(agi: FastAgi, prompt: str) -> str:
@@ -31,6 +40,7 @@ def parking_flow(agi: FastAgi, request: AgiRequest) -> dict[str, Any]:
     menu = str(agi.get_variable("NOTICE_MENU") or "")
     thanks = str(agi.get_variable("NOTICE_THANKS") or "")
     digit, rounds = "", 0
+    _wait_for_audio(prompt)
     try:
         while rounds < 2:
             rounds += 1

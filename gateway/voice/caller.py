@@ -82,6 +82,7 @@ class VoiceCaller:
         self._prompts: dict[str, str] = {}
         self.originate_latency: list[float] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._starting = 0
         self._dialing: dict[str, str] = {}  # outgoing channel -> dial string
         self._dial_status: dict[str, str] = {}  # dial string -> DIALSTATUS
 
@@ -125,7 +126,7 @@ class VoiceCaller:
         for eid, fields in await self.group.own_pending():
             await self._start(eid, fields)
         while not self._closing:
-            while not self.ami.up or len(self.calls) >= self.voice.max_calls:
+            while not self.ami.up or len(self.calls) + self._starting >= self.voice.max_calls:
                 self._slot_free.clear()
                 try:
                     async with asyncio.timeout(1):
@@ -160,6 +161,12 @@ class VoiceCaller:
                     await self._attempt_ended(action_id, "failed", {"reason": "no_report"})
 
     # -- one call -----------------------------------------------------------------------------
+    async def _start_counted(self, eid: str, fields: dict[str, str]) -> None:
+        try:
+            await self._start(eid, fields)
+        finally:
+            self._starting -= 1
+
     async def _start(self, eid: str, fields: dict[str, str]) -> None:
         notice_id = fields.get("id", "")
         notice = await self.redis.hgetall(self.keys.notice(notice_id)) if notice_id else {}
@@ -171,7 +178,9 @@ class VoiceCaller:
             self.group.ack_later(eid)
             return
         accepted_at = time.monotonic()
-        prompt = await self.tts.render(notice["text"])
+        # Speech is rendered while the phone rings; the flow waits for the file if needed.
+        prompt = self.tts.path_for(notice["text"])
+        self._own(self.tts.render(notice["text"]))
         await self.rate.acquire()
         action_id = f"{notice_id}:{attempt}"
         number = notice["to"]

@@ -42,6 +42,10 @@ class Tts:
         self.engine = engine
         self._locks: dict[str, asyncio.Lock] = {}
 
+    def path_for(self, text: str) -> Path:
+        """Where ``render`` puts this text (without extension), known before rendering."""
+        return self.dir / cache_key(self.engine, text)
+
     async def render(self, text: str) -> Path:
         """Path of the 8 kHz WAV *without* extension (as Asterisk's playback wants it)."""
         key = cache_key(self.engine, text)
