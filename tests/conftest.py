@@ -189,6 +189,10 @@ class Gateway:
             self.workers.start()
         if api and self.runner is None:
             readiness = {"smpp": lambda: bool(self.workers and self.workers.sms.bound)}
+            if self.settings.voice.voice_enabled:
+                readiness["ami"] = lambda: bool(
+                    self.workers and self.workers.voice and self.workers.voice.ami.up
+                )
             app = create_app(self.settings, self.metrics, readiness)
             self.runner = web.AppRunner(app, access_log=None)
             await self.runner.setup()

@@ -177,3 +177,4 @@ async def test_asterisk_restart_mid_run_then_later_notices_go_through(
     await gw.wait_status(body["id"], "acknowledged", within=30)
     code, ready, _ = await gw.request("GET", "/readyz")
     assert code == 200, ready
+    assert ready["checks"]["ami"] is True

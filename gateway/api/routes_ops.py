@@ -18,7 +18,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Redis reachable and an SMPP link bound (by this or any worker process)."""
+    """Redis reachable, an SMPP link bound (by this or any worker process), and the AMI link
+    up when this process places calls."""
     checks: dict[str, bool] = {}
     redis = request.app[REDIS]
     try:
@@ -35,6 +36,10 @@ async def readyz(request: web.Request) -> web.Response:
             smpp = True
             break
     checks["smpp"] = smpp
+    # Components that run in this process report themselves (the AMI link of a voice worker).
+    for name, probe in local.items():
+        if name != "smpp":
+            checks[name] = probe()
     ok = all(checks.values())
     return web.json_response(
         {"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503
