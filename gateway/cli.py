@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     ac = sub.add_parser("asterisk-config", help="render dialplan/ into DIR for a private Asterisk")
     ac.add_argument("dir")
 
+    tts = sub.add_parser("tts", help="speech")
+    tts_sub = tts.add_subparsers(dest="tts_cmd", required=True)
+    tts_sub.add_parser("render-prompts", help="render the fixed menu prompts into AUDIO_DIR")
+
     sim = sub.add_parser("smsc-sim", help="run the SMSC simulator")
     sim.add_argument("--host")
     sim.add_argument("--port", type=int)
@@ -166,6 +170,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         conf = render(settings, args.dir)
         print(f"asterisk -C {conf} -f")
+        return 0
+    if args.cmd == "tts":
+        from gateway.voice.caller import MENU_TEXT, THANKS_TEXT
+        from gateway.voice.tts import Tts
+
+        engine = Tts(settings.voice.audio_dir, settings.voice.tts_engine)
+        for name, text in (("menu", MENU_TEXT), ("thanks", THANKS_TEXT)):
+            print(f"{name}: {asyncio.run(engine.render(text))}.wav")
         return 0
     if args.cmd == "smsc-sim":
         import uvloop

@@ -191,3 +191,14 @@ for _, item in ipairs(due) do
 end
 return #due
 """
+
+CALL_SLOT = r"""
+-- KEYS[1]: sorted set of calls in progress, scored by when their slot expires.
+-- ARGV: member, ttl_ms, max. A slot left by a process that died expires by itself.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return 1
+"""

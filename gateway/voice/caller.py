@@ -22,6 +22,7 @@ from gateway.core.statuses import DIAL_STATUS, originate_outcome
 from gateway.ivr_flows.agi_server import FastAgiServer, FlowResult
 from gateway.ivr_flows.parking import parking_flow
 from gateway.settings import Settings
+from gateway.store import lua
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore, new_notice_id, now_iso
 from gateway.store.ratelimit import Gcra, SharedRate
@@ -76,6 +77,10 @@ class VoiceCaller:
         )
         self.tts = Tts(settings.voice.audio_dir, settings.voice.tts_engine)
         self.rate = SharedRate(Gcra(redis), keys.rate("calls"), settings.voice.calls_per_second)
+        self._slot = redis.register_script(lua.CALL_SLOT)
+        self._slot_ttl_ms = int(
+            (settings.voice.ring_seconds + settings.agi.agi_session_timeout + 60) * 1000
+        )
         self.calls: dict[str, Call] = {}  # ActionID -> call
         self._slot_free = asyncio.Event()
         self._closing = False
@@ -181,8 +186,15 @@ class VoiceCaller:
         # Speech is rendered while the phone rings; the flow waits for the file if needed.
         prompt = self.tts.path_for(notice["text"])
         self._own(self.tts.render(notice["text"]))
-        await self.rate.acquire()
         action_id = f"{notice_id}:{attempt}"
+        # GATEWAY_MAX_CALLS holds for all worker processes together.
+        while not await self._slot(
+            keys=[self.keys.active_calls], args=[action_id, self._slot_ttl_ms, self.voice.max_calls]
+        ):
+            if self._closing:
+                return
+            await asyncio.sleep(0.1)
+        await self.rate.acquire()
         number = notice["to"]
         self.calls[action_id] = Call(notice_id, eid, attempt, time.monotonic())
         await self.store.transition(notice_id, "dialing", {"attempt": attempt})
@@ -266,6 +278,7 @@ class VoiceCaller:
             await self._record_suspected_clone(notice_id)
         if action_id is not None:
             call = self.calls.pop(action_id)
+            await self.redis.zrem(self.keys.active_calls, action_id)
             self.group.ack_later(call.entry_id)
             self._slot_free.set()
 
@@ -273,6 +286,7 @@ class VoiceCaller:
         call = self.calls.pop(action_id, None)
         if call is None:
             return
+        await self.redis.zrem(self.keys.active_calls, action_id)
         self._slot_free.set()
         retry = outcome in RETRYABLE and call.attempt < self.voice.voice_attempts
         if retry:
