@@ -39,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="host allowed in callback_url (repeat; *.example.com for subdomains)",
     )
+    add.add_argument(
+        "--events-url",
+        default="",
+        help="command-centre keys: where suspected cloned plates are POSTed "
+        "(its host must be on --callback-host)",
+    )
     add.add_argument("--rate", type=float, help="requests per second (default from settings)")
     add.add_argument("--burst", type=int)
     add.add_argument("--json", action="store_true")
@@ -70,12 +76,21 @@ async def _keys(args: argparse.Namespace, redis_settings: RedisSettings, api: Ap
     try:
         store = ApiKeyStore(redis, Keys(redis_settings.redis_prefix))
         if args.keys_cmd == "add":
+            if args.events_url:
+                from gateway.receipts.callbacks import CallbackRejected, check_callback_url
+
+                try:
+                    check_callback_url(args.events_url, args.callback_host)
+                except CallbackRejected as exc:
+                    print(f"gateway: --events-url: {exc}", file=sys.stderr)
+                    return 2
             new = await store.add(
                 args.name,
                 args.role,
                 args.callback_host,
                 args.rate or api.default_rate,
                 args.burst or api.default_burst,
+                args.events_url,
             )
             out = {
                 "id": new.key.id,

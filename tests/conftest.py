@@ -215,10 +215,15 @@ class Gateway:
         await self.redis.aclose()
 
     async def add_key(
-        self, role: str, hosts: list[str] | None = None, rate: float = 1000, burst: int = 1000
+        self,
+        role: str,
+        hosts: list[str] | None = None,
+        rate: float = 1000,
+        burst: int = 1000,
+        events_url: str = "",
     ) -> NewKey:
         return await ApiKeyStore(self.redis, self.keys).add(
-            f"test-{role}", role, hosts or [], rate, burst
+            f"test-{role}", role, hosts or [], rate, burst, events_url
         )
 
     async def request(

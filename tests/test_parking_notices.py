@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gateway.receipts.signing import verify
 from gateway.sms.simulator import SmscSimulator
 from tests.conftest import Gateway, Receiver
 
@@ -49,8 +50,11 @@ async def test_owner_pressing_1_acknowledges(voice_gateway: Gateway, receiver: R
     await receiver.wait_for(body["id"], "acknowledged")
 
 
-async def test_owner_pressing_2_disputes_and_flags_a_cloned_plate(voice_gateway: Gateway) -> None:
+async def test_owner_pressing_2_disputes_and_flags_a_cloned_plate(
+    voice_gateway: Gateway, receiver: Receiver
+) -> None:
     gw = voice_gateway
+    centre = await gw.add_key("command_center", ["127.0.0.1"], events_url=receiver.url)
     await _bind(gw, "云B54321", "13800138002")
     officer = await gw.add_key("officer")
     _, body, _ = await gw.request("POST", "/v1/parking-notices", officer, _notice("云B54321"))
@@ -59,6 +63,16 @@ async def test_owner_pressing_2_disputes_and_flags_a_cloned_plate(voice_gateway:
     code, clones, _ = await gw.request("GET", "/v1/suspected-cloned-plates", cc)
     assert code == 200
     assert [(i["plate"], i["last_notice"]) for i in clones["items"]] == [("云B54321", body["id"])]
+    async with asyncio.timeout(15):
+        while not any(c["body"]["kind"] == "suspected_cloned_plate" for c in receiver.calls):
+            receiver.event.clear()
+            await receiver.event.wait()
+    (call,) = [c for c in receiver.calls if c["body"]["kind"] == "suspected_cloned_plate"]
+    assert call["body"]["detail"]["plate"] == "云B54321"
+    h = call["headers"]
+    assert verify(
+        centre.key.callback_secret, h["X-Gateway-Timestamp"], call["raw"], h["X-Gateway-Signature"]
+    )
 
 
 async def test_same_idempotency_key_calls_once_and_third_notice_is_due_a_penalty(

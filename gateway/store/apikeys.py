@@ -28,6 +28,8 @@ class ApiKey:
     burst: int
     created_at: str
     revoked: bool = False
+    # Where gateway-wide events (suspected cloned plates) are POSTed for this key.
+    events_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +52,13 @@ class ApiKeyStore:
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
     async def add(
-        self, name: str, role: str, callback_hosts: list[str], rate: float, burst: int
+        self,
+        name: str,
+        role: str,
+        callback_hosts: list[str],
+        rate: float,
+        burst: int,
+        events_url: str = "",
     ) -> NewKey:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
@@ -65,6 +73,7 @@ class ApiKeyStore:
             rate=rate,
             burst=burst,
             created_at=now_iso(),
+            events_url=events_url,
         )
         h = hash_token(token)
         pipe = self.redis.pipeline(transaction=True)
@@ -125,6 +134,7 @@ def _to_hash(k: ApiKey) -> dict[str, str]:
         "burst": str(k.burst),
         "created_at": k.created_at,
         "revoked": "1" if k.revoked else "0",
+        "events_url": k.events_url,
     }
 
 
@@ -139,4 +149,5 @@ def _from_hash(raw: dict[str, str]) -> ApiKey:
         burst=int(raw["burst"]),
         created_at=raw["created_at"],
         revoked=raw.get("revoked") == "1",
+        events_url=raw.get("events_url", ""),
     )

@@ -23,6 +23,7 @@ from gateway.ivr_flows.agi_server import FastAgiServer, FlowResult
 from gateway.ivr_flows.parking import parking_flow
 from gateway.settings import Settings
 from gateway.store import lua
+from gateway.store.apikeys import ApiKeyStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore, new_notice_id, now_iso
 from gateway.store.ratelimit import Gcra, SharedRate
@@ -76,6 +77,7 @@ class VoiceCaller:
             session_timeout=settings.agi.agi_session_timeout,
         )
         self.tts = Tts(settings.voice.audio_dir, settings.voice.tts_engine)
+        self.api_keys = ApiKeyStore(redis, keys)
         self.rate = SharedRate(Gcra(redis), keys.rate("calls"), settings.voice.calls_per_second)
         self._slot = redis.register_script(lua.CALL_SLOT)
         self._slot_ttl_ms = int(
@@ -335,20 +337,33 @@ class VoiceCaller:
         key = self.keys.suspected_clones
         prev = await self.redis.hget(key, plate)
         count = (json.loads(prev)["count"] if prev else 0) + 1
-        await self.redis.hset(
-            key,
-            plate,
-            json.dumps(
-                {
-                    "plate": plate,
-                    "count": count,
-                    "last_notice": notice_id,
-                    "last_at": now_iso(),
-                    "location": notice.get("location", ""),
-                },
-                ensure_ascii=False,
-            ),
+        at = now_iso()
+        report = {
+            "plate": plate,
+            "count": count,
+            "last_notice": notice_id,
+            "last_at": at,
+            "location": notice.get("location", ""),
+        }
+        await self.redis.hset(key, plate, json.dumps(report, ensure_ascii=False))
+        # Pushed to every command-centre key with an events URL, through the signed outbox.
+        body = json.dumps(
+            {"id": notice_id, "kind": "suspected_cloned_plate", "at": at, "detail": report},
+            ensure_ascii=False,
         )
+        for k in await self.api_keys.list():
+            if k.role == "command_center" and k.events_url and not k.revoked:
+                await self.redis.xadd(
+                    self.keys.webhook_queue,
+                    {
+                        "id": notice_id,
+                        "key_id": k.id,
+                        "url": k.events_url,
+                        "body": body,
+                        "attempt": "1",
+                        "first_at": at,
+                    },
+                )
 
 
 def _log(task: asyncio.Task[Any]) -> None:
