@@ -190,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.voice.caller import MENU_TEXT, THANKS_TEXT
         from gateway.voice.tts import Tts
 
-        engine = Tts(settings.voice.audio_dir, settings.voice.tts_engine)
+        engine = Tts(settings.voice.audio_dir, settings.voice.tts_engine, settings.voice.gtts_url)
         for name, text in (("menu", MENU_TEXT), ("thanks", THANKS_TEXT)):
             print(f"{name}: {asyncio.run(engine.render(text))}.wav")
         return 0

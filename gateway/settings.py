@@ -95,6 +95,8 @@ class VoiceSettings(BaseSettings):
     voice_attempts: int = Field(3, ge=1, le=10)
     voice_retry_seconds: float = Field(120.0, ge=0)
     tts_engine: str = Field("espeak", pattern=r"^(espeak|gtts)$")
+    # gTTS's web endpoint (empty: Google's); for a proxy or a stand-in.
+    gtts_url: str = ""
     audio_dir: str = "audio"
     timezone: str = "Asia/Shanghai"
     # Local time range with no calls (SMS instead); empty turns quiet hours off.

@@ -10,6 +10,8 @@ for pkg in redis-server:redis-server sipp:sip-tester espeak-ng:espeak-ng sox:sox
     command -v "${pkg%%:*}" >/dev/null 2>&1 || need_apt+=("${pkg#*:}")
 done
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# sox reads gTTS's MP3 only with this format plugin.
+dpkg -s libsox-fmt-mp3 >/dev/null 2>&1 || need_apt+=(libsox-fmt-mp3)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

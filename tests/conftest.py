@@ -43,7 +43,7 @@ def redis_server() -> Iterator[str]:
     assert exe, "redis-server is missing: run scripts/test.sh, which installs it"
     port = free_port()
     tmp = tempfile.mkdtemp(prefix="gw-redis-")
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [
             exe,
             "--port",

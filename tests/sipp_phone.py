@@ -23,7 +23,7 @@ class SippPhone:
         assert exe, "sipp is missing: run scripts/test.sh, which installs sip-tester"
         self.log = workdir / f"sipp-{scenario}.log"
         with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(  # noqa: S603
+            self.proc = subprocess.Popen(
                 [
                     exe,
                     "-sf",

@@ -76,7 +76,7 @@ class VoiceCaller:
             max_sessions=settings.voice.max_calls * 2,
             session_timeout=settings.agi.agi_session_timeout,
         )
-        self.tts = Tts(settings.voice.audio_dir, settings.voice.tts_engine)
+        self.tts = Tts(settings.voice.audio_dir, settings.voice.tts_engine, settings.voice.gtts_url)
         self.api_keys = ApiKeyStore(redis, keys)
         self.rate = SharedRate(Gcra(redis), keys.rate("calls"), settings.voice.calls_per_second)
         self._slot = redis.register_script(lua.CALL_SLOT)

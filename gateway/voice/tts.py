@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,11 @@ async def _run(*argv: str) -> None:
 
 
 class Tts:
-    def __init__(self, audio_dir: str | Path, engine: str = "espeak") -> None:
+    def __init__(self, audio_dir: str | Path, engine: str = "espeak", gtts_url: str = "") -> None:
         self.dir = Path(audio_dir).resolve() / "cache"
         self.engine = engine
+        # Base URL of the gTTS web endpoint; empty means Google's. Tests use a local stand-in.
+        self.gtts_url = gtts_url.rstrip("/")
         self._locks: dict[str, asyncio.Lock] = {}
 
     def path_for(self, text: str) -> Path:
@@ -84,7 +87,19 @@ class Tts:
         from gtts import gTTS
         from gtts.tts import gTTSError
 
+        base = self.gtts_url
+
+        class _Endpoint(gTTS):  # type: ignore[misc]
+            """gTTS with its requests sent to ``base`` instead of Google's host."""
+
+            def _prepare_requests(self) -> list[Any]:
+                prepared = list(super()._prepare_requests())
+                if base:
+                    for p in prepared:
+                        p.url = base + "/" + p.url.split("/", 3)[3]
+                return prepared
+
         try:
-            gTTS(text, lang="zh-CN").save(str(out))
-        except gTTSError as exc:
+            _Endpoint(text, lang="zh").save(str(out))
+        except (gTTSError, OSError) as exc:
             raise TtsError(f"gTTS failed: {exc}") from exc
