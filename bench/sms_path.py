@@ -45,6 +45,16 @@ def cpu_report(procs: list[subprocess.Popen[bytes]], names: list[str]) -> list[t
     return out
 
 
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the stack in reverse start order, so nothing outlives what it depends on."""
+    for p in reversed(procs):
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -225,12 +235,7 @@ async def main() -> int:
     finally:
         if runner is not None:
             await runner.cleanup()
-        for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.sms_path import ROOT, free_port, wait_port
+from bench.sms_path import ROOT, free_port, stop_all, wait_port
 from gateway.settings import Settings
 from gateway.voice.asterisk_config import render
 
@@ -217,12 +216,7 @@ async def main() -> int:
         print(f"peak calls at once    {peak} (dialing..outcome overlapping)")
         return 0 if ok == args.calls else 1
     finally:
-        for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

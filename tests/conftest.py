@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -303,31 +304,53 @@ def asterisk() -> Iterator[Any]:
     ast.cleanup()
 
 
-@pytest.fixture
-async def voice_gateway(
-    redis_server: str, prefix: str, smsc: SmscSimulator, asterisk: Any, tmp_path: Path
+@asynccontextmanager
+async def running_voice_gateway(
+    redis_url: str,
+    prefix: str,
+    smsc: SmscSimulator,
+    asterisk: Any,
+    tmp_path: Path,
+    **extra: str,
 ) -> AsyncIterator[Gateway]:
-    """The gateway with its voice worker on the session's Asterisk. Calls go to
-    Local/<number>@sink, whose callee presses the number's last digit."""
+    """The gateway with its voice worker on the session's Asterisk, ready to call."""
     gw = Gateway(
         make_settings(
-            redis_server,
+            redis_url,
             prefix,
             smsc.port,
             **asterisk.env,
             GATEWAY_VOICE_ENABLED="true",
-            GATEWAY_VOICE_CHANNEL="Local/{number}@sink",
             GATEWAY_AUDIO_DIR=str(tmp_path / "audio"),
             GATEWAY_QUIET_HOURS="",
             GATEWAY_VOICE_RETRY_SECONDS="0.5",
-            GATEWAY_CALLS_PER_SECOND="50",
+            **extra,
         )
     )
     await gw.start()
     gw._admin = await gw.add_key("admin")
-    async with asyncio.timeout(30):
-        await smsc.wait_bound()
-        while not (gw.workers and gw.workers.voice and gw.workers.voice.ami.up):
-            await asyncio.sleep(0.05)
-    yield gw
-    await close_or_dump(gw)
+    try:
+        async with asyncio.timeout(30):
+            await smsc.wait_bound()
+            while not (gw.workers and gw.workers.voice and gw.workers.voice.ami.up):
+                await asyncio.sleep(0.05)
+        yield gw
+    finally:
+        await close_or_dump(gw)
+
+
+@pytest.fixture
+async def voice_gateway(
+    redis_server: str, prefix: str, smsc: SmscSimulator, asterisk: Any, tmp_path: Path
+) -> AsyncIterator[Gateway]:
+    """Calls go to Local/<number>@sink, whose callee presses the number's last digit."""
+    async with running_voice_gateway(
+        redis_server,
+        prefix,
+        smsc,
+        asterisk,
+        tmp_path,
+        GATEWAY_VOICE_CHANNEL="Local/{number}@sink",
+        GATEWAY_CALLS_PER_SECOND="50",
+    ) as gw:
+        yield gw

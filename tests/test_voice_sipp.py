@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.sms.simulator import SmscSimulator
-from tests.conftest import Gateway, close_or_dump, make_settings
+from tests.conftest import Gateway, running_voice_gateway
 from tests.sipp_phone import SippPhone
 
 
@@ -18,27 +18,11 @@ from tests.sipp_phone import SippPhone
 async def trunk_gateway(
     redis_server: str, prefix: str, smsc: SmscSimulator, asterisk: Any, tmp_path: Path
 ) -> AsyncIterator[Gateway]:
-    gw = Gateway(
-        make_settings(
-            redis_server,
-            prefix,
-            smsc.port,
-            **asterisk.env,
-            GATEWAY_VOICE_ENABLED="true",
-            GATEWAY_AUDIO_DIR=str(tmp_path / "audio"),
-            GATEWAY_QUIET_HOURS="",
-            GATEWAY_VOICE_RETRY_SECONDS="0.5",
-            GATEWAY_RING_SECONDS="5",
-        )
-    )
-    await gw.start()
-    gw._admin = await gw.add_key("admin")
-    async with asyncio.timeout(30):
-        await smsc.wait_bound()
-        while not (gw.workers and gw.workers.voice and gw.workers.voice.ami.up):
-            await asyncio.sleep(0.05)
-    yield gw
-    await close_or_dump(gw)
+    """Calls leave through the PJSIP trunk to the SIPp phone; it rings 5 s at most."""
+    async with running_voice_gateway(
+        redis_server, prefix, smsc, asterisk, tmp_path, GATEWAY_RING_SECONDS="5"
+    ) as gw:
+        yield gw
 
 
 async def _notice(gw: Gateway, plate: str, phone: str) -> str:

@@ -39,6 +39,14 @@ def _callback(url: str | None, key: ApiKey) -> str:
         raise ApiError(422, exc.code, str(exc)) from None
 
 
+def idempotency_conflict(exc: IdempotencyConflict) -> ApiError:
+    return ApiError(
+        409,
+        "idempotency_conflict",
+        f"Idempotency-Key was used with a different body (notice {exc.notice_id})",
+    )
+
+
 def _idempotency_key(request: web.Request) -> str | None:
     value = request.headers.get("Idempotency-Key")
     if value is None:
@@ -93,11 +101,7 @@ async def _create_sms(
             body_hash=body_hash,
         )
     except IdempotencyConflict as exc:
-        raise ApiError(
-            409,
-            "idempotency_conflict",
-            f"Idempotency-Key was used with a different body (notice {exc.notice_id})",
-        ) from None
+        raise idempotency_conflict(exc) from None
     if result.outcome == "existing":
         notice = await request.app[NOTICES].get(result.notice_id)
         if notice is None:

@@ -14,7 +14,12 @@ from gateway.api.body import read_model
 from gateway.api.context import BINDINGS, KEYS, METRICS, NOTICES, REDIS, SETTINGS
 from gateway.api.errors import ApiError
 from gateway.api.models import BindingIn, ParkingNotice
-from gateway.api.routes_notices import _callback, _idempotency_key, _phone
+from gateway.api.routes_notices import (
+    _callback,
+    _idempotency_key,
+    _phone,
+    idempotency_conflict,
+)
 from gateway.core.phones import mask
 from gateway.core.plates import InvalidPlate, display, normalise_plate
 from gateway.core.quiet_hours import is_quiet
@@ -136,11 +141,7 @@ async def post_parking_notice(request: web.Request) -> web.Response:
             reminder=(keys.reminders(plate), int(time.time() * 1000), window_ms),
         )
     except IdempotencyConflict as exc:
-        raise ApiError(
-            409,
-            "idempotency_conflict",
-            f"Idempotency-Key was used with a different body (notice {exc.notice_id})",
-        ) from None
+        raise idempotency_conflict(exc) from None
     notice = await request.app[NOTICES].get(result.notice_id)
     assert notice is not None
     if result.outcome == "created":

@@ -94,22 +94,10 @@ ORIGINATE_REASON: Final[dict[int, str]] = {
     8: "failed",  # congestion
 }
 
-# Q.850 hangup causes that decide how an unanswered attempt ended.
-HANGUP_CAUSE: Final[dict[int, str]] = {
-    17: "busy",  # user busy
-    18: "no_answer",  # no user responding
-    19: "no_answer",  # no answer from user
-    21: "failed",  # call rejected
-    1: "failed",  # unallocated number
-    34: "failed",  # no circuit available
-    38: "failed",  # network out of order
-}
 
-
-def originate_outcome(reason: int, cause: int | None = None) -> str:
-    """Status for an OriginateResponse, refined by the Hangup cause when there was one."""
-    if reason != 4 and cause is not None and cause in HANGUP_CAUSE:
-        return HANGUP_CAUSE[cause]
+def originate_outcome(reason: int) -> str:
+    """Status for an OriginateResponse Reason (PJSIP reports most failures as 0; the dial's
+    DIALSTATUS, below, says why)."""
     return ORIGINATE_REASON.get(reason, "failed")
 
 
