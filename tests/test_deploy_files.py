@@ -54,3 +54,16 @@ def test_dockerfile_installs_the_package_and_runs_the_cli() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert "pip install --no-cache-dir ." in text
     assert 'ENTRYPOINT ["gateway"]' in text
+
+
+def test_compose_wires_asterisk_to_the_rendered_config_and_the_workers() -> None:
+    services = _compose()["services"]
+    config_job, asterisk = services["asterisk-config"], services["asterisk"]
+    out_dir = config_job["command"][-1]
+    assert config_job["command"][0] == "asterisk-config"
+    assert f"{out_dir}/asterisk.conf" in asterisk["command"]
+    assert any(v.endswith(f":{out_dir}") for v in config_job["volumes"])
+    assert any(v.startswith("asterisk-conf:") for v in asterisk["volumes"])
+    assert config_job["environment"]["GATEWAY_AGI_HOST"] == "worker"
+    assert "worker" in services
+    assert services["worker"]["environment"]["GATEWAY_AGI_HOST"] == "0.0.0.0"  # noqa: S104
