@@ -87,7 +87,6 @@ class VoiceCaller:
         self._slot_free = asyncio.Event()
         self._closing = False
         self._prompts: dict[str, str] = {}
-        self.originate_latency: list[float] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._starting = 0
         self._dialing: dict[str, str] = {}  # outgoing channel -> dial string
@@ -184,10 +183,9 @@ class VoiceCaller:
         if attempt > self.voice.voice_attempts:
             self.group.ack_later(eid)
             return
-        accepted_at = time.monotonic()
-        # Speech is rendered while the phone rings; the flow waits for the file if needed.
+        # Speech is rendered while the phone rings (started after the Originate: spawning
+        # espeak-ng costs the loop a few ms); the flow waits for the file if needed.
         prompt = self.tts.path_for(notice["text"])
-        self._own(self.tts.render(notice["text"]))
         action_id = f"{notice_id}:{attempt}"
         # GATEWAY_MAX_CALLS holds for all worker processes together.
         while not await self._slot(
@@ -218,7 +216,7 @@ class VoiceCaller:
                     **self._prompts,
                 },
             )
-            self.originate_latency.append(time.monotonic() - accepted_at)
+            self._own(self.tts.render(notice["text"]))
         except AmiError as exc:
             await self._attempt_ended(action_id, "failed", {"reason": str(exc)})
 
