@@ -45,6 +45,26 @@ def cpu_report(procs: list[subprocess.Popen[bytes]], names: list[str]) -> list[t
     return out
 
 
+def start_redis(port: int, directory: Path) -> subprocess.Popen[bytes]:
+    """A private, non-persistent redis-server on loopback."""
+    return subprocess.Popen(
+        [
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
     """Stop the stack in reverse start order, so nothing outlives what it depends on."""
     for p in reversed(procs):
@@ -96,6 +116,7 @@ async def main() -> int:
         "GATEWAY_SMPP_TPS": str(args.tps),
         "GATEWAY_SMPP_WINDOW": str(args.window),
         "GATEWAY_SIM_RECEIPT_DELAY": "0",
+        "GATEWAY_VOICE_ENABLED": "false",  # SMS only: no Asterisk here, no FastAGI port
     }
     procs: list[subprocess.Popen[bytes]] = []
     names = ["redis", "smsc-sim"] + [f"gateway{i + 1}" for i in range(args.gateways)]
@@ -117,24 +138,7 @@ async def main() -> int:
 
     runner: web.AppRunner | None = None
     try:
-        procs.append(
-            subprocess.Popen(
-                [
-                    shutil.which("redis-server") or "redis-server",
-                    "--port",
-                    str(redis_port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(tmp),
-                ],
-                stdout=subprocess.DEVNULL,
-            )
-        )
+        procs.append(start_redis(redis_port, tmp))
         await wait_port(redis_port)
         procs.append(subprocess.Popen([*gw, "smsc-sim", "--quiet"], env=env))
         await wait_port(smpp_port)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.sms_path import ROOT, free_port, stop_all, wait_port
+from bench.sms_path import ROOT, free_port, start_redis, stop_all, wait_port
 from gateway.settings import Settings
 from gateway.voice.asterisk_config import render
 
@@ -69,24 +69,7 @@ async def main() -> int:
     gw = [str(ROOT / ".venv/bin/gateway"), "--log-level", "WARNING"]
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        procs.append(
-            subprocess.Popen(
-                [
-                    shutil.which("redis-server") or "redis-server",
-                    "--port",
-                    str(ports["redis"]),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(tmp),
-                ],
-                stdout=subprocess.DEVNULL,
-            )
-        )
+        procs.append(start_redis(ports["redis"], tmp))
         with (tmp / "asterisk.log").open("wb") as log:
             procs.append(
                 subprocess.Popen(

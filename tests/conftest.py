@@ -29,6 +29,7 @@ from gateway.settings import Settings
 from gateway.sms.simulator import Script, SmscSimulator
 from gateway.store.apikeys import ApiKeyStore, NewKey
 from gateway.store.keys import Keys
+from tests.voice_stack import settings_from
 
 
 def free_port() -> int:
@@ -97,16 +98,7 @@ def make_settings(redis_url: str, prefix: str, smpp_port: int, **extra: str) -> 
         "GATEWAY_VOICE_ENABLED": "false",
         **extra,
     }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        return Settings()
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return settings_from(env)
 
 
 @dataclass

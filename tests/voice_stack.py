@@ -16,6 +16,20 @@ from gateway.settings import Settings
 from gateway.voice.asterisk_config import render
 
 
+def settings_from(env: dict[str, str]) -> Settings:
+    """Settings read with ``env`` laid over the process environment, which is restored."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return Settings()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
@@ -40,16 +54,7 @@ class AsteriskProcess:
         return cls(env)
 
     def settings(self) -> Settings:
-        old = {k: os.environ.get(k) for k in self.env}
-        os.environ.update(self.env)
-        try:
-            return Settings()
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        return settings_from(self.env)
 
     @property
     def ami_port(self) -> int:

@@ -32,10 +32,6 @@ class Msisdn:
         return "86" + self.national
 
     @property
-    def e164(self) -> str:
-        return "+86" + self.national
-
-    @property
     def masked(self) -> str:
         return mask(self.national)
 

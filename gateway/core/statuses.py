@@ -10,31 +10,6 @@ from enum import StrEnum
 from typing import Final
 
 
-class SmsStatus(StrEnum):
-    QUEUED = "queued"
-    SUBMITTED = "submitted"
-    DELIVERED = "delivered"
-    UNDELIVERABLE = "undeliverable"
-    EXPIRED = "expired"
-    REJECTED = "rejected"
-    FAILED = "failed"
-
-
-SMS_FINAL: Final = frozenset({"delivered", "undeliverable", "expired", "rejected", "failed"})
-
-# Ranks keep a notice from moving backwards when events arrive out of order
-# (a receipt that overtakes the submit_sm_resp bookkeeping, a webhook retried late).
-STATUS_RANK: Final = {
-    "queued": 0,
-    "submitted": 1,
-    "delivered": 2,
-    "undeliverable": 2,
-    "expired": 2,
-    "rejected": 2,
-    "failed": 2,
-}
-
-
 class SmppAction(StrEnum):
     OK = "ok"
     RETRY = "retry"  # back off, then submit again
@@ -70,19 +45,12 @@ SMPP_STATUS: Final[dict[int, tuple[str, SmppAction]]] = {
     0x00000066: ("ESME_RX_R_APPN", SmppAction.FINAL),
     0x000000FF: ("ESME_RUNKNOWNERR", SmppAction.FINAL),
 }
-# generic_nack has no status of its own for our purposes: the PDU was not understood.
-GENERIC_NACK_ACTION: Final = SmppAction.FINAL
 
 
 def smpp_outcome(command_status: int) -> tuple[str, SmppAction]:
     """Name and action for a submit_sm_resp command_status; unknown codes are final."""
     return SMPP_STATUS.get(command_status, (f"0x{command_status:08X}", SmppAction.FINAL))
 
-
-# Voice: the status values of a call notice (part of the API).
-VOICE_FINAL: Final = frozenset(
-    {"acknowledged", "disputed", "no_input", "busy", "no_answer", "failed"}
-)
 
 # AMI OriginateResponse "Reason" (Asterisk's AST_CONTROL_* of the outcome) -> call status.
 ORIGINATE_REASON: Final[dict[int, str]] = {

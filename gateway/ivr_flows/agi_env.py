@@ -19,14 +19,6 @@ class AgiRequest:
     env: dict[str, str]
     flow: str  # the path of agi://host:port/<flow>
 
-    @property
-    def channel(self) -> str:
-        return self.env.get("agi_channel", "")
-
-    @property
-    def caller_id(self) -> str:
-        return self.env.get("agi_callerid", "")
-
 
 def parse_header(lines: list[str]) -> AgiRequest:
     """Parse the header lines (without the blank terminator)."""

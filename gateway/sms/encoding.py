@@ -130,11 +130,6 @@ def encode_sms(text: str, reference_key: str = "") -> EncodedSms:
     return EncodedSms(coding, ESM_CLASS_UDHI, tuple(parts))
 
 
-def count_parts(text: str) -> int:
-    """How many SMS parts ``text`` takes."""
-    return encode_sms(text).count
-
-
 def decode_payload(
     payload: bytes, data_coding: int, esm_class: int
 ) -> tuple[str, tuple[int, int, int] | None]:

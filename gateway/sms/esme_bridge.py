@@ -84,9 +84,6 @@ class InFlightCorrelator(AbstractCorrelator):
         self._requests: dict[int, SmppMessage] = {}
         self._mo_segments: dict[tuple[str, int], dict[int, str]] = {}
 
-    def forget(self, sequence_num: int) -> None:
-        self._requests.pop(sequence_num, None)
-
     def clear(self) -> None:
         self._requests.clear()
 

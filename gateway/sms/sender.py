@@ -9,10 +9,12 @@ live worker claims them (parts that already have a carrier id are not sent twice
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as aioredis
 from aiosmpplib import ESME, NPI, TON, PhoneNumber, SmppMessage, SubmitSm
@@ -222,7 +224,7 @@ class SmsSender:
         for i in todo:
             self._ready.put_nowait(Part(eid, notice_id, to, sms, i))
 
-    def _after_write(self, fut: asyncio.Future[object], part: Part) -> None:
+    def _after_write(self, fut: asyncio.Future[Any], part: Part) -> None:
         if fut.cancelled() or fut.exception() is not None:
             log.error(
                 "recording the carrier id of %s failed (%r); it will be re-sent",
@@ -329,9 +331,6 @@ class SmsSender:
                 await self._final_refusal(part, "generic_nack")
         elif isinstance(message, BindTransceiverResp) and int(message.command_status) == 0:
             self._on_new_session()
-        elif message is None and len(pdu) >= 16 and pdu[4:8] == b"\x80\x00\x00\x04":
-            # A submit_sm_resp aiosmpplib could not parse: treat it as unanswered.
-            pass
 
     def _on_new_session(self) -> None:
         """A (re)bind: whatever was in flight on the old session gets submitted again."""
@@ -361,13 +360,16 @@ class SmsSender:
         name, action = smpp_outcome(status)
         if action is SmppAction.OK:
             self.metrics.sms_submitted.inc()
-            await self.store.part_submitted(
+            # Pipelined with the other writes; the queue entry is acked only after this one
+            # lands, so a crash before it means a re-send, never a lost notice.
+            fut = self.store.part_submitted_batched(
+                self.batcher,
                 part.notice_id,
                 part.index,
                 resp.message_id,
                 self.smpp.smpp_receipt_ttl_hours * 3600,
             )
-            self._part_done(part)
+            fut.add_done_callback(functools.partial(self._after_write, part=part))
         elif action is SmppAction.RETRY:
             self.metrics.sms_throttled.inc()
             delay = min(

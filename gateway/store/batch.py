@@ -37,10 +37,6 @@ class ScriptBatcher:
             self._full.set()
         return fut
 
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
-
     async def run(self) -> None:
         try:
             while not self._closing:

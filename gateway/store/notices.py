@@ -130,24 +130,6 @@ class NoticeStore:
     async def submitted_parts(self, notice_id: str) -> dict[str, str]:
         return dict(await self.redis.hgetall(self.keys.submitted_parts(notice_id)))
 
-    async def part_submitted(
-        self, notice_id: str, part: int, smsc_message_id: str, mapping_ttl: float
-    ) -> bool:
-        """Record a carrier id for one part; True once every part has one."""
-        res = await self._part_submitted(
-            args=[self.keys.prefix, notice_id, part, smsc_message_id, now_iso(), int(mapping_ttl)],
-        )
-        return bool(res)
-
-    async def receipt(
-        self, smsc_message_id: str, status: str, detail: dict[str, Any], early_ttl: float
-    ) -> tuple[str, str]:
-        """Apply a receipt: ('final'|'partial'|'early', notice_id)."""
-        res = await self._receipt(
-            args=self._receipt_args(smsc_message_id, status, detail, early_ttl)
-        )
-        return str(res[0]), str(res[1])
-
     # Batched forms for the SMPP receive path: they return at once, and the write follows
     # within milliseconds in one pipeline with the others.
     def part_submitted_batched(
