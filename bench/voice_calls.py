@@ -83,7 +83,7 @@ async def main() -> int:
         await wait_port(ports["redis"])
         await wait_port(ports["ami"], 30)
         keys = {}
-        for role in ("officer", "binding_agent"):
+        for role in ("officer", "admin"):
             keys[role] = json.loads(
                 subprocess.check_output(
                     [
@@ -113,7 +113,7 @@ async def main() -> int:
                     if r.status == 200:
                         break
                 await asyncio.sleep(0.1)
-            hdr = {"Authorization": f"Bearer {keys['binding_agent']}"}
+            hdr = {"Authorization": f"Bearer {keys['admin']}"}
             for i in range(total):
                 async with http.post(
                     f"{base}/v1/bindings",

@@ -104,6 +104,15 @@ class VoiceSettings(BaseSettings):
     reminder_window_days: int = Field(365, ge=1, le=3650)
 
 
+class BindingSettings(BaseSettings):
+    model_config = _config()
+    # How long a binding request's SMS code is valid, and how many wrong codes end it.
+    binding_code_ttl: int = Field(600, ge=30, le=86400)
+    binding_max_attempts: int = Field(3, ge=1, le=10)
+    # Binding requests per phone per day (UTC): bounds the SMS a seat can send to one phone.
+    binding_daily_limit: int = Field(5, ge=1, le=100)
+
+
 class WorkerSettings(BaseSettings):
     model_config = _config()
     # A consumer whose heartbeat is older than this is dead; its pending entries are reclaimed.
@@ -153,3 +162,4 @@ class Settings:
         self.agi = AgiSettings(**kw)  # type: ignore[arg-type]
         self.sip = SipSettings(**kw)  # type: ignore[arg-type]
         self.voice = VoiceSettings(**kw)  # type: ignore[arg-type]
+        self.binding = BindingSettings(**kw)  # type: ignore[arg-type]

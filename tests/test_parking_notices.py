@@ -13,7 +13,7 @@ from tests.conftest import Gateway, Receiver
 
 
 async def _bind(gw: Gateway, plate: str, phone: str) -> None:
-    agent = await gw.add_key("binding_agent")
+    agent = await gw.add_key("admin")  # binding without a code is for admins
     code, body, _ = await gw.request(
         "POST", "/v1/bindings", agent, {"plate": plate, "phone": phone, "agent_id": "seat-7"}
     )
@@ -158,16 +158,17 @@ async def test_quiet_hours_send_sms_instead(
 
 
 async def test_bindings_round_trip(gateway: Gateway) -> None:
+    admin = await gateway.add_key("admin")
     agent = await gateway.add_key("binding_agent")
     code, b, _ = await gateway.request(
-        "POST", "/v1/bindings", agent, {"plate": "粤b12345f", "phone": "+8613912345678"}
+        "POST", "/v1/bindings", admin, {"plate": "粤b12345f", "phone": "+8613912345678"}
     )
     assert code == 201
-    assert (b["plate"], b["phone"], b["channel"]) == ("粤B12345F", "139****5678", "api")
+    assert (b["plate"], b["phone"], b["channel"]) == ("粤B12345F", "139****5678", "admin")
     code, got, _ = await gateway.request("GET", "/v1/bindings/粤B12345F", agent)
     assert code == 200
-    assert got["created_by"] == agent.key.id
-    assert (await gateway.request("DELETE", "/v1/bindings/粤B12345F", agent))[0] == 204
+    assert got["created_by"] == admin.key.id
+    assert (await gateway.request("DELETE", "/v1/bindings/粤B12345F", admin))[0] == 204
     assert (await gateway.request("GET", "/v1/bindings/粤B12345F", agent))[0] == 404
     audit = await gateway.redis.lrange(gateway.keys.binding_audit, 0, -1)
     assert [a.split('"event": "')[1].split('"')[0] for a in audit] == ["removed", "created"]

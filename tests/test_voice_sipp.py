@@ -26,8 +26,7 @@ async def trunk_gateway(
 
 
 async def _notice(gw: Gateway, plate: str, phone: str) -> str:
-    agent = await gw.add_key("binding_agent")
-    await gw.request("POST", "/v1/bindings", agent, {"plate": plate, "phone": phone})
+    await gw.request("POST", "/v1/bindings", gw._admin, {"plate": plate, "phone": phone})
     officer = await gw.add_key("officer")
     code, body, _ = await gw.request(
         "POST",

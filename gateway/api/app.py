@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from gateway.api import routes_binding as binding
 from gateway.api import routes_notices as notices
 from gateway.api import routes_ops as ops
 from gateway.api import routes_voice as voice
 from gateway.api.context import (
     API_KEYS,
+    BINDING_REQUESTS,
     BINDINGS,
     CATALOGUE,
     GCRA,
@@ -24,12 +26,20 @@ from gateway.api.context import (
     SETTINGS,
 )
 from gateway.api.errors import HTTP_CODES, ApiError
-from gateway.api.models import AccidentAlert, BindingIn, Message, ParkingNotice
+from gateway.api.models import (
+    AccidentAlert,
+    BindingIn,
+    BindingRequestIn,
+    BindingVerifyIn,
+    Message,
+    ParkingNotice,
+)
 from gateway.api.openapi import RouteDoc, build
 from gateway.core.templates import Catalogue
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.store.apikeys import ApiKeyStore
+from gateway.store.binding_requests import BindingRequestStore
 from gateway.store.bindings import BindingStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
@@ -77,17 +87,56 @@ ROUTES: list[tuple[RouteDoc, Handler]] = [
     ),
     (
         RouteDoc(
-            "POST", "/v1/bindings", "Bind a plate to a phone", ("binding_agent",), BindingIn, 201
+            "POST",
+            "/v1/binding-requests",
+            "Open a binding request; the phone gets a one-time code by SMS",
+            ("binding_agent",),
+            BindingRequestIn,
+            201,
         ),
-        voice.post_binding,
+        binding.post_binding_request,
+    ),
+    (
+        RouteDoc("GET", "/v1/binding-requests/{ref}", "A binding request", ("binding_agent",)),
+        binding.get_binding_request,
+    ),
+    (
+        RouteDoc(
+            "POST",
+            "/v1/binding-requests/{ref}/verify",
+            "Confirm a binding request with the code (the website's path)",
+            ("binding_agent",),
+            BindingVerifyIn,
+            200,
+        ),
+        binding.verify_binding_request,
+    ),
+    (
+        RouteDoc(
+            "POST",
+            "/v1/binding-requests/{ref}/cancel",
+            "Cancel a pending binding request",
+            ("binding_agent",),
+        ),
+        binding.cancel_binding_request,
+    ),
+    (
+        RouteDoc("GET", "/v1/admin/binding-audit", "The bindings' audit trail", ("admin",)),
+        binding.get_binding_audit,
+    ),
+    (
+        RouteDoc(
+            "POST", "/v1/bindings", "Bind a plate directly (admins)", ("admin",), BindingIn, 201
+        ),
+        binding.post_binding,
     ),
     (
         RouteDoc("GET", "/v1/bindings/{plate}", "A plate's binding", ("binding_agent",)),
-        voice.get_binding,
+        binding.get_binding,
     ),
     (
-        RouteDoc("DELETE", "/v1/bindings/{plate}", "Remove a binding", ("binding_agent",)),
-        voice.delete_binding,
+        RouteDoc("DELETE", "/v1/bindings/{plate}", "Remove a binding (admins)", ("admin",)),
+        binding.delete_binding,
     ),
     (
         RouteDoc(
@@ -157,6 +206,7 @@ def create_app(
         app[NOTICES] = NoticeStore(redis, keys, settings.api.idempotency_ttl_hours * 3600)
         app[API_KEYS] = ApiKeyStore(redis, keys)
         app[BINDINGS] = BindingStore(redis, keys)
+        app[BINDING_REQUESTS] = BindingRequestStore(redis, keys)
         app[GCRA] = Gcra(redis)
         yield
         await redis.aclose()

@@ -11,6 +11,7 @@ from gateway.core.templates import Catalogue
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.store.apikeys import ApiKeyStore
+from gateway.store.binding_requests import BindingRequestStore
 from gateway.store.bindings import BindingStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
@@ -22,6 +23,7 @@ KEYS = web.AppKey("keys", Keys)
 NOTICES = web.AppKey("notices", NoticeStore)
 API_KEYS = web.AppKey("api_keys", ApiKeyStore)
 BINDINGS = web.AppKey("bindings", BindingStore)
+BINDING_REQUESTS = web.AppKey("binding_requests", BindingRequestStore)
 GCRA = web.AppKey("gcra", Gcra)
 METRICS = web.AppKey("metrics", Metrics)
 CATALOGUE = web.AppKey("catalogue", Catalogue)

@@ -13,25 +13,18 @@ from gateway.api.auth import CALLER, requires
 from gateway.api.body import read_model
 from gateway.api.context import BINDINGS, KEYS, METRICS, NOTICES, REDIS, SETTINGS
 from gateway.api.errors import ApiError
-from gateway.api.models import BindingIn, ParkingNotice
+from gateway.api.models import ParkingNotice
+from gateway.api.routes_binding import plate_or_422
 from gateway.api.routes_notices import (
     _callback,
     _idempotency_key,
-    _phone,
     idempotency_conflict,
 )
 from gateway.core.phones import mask
-from gateway.core.plates import InvalidPlate, display, normalise_plate
+from gateway.core.plates import display
 from gateway.core.quiet_hours import is_quiet
 from gateway.sms.encoding import encode_sms
 from gateway.store.notices import IdempotencyConflict, new_notice_id, now_iso
-
-
-def _plate(text: str) -> str:
-    try:
-        return normalise_plate(text)
-    except InvalidPlate as exc:
-        raise ApiError(422, "invalid_plate", str(exc)) from None
 
 
 def parking_text(plate: str, location: str, minutes: int) -> str:
@@ -41,59 +34,11 @@ def parking_text(plate: str, location: str, minutes: int) -> str:
     )
 
 
-def _binding_view(b: dict[str, str]) -> dict[str, Any]:
-    return {
-        "plate": b["plate"],
-        "phone": mask(b["phone"]),
-        "email": b.get("email") or None,
-        "created_at": b["created_at"],
-        "channel": b["channel"],
-        "created_by": b["created_by"],
-        "agent_id": b.get("agent_id") or None,
-    }
-
-
-@requires("binding_agent")
-async def post_binding(request: web.Request) -> web.Response:
-    """Bind a plate to a phone (replacing an earlier binding)."""
-    body, _ = await read_model(request, BindingIn)
-    plate = _plate(body.plate)
-    phone = _phone(body.phone, "phone")
-    record, replaced = await request.app[BINDINGS].put(
-        plate,
-        phone.national,
-        body.email or "",
-        by_key=request[CALLER].id,
-        channel="api",
-        agent_id=body.agent_id or "",
-    )
-    return web.json_response(
-        {**_binding_view(record), "replaced": replaced}, status=200 if replaced else 201
-    )
-
-
-@requires("binding_agent")
-async def get_binding(request: web.Request) -> web.Response:
-    plate = _plate(request.match_info["plate"])
-    b = await request.app[BINDINGS].get(plate)
-    if b is None:
-        raise ApiError(404, "no_binding", f"plate {plate} is not bound")
-    return web.json_response(_binding_view(b))
-
-
-@requires("binding_agent")
-async def delete_binding(request: web.Request) -> web.Response:
-    plate = _plate(request.match_info["plate"])
-    if not await request.app[BINDINGS].delete(plate, by_key=request[CALLER].id, channel="api"):
-        raise ApiError(404, "no_binding", f"plate {plate} is not bound")
-    return web.Response(status=204)
-
-
 @requires("officer")
 async def post_parking_notice(request: web.Request) -> web.Response:
     """Call the plate's bound phone (SMS in quiet hours); say which reminder this is."""
     body, body_hash = await read_model(request, ParkingNotice)
-    plate = _plate(body.plate)
+    plate = plate_or_422(body.plate)
     key = request[CALLER]
     callback = _callback(body.callback_url, key)
     binding = await request.app[BINDINGS].get(plate)

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from asterisk.agi import AGI, AGIException
+from asterisk.agi import AGI, AGIException, AGIUnknownError
 
 from gateway.ivr_flows.agi_env import MAX_HEADER_LINES, MAX_LINE, AgiRequest, BadAgiHeader
 from gateway.ivr_flows.agi_env import parse_header as parse_agi_header
@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 class SessionEnded(ConnectionError):
     """The peer went away, went silent past the budget, or sent an oversized line."""
+
+
+class OversizedLine(SessionEnded):
+    """A line past the budget: garbage, not a peer that left."""
 
 
 class _LineReader(io.TextIOBase):
@@ -53,7 +57,7 @@ class _LineReader(io.TextIOBase):
         if not raw:
             raise SessionEnded("peer closed the connection")
         if len(raw) > MAX_LINE:
-            raise SessionEnded("line too long")
+            raise OversizedLine("line too long")
         return raw.decode("utf-8", errors="replace")
 
 
@@ -82,6 +86,13 @@ class FastAgi(AGI):  # type: ignore[misc]
         self.stderr = io.StringIO()
         self._got_sighup = False
         self.env = env
+
+    def get_result(self, stdin: Any = None) -> dict[str, Any]:
+        try:
+            return dict(super().get_result())
+        except ValueError as exc:
+            # pyst2 reads a reply without a numeric code as int(''): garbage on the socket.
+            raise AGIUnknownError(0, f"not an AGI reply: {exc}") from exc
 
     def send_command(self, command: str, *args: Any) -> None:
         self.stderr.seek(0)
@@ -206,8 +217,11 @@ class FastAgiServer:
     def _serve(self, reader: _LineReader, writer: _Writer) -> FlowResult | None:
         try:
             request = _read_header(reader)
-        except (BadAgiHeader, SessionEnded) as exc:
+        except (BadAgiHeader, OversizedLine) as exc:
             log.warning("FastAGI: refused a session: %s", exc)
+            return FlowResult(AgiRequest({}, ""), {"error": "bad_header", "reason": str(exc)})
+        except SessionEnded as exc:
+            log.info("FastAGI: peer left before its header: %s", exc)
             return None
         flow = self.flows.get(request.flow)
         if flow is None:

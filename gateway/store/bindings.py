@@ -72,10 +72,20 @@ class BindingStore:
         return removed
 
     async def audit(self, event: str, plate: str, **detail: Any) -> None:
-        entry = json.dumps(
-            {"event": event, "plate": plate, "at": now_iso(), **detail}, ensure_ascii=False
-        )
+        """One audit entry, in the global trail and (with a plate) in the plate's own."""
+        record = {"event": event, "at": now_iso(), **detail}
+        if plate:
+            record["plate"] = plate
+        entry = json.dumps(record, ensure_ascii=False)
         pipe = self.redis.pipeline(transaction=False)
         pipe.lpush(self.keys.binding_audit, entry)
         pipe.ltrim(self.keys.binding_audit, 0, 999_999)
+        if plate:
+            pipe.lpush(self.keys.binding_audit_of(plate), entry)
+            pipe.ltrim(self.keys.binding_audit_of(plate), 0, 9_999)
         await pipe.execute()
+
+    async def read_audit(self, plate: str | None, limit: int) -> list[dict[str, Any]]:
+        """Newest first: one plate's trail, or the whole gateway's."""
+        key = self.keys.binding_audit_of(plate) if plate else self.keys.binding_audit
+        return [json.loads(e) for e in await self.redis.lrange(key, 0, limit - 1)]

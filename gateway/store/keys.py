@@ -44,6 +44,15 @@ class Keys:
     def binding_audit(self) -> str:
         return f"{self.prefix}:binding-audit"
 
+    def binding_audit_of(self, plate: str) -> str:
+        return f"{self.prefix}:binding-audit:{plate}"
+
+    def binding_request(self, ref: str) -> str:
+        return f"{self.prefix}:breq:{ref}"
+
+    def binding_requests_per_day(self, phone: str, day: str) -> str:
+        return f"{self.prefix}:breq-day:{phone}:{day}"
+
     def reminders(self, plate: str) -> str:
         return f"{self.prefix}:reminders:{plate}"
 

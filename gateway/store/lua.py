@@ -202,3 +202,144 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return 1
 """
+
+# -- binding requests ------------------------------------------------------------------------
+# Every step of a binding request, and the binding it makes, is one script call together with
+# its audit entries: the global list <prefix>:binding-audit and the plate's own,
+# <prefix>:binding-audit:<plate>.
+_AUDIT = r"""
+local function audit(prefix, plate, base, event, extra)
+  local e = {}
+  for k, v in pairs(base) do e[k] = v end
+  e['event'] = event
+  if plate ~= '' then e['plate'] = plate end
+  for k, v in pairs(extra or {}) do e[k] = v end
+  local s = cjson.encode(e)
+  redis.call('LPUSH', prefix .. ':binding-audit', s)
+  redis.call('LTRIM', prefix .. ':binding-audit', 0, 999999)
+  if plate ~= '' then
+    redis.call('LPUSH', prefix .. ':binding-audit:' .. plate, s)
+    redis.call('LTRIM', prefix .. ':binding-audit:' .. plate, 0, 9999)
+  end
+end
+"""
+
+BREQ_CREATE = (
+    _AUDIT
+    + r"""
+-- KEYS: request, per-phone daily counter.
+-- ARGV: prefix, plate, daily limit, request ttl s, counter ttl s, audit base json, record json
+local prefix, plate = ARGV[1], ARGV[2]
+local base = cjson.decode(ARGV[6])
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'collision', 0} end
+local n = redis.call('INCR', KEYS[2])
+if n == 1 then redis.call('EXPIRE', KEYS[2], ARGV[5]) end
+if n > tonumber(ARGV[3]) then
+  redis.call('DECR', KEYS[2])
+  base['ref'] = nil
+  audit(prefix, plate, base, 'request_refused', {reason='daily_limit'})
+  return {'limit', n - 1}
+end
+local rec = cjson.decode(ARGV[7])
+for k, v in pairs(rec) do redis.call('HSET', KEYS[1], k, tostring(v)) end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+audit(prefix, plate, base, 'requested', {})
+return {'ok', n}
+"""
+)
+
+BREQ_VERIFY = (
+    _AUDIT
+    + r"""
+-- KEYS: request. ARGV: prefix, mode (check|confirm), code hash, now ms, max attempts, at,
+--       audit base json. A right code in 'check' mode changes nothing; in 'confirm' mode it
+--       makes the binding. A wrong one spends an attempt; the last one fails the request.
+local prefix, mode = ARGV[1], ARGV[2]
+local base = cjson.decode(ARGV[7])
+local r = redis.call('HMGET', KEYS[1], 'status', 'code_hash', 'expires_ms', 'attempts',
+                     'plate', 'phone', 'email', 'agent_id', 'key_id', 'ref')
+if not r[1] then
+  audit(prefix, '', base, 'verify_refused', {reason='unknown_reference'})
+  return {'unknown', '0', ''}
+end
+local plate = r[5]
+if r[1] ~= 'pending' then
+  audit(prefix, plate, base, 'verify_refused', {reason='not_pending', status=r[1]})
+  return {'not_pending', '0', r[1]}
+end
+if tonumber(ARGV[4]) > tonumber(r[3]) then
+  redis.call('HSET', KEYS[1], 'status', 'expired', 'closed_at', ARGV[6])
+  audit(prefix, plate, base, 'expired', {})
+  return {'expired', '0', 'expired'}
+end
+local max = tonumber(ARGV[5])
+local attempts = tonumber(r[4] or '0') or 0
+if ARGV[3] ~= r[2] then
+  attempts = attempts + 1
+  redis.call('HSET', KEYS[1], 'attempts', attempts)
+  if attempts >= max then
+    redis.call('HSET', KEYS[1], 'status', 'failed', 'closed_at', ARGV[6])
+    audit(prefix, plate, base, 'failed', {reason='too_many_wrong_codes', attempts=attempts})
+    return {'failed', '0', 'failed'}
+  end
+  audit(prefix, plate, base, 'code_wrong', {attempts_left=max - attempts})
+  return {'wrong', tostring(max - attempts), 'pending'}
+end
+if mode == 'check' then
+  audit(prefix, plate, base, 'code_verified', {})
+  return {'ok', tostring(max - attempts), 'pending'}
+end
+local bkey = prefix .. ':binding:' .. plate
+local previous = redis.call('HGET', bkey, 'phone')
+redis.call('DEL', bkey)
+redis.call('HSET', bkey, 'plate', plate, 'phone', r[6], 'email', r[7] or '',
+           'created_at', ARGV[6], 'created_by', r[9] or '', 'channel', base['channel'],
+           'agent_id', r[8] or '', 'caller_id', base['caller_id'] or '', 'ref', r[10])
+redis.call('HSET', KEYS[1], 'status', 'confirmed', 'closed_at', ARGV[6],
+           'confirmed_channel', base['channel'])
+audit(prefix, plate, base, 'confirmed', {})
+if previous then
+  audit(prefix, plate, base, 'replaced', {phone=r[6], previous_phone=previous})
+  return {'confirmed', '1', 'confirmed'}
+end
+audit(prefix, plate, base, 'created', {phone=r[6]})
+return {'confirmed', '0', 'confirmed'}
+"""
+)
+
+BREQ_CLOSE = (
+    _AUDIT
+    + r"""
+-- KEYS: request. ARGV: prefix, new status, at, audit base json, reason.
+local prefix = ARGV[1]
+local base = cjson.decode(ARGV[4])
+local r = redis.call('HMGET', KEYS[1], 'status', 'plate')
+if not r[1] then return 'unknown' end
+if r[1] ~= 'pending' then return r[1] end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'closed_at', ARGV[3])
+audit(prefix, r[2], base, ARGV[2], {reason=ARGV[5]})
+return 'ok'
+"""
+)
+
+BINDING_REMOVE_IF_PHONE = (
+    _AUDIT
+    + r"""
+-- ARGV: prefix, plate, the phone that asks (its caller id), audit base json.
+local prefix, plate = ARGV[1], ARGV[2]
+local base = cjson.decode(ARGV[4])
+local bkey = prefix .. ':binding:' .. plate
+local phone = redis.call('HGET', bkey, 'phone')
+if not phone then
+  audit(prefix, plate, base, 'removal_refused', {reason='no_binding'})
+  return 'no_binding'
+end
+if phone ~= ARGV[3] then
+  audit(prefix, plate, base, 'removal_refused', {reason='caller_is_not_the_bound_phone'})
+  return 'refused'
+end
+redis.call('DEL', bkey)
+audit(prefix, plate, base, 'removed', {phone=phone})
+return 'removed'
+"""
+)

@@ -20,10 +20,13 @@ import redis.asyncio as aioredis
 
 from gateway.core.statuses import DIAL_STATUS, originate_outcome
 from gateway.ivr_flows.agi_server import FastAgiServer, FlowResult
+from gateway.ivr_flows.binding import BindingFlow
 from gateway.ivr_flows.parking import parking_flow
 from gateway.settings import Settings
 from gateway.store import lua
 from gateway.store.apikeys import ApiKeyStore
+from gateway.store.binding_requests import BindingRequestStore
+from gateway.store.bindings import BindingStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore, new_notice_id, now_iso
 from gateway.store.ratelimit import Gcra, SharedRate
@@ -68,15 +71,22 @@ class VoiceCaller:
             redis, keys, keys.voice_queue, GROUP, consumer, settings.worker.consumer_dead_after
         )
         self.ami = AmiLink(settings.ami, self._on_ami_event, self._on_ami_state)
+        self.tts = Tts(settings.voice.audio_dir, settings.voice.tts_engine, settings.voice.gtts_url)
+        self.bindings = BindingStore(redis, keys)
+        self.binding_flow = BindingFlow(
+            BindingRequestStore(redis, keys),
+            self.bindings,
+            self.tts,
+            settings.binding.binding_max_attempts,
+        )
         self.agi = FastAgiServer(
             settings.agi.agi_host,
             settings.agi.agi_port,
-            {"parking": parking_flow},
+            {"parking": parking_flow, "binding": self.binding_flow},
             self._on_flow_result,
             max_sessions=settings.voice.max_calls * 2,
             session_timeout=settings.agi.agi_session_timeout,
         )
-        self.tts = Tts(settings.voice.audio_dir, settings.voice.tts_engine, settings.voice.gtts_url)
         self.api_keys = ApiKeyStore(redis, keys)
         self.rate = SharedRate(Gcra(redis), keys.rate("calls"), settings.voice.calls_per_second)
         self._slot = redis.register_script(lua.CALL_SLOT)
@@ -110,6 +120,7 @@ class VoiceCaller:
             "NOTICE_MENU": str(await self.tts.render(MENU_TEXT)),
             "NOTICE_THANKS": str(await self.tts.render(THANKS_TEXT)),
         }
+        await self.binding_flow.prepare()
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.ami.run(), name="ami")
@@ -267,6 +278,14 @@ class VoiceCaller:
                 self._own(self._attempt_ended(action_id, "failed", {"reason": "ami_link_lost"}))
 
     async def _on_flow_result(self, result: FlowResult) -> None:
+        if result.request.flow == "binding":
+            log.info("binding call ended: %s", result.outcome)
+            return
+        if not result.request.flow:
+            # Not a FastAGI header at all: on the IVR's audit trail, since that is whose line
+            # answers on this port.
+            await self.bindings.audit("ivr_session_refused", "", channel="ivr", **result.outcome)
+            return
         notice_id = str(result.outcome.get("notice_id", ""))
         outcome = str(result.outcome.get("outcome", ""))
         action_id = next((a for a, c in self.calls.items() if c.notice_id == notice_id), None)
