@@ -16,9 +16,12 @@ from collections.abc import Callable
 from aiohttp import web
 
 from gateway.api.app import create_app
+from gateway.jobs.dispatcher import JobDispatcher
+from gateway.mail.sender import EmailSender
 from gateway.metrics import Metrics
 from gateway.receipts.dispatcher import WebhookDispatcher
 from gateway.settings import Settings
+from gateway.sms.mo_handler import MoHandler
 from gateway.sms.sender import SmsSender
 from gateway.store.apikeys import ApiKeyStore
 from gateway.store.keys import Keys
@@ -31,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 class Workers:
-    """The SMS sender and the webhook dispatcher of one process."""
+    """One process's workers: SMS, email, webhooks, the job dispatcher, MO handling, voice."""
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
@@ -52,6 +55,9 @@ class Workers:
             metrics,
             consumer,
         )
+        self.email = EmailSender(self.redis, keys, store, settings.smtp, settings.worker, consumer)
+        self.jobs = JobDispatcher(self.redis, keys, settings, consumer)
+        self.mo = MoHandler(self.redis, keys, settings.worker, consumer)
         self.voice: VoiceCaller | None = None
         if settings.voice.voice_enabled:
             self.voice = VoiceCaller(
@@ -63,6 +69,9 @@ class Workers:
         self._tasks = [
             asyncio.create_task(self.sms.run(), name="sms-sender"),
             asyncio.create_task(self.webhooks.run(), name="webhooks"),
+            asyncio.create_task(self.email.run(), name="email-sender"),
+            asyncio.create_task(self.jobs.run(), name="job-dispatcher"),
+            asyncio.create_task(self.mo.run(), name="mo-handler"),
         ]
         if self.voice is not None:
             self._tasks.append(asyncio.create_task(self.voice.run(), name="voice"))
@@ -73,6 +82,9 @@ class Workers:
 
     async def stop(self) -> None:
         self.webhooks.close()
+        self.jobs.close()
+        self.email.close()
+        self.mo.close()
         if self.voice is not None:
             self.voice.close()
         await self.sms.stop()

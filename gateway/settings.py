@@ -113,6 +113,33 @@ class BindingSettings(BaseSettings):
     binding_daily_limit: int = Field(5, ge=1, le=100)
 
 
+class JobSettings(BaseSettings):
+    model_config = _config()
+    # Reminder jobs send only inside this local time window (GATEWAY_TIMEZONE), by default.
+    job_send_window: str = Field("08:00-21:00", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")
+    job_default_rate: float = Field(1000.0, gt=0)  # messages/s per job unless the job says
+    job_max_rows: int = Field(2_000_000, ge=1)
+    # Bulk entries waiting in the queues at most: bounds how far a cancel lags, and memory.
+    job_backlog: int = Field(5000, ge=100)
+    reminder_daily_cap: int = Field(3, ge=0)  # reminders per recipient per day; 0: no cap
+    reminder_dedup_hours: float = Field(24.0, ge=0)  # same template, same person; 0: off
+
+
+class SmtpSettings(BaseSettings):
+    model_config = _config()
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(2525, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_from: str = "notices@traffic-police.invalid"
+    # Implicit TLS (port 465) or STARTTLS after connecting; both off for a local relay.
+    smtp_tls: bool = False
+    smtp_starttls: bool = False
+    smtp_timeout: float = Field(30.0, gt=0)
+    smtp_concurrency: int = Field(8, ge=1, le=256)
+    smtp_attempts: int = Field(5, ge=1, le=50)
+
+
 class WorkerSettings(BaseSettings):
     model_config = _config()
     # A consumer whose heartbeat is older than this is dead; its pending entries are reclaimed.
@@ -163,3 +190,5 @@ class Settings:
         self.sip = SipSettings(**kw)  # type: ignore[arg-type]
         self.voice = VoiceSettings(**kw)  # type: ignore[arg-type]
         self.binding = BindingSettings(**kw)  # type: ignore[arg-type]
+        self.jobs = JobSettings(**kw)  # type: ignore[arg-type]
+        self.smtp = SmtpSettings(**kw)  # type: ignore[arg-type]

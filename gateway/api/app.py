@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from gateway.api import routes_binding as binding
+from gateway.api import routes_jobs as jobs
 from gateway.api import routes_notices as notices
 from gateway.api import routes_ops as ops
+from gateway.api import routes_optouts as optouts
 from gateway.api import routes_voice as voice
 from gateway.api.context import (
     API_KEYS,
@@ -18,9 +20,11 @@ from gateway.api.context import (
     BINDINGS,
     CATALOGUE,
     GCRA,
+    JOBS,
     KEYS,
     METRICS,
     NOTICES,
+    OPT_OUTS,
     READINESS,
     REDIS,
     SETTINGS,
@@ -33,6 +37,7 @@ from gateway.api.models import (
     BindingVerifyIn,
     Message,
     ParkingNotice,
+    ReminderJobIn,
 )
 from gateway.api.openapi import RouteDoc, build
 from gateway.core.templates import Catalogue
@@ -41,8 +46,10 @@ from gateway.settings import Settings
 from gateway.store.apikeys import ApiKeyStore
 from gateway.store.binding_requests import BindingRequestStore
 from gateway.store.bindings import BindingStore
+from gateway.store.jobs import JobStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
+from gateway.store.optouts import OptOutStore
 from gateway.store.ratelimit import Gcra
 from gateway.store.redis_conn import connect
 
@@ -74,6 +81,35 @@ ROUTES: list[tuple[RouteDoc, Handler]] = [
         notices.post_message,
     ),
     (RouteDoc("GET", "/v1/notices/{id}", "A notice and its history", ()), notices.get_notice),
+    (
+        RouteDoc(
+            "POST",
+            "/v1/reminder-jobs",
+            "Bulk reminders: a JSON list, or a CSV upload (text/csv, options in the query)",
+            ("command_center", "back_office"),
+            ReminderJobIn,
+            202,
+        ),
+        jobs.post_reminder_job,
+    ),
+    (
+        RouteDoc(
+            "GET",
+            "/v1/reminder-jobs/{id}",
+            "A job's progress, counts per status",
+            ("command_center", "back_office"),
+        ),
+        jobs.get_reminder_job,
+    ),
+    (
+        RouteDoc(
+            "POST",
+            "/v1/reminder-jobs/{id}/cancel",
+            "Stop a job",
+            ("command_center", "back_office"),
+        ),
+        jobs.cancel_reminder_job,
+    ),
     (
         RouteDoc(
             "POST",
@@ -148,6 +184,25 @@ ROUTES: list[tuple[RouteDoc, Handler]] = [
         voice.suspected_clones,
     ),
     (
+        RouteDoc("GET", "/v1/admin/opt-outs", "Numbers opted out of reminders", ("admin",)),
+        optouts.list_opt_outs,
+    ),
+    (
+        RouteDoc(
+            "POST",
+            "/v1/admin/opt-outs",
+            "Opt a number out of reminders",
+            ("admin",),
+            optouts.OptOutIn,
+            201,
+        ),
+        optouts.add_opt_out,
+    ),
+    (
+        RouteDoc("DELETE", "/v1/admin/opt-outs/{phone}", "Reverse an opt-out", ("admin",)),
+        optouts.remove_opt_out,
+    ),
+    (
         RouteDoc("GET", "/v1/admin/webhook-dead-letters", "Callbacks given up", ("admin",)),
         ops.webhook_dead_letters,
     ),
@@ -208,6 +263,8 @@ def create_app(
         app[BINDINGS] = BindingStore(redis, keys)
         app[BINDING_REQUESTS] = BindingRequestStore(redis, keys)
         app[GCRA] = Gcra(redis)
+        app[JOBS] = JobStore(redis, keys)
+        app[OPT_OUTS] = OptOutStore(redis, keys)
         yield
         await redis.aclose()
 

@@ -13,8 +13,10 @@ from gateway.settings import Settings
 from gateway.store.apikeys import ApiKeyStore
 from gateway.store.binding_requests import BindingRequestStore
 from gateway.store.bindings import BindingStore
+from gateway.store.jobs import JobStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
+from gateway.store.optouts import OptOutStore
 from gateway.store.ratelimit import Gcra
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -25,6 +27,8 @@ API_KEYS = web.AppKey("api_keys", ApiKeyStore)
 BINDINGS = web.AppKey("bindings", BindingStore)
 BINDING_REQUESTS = web.AppKey("binding_requests", BindingRequestStore)
 GCRA = web.AppKey("gcra", Gcra)
+JOBS = web.AppKey("jobs", JobStore)
+OPT_OUTS = web.AppKey("opt_outs", OptOutStore)
 METRICS = web.AppKey("metrics", Metrics)
 CATALOGUE = web.AppKey("catalogue", Catalogue)
 # In-process components report their readiness here (the SMPP bind, when the worker runs here).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -83,3 +83,21 @@ class BindingVerifyIn(BaseModel):
 
     model_config = _STRICT
     code: str = Field(min_length=1, max_length=32)
+
+
+class JobOptions(BaseModel):
+    """A reminder job: which template on which channel, when and how fast."""
+
+    model_config = _STRICT
+    template: str = Field(min_length=1, max_length=64)
+    channel: Literal["sms", "email", "voice"] = "sms"
+    callback_url: str | None = Field(default=None, max_length=2048)
+    send_window: str | None = Field(
+        default=None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$"
+    )
+    rate: float | None = Field(default=None, gt=0, le=100_000, description="messages/s")
+    name: str | None = Field(default=None, max_length=100)
+
+
+class ReminderJobIn(JobOptions):
+    recipients: list[Any] = Field(min_length=1, max_length=100_000)

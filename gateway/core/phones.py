@@ -69,3 +69,32 @@ def mask(number: str) -> str:
     if len(digits) < 8:
         return "*" * len(digits)
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
+_PLAIN_MOBILE = re.compile(r"^(?:\+?86)?(1[3-9][0-9]{9})$")
+
+
+class MobileRanges:
+    """``parse_cn_mobile`` for bulk input. Chinese mobile numbers are allocated in blocks of
+    their first seven digits (1XX-XXXX), so a plain number is judged by its block and
+    phonenumbers runs once per block (at most 70,000) instead of once per row."""
+
+    def __init__(self) -> None:
+        self._blocks: dict[str, str] = {}  # first 7 digits -> '' (mobile) or an error code
+
+    def national(self, text: str) -> str:
+        m = _PLAIN_MOBILE.match(text)
+        if m is None:
+            return parse_cn_mobile(text).national
+        number = m.group(1)
+        verdict = self._blocks.get(number[:7])
+        if verdict is None:
+            try:
+                parse_cn_mobile(number)
+                verdict = ""
+            except InvalidPhone as exc:
+                verdict = exc.code
+            self._blocks[number[:7]] = verdict
+        if verdict:
+            raise InvalidPhone(verdict, "not a valid Chinese mobile number")
+        return number

@@ -22,6 +22,7 @@ class Template:
     channels: tuple[str, ...]
     params: tuple[str, ...]
     text: str
+    subject: str = ""  # for email
 
     def render(self, params: dict[str, Any]) -> str:
         missing = [p for p in self.params if p not in params]
@@ -51,7 +52,12 @@ class Catalogue:
             if fields != set(t["params"]):
                 raise ValueError(f"template {name}: text fields {fields} != params")
             out[name] = Template(
-                name, int(t["version"]), tuple(t["channels"]), tuple(t["params"]), t["text"]
+                name,
+                int(t["version"]),
+                tuple(t["channels"]),
+                tuple(t["params"]),
+                t["text"],
+                t.get("subject", ""),
             )
         return cls(out)
 

@@ -159,3 +159,17 @@ def decode_payload(
     else:
         text = body.decode("latin-1")
     return text, concat
+
+
+def count_parts(text: str) -> int:
+    """How many SMS parts ``text`` needs, as ``encode_sms`` would split it (without building
+    the payloads: cheap enough for a million rows)."""
+    gsm = _gsm_encode(text)
+    if gsm is not None:
+        return 1 if len(gsm) <= _GSM_SINGLE else len(_chunks_gsm(text, _GSM_PART))
+    units = len(text.encode("utf-16-le")) // 2
+    if units <= _UCS2_SINGLE:
+        return 1
+    if units == len(text):  # no surrogate pairs: every cut falls on a character
+        return -(-units // _UCS2_PART)
+    return len(_chunks_ucs2(text, _UCS2_PART))

@@ -9,6 +9,7 @@ live worker claims them (parts that already have a carrier id are not sent twice
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import itertools
 import logging
@@ -56,11 +57,13 @@ class Part:
     attempt: int = 0
     token: str = ""
     handed_at: float = 0.0
+    bulk: bool = False
 
 
 @dataclass(slots=True)
 class EntryState:
     notice_id: str
+    group: StreamGroup
     remaining: set[int] = field(default_factory=set)
 
 
@@ -84,10 +87,21 @@ class SmsSender:
         self.worker = worker
         self.metrics = metrics
         self.consumer = consumer
+        # Two queues: notices that must not wait (accident alerts, parking fallbacks, binding
+        # codes) and bulk reminders. Parts of the first always go to the SMSC first, and only a
+        # bounded number of bulk parts is held here, so an alert never queues behind a job.
         self.group = StreamGroup(
             redis, keys, keys.sms_queue, GROUP, consumer, worker.consumer_dead_after
         )
-        self._ready: asyncio.Queue[Part] = asyncio.Queue()
+        self.bulk = StreamGroup(
+            redis, keys, keys.sms_bulk_queue, GROUP, consumer, worker.consumer_dead_after
+        )
+        self._groups = {self.group.stream: self.group, self.bulk.stream: self.bulk}
+        self._high: collections.deque[Part] = collections.deque()
+        self._low: collections.deque[Part] = collections.deque()
+        self._part_ready = asyncio.Event()
+        self._bulk_limit = max(2000, smpp.smpp_window * 16)
+        self._cancelled_jobs: set[str] = set()
         self._outstanding: dict[str, Part] = {}
         self._by_seq: dict[int, str] = {}
         self._entries: dict[str, EntryState] = {}
@@ -134,15 +148,17 @@ class SmsSender:
     # -- run --------------------------------------------------------------------------------
     async def run(self) -> None:
         """Run until cancelled; on cancel, unbind and leave unfinished entries pending."""
-        await self.group.ensure()
-        for eid, fields in await self.group.own_pending():
-            await self._accept_entry(eid, fields, reclaimed=True)
+        for group in self._groups.values():
+            await group.ensure()
+            for eid, fields in await group.own_pending():
+                await self._accept_entry(group, eid, fields, reclaimed=True)
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.esme.start(), name="esme")
                 tg.create_task(self._read_loop(), name="sms-read")
                 tg.create_task(self._housekeeping(), name="sms-housekeeping")
                 tg.create_task(self.group.run_acker(), name="sms-acker")
+                tg.create_task(self.bulk.run_acker(), name="sms-bulk-acker")
                 tg.create_task(self.batcher.run(), name="sms-writes")
         finally:
             for t in self._timers:
@@ -158,6 +174,7 @@ class SmsSender:
         self._window_room.set()
         self._entry_room.set()
         self.group.close()
+        self.bulk.close()
         self.batcher.close()
         # aiosmpplib drops its writer after unbind without closing it; keep it to close here.
         writer = getattr(self.esme, "_writer", None)
@@ -177,15 +194,26 @@ class SmsSender:
             while len(self._entries) >= self._max_entries:
                 self._entry_room.clear()
                 await self._entry_room.wait()
-            room = self._max_entries - len(self._entries)
-            entries = await self.group.read(min(room, self.worker.stream_batch), 1000)
-            for eid, fields in entries:
-                await self._accept_entry(eid, fields, reclaimed=False)
+            room = min(self._max_entries - len(self._entries), self.worker.stream_batch)
+            streams = {self.group.stream: ">"}
+            bulk_room = len(self._low) < self._bulk_limit
+            if bulk_room:
+                streams[self.bulk.stream] = ">"
+            res: Any = await self.redis.xreadgroup(
+                GROUP, self.consumer, streams, count=room, block=1000 if bulk_room else 50
+            )
+            # The priority stream's entries first, whatever order Redis listed them in.
+            for stream, entries in sorted(res or [], key=lambda r: r[0] != self.group.stream):
+                group = self._groups[stream]
+                for eid, fields in entries:
+                    await self._accept_entry(group, eid, fields, reclaimed=False)
 
     async def _housekeeping(self) -> None:
         while not self._closing:
             await asyncio.sleep(min(1.0, self.worker.heartbeat_seconds))
-            await self.group.heartbeat()
+            for group in self._groups.values():
+                await group.heartbeat()
+            self._cancelled_jobs = set(await self.redis.zrange(self.keys.jobs_cancelled, 0, -1))
             if self.bound:
                 await self.redis.set(
                     self.keys.smpp_bound(self.consumer),
@@ -195,34 +223,46 @@ class SmsSender:
             else:
                 await self.redis.delete(self.keys.smpp_bound(self.consumer))
             self.metrics.smpp_bound.set(1 if self.bound else 0)
-            for eid, fields in await self.group.reclaim_dead():
-                await self._accept_entry(eid, fields, reclaimed=True)
+            for group in self._groups.values():
+                for eid, fields in await group.reclaim_dead():
+                    await self._accept_entry(group, eid, fields, reclaimed=True)
             self._expire_unanswered()
 
     # -- queue entries -> parts ---------------------------------------------------------------
-    async def _accept_entry(self, eid: str, fields: dict[str, str], reclaimed: bool) -> None:
+    async def _accept_entry(
+        self, group: StreamGroup, eid: str, fields: dict[str, str], reclaimed: bool
+    ) -> None:
         notice_id, to, text = fields.get("id", ""), fields.get("to", ""), fields.get("text", "")
         if not notice_id or not to or not text:
             log.error("malformed SMS queue entry %s dropped: %s", eid, sorted(fields))
-            await self.group.ack_and_delete(eid)
+            await group.ack_and_delete(eid)
             return
         if eid in self._entries:
+            return
+        if fields.get("job") in self._cancelled_jobs:
+            await self.store.transition(notice_id, "cancelled", {"reason": "job_cancelled"})
+            await group.ack_and_delete(eid)
             return
         sms = encode_sms(text, notice_id)
         done: set[int] = set()
         if reclaimed:
             notice = await self.redis.hget(self.keys.notice(notice_id), "status")
             if notice is None or notice not in ("queued", "submitted"):
-                await self.group.ack_and_delete(eid)
+                await group.ack_and_delete(eid)
                 return
             done = {int(i) for i in await self.store.submitted_parts(notice_id)}
         todo = [p.index for p in sms.parts if p.index not in done]
         if not todo:
-            await self.group.ack_and_delete(eid)
+            await group.ack_and_delete(eid)
             return
-        self._entries[eid] = EntryState(notice_id, set(todo))
+        self._entries[eid] = EntryState(notice_id, group, set(todo))
+        bulk = group is self.bulk
         for i in todo:
-            self._ready.put_nowait(Part(eid, notice_id, to, sms, i))
+            self._put(Part(eid, notice_id, to, sms, i, bulk=bulk))
+
+    def _put(self, part: Part) -> None:
+        (self._low if part.bulk else self._high).append(part)
+        self._part_ready.set()
 
     def _after_write(self, fut: asyncio.Future[Any], part: Part) -> None:
         if fut.cancelled() or fut.exception() is not None:
@@ -241,7 +281,7 @@ class SmsSender:
         state.remaining.discard(part.index)
         if not state.remaining:
             del self._entries[part.entry_id]
-            self.group.ack_later(part.entry_id)
+            state.group.ack_later(part.entry_id)
             self._entry_room.set()
 
     # -- broker side ------------------------------------------------------------------------
@@ -250,7 +290,10 @@ class SmsSender:
         while self._closing or len(self._outstanding) >= self.smpp.smpp_window:
             self._window_room.clear()
             await self._window_room.wait()
-        part = await self._ready.get()
+        while not (self._high or self._low):
+            self._part_ready.clear()
+            await self._part_ready.wait()
+        part = self._high.popleft() if self._high else self._low.popleft()
         part.token = str(next(self._tokens))
         part.handed_at = time.monotonic()
         part.attempt += 1
@@ -278,13 +321,13 @@ class SmsSender:
 
     def _requeue(self, part: Part, delay: float = 0.0) -> None:
         if delay <= 0:
-            self._ready.put_nowait(part)
+            self._put(part)
             return
         loop = asyncio.get_running_loop()
 
         def fire() -> None:
             self._timers.discard(handle)
-            self._ready.put_nowait(part)
+            self._put(part)
 
         handle = loop.call_later(delay, fire)
         self._timers.add(handle)
@@ -344,7 +387,7 @@ class SmsSender:
         self._by_seq.clear()
         self.correlator.clear()
         for part in lost:
-            self._ready.put_nowait(part)
+            self._put(part)
         if lost:
             log.warning("re-submitting %d parts left unanswered by the previous session", len(lost))
         self.metrics.smpp_binds.inc()
@@ -419,7 +462,7 @@ class SmsSender:
     async def _on_mo(self, mo: DeliverSm) -> None:
         self.metrics.sms_mo.inc()
         await self.redis.xadd(
-            f"{self.keys.prefix}:q:mo",
+            self.keys.mo_queue,
             {
                 "from": mo.source.number,
                 "to": mo.destination.number,

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from gateway.store.keys import Keys
 from gateway.store.notices import now_iso
 
-ROLES: Final = ("officer", "command_center", "binding_agent", "admin")
+ROLES: Final = ("officer", "command_center", "back_office", "binding_agent", "admin")
 
 
 @dataclass(frozen=True, slots=True)

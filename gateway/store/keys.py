@@ -77,6 +77,45 @@ class Keys:
         return f"{self.prefix}:q:sms"
 
     @property
+    def sms_bulk_queue(self) -> str:
+        return f"{self.prefix}:q:sms-bulk"
+
+    @property
+    def email_queue(self) -> str:
+        return f"{self.prefix}:q:email"
+
+    @property
+    def mo_queue(self) -> str:
+        return f"{self.prefix}:q:mo"
+
+    @property
+    def opt_outs(self) -> str:
+        return f"{self.prefix}:optout"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    def job_rows(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:rows"
+
+    def job_counts(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:counts"
+
+    def job_bad_rows(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:bad"
+
+    def job_lease(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:lease"
+
+    @property
+    def jobs_active(self) -> str:
+        return f"{self.prefix}:jobs:active"
+
+    @property
+    def jobs_cancelled(self) -> str:
+        return f"{self.prefix}:jobs:cancelled"
+
+    @property
     def webhook_queue(self) -> str:
         return f"{self.prefix}:q:webhooks"
 

@@ -7,18 +7,56 @@ Key names inside the scripts are derived from the prefix in ARGV[1] the same way
 from __future__ import annotations
 
 # Shared helpers prepended to the scripts that change a notice's status.
-_TRANSITION = r"""
+_JOBS = r"""
+-- Reminder jobs: per-status counts, and the job's end once every recipient has an outcome.
+local JOB_FINAL = {delivered=1, undeliverable=1, expired=1, rejected=1, failed=1, sent=1,
+                   cancelled=1}
+local function job_maybe_finish(prefix, job, done, at)
+  local jkey = prefix .. ':job:' .. job
+  local j = redis.call('HMGET', jkey, 'total', 'status', 'callback_url', 'key_id', 'channel')
+  if j[2] ~= 'running' and j[2] ~= 'waiting_window' then return end
+  if done < tonumber(j[1] or '0') then return end
+  redis.call('HSET', jkey, 'status', 'finished', 'finished_at', at)
+  redis.call('ZREM', prefix .. ':jobs:active', job)
+  if j[3] and j[3] ~= '' then
+    local flat = redis.call('HGETALL', jkey .. ':counts')
+    local counts = {}
+    for i = 1, #flat, 2 do
+      local n = tonumber(flat[i + 1])
+      if n ~= 0 then counts[flat[i]] = n end
+    end
+    local body = cjson.encode({id=job, kind='reminder_job', channel=j[5], status='finished',
+                               at=at, detail={total=tonumber(j[1]), counts=counts}})
+    redis.call('XADD', prefix .. ':q:webhooks', '*', 'id', job, 'key_id', j[4],
+               'url', j[3], 'body', body, 'attempt', '1', 'first_at', at)
+  end
+end
+local function job_progress(prefix, job, old, new, at)
+  local ckey = prefix .. ':job:' .. job .. ':counts'
+  redis.call('HINCRBY', ckey, old, -1)
+  redis.call('HINCRBY', ckey, new, 1)
+  if JOB_FINAL[new] and not JOB_FINAL[old] then
+    local done = redis.call('HINCRBY', prefix .. ':job:' .. job, 'done', 1)
+    job_maybe_finish(prefix, job, done, at)
+  end
+end
+"""
+
+# Shared helpers prepended to the scripts that change a notice's status.
+_TRANSITION = (
+    _JOBS
+    + r"""
 -- Ranks keep a notice from moving backwards when events arrive out of order. A status in
 -- HARD is final. SOFT statuses end one call attempt; only a later attempt moves on from them.
 local RANK = {queued=0, submitted=1, dialing=1, answered=2, delivered=3, undeliverable=3,
               expired=3, rejected=3, failed=3, acknowledged=3, disputed=3, no_input=3, busy=3,
-              no_answer=3}
+              no_answer=3, sent=3, cancelled=3}
 local HARD = {delivered=1, undeliverable=1, expired=1, rejected=1, acknowledged=1,
-              disputed=1, no_input=1}
+              disputed=1, no_input=1, sent=1, cancelled=1}
 local function transition(prefix, id, status, at, detail)
   local nkey = prefix .. ':n:' .. id
   local cur = redis.call('HMGET', nkey, 'status', 'callback_url', 'key_id', 'kind', 'channel',
-                         'attempt')
+                         'attempt', 'job')
   if not cur[1] then return 0 end
   local attempt = tonumber(detail['attempt'] or 0) or 0
   local cur_attempt = tonumber(cur[6] or 0) or 0
@@ -33,6 +71,7 @@ local function transition(prefix, id, status, at, detail)
   if new_attempt then redis.call('HSET', nkey, 'attempt', attempt) end
   local entry = cjson.encode({status=status, at=at, detail=detail})
   redis.call('RPUSH', nkey .. ':h', entry)
+  if cur[7] then job_progress(prefix, cur[7], cur[1], status, at) end
   if cur[2] and cur[2] ~= '' then
     local body = cjson.encode({id=id, kind=cur[4], channel=cur[5], status=status, at=at,
                                detail=detail})
@@ -42,6 +81,7 @@ local function transition(prefix, id, status, at, detail)
   return 1
 end
 """
+)
 
 CREATE = r"""
 -- KEYS[1]: idempotency key or ''.
@@ -341,5 +381,55 @@ end
 redis.call('DEL', bkey)
 audit(prefix, plate, base, 'removed', {phone=phone})
 return 'removed'
+"""
+)
+
+
+# -- reminder jobs ---------------------------------------------------------------------------
+JOB_ADMIT = (
+    _JOBS
+    + r"""
+-- One recipient of a job, in row order. Idempotent by row: a dispatcher that restarts
+-- re-reads rows below the cursor and they are skipped here.
+-- ARGV: prefix, job, row, notice_id, to (national number or email), queue destination,
+--       text, template, channel, at, retention_s, day, daily cap, dedup ttl s, queue,
+--       opt-out applies ('1'|'0'), parts, key_id, template_version, subject (email)
+local prefix, job, row = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local to, at = ARGV[5], ARGV[10]
+local jkey = prefix .. ':job:' .. job
+if row < tonumber(redis.call('HGET', jkey, 'cursor') or '0') then return 'seen' end
+redis.call('HSET', jkey, 'cursor', row + 1)
+local ckey = jkey .. ':counts'
+local function skip(status)
+  redis.call('HINCRBY', ckey, status, 1)
+  local done = redis.call('HINCRBY', jkey, 'done', 1)
+  job_maybe_finish(prefix, job, done, at)
+  return status
+end
+if ARGV[16] == '1' and redis.call('SISMEMBER', prefix .. ':optout', to) == 1 then
+  return skip('opted_out')
+end
+local cap = tonumber(ARGV[13])
+local capkey = prefix .. ':cap:' .. to .. ':' .. ARGV[12]
+if cap > 0 and tonumber(redis.call('GET', capkey) or '0') >= cap then return skip('capped') end
+local ttl = tonumber(ARGV[14])
+if ttl > 0 then
+  local dkey = prefix .. ':dedup:' .. ARGV[8] .. ':' .. to
+  if not redis.call('SET', dkey, job, 'NX', 'EX', ttl) then return skip('duplicate') end
+end
+if cap > 0 then
+  if redis.call('INCR', capkey) == 1 then redis.call('EXPIRE', capkey, 172800) end
+end
+local nkey = prefix .. ':n:' .. ARGV[4]
+redis.call('HSET', nkey, 'id', ARGV[4], 'kind', 'reminder', 'channel', ARGV[9],
+           'status', 'queued', 'to', to, 'parts', ARGV[17], 'key_id', ARGV[18], 'job', job,
+           'template', ARGV[8], 'template_version', ARGV[19], 'created_at', at)
+redis.call('RPUSH', nkey .. ':h', cjson.encode({status='queued', at=at, detail={job=job}}))
+redis.call('EXPIRE', nkey, ARGV[11])
+redis.call('EXPIRE', nkey .. ':h', ARGV[11])
+redis.call('XADD', ARGV[15], '*', 'id', ARGV[4], 'to', ARGV[6], 'text', ARGV[7], 'job', job,
+           'subject', ARGV[20])
+redis.call('HINCRBY', ckey, 'queued', 1)
+return 'queued'
 """
 )

@@ -1,0 +1,189 @@
+"""Reminder jobs: create (JSON list or streamed CSV), read progress, cancel."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from gateway.api.auth import CALLER, requires
+from gateway.api.context import CATALOGUE, JOBS, METRICS, SETTINGS
+from gateway.api.errors import ApiError
+from gateway.api.models import JobOptions, ReminderJobIn
+from gateway.api.routes_notices import _callback
+from gateway.core.templates import Template, TemplateError
+from gateway.jobs.intake import Intake, NotCsv, TooManyRows
+from gateway.store.jobs import new_job_id
+from gateway.store.notices import now_iso
+
+JSON_MAX = 32 * 1024 * 1024
+CSV_TYPES = ("text/csv", "application/csv", "text/plain")
+
+
+def _validation(exc: ValidationError) -> ApiError:
+    details = [
+        {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]}
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+    return ApiError(
+        422,
+        "validation_error",
+        f"{details[0]['field']}: {details[0]['message']}",
+        details=details,
+    )
+
+
+def _template(request: web.Request, opts: JobOptions) -> Template:
+    try:
+        template = request.app[CATALOGUE].get(opts.template)
+    except TemplateError as exc:
+        raise ApiError(422, exc.code, str(exc)) from None
+    if opts.channel not in template.channels:
+        raise ApiError(
+            422, "channel_not_supported", f"template {template.name} is not for {opts.channel}"
+        )
+    if opts.channel == "voice":
+        raise ApiError(
+            422, "channel_unavailable", "voice reminders are not enabled on this gateway yet"
+        )
+    return template
+
+
+async def _json_body(request: web.Request) -> ReminderJobIn:
+    raw = bytearray()
+    async for chunk in request.content.iter_chunked(1 << 16):
+        raw += chunk
+        if len(raw) > JSON_MAX:
+            raise ApiError(
+                413, "body_too_large", "JSON jobs take up to 32 MB; upload larger ones as CSV"
+            )
+    if not raw:
+        raise ApiError(400, "empty_body", "the request body is empty")
+    try:
+        data: Any = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_body", "the body must be a JSON object")
+    try:
+        return ReminderJobIn.model_validate(data)
+    except ValidationError as exc:
+        raise _validation(exc) from None
+
+
+@requires("command_center", "back_office")
+async def post_reminder_job(request: web.Request) -> web.Response:
+    """Create a job from a JSON recipient list, or from a CSV upload (options in the query)."""
+    ctype = request.content_type
+    is_csv = ctype in CSV_TYPES
+    body: ReminderJobIn | None = None
+    if is_csv:
+        try:
+            opts = JobOptions.model_validate(dict(request.query), strict=False)
+        except ValidationError as exc:
+            raise _validation(exc) from None
+    elif ctype in ("application/json", ""):
+        opts = body = await _json_body(request)
+    else:
+        raise ApiError(
+            415, "unsupported_media_type", "send recipients as application/json or text/csv"
+        )
+    template = _template(request, opts)
+    key = request[CALLER]
+    callback = _callback(opts.callback_url, key)
+    settings = request.app[SETTINGS]
+    store = request.app[JOBS]
+    job_id = new_job_id()
+    job = {
+        "id": job_id,
+        "name": opts.name or "",
+        "key_id": key.id,
+        "template": template.name,
+        "template_version": template.version,
+        "channel": opts.channel,
+        "status": "receiving",
+        "window": opts.send_window or settings.jobs.job_send_window,
+        "rate": opts.rate or settings.jobs.job_default_rate,
+        "callback_url": callback,
+        "created_at": now_iso(),
+        "total": 0,
+    }
+    await store.create(job)
+    intake = Intake(store, job_id, template, opts.channel, settings.jobs.job_max_rows)
+    try:
+        if body is not None:
+            await intake.json_list(body.recipients)
+        else:
+            await intake.csv_stream(request.content.iter_chunked(1 << 16))
+    except TemplateError as exc:
+        await store.abort(job_id, exc.code)
+        raise ApiError(422, exc.code, str(exc)) from None
+    except NotCsv as exc:
+        await store.abort(job_id, "not_csv")
+        raise ApiError(400, "invalid_csv", str(exc)) from None
+    except TooManyRows as exc:
+        await store.abort(job_id, "too_many_rows")
+        raise ApiError(413, "too_many_rows", str(exc)) from None
+    except BaseException:
+        await store.abort(job_id, "upload_interrupted")
+        raise
+    await store.open(job_id, intake.total, intake.bad)
+    request.app[METRICS].notices_created.labels("reminder_job", opts.channel).inc()
+    out: dict[str, Any] = {
+        "job_id": job_id,
+        "status": "running" if intake.total else "finished",
+        "total": intake.total,
+        "bad_rows": intake.bad,
+        "bad_rows_sample": intake.bad_sample,
+        "links": {"self": f"/v1/reminder-jobs/{job_id}"},
+    }
+    if opts.channel == "sms":
+        out["segments"] = {"total": intake.segments, "max_per_message": intake.max_segments}
+    return web.json_response(out, status=202, headers={"Location": f"/v1/reminder-jobs/{job_id}"})
+
+
+async def _own_job(request: web.Request) -> dict[str, Any]:
+    job_id = request.match_info["id"]
+    job = await request.app[JOBS].get(job_id) if job_id.startswith("job_") else None
+    caller = request[CALLER]
+    if job is None or (job["key_id"] != caller.id and caller.role != "admin"):
+        raise ApiError(404, "not_found", "no such reminder job")
+    return job
+
+
+def job_view(job: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "job_id": job["id"],
+        "name": job.get("name") or None,
+        "status": job["status"],
+        "template": job["template"],
+        "channel": job["channel"],
+        "total": int(job.get("total", 0)),
+        "dispatched": int(job.get("cursor", 0)),
+        "done": int(job.get("done", 0)),
+        "counts": job["counts"],
+        "bad_rows": int(job.get("bad_rows", 0)),
+        "bad_rows_sample": job["bad_rows_sample"],
+        "send_window": job["window"],
+        "rate": float(job["rate"]),
+        "created_at": job["created_at"],
+        "finished_at": job.get("finished_at") or None,
+        "cancelled_at": job.get("cancelled_at") or None,
+    }
+
+
+@requires("command_center", "back_office")
+async def get_reminder_job(request: web.Request) -> web.Response:
+    """Progress: counts per status, rows dispatched, bad rows by line."""
+    return web.json_response(job_view(await _own_job(request)))
+
+
+@requires("command_center", "back_office")
+async def cancel_reminder_job(request: web.Request) -> web.Response:
+    job = await _own_job(request)
+    before = await request.app[JOBS].cancel(job["id"])
+    if before not in ("running", "waiting_window", "receiving"):
+        raise ApiError(409, "job_closed", f"the job is already {before}")
+    return web.json_response(job_view(await _own_job(request)))

@@ -1,0 +1,1 @@
+"""Reminder jobs: bulk notices from a template to many recipients."""

@@ -1,0 +1,176 @@
+"""The job dispatcher: rows of running jobs become queued notices, fairly and within limits.
+
+Each pass gives every running job at most one chunk, so a small job is not starved by a big
+one. A job moves only inside its send window, at its own rate, while the bulk queue holds
+less than ``job_backlog`` entries (alerts and parking notices use their own queue and are
+never behind these). One dispatcher at a time works a job (a lease in Redis); admitting a
+row is one Lua call that also checks opt-out, the daily cap and duplicates, and advances the
+job's cursor, so a restart neither loses nor repeats a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from gateway.core.quiet_hours import is_quiet
+from gateway.core.templates import Catalogue, Template
+from gateway.jobs.rows import split_stored
+from gateway.settings import Settings
+from gateway.sms.encoding import count_parts
+from gateway.store import lua
+from gateway.store.keys import Keys
+from gateway.store.notices import now_iso
+
+log = logging.getLogger(__name__)
+
+CHUNK = 500
+REMINDER_RETENTION = 7 * 86400
+LEASE_MS = 10_000
+
+
+def reminder_notice_id(job_id: str, row: int) -> str:
+    """Derived from the job and row: admitting a row twice cannot make two notices."""
+    digest = hashlib.blake2b(f"{job_id}:{row}".encode(), digest_size=8).hexdigest()
+    return f"ntc_{job_id[4:12]}{digest}"
+
+
+@dataclass(slots=True)
+class Bucket:
+    rate: float
+    tokens: float
+    at: float
+
+    def take(self, want: int) -> int:
+        now = time.monotonic()
+        self.tokens = min(self.tokens + (now - self.at) * self.rate, max(self.rate, CHUNK))
+        self.at = now
+        n = min(want, int(self.tokens))
+        self.tokens -= n
+        return n
+
+
+class JobDispatcher:
+    def __init__(
+        self, redis: aioredis.Redis, keys: Keys, settings: Settings, consumer: str
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.settings = settings
+        self.consumer = consumer
+        self.catalogue = Catalogue.load()
+        self._admit = redis.register_script(lua.JOB_ADMIT)
+        self._buckets: dict[str, Bucket] = {}
+        self._closing = False
+        self.admitted = 0
+
+    def close(self) -> None:
+        self._closing = True
+
+    async def run(self) -> None:
+        while not self._closing:
+            jobs = await self.redis.zrange(self.keys.jobs_active, 0, -1)
+            moved = False
+            for job_id in jobs:
+                if self._closing:
+                    break
+                try:
+                    moved = await self._step(job_id) or moved
+                except Exception:
+                    log.exception("reminder job %s: dispatch step failed", job_id)
+            await asyncio.sleep(0 if moved else 0.1)
+
+    def _queue(self, channel: str) -> str:
+        return self.keys.email_queue if channel == "email" else self.keys.sms_bulk_queue
+
+    async def _lease(self, job_id: str) -> bool:
+        key = self.keys.job_lease(job_id)
+        if await self.redis.set(key, self.consumer, nx=True, px=LEASE_MS):
+            return True
+        if await self.redis.get(key) == self.consumer:
+            await self.redis.pexpire(key, LEASE_MS)
+            return True
+        return False
+
+    async def _step(self, job_id: str) -> bool:
+        job = await self.redis.hgetall(self.keys.job(job_id))
+        status = job.get("status")
+        if status not in ("running", "waiting_window"):
+            await self.redis.zrem(self.keys.jobs_active, job_id)
+            self._buckets.pop(job_id, None)
+            return False
+        cursor, total = int(job.get("cursor", 0)), int(job.get("total", 0))
+        if cursor >= total or not await self._lease(job_id):
+            return False
+        inside = is_quiet(datetime.now(UTC), self.settings.voice.timezone, job["window"])
+        wanted = "running" if inside else "waiting_window"
+        if status != wanted:
+            await self.redis.hset(self.keys.job(job_id), "status", wanted)
+        if not inside:
+            return False
+        queue = self._queue(job["channel"])
+        room = self.settings.jobs.job_backlog - await self.redis.xlen(queue)
+        bucket = self._buckets.get(job_id)
+        if bucket is None:
+            rate = float(job["rate"])
+            bucket = self._buckets[job_id] = Bucket(rate, min(rate, CHUNK), time.monotonic())
+        n = bucket.take(min(room, CHUNK, total - cursor))
+        if n <= 0:
+            return False
+        rows = await self.redis.lrange(self.keys.job_rows(job_id), cursor, cursor + n - 1)
+        template = self.catalogue.get(job["template"])
+        await self._admit_rows(job_id, job, template, queue, cursor, rows)
+        self.admitted += len(rows)
+        return True
+
+    async def _admit_rows(
+        self,
+        job_id: str,
+        job: dict[str, Any],
+        template: Template,
+        queue: str,
+        first: int,
+        rows: list[str],
+    ) -> None:
+        jobs = self.settings.jobs
+        at, day = now_iso(), datetime.now(UTC).strftime("%Y%m%d")
+        channel = job["channel"]
+        dedup = int(jobs.reminder_dedup_hours * 3600)
+        pipe = self.redis.pipeline(transaction=False)
+        for i, row in enumerate(rows):
+            to, params = split_stored(row)
+            text = template.text.format_map(dict(zip(template.params, params, strict=True)))
+            dest = to if channel == "email" else "86" + to
+            await self._admit(
+                args=[
+                    self.keys.prefix,
+                    job_id,
+                    first + i,
+                    reminder_notice_id(job_id, first + i),
+                    to,
+                    dest,
+                    text,
+                    template.name,
+                    channel,
+                    at,
+                    REMINDER_RETENTION,
+                    day,
+                    jobs.reminder_daily_cap,
+                    dedup,
+                    queue,
+                    "0" if channel == "email" else "1",
+                    count_parts(text) if channel == "sms" else 1,
+                    job["key_id"],
+                    template.version,
+                    template.subject,
+                ],
+                client=pipe,
+            )
+        await pipe.execute()

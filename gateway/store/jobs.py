@@ -1,0 +1,126 @@
+"""Reminder jobs in Redis: the job, its stored rows, bad rows, counts per status."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from gateway.store.keys import Keys
+from gateway.store.notices import _b36, now_iso
+
+JOB_RETENTION = 30 * 86400
+BAD_ROWS_KEPT = 10_000
+
+
+def new_job_id() -> str:
+    return f"job_{_b36(int(time.time() * 1000))}{secrets.token_hex(6)}"
+
+
+class JobStore:
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    async def create(self, job: dict[str, Any]) -> None:
+        """A job in ``receiving``: rows are appended, then ``open`` starts it."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.keys.job(job["id"]), mapping={k: str(v) for k, v in job.items()})
+        pipe.expire(self.keys.job(job["id"]), JOB_RETENTION)
+        await pipe.execute()
+
+    async def append(self, job_id: str, rows: list[str], bad: list[dict[str, Any]]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        if rows:
+            pipe.rpush(self.keys.job_rows(job_id), *rows)
+        if bad:
+            key = self.keys.job_bad_rows(job_id)
+            pipe.rpush(key, *(json.dumps(b, ensure_ascii=False) for b in bad))
+            pipe.ltrim(key, 0, BAD_ROWS_KEPT - 1)
+        await pipe.execute()
+
+    async def open(self, job_id: str, total: int, bad_rows: int) -> None:
+        """Intake done: the dispatcher may start. A job with no good row ends here."""
+        keys = self.keys
+        pipe = self.redis.pipeline(transaction=True)
+        status = "running" if total else "finished"
+        pipe.hset(
+            keys.job(job_id),
+            mapping={"total": total, "bad_rows": bad_rows, "status": status, "cursor": 0},
+        )
+        if total:
+            pipe.zadd(keys.jobs_active, {job_id: time.time()})
+        else:
+            pipe.hset(keys.job(job_id), "finished_at", now_iso())
+        for k in (keys.job_rows(job_id), keys.job_bad_rows(job_id), keys.job_counts(job_id)):
+            pipe.expire(k, JOB_RETENTION)
+        await pipe.execute()
+
+    async def abort(self, job_id: str, reason: str) -> None:
+        """The upload broke off: nothing of it is sent."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.keys.job(job_id), mapping={"status": "aborted", "detail": reason})
+        pipe.delete(self.keys.job_rows(job_id))
+        await pipe.execute()
+
+    async def get(self, job_id: str, bad_sample: int = 100) -> dict[str, Any] | None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.job(job_id))
+        pipe.hgetall(self.keys.job_counts(job_id))
+        pipe.lrange(self.keys.job_bad_rows(job_id), 0, bad_sample - 1)
+        job, counts, bad = await pipe.execute()
+        if not job:
+            return None
+        out: dict[str, Any] = dict(job)
+        out["counts"] = {k: int(v) for k, v in counts.items() if int(v)}
+        out["bad_rows_sample"] = [json.loads(b) for b in bad]
+        return out
+
+    async def cancel(self, job_id: str) -> str:
+        """Stop a job: rows not yet queued are never sent, queued ones are dropped by the
+        sender. Returns the status it had."""
+        status = await self.redis.hget(self.keys.job(job_id), "status")
+        if status is None:
+            return "unknown"
+        if status not in ("running", "waiting_window", "receiving"):
+            return str(status)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.keys.job(job_id), mapping={"status": "cancelled", "cancelled_at": now_iso()})
+        pipe.zrem(self.keys.jobs_active, job_id)
+        # Senders drop queued entries of these jobs; a day is longer than any backlog lasts.
+        pipe.zadd(self.keys.jobs_cancelled, {job_id: time.time()})
+        pipe.zremrangebyscore(self.keys.jobs_cancelled, 0, time.time() - 86400)
+        await pipe.execute()
+        await self._callback(job_id, "cancelled")
+        return str(status)
+
+    async def cancelled_recently(self) -> set[str]:
+        return set(await self.redis.zrange(self.keys.jobs_cancelled, 0, -1))
+
+    async def _callback(self, job_id: str, status: str) -> None:
+        job = await self.get(job_id, bad_sample=0)
+        if job is None or not job.get("callback_url"):
+            return
+        at = now_iso()
+        body = {
+            "id": job_id,
+            "kind": "reminder_job",
+            "channel": job["channel"],
+            "status": status,
+            "at": at,
+            "detail": {"total": int(job.get("total", 0)), "counts": job["counts"]},
+        }
+        await self.redis.xadd(
+            self.keys.webhook_queue,
+            {
+                "id": job_id,
+                "key_id": job["key_id"],
+                "url": job["callback_url"],
+                "body": json.dumps(body, ensure_ascii=False),
+                "attempt": "1",
+                "first_at": at,
+            },
+        )

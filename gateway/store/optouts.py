@@ -1,0 +1,53 @@
+"""Numbers that opted out of reminders (never out of accident or parking notices)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from gateway.store.keys import Keys
+from gateway.store.notices import now_iso
+
+
+class OptOutStore:
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    @property
+    def _meta(self) -> str:
+        return self.keys.opt_outs + ":meta"
+
+    @property
+    def _log(self) -> str:
+        return self.keys.opt_outs + ":log"
+
+    async def add(self, number: str, via: str, detail: str = "") -> bool:
+        entry = {"phone": number, "at": now_iso(), "via": via, "detail": detail}
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.sadd(self.keys.opt_outs, number)
+        pipe.hset(self._meta, number, json.dumps(entry, ensure_ascii=False))
+        pipe.lpush(self._log, json.dumps({**entry, "event": "opted_out"}, ensure_ascii=False))
+        pipe.ltrim(self._log, 0, 99_999)
+        added = (await pipe.execute())[0]
+        return bool(added)
+
+    async def remove(self, number: str, by: str) -> bool:
+        entry = {"phone": number, "at": now_iso(), "via": "admin", "detail": by}
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.srem(self.keys.opt_outs, number)
+        pipe.hdel(self._meta, number)
+        pipe.lpush(self._log, json.dumps({**entry, "event": "opted_in"}, ensure_ascii=False))
+        pipe.ltrim(self._log, 0, 99_999)
+        return bool((await pipe.execute())[0])
+
+    async def contains(self, number: str) -> bool:
+        return bool(await self.redis.sismember(self.keys.opt_outs, number))
+
+    async def list(self, cursor: int, count: int) -> tuple[int, list[dict[str, Any]]]:
+        next_cursor, numbers = await self.redis.sscan(self.keys.opt_outs, cursor, count=count)
+        metas = await self.redis.hmget(self._meta, numbers) if numbers else []
+        out = [json.loads(m) if m else {"phone": n} for n, m in zip(numbers, metas, strict=True)]
+        return int(next_cursor), out
