@@ -1,4 +1,4 @@
-"""The ``gateway`` command: serve, keys, smsc-sim."""
+"""The ``gateway`` command: serve, keys, jobs, smsc-sim, smtp-sink."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from gateway import logs
+from gateway.jobs import cli as jobs_cli
 from gateway.settings import ApiSettings, RedisSettings, Settings, SimulatorSettings
 from gateway.store.apikeys import ROLES, ApiKeyStore
 from gateway.store.keys import Keys
@@ -60,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     tts_sub = tts.add_subparsers(dest="tts_cmd", required=True)
     tts_sub.add_parser("render-prompts", help="render the fixed menu prompts into AUDIO_DIR")
 
+    jobs_cli.add_parser(sub)
+    sink = sub.add_parser("smtp-sink", help="a local SMTP server that prints what it receives")
+    sink.add_argument("--host", default="127.0.0.1")
+    sink.add_argument("--port", type=int, help="default GATEWAY_SMTP_PORT")
     sim = sub.add_parser("smsc-sim", help="run the SMSC simulator")
     sim.add_argument("--host")
     sim.add_argument("--port", type=int)
@@ -194,8 +199,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, text in (("menu", MENU_TEXT), ("thanks", THANKS_TEXT)):
             print(f"{name}: {asyncio.run(engine.render(text))}.wav")
         return 0
+    if args.cmd == "jobs":
+        base = f"http://{settings.http.http_host}:{settings.http.http_port}"
+        return asyncio.run(jobs_cli.run(args, base))
+    if args.cmd == "smtp-sink":
+        from gateway.mail.sink import run_sink
+
+        return asyncio.run(run_sink(args.host, args.port or settings.smtp.smtp_port))
     if args.cmd == "smsc-sim":
         import uvloop
 
         return uvloop.run(_sim(args, settings.simulator))
     return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -377,3 +377,50 @@ async def test_bad_json_jobs(gateway: Gateway) -> None:
     assert code == 403
     code, _, _ = await gateway.request("GET", "/v1/reminder-jobs/job_nope", office)
     assert code == 404
+
+
+async def test_jobs_cli_submits_a_csv_and_follows_it(
+    jobs_gateway: Gateway, smsc: SmscSimulator, tmp_path: Any
+) -> None:
+    import sys
+
+    gw = jobs_gateway
+    office = await gw.add_key("back_office")
+    csv_file = tmp_path / "reminders.csv"
+    rows = [f"1330{i:07d},人民路,周六,北京路" for i in range(300)] + ["12,人民路,周六,北京路"]
+    csv_file.write_bytes(csv_body(rows))
+    env = {"GATEWAY_API_KEY": office.token, "PATH": "/usr/bin:/bin"}
+
+    async def cli(*argv: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "jobs",
+            "--url",
+            gw.base,
+            *argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    rc, out, err = await cli(
+        "submit", str(csv_file), "--template", "traffic_conditions", "--window", window(NOW)
+    )
+    assert rc == 0, err
+    assert "300 recipients, 1 bad row(s)" in out
+    assert "line 302: to:" in out
+    assert "sending" in err  # the progress bar
+    job_id = out.split()[1].rstrip(":")
+    assert f"{job_id}: finished; 300/300 done (delivered 300)" in out
+    rc, out, _ = await cli("status", job_id)
+    assert (rc, out.splitlines()[0]) == (
+        0,
+        f"{job_id}: finished; 300/300 done (delivered 300); 1 bad row(s)",
+    )
+    rc, _, err = await cli("status", "job_missing")
+    assert rc == 1
+    assert "no such reminder job" in err
