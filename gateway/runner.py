@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Callable
 
@@ -34,7 +35,12 @@ log = logging.getLogger(__name__)
 
 
 class Workers:
-    """One process's workers: SMS, email, webhooks, the job dispatcher, MO handling, voice."""
+    """One process's workers, by lane.
+
+    priority: the SMS sender on the priority queue, webhooks, MO handling, voice.
+    bulk: the SMS sender on the bulk queue, email, the reminder-job dispatcher.
+    A process with both lanes has one SMS bind that always serves priority parts first.
+    """
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
@@ -43,50 +49,61 @@ class Workers:
         keys = Keys(settings.redis.redis_prefix)
         consumer = consumer_name()
         store = NoticeStore(self.redis, keys)
+        lanes = frozenset(settings.worker.worker_lanes.split(","))
+        self.lanes = lanes
         self.sms = SmsSender(
-            self.redis, keys, store, settings.smpp, settings.worker, metrics, consumer
+            self.redis, keys, store, settings.smpp, settings.worker, metrics, consumer, lanes
         )
-        self.webhooks = WebhookDispatcher(
-            self.redis,
-            keys,
-            ApiKeyStore(self.redis, keys),
-            settings.webhook,
-            settings.worker,
-            metrics,
-            consumer,
-        )
-        self.email = EmailSender(self.redis, keys, store, settings.smtp, settings.worker, consumer)
-        self.jobs = JobDispatcher(self.redis, keys, settings, consumer)
-        self.mo = MoHandler(self.redis, keys, settings.worker, consumer)
+        self.webhooks: WebhookDispatcher | None = None
+        self.mo: MoHandler | None = None
         self.voice: VoiceCaller | None = None
-        if settings.voice.voice_enabled:
-            self.voice = VoiceCaller(
-                self.redis, keys, store, settings, consumer, settings.voice.voice_channel
+        self.email: EmailSender | None = None
+        self.jobs: JobDispatcher | None = None
+        if "priority" in lanes:
+            self.webhooks = WebhookDispatcher(
+                self.redis,
+                keys,
+                ApiKeyStore(self.redis, keys),
+                settings.webhook,
+                settings.worker,
+                metrics,
+                consumer,
             )
+            self.mo = MoHandler(self.redis, keys, settings.worker, consumer)
+            if settings.voice.voice_enabled:
+                self.voice = VoiceCaller(
+                    self.redis, keys, store, settings, consumer, settings.voice.voice_channel
+                )
+        if "bulk" in lanes:
+            self.email = EmailSender(
+                self.redis, keys, store, settings.smtp, settings.worker, consumer
+            )
+            self.jobs = JobDispatcher(self.redis, keys, settings, consumer)
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
+        runs = {
+            "sms-sender": self.sms,
+            "webhooks": self.webhooks,
+            "mo-handler": self.mo,
+            "voice": self.voice,
+            "email-sender": self.email,
+            "job-dispatcher": self.jobs,
+        }
         self._tasks = [
-            asyncio.create_task(self.sms.run(), name="sms-sender"),
-            asyncio.create_task(self.webhooks.run(), name="webhooks"),
-            asyncio.create_task(self.email.run(), name="email-sender"),
-            asyncio.create_task(self.jobs.run(), name="job-dispatcher"),
-            asyncio.create_task(self.mo.run(), name="mo-handler"),
+            asyncio.create_task(part.run(), name=name)
+            for name, part in runs.items()
+            if part is not None
         ]
-        if self.voice is not None:
-            self._tasks.append(asyncio.create_task(self.voice.run(), name="voice"))
 
     @property
     def tasks(self) -> list[asyncio.Task[None]]:
         return self._tasks
 
     async def stop(self) -> None:
-        self.webhooks.close()
-        self.jobs.close()
-        self.email.close()
-        self.mo.close()
-        if self.voice is not None:
-            self.voice.close()
+        for part in (self.webhooks, self.jobs, self.email, self.mo, self.voice):
+            if part is not None:
+                part.close()
         await self.sms.stop()
         await reap([*self._tasks, *self.sms.stragglers])
         await self.redis.aclose()
@@ -118,6 +135,8 @@ def _name(f: asyncio.Future[None]) -> str:
 
 async def serve(settings: Settings, role: str, ready: Callable[[], None] | None = None) -> None:
     metrics = Metrics()
+    if settings.worker.worker_nice and role == "worker":
+        os.nice(settings.worker.worker_nice)  # a bulk worker yields the CPU to the rest
     workers = Workers(settings, metrics) if role in ("all", "worker") else None
     readiness: dict[str, Callable[[], bool]] = {}
     if workers is not None:

@@ -43,6 +43,9 @@ class SmppSettings(BaseSettings):
     smpp_tps: float = Field(500.0, gt=0)
     # Unacknowledged submit_sm on the link at once (SMPP window).
     smpp_window: int = Field(64, ge=1, le=1000)
+    # Of the window, how many bulk (reminder) parts may be in flight: the rest is kept for
+    # accident alerts and other priority notices, which then wait behind few bulk parts.
+    smpp_bulk_window: int = Field(16, ge=1, le=1000)
     smpp_enquire_link_seconds: float = Field(30.0, gt=0)
     smpp_response_timeout: float = Field(30.0, gt=0)
     # How long a carrier id -> notice mapping waits for its receipt.
@@ -50,6 +53,32 @@ class SmppSettings(BaseSettings):
     # Back-off for ESME_RTHROTTLED / ESME_RMSGQFUL, doubled per retry up to the cap.
     smpp_throttle_backoff: float = Field(0.5, gt=0)
     smpp_throttle_backoff_max: float = Field(30.0, gt=0)
+    # A separate link (carriers sell bulk/marketing SMS on its own account) for workers that
+    # serve only the bulk lane; empty/0 means the same as the priority link.
+    smpp_bulk_host: str = ""
+    smpp_bulk_port: int = Field(0, ge=0, le=65535)
+    smpp_bulk_system_id: str = Field("", max_length=15)
+    smpp_bulk_password: SecretStr = Field(SecretStr(""), max_length=8)
+    smpp_bulk_tps: float = Field(0.0, ge=0)
+
+    def link(self, bulk: bool) -> tuple[str, int, str, str, float]:
+        """(host, port, system_id, password, tps) of the priority or the bulk link."""
+        main = (
+            self.smpp_host,
+            self.smpp_port,
+            self.smpp_system_id,
+            self.smpp_password.get_secret_value(),
+            self.smpp_tps,
+        )
+        if not bulk:
+            return main
+        return (
+            self.smpp_bulk_host or main[0],
+            self.smpp_bulk_port or main[1],
+            self.smpp_bulk_system_id or main[2],
+            self.smpp_bulk_password.get_secret_value() or main[3],
+            self.smpp_bulk_tps or main[4],
+        )
 
 
 class AmiSettings(BaseSettings):
@@ -142,6 +171,11 @@ class SmtpSettings(BaseSettings):
 
 class WorkerSettings(BaseSettings):
     model_config = _config()
+    # What a worker process serves: "priority" (accident alerts, parking notices, binding
+    # codes, webhooks, MO, voice), "bulk" (reminder jobs: their SMS bind, email, the
+    # dispatcher), or both. Bulk workers may run at a lower CPU priority (nice).
+    worker_lanes: str = Field("priority,bulk", pattern=r"^(priority|bulk)(,(priority|bulk))?$")
+    worker_nice: int = Field(0, ge=0, le=19)
     # A consumer whose heartbeat is older than this is dead; its pending entries are reclaimed.
     consumer_dead_after: float = Field(15.0, gt=0)
     heartbeat_seconds: float = Field(3.0, gt=0)

@@ -32,6 +32,7 @@ from gateway.store.notices import now_iso
 log = logging.getLogger(__name__)
 
 CHUNK = 500
+PIPELINE = 50
 REMINDER_RETENTION = 7 * 86400
 LEASE_MS = 10_000
 
@@ -173,4 +174,7 @@ class JobDispatcher:
                 ],
                 client=pipe,
             )
-        await pipe.execute()
+            if i % PIPELINE == PIPELINE - 1 or i == len(rows) - 1:
+                # Redis runs a client's pipeline without serving anyone else: short ones keep
+                # an accident alert's commands from waiting behind a whole chunk of admits.
+                await pipe.execute()

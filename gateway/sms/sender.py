@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import itertools
 import logging
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +81,7 @@ class SmsSender:
         worker: WorkerSettings,
         metrics: Metrics,
         consumer: str,
+        lanes: frozenset[str] = frozenset({"priority", "bulk"}),
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -90,23 +93,29 @@ class SmsSender:
         # Two queues: notices that must not wait (accident alerts, parking fallbacks, binding
         # codes) and bulk reminders. Parts of the first always go to the SMSC first, and only a
         # bounded number of bulk parts is held here, so an alert never queues behind a job.
-        self.group = StreamGroup(
-            redis, keys, keys.sms_queue, GROUP, consumer, worker.consumer_dead_after
-        )
-        self.bulk = StreamGroup(
-            redis, keys, keys.sms_bulk_queue, GROUP, consumer, worker.consumer_dead_after
-        )
-        self._groups = {self.group.stream: self.group, self.bulk.stream: self.bulk}
+        # A process may serve one lane only (its own bind, its own CPU priority).
+        dead_after = worker.consumer_dead_after
+        self.group: StreamGroup | None = None
+        self.bulk: StreamGroup | None = None
+        if "priority" in lanes:
+            self.group = StreamGroup(redis, keys, keys.sms_queue, GROUP, consumer, dead_after)
+        if "bulk" in lanes:
+            self.bulk = StreamGroup(redis, keys, keys.sms_bulk_queue, GROUP, consumer, dead_after)
+        self._groups = {g.stream: g for g in (self.group, self.bulk) if g is not None}
+        # Sharing the link with priority parts, bulk gets part of the window; alone, all of it.
+        self._bulk_cap = smpp.smpp_bulk_window if self.group is not None else smpp.smpp_window
         self._high: collections.deque[Part] = collections.deque()
         self._low: collections.deque[Part] = collections.deque()
-        self._part_ready = asyncio.Event()
+        # Set whenever a part is ready or the window may have room.
+        self._wake = asyncio.Event()
+        self._bulk_out = 0  # bulk parts in the window
+        self._bulk_entries = 0  # bulk queue entries held here
         self._bulk_limit = max(2000, smpp.smpp_window * 16)
         self._cancelled_jobs: set[str] = set()
         self._outstanding: dict[str, Part] = {}
         self._by_seq: dict[int, str] = {}
         self._entries: dict[str, EntryState] = {}
         # Set whenever the window or the entry budget may have room again.
-        self._window_room = asyncio.Event()
         self._entry_room = asyncio.Event()
         self._tokens = itertools.count(1)
         self._timers: set[asyncio.TimerHandle] = set()
@@ -116,11 +125,12 @@ class SmsSender:
         self._last_writer: asyncio.StreamWriter | None = None
         self.correlator = InFlightCorrelator()
         self.batcher = ScriptBatcher(redis)
+        host, port, system_id, password, tps = smpp.link(bulk=lanes == {"bulk"})
         self.esme = ESME(
-            smsc_host=smpp.smpp_host,
-            smsc_port=smpp.smpp_port,
-            system_id=smpp.smpp_system_id,
-            password=smpp.smpp_password.get_secret_value(),
+            smsc_host=host,
+            smsc_port=port,
+            system_id=system_id,
+            password=password,
             system_type=smpp.smpp_system_type,
             client_id=consumer,
             enquire_link_interval=float(smpp.smpp_enquire_link_seconds),
@@ -129,7 +139,7 @@ class SmsSender:
             hook=ForwardingHook(self),
             broker=WindowBroker(self.next_submit),
             rate_limiter=SharedRateLimiter(
-                SharedRate(Gcra(redis), keys.rate(f"smpp:{smpp.smpp_system_id}"), smpp.smpp_tps)
+                SharedRate(Gcra(redis), keys.rate(f"smpp:{system_id}@{host}:{port}"), tps)
             ),
             correlator=self.correlator,
             retry_timer=SimpleExponentialBackoff(min_delay=500, max_increases=6),
@@ -157,8 +167,8 @@ class SmsSender:
                 tg.create_task(self.esme.start(), name="esme")
                 tg.create_task(self._read_loop(), name="sms-read")
                 tg.create_task(self._housekeeping(), name="sms-housekeeping")
-                tg.create_task(self.group.run_acker(), name="sms-acker")
-                tg.create_task(self.bulk.run_acker(), name="sms-bulk-acker")
+                for group in self._groups.values():
+                    tg.create_task(group.run_acker(), name=f"acker {group.stream}")
                 tg.create_task(self.batcher.run(), name="sms-writes")
         finally:
             for t in self._timers:
@@ -171,10 +181,10 @@ class SmsSender:
         Parts still waiting for an answer stay unacked in Redis and are sent by the next worker.
         """
         self._closing = True
-        self._window_room.set()
+        self._wake.set()
         self._entry_room.set()
-        self.group.close()
-        self.bulk.close()
+        for group in self._groups.values():
+            group.close()
         self.batcher.close()
         # aiosmpplib drops its writer after unbind without closing it; keep it to close here.
         writer = getattr(self.esme, "_writer", None)
@@ -191,19 +201,27 @@ class SmsSender:
 
     async def _read_loop(self) -> None:
         while not self._closing:
-            while len(self._entries) >= self._max_entries:
+            # Priority entries have their own budget, so held bulk entries never keep an
+            # accident alert unread in Redis.
+            while len(self._entries) - self._bulk_entries >= self._max_entries:
                 self._entry_room.clear()
                 await self._entry_room.wait()
-            room = min(self._max_entries - len(self._entries), self.worker.stream_batch)
-            streams = {self.group.stream: ">"}
-            bulk_room = len(self._low) < self._bulk_limit
-            if bulk_room:
+            room = min(
+                self._max_entries - (len(self._entries) - self._bulk_entries),
+                self.worker.stream_batch,
+            )
+            streams = {self.group.stream: ">"} if self.group is not None else {}
+            bulk_room = self._bulk_entries < self._bulk_limit
+            if bulk_room and self.bulk is not None:
                 streams[self.bulk.stream] = ">"
+            if not streams:
+                await asyncio.sleep(0.02)  # a bulk-only sender with its hands full
+                continue
             res: Any = await self.redis.xreadgroup(
                 GROUP, self.consumer, streams, count=room, block=1000 if bulk_room else 50
             )
             # The priority stream's entries first, whatever order Redis listed them in.
-            for stream, entries in sorted(res or [], key=lambda r: r[0] != self.group.stream):
+            for stream, entries in sorted(res or [], key=lambda r: r[0] != self.keys.sms_queue):
                 group = self._groups[stream]
                 for eid, fields in entries:
                     await self._accept_entry(group, eid, fields, reclaimed=False)
@@ -257,12 +275,13 @@ class SmsSender:
             return
         self._entries[eid] = EntryState(notice_id, group, set(todo))
         bulk = group is self.bulk
+        self._bulk_entries += bulk
         for i in todo:
             self._put(Part(eid, notice_id, to, sms, i, bulk=bulk))
 
     def _put(self, part: Part) -> None:
         (self._low if part.bulk else self._high).append(part)
-        self._part_ready.set()
+        self._wake.set()
 
     def _after_write(self, fut: asyncio.Future[Any], part: Part) -> None:
         if fut.cancelled() or fut.exception() is not None:
@@ -281,19 +300,26 @@ class SmsSender:
         state.remaining.discard(part.index)
         if not state.remaining:
             del self._entries[part.entry_id]
+            self._bulk_entries -= state.group is self.bulk
             state.group.ack_later(part.entry_id)
             self._entry_room.set()
 
     # -- broker side ------------------------------------------------------------------------
     async def next_submit(self) -> SubmitSm:
         """Called by the ESME's send loop: the next part once the window has room."""
-        while self._closing or len(self._outstanding) >= self.smpp.smpp_window:
-            self._window_room.clear()
-            await self._window_room.wait()
-        while not (self._high or self._low):
-            self._part_ready.clear()
-            await self._part_ready.wait()
-        part = self._high.popleft() if self._high else self._low.popleft()
+        while True:
+            if not self._closing and len(self._outstanding) < self.smpp.smpp_window:
+                if self._high:
+                    part = self._high.popleft()
+                    break
+                # Bulk parts use only part of the window: what the SMSC has in hand is what a
+                # priority part waits behind.
+                if self._low and self._bulk_out < self._bulk_cap:
+                    part = self._low.popleft()
+                    self._bulk_out += 1
+                    break
+            self._wake.clear()
+            await self._wake.wait()
         part.token = str(next(self._tokens))
         part.handed_at = time.monotonic()
         part.attempt += 1
@@ -316,7 +342,8 @@ class SmsSender:
     def _release(self, token: str) -> Part | None:
         part = self._outstanding.pop(token, None)
         if part is not None:
-            self._window_room.set()
+            self._bulk_out -= part.bulk
+            self._wake.set()
         return part
 
     def _requeue(self, part: Part, delay: float = 0.0) -> None:
@@ -359,7 +386,19 @@ class SmsSender:
         else:
             self._requeue(part, self.smpp.smpp_throttle_backoff)
 
+    def _quick_ack(self) -> None:
+        """ACK what the SMSC sent at once. SMPP trades small PDUs both ways; with delayed ACKs
+        here and Nagle on an SMSC that does not set TCP_NODELAY (the simulator's library does
+        not), the second of two back-to-back responses waited 40 ms for our ACK. Linux
+        clears TCP_QUICKACK on its own, so it is set again after each PDU."""
+        writer = getattr(self.esme, "_writer", None)
+        sock = writer.get_extra_info("socket") if writer is not None else None
+        if sock is not None and hasattr(socket, "TCP_QUICKACK"):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+
     async def on_received(self, message: SmppMessage | None, pdu: bytes) -> None:
+        self._quick_ack()
         if isinstance(message, SubmitSmResp):
             await self._on_submit_resp(message)
         elif isinstance(message, DeliverSm):
@@ -384,6 +423,7 @@ class SmsSender:
         self._last_writer = writer
         lost = list(self._outstanding.values())
         self._outstanding.clear()
+        self._bulk_out = 0
         self._by_seq.clear()
         self.correlator.clear()
         for part in lost:
@@ -392,7 +432,7 @@ class SmsSender:
             log.warning("re-submitting %d parts left unanswered by the previous session", len(lost))
         self.metrics.smpp_binds.inc()
         self.metrics.smpp_bound.set(1)
-        self._window_room.set()
+        self._wake.set()
 
     async def _on_submit_resp(self, resp: SubmitSmResp) -> None:
         self._by_seq.pop(resp.sequence_num, None)

@@ -42,6 +42,8 @@ class Script:
     throttle_first: int = 0  # answer the first N submits with ESME_RTHROTTLED
     throttle_every: int = 0  # and then every Nth submit
     send_receipts: bool = True
+    # deliver_sm (receipts, MO) awaiting the ESME's response at once, like an SMSC's window.
+    receipt_window: int = 512
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class SmscSimulator:
         self._assembly: dict[tuple[str, int], dict[int, tuple[str, str]]] = {}
         self._undelivered: list[_Pending] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(64)
+        self._slots = asyncio.Semaphore(self.script.receipt_window)
         self._bound = asyncio.Event()
         self._changed = asyncio.Event()
 

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 class ScriptBatcher:
-    def __init__(self, redis: aioredis.Redis, interval: float = 0.002, max_batch: int = 500):
+    def __init__(self, redis: aioredis.Redis, interval: float = 0.002, max_batch: int = 100):
         self.redis = redis
         self.interval = interval
         self.max_batch = max_batch
