@@ -38,6 +38,8 @@ for _ in $(seq 50); do port_busy 6379 && break; sleep 0.1; done
 
 setsid gateway smsc-sim &
 pids+=($!)
+setsid gateway smtp-sink &  # email reminders land here, printed
+pids+=($!)
 
 gateway asterisk-config run/asterisk >/dev/null
 setsid asterisk -C "$PWD/run/asterisk/asterisk.conf" -f -n >run/asterisk.log 2>&1 &

@@ -44,10 +44,8 @@ def _template(request: web.Request, opts: JobOptions) -> Template:
         raise ApiError(
             422, "channel_not_supported", f"template {template.name} is not for {opts.channel}"
         )
-    if opts.channel == "voice":
-        raise ApiError(
-            422, "channel_unavailable", "voice reminders are not enabled on this gateway yet"
-        )
+    if opts.channel == "voice" and not request.app[SETTINGS].voice.voice_enabled:
+        raise ApiError(422, "channel_unavailable", "voice is not enabled on this gateway")
     return template
 
 

@@ -1,4 +1,5 @@
-"""The parking-notice call: play the notice, take 1 (will move it) or 2 (not my vehicle).
+"""Outbound call flows. Parking: play the notice, take 1 (will move it) or 2 (not my vehicle).
+Reminder: play the message, offer to repeat it.
 
 Runs in a FastAGI worker thread. The notice is played, then the menu; no digit means one more
 round; a hang-up at any point is ``no_input``. Prompts are audio paths without extension.
@@ -64,3 +65,34 @@ def parking_flow(agi: FastAgi, request: AgiRequest) -> dict[str, Any]:
         "outcome": outcome,
         "detail": {"digit": digit, "rounds": rounds},
     }
+
+
+REPEAT_TEXT_DIGIT = "1"
+
+
+def reminder_flow(agi: FastAgi, request: AgiRequest) -> dict[str, Any]:
+    """A reminder call: the message, then "press 1 to hear it again" (once). Having heard it
+    is the outcome; a hang-up during the message counts as heard only if the speech ended."""
+    notice_id = str(agi.get_variable("NOTICE_ID") or "")
+    prompt = str(agi.get_variable("NOTICE_PROMPT") or "")
+    again = str(agi.get_variable("NOTICE_REPEAT") or "")
+    _wait_for_audio(prompt)
+    plays = 0
+    try:
+        while plays < 2:
+            agi.stream_file(prompt)
+            plays += 1
+            if plays == 2 or not again:
+                break
+            digit = str(agi.stream_file(again, escape_digits=REPEAT_TEXT_DIGIT) or "")
+            digit = digit or str(agi.wait_for_digit(WAIT_MS) or "")
+            if digit != REPEAT_TEXT_DIGIT:
+                break
+    except (SessionEnded, AGIException) as exc:
+        if plays == 0:
+            return {
+                "notice_id": notice_id,
+                "outcome": "no_input",
+                "detail": {"reason": "hung up during the message", "error": type(exc).__name__},
+            }
+    return {"notice_id": notice_id, "outcome": "listened", "detail": {"plays": plays}}

@@ -89,6 +89,8 @@ class JobDispatcher:
             await asyncio.sleep(0 if moved else 0.1)
 
     def _queue(self, channel: str) -> str:
+        if channel == "voice":
+            return self.keys.voice_bulk_queue
         return self.keys.email_queue if channel == "email" else self.keys.sms_bulk_queue
 
     async def _lease(self, job_id: str) -> bool:
@@ -148,7 +150,7 @@ class JobDispatcher:
         for i, row in enumerate(rows):
             to, params = split_stored(row)
             text = template.text.format_map(dict(zip(template.params, params, strict=True)))
-            dest = to if channel == "email" else "86" + to
+            dest = "86" + to if channel == "sms" else to
             await self._admit(
                 args=[
                     self.keys.prefix,

@@ -65,6 +65,10 @@ class Keys:
         return f"{self.prefix}:q:voice"
 
     @property
+    def voice_bulk_queue(self) -> str:
+        return f"{self.prefix}:q:voice-bulk"
+
+    @property
     def voice_retry(self) -> str:
         return f"{self.prefix}:voice:retry"
 

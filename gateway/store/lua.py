@@ -11,6 +11,8 @@ _JOBS = r"""
 -- Reminder jobs: per-status counts, and the job's end once every recipient has an outcome.
 local JOB_FINAL = {delivered=1, undeliverable=1, expired=1, rejected=1, failed=1, sent=1,
                    cancelled=1}
+-- A call's busy/no_answer/failed end one attempt only; these end the notice.
+local VOICE_FINAL = {listened=1, no_input=1, unreachable=1, cancelled=1}
 local function job_maybe_finish(prefix, job, done, at)
   local jkey = prefix .. ':job:' .. job
   local j = redis.call('HMGET', jkey, 'total', 'status', 'callback_url', 'key_id', 'channel')
@@ -31,11 +33,13 @@ local function job_maybe_finish(prefix, job, done, at)
                'url', j[3], 'body', body, 'attempt', '1', 'first_at', at)
   end
 end
-local function job_progress(prefix, job, old, new, at)
+local function job_progress(prefix, job, old, new, at, channel)
   local ckey = prefix .. ':job:' .. job .. ':counts'
   redis.call('HINCRBY', ckey, old, -1)
   redis.call('HINCRBY', ckey, new, 1)
-  if JOB_FINAL[new] and not JOB_FINAL[old] then
+  local final = JOB_FINAL
+  if channel == 'voice' then final = VOICE_FINAL end
+  if final[new] and not final[old] then
     local done = redis.call('HINCRBY', prefix .. ':job:' .. job, 'done', 1)
     job_maybe_finish(prefix, job, done, at)
   end
@@ -50,9 +54,9 @@ _TRANSITION = (
 -- HARD is final. SOFT statuses end one call attempt; only a later attempt moves on from them.
 local RANK = {queued=0, submitted=1, dialing=1, answered=2, delivered=3, undeliverable=3,
               expired=3, rejected=3, failed=3, acknowledged=3, disputed=3, no_input=3, busy=3,
-              no_answer=3, sent=3, cancelled=3}
+              no_answer=3, sent=3, cancelled=3, listened=3, unreachable=3}
 local HARD = {delivered=1, undeliverable=1, expired=1, rejected=1, acknowledged=1,
-              disputed=1, no_input=1, sent=1, cancelled=1}
+              disputed=1, no_input=1, sent=1, cancelled=1, listened=1, unreachable=1}
 local function transition(prefix, id, status, at, detail)
   local nkey = prefix .. ':n:' .. id
   local cur = redis.call('HMGET', nkey, 'status', 'callback_url', 'key_id', 'kind', 'channel',
@@ -71,7 +75,7 @@ local function transition(prefix, id, status, at, detail)
   if new_attempt then redis.call('HSET', nkey, 'attempt', attempt) end
   local entry = cjson.encode({status=status, at=at, detail=detail})
   redis.call('RPUSH', nkey .. ':h', entry)
-  if cur[7] then job_progress(prefix, cur[7], cur[1], status, at) end
+  if cur[7] then job_progress(prefix, cur[7], cur[1], status, at, cur[5]) end
   if cur[2] and cur[2] ~= '' then
     local body = cjson.encode({id=id, kind=cur[4], channel=cur[5], status=status, at=at,
                                detail=detail})
@@ -425,6 +429,7 @@ redis.call('HSET', nkey, 'id', ARGV[4], 'kind', 'reminder', 'channel', ARGV[9],
            'status', 'queued', 'to', to, 'parts', ARGV[17], 'key_id', ARGV[18], 'job', job,
            'template', ARGV[8], 'template_version', ARGV[19], 'created_at', at)
 redis.call('RPUSH', nkey .. ':h', cjson.encode({status='queued', at=at, detail={job=job}}))
+if ARGV[9] == 'voice' then redis.call('HSET', nkey, 'text', ARGV[7]) end
 redis.call('EXPIRE', nkey, ARGV[11])
 redis.call('EXPIRE', nkey .. ':h', ARGV[11])
 redis.call('XADD', ARGV[15], '*', 'id', ARGV[4], 'to', ARGV[6], 'text', ARGV[7], 'job', job,

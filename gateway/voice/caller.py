@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from gateway.core.statuses import DIAL_STATUS, originate_outcome
 from gateway.ivr_flows.agi_server import FastAgiServer, FlowResult
 from gateway.ivr_flows.binding import BindingFlow
-from gateway.ivr_flows.parking import parking_flow
+from gateway.ivr_flows.parking import parking_flow, reminder_flow
 from gateway.settings import Settings
 from gateway.store import lua
 from gateway.store.apikeys import ApiKeyStore
@@ -39,13 +39,16 @@ log = logging.getLogger(__name__)
 GROUP = "voice-callers"
 MENU_TEXT = "如您将尽快驶离车辆，请按1；如这不是您的车辆，请按2。"
 THANKS_TEXT = "谢谢您的配合，再见。"
+REPEAT_TEXT = "重听请按1。"
 RETRYABLE = frozenset({"busy", "no_answer", "failed"})
+FINAL = frozenset({"acknowledged", "disputed", "no_input", "listened", "unreachable", "cancelled"})
 
 
 @dataclass(slots=True)
 class Call:
     notice_id: str
     entry_id: str
+    group: StreamGroup
     attempt: int
     started: float
     answered: bool = False
@@ -67,9 +70,11 @@ class VoiceCaller:
         self.settings = settings
         self.voice = settings.voice
         self.channel_template = channel_template
-        self.group = StreamGroup(
-            redis, keys, keys.voice_queue, GROUP, consumer, settings.worker.consumer_dead_after
-        )
+        dead_after = settings.worker.consumer_dead_after
+        self.group = StreamGroup(redis, keys, keys.voice_queue, GROUP, consumer, dead_after)
+        # Voice reminders from jobs: read only when the priority queue has nothing.
+        self.bulk = StreamGroup(redis, keys, keys.voice_bulk_queue, GROUP, consumer, dead_after)
+        self._cancelled_jobs: set[str] = set()
         self.ami = AmiLink(settings.ami, self._on_ami_event, self._on_ami_state)
         self.tts = Tts(settings.voice.audio_dir, settings.voice.tts_engine, settings.voice.gtts_url)
         self.bindings = BindingStore(redis, keys)
@@ -82,7 +87,7 @@ class VoiceCaller:
         self.agi = FastAgiServer(
             settings.agi.agi_host,
             settings.agi.agi_port,
-            {"parking": parking_flow, "binding": self.binding_flow},
+            {"parking": parking_flow, "reminder": reminder_flow, "binding": self.binding_flow},
             self._on_flow_result,
             max_sessions=settings.voice.max_calls * 2,
             session_timeout=settings.agi.agi_session_timeout,
@@ -115,10 +120,12 @@ class VoiceCaller:
     # -- run --------------------------------------------------------------------------------
     async def run(self) -> None:
         await self.group.ensure()
+        await self.bulk.ensure()
         self.agi.bind()
         self._prompts = {
             "NOTICE_MENU": str(await self.tts.render(MENU_TEXT)),
             "NOTICE_THANKS": str(await self.tts.render(THANKS_TEXT)),
+            "NOTICE_REPEAT": str(await self.tts.render(REPEAT_TEXT)),
         }
         await self.binding_flow.prepare()
         try:
@@ -128,6 +135,7 @@ class VoiceCaller:
                 tg.create_task(self._read_loop(), name="voice-read")
                 tg.create_task(self._housekeeping(), name="voice-housekeeping")
                 tg.create_task(self.group.run_acker(), name="voice-acker")
+                tg.create_task(self.bulk.run_acker(), name="voice-bulk-acker")
         finally:
             await self.agi.shutdown(2)
             if self._tasks:
@@ -138,10 +146,12 @@ class VoiceCaller:
         self._slot_free.set()
         self.ami.close()
         self.group.close()
+        self.bulk.close()
 
     async def _read_loop(self) -> None:
-        for eid, fields in await self.group.own_pending():
-            await self._start(eid, fields)
+        for group in (self.group, self.bulk):
+            for eid, fields in await group.own_pending():
+                await self._start(group, eid, fields)
         while not self._closing:
             while not self.ami.up or len(self.calls) + self._starting >= self.voice.max_calls:
                 self._slot_free.clear()
@@ -152,25 +162,38 @@ class VoiceCaller:
                     pass
                 if self._closing:
                     return
-            for eid, fields in await self.group.read(
-                1,
-                1000,
-            ):
-                await self._start(eid, fields)
+            # One read of both queues; a parking notice is started before a reminder.
+            res: Any = await self.redis.xreadgroup(
+                GROUP,
+                self.group.consumer,
+                {self.group.stream: ">", self.bulk.stream: ">"},
+                count=1,
+                block=1000,
+            )
+            for stream, entries in sorted(res or [], key=lambda r: r[0] != self.group.stream):
+                group = self.group if stream == self.group.stream else self.bulk
+                for eid, fields in entries:
+                    await self._start(group, eid, fields)
 
     async def _housekeeping(self) -> None:
         while not self._closing:
             await asyncio.sleep(min(1.0, self.settings.worker.heartbeat_seconds))
             await self.group.heartbeat()
+            await self.bulk.heartbeat()
+            self._cancelled_jobs = set(await self.redis.zrange(self.keys.jobs_cancelled, 0, -1))
             now_ms = int(time.time() * 1000)
             due = await self.redis.zrangebyscore(
                 self.keys.voice_retry, "-inf", now_ms, start=0, num=100
             )
             for item in due:
                 if await self.redis.zrem(self.keys.voice_retry, item):
-                    await self.redis.xadd(self.keys.voice_queue, {"id": item})
-            for eid, fields in await self.group.reclaim_dead():
-                await self._start(eid, fields)
+                    kind = await self.redis.hget(self.keys.notice(item), "kind")
+                    bulk = kind == "reminder"
+                    queue = self.keys.voice_bulk_queue if bulk else self.keys.voice_queue
+                    await self.redis.xadd(queue, {"id": item})
+            for group in (self.group, self.bulk):
+                for eid, fields in await group.reclaim_dead():
+                    await self._start(group, eid, fields)
             # A call that never reported back (Asterisk lost it) is a failed attempt.
             limit = time.monotonic() - (self.voice.ring_seconds + 300)
             for action_id, call in list(self.calls.items()):
@@ -178,21 +201,25 @@ class VoiceCaller:
                     await self._attempt_ended(action_id, "failed", {"reason": "no_report"})
 
     # -- one call -----------------------------------------------------------------------------
-    async def _start_counted(self, eid: str, fields: dict[str, str]) -> None:
+    async def _start_counted(self, group: StreamGroup, eid: str, fields: dict[str, str]) -> None:
         try:
-            await self._start(eid, fields)
+            await self._start(group, eid, fields)
         finally:
             self._starting -= 1
 
-    async def _start(self, eid: str, fields: dict[str, str]) -> None:
+    async def _start(self, group: StreamGroup, eid: str, fields: dict[str, str]) -> None:
         notice_id = fields.get("id", "")
         notice = await self.redis.hgetall(self.keys.notice(notice_id)) if notice_id else {}
-        if not notice or notice.get("status") in ("acknowledged", "disputed", "no_input"):
-            self.group.ack_later(eid)
+        if not notice or notice.get("status") in FINAL:
+            group.ack_later(eid)
+            return
+        if notice.get("job") in self._cancelled_jobs:
+            await self.store.transition(notice_id, "cancelled", {"reason": "job_cancelled"})
+            group.ack_later(eid)
             return
         attempt = int(notice.get("attempt", "0")) + 1
         if attempt > self.voice.voice_attempts:
-            self.group.ack_later(eid)
+            group.ack_later(eid)
             return
         # Speech is rendered while the phone rings (started after the Originate: spawning
         # espeak-ng costs the loop a few ms); the flow waits for the file if needed.
@@ -207,7 +234,7 @@ class VoiceCaller:
             await asyncio.sleep(0.1)
         await self.rate.acquire()
         number = notice["to"]
-        self.calls[action_id] = Call(notice_id, eid, attempt, time.monotonic())
+        self.calls[action_id] = Call(notice_id, eid, group, attempt, time.monotonic())
         await self.store.transition(notice_id, "dialing", {"attempt": attempt})
         try:
             await self.ami.action(
@@ -222,7 +249,7 @@ class VoiceCaller:
                 CallerID=self.settings.smpp.smpp_source_addr,
                 variables={
                     "NOTICE_ID": notice_id,
-                    "NOTICE_FLOW": "parking",
+                    "NOTICE_FLOW": "reminder" if notice.get("kind") == "reminder" else "parking",
                     "NOTICE_PROMPT": str(prompt),
                     **self._prompts,
                 },
@@ -289,7 +316,7 @@ class VoiceCaller:
         notice_id = str(result.outcome.get("notice_id", ""))
         outcome = str(result.outcome.get("outcome", ""))
         action_id = next((a for a, c in self.calls.items() if c.notice_id == notice_id), None)
-        if not notice_id or outcome not in ("acknowledged", "disputed", "no_input"):
+        if not notice_id or outcome not in ("acknowledged", "disputed", "no_input", "listened"):
             log.warning("FastAGI flow ended without an outcome: %s", result.outcome)
             return
         await self.store.transition(notice_id, outcome, dict(result.outcome.get("detail", {})))
@@ -298,7 +325,7 @@ class VoiceCaller:
         if action_id is not None:
             call = self.calls.pop(action_id)
             await self.redis.zrem(self.keys.active_calls, action_id)
-            self.group.ack_later(call.entry_id)
+            call.group.ack_later(call.entry_id)
             self._slot_free.set()
 
     async def _attempt_ended(self, action_id: str, outcome: str, detail: dict[str, Any]) -> None:
@@ -314,9 +341,12 @@ class VoiceCaller:
         if retry:
             due = int((time.time() + self.voice.voice_retry_seconds) * 1000)
             await self.redis.zadd(self.keys.voice_retry, {call.notice_id: due})
+        elif await self.redis.hget(self.keys.notice(call.notice_id), "kind") == "reminder":
+            # A reminder is not worth an SMS of its own: the job counts it unreachable.
+            await self.store.transition(call.notice_id, "unreachable", {"last": outcome})
         else:
             await self._sms_fallback(call.notice_id, outcome)
-        self.group.ack_later(call.entry_id)
+        call.group.ack_later(call.entry_id)
 
     async def _sms_fallback(self, notice_id: str, outcome: str) -> None:
         notice = await self.redis.hgetall(self.keys.notice(notice_id))
