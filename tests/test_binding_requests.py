@@ -204,3 +204,29 @@ async def test_request_input_and_limits(gateway: Gateway, smsc: SmscSimulator) -
     assert code == 403
     code, body, _ = await gateway.request("GET", "/v1/admin/binding-audit", agent)
     assert code == 403
+
+
+async def test_a_second_verified_request_replaces_the_binding(
+    gateway: Gateway, smsc: SmscSimulator
+) -> None:
+    gateway._admin = await gateway.add_key("admin")
+    agent = await gateway.add_key("binding_agent")
+    for phone, replaced in (("13811110000", False), ("13922220000", True)):
+        ref, sms_code, _ = await open_request(gateway, smsc, "云A5F678", phone=phone, agent=agent)
+        code, body, _ = await gateway.request(
+            "POST", f"/v1/binding-requests/{ref}/verify", agent, {"code": sms_code}
+        )
+        assert code == 200
+        assert body["replaced"] is replaced
+    code, binding, _ = await gateway.request("GET", "/v1/bindings/云A5F678", agent)
+    assert binding["phone"] == "139****0000"
+    code, body, _ = await gateway.request(
+        "GET", "/v1/admin/binding-audit?plate=云A5F678", gateway._admin
+    )
+    newest = body["entries"][0]
+    assert (newest["event"], newest["phone"], newest["previous_phone"]) == (
+        "replaced",
+        "13922220000",
+        "13811110000",
+    )
+    assert newest["channel"] == "website"
