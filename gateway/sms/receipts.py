@@ -31,6 +31,8 @@ NON_FINAL_STATS: Final = frozenset({"ENROUTE", "ACCEPTD"})
 
 _NAMES = r"id|sub|dlvrd|submit date|done date|stat|err|text"
 _FIELD = re.compile(rf"(?i)\b({_NAMES}):(.*?)(?=\s+(?:{_NAMES}):|$)")
+_ERR = re.compile(r"(?i)\berr:(\S*)")
+_DONE = re.compile(r"(?i)\bdone date:(\d*)")
 
 
 class BadReceipt(ValueError):
@@ -42,7 +44,7 @@ class Receipt:
     message_id: str
     stat: str
     err: str
-    done_at: datetime | None = None
+    text: str = ""
 
     @property
     def final(self) -> bool:
@@ -52,6 +54,19 @@ class Receipt:
     def status(self) -> str:
         """The notice status this receipt leads to."""
         return STAT_TO_STATUS.get(self.stat, "undeliverable")
+
+    @property
+    def done_at(self) -> datetime | None:
+        """The text's done date (read only when asked: receipts are a hot path)."""
+        m = _DONE.search(self.text)
+        done = m.group(1) if m else ""
+        fmt = {10: "%y%m%d%H%M", 12: "%y%m%d%H%M%S"}.get(len(done))
+        if not fmt:
+            return None
+        try:
+            return datetime.strptime(done, fmt)
+        except ValueError:
+            return None
 
 
 def format_receipt(
@@ -77,19 +92,17 @@ def parse_receipt(
     text: str, receipted_message_id: str | None = None, message_state: int | None = None
 ) -> Receipt:
     """Parse receipt text; the TLVs, when present, take precedence over the text."""
-    fields = {m.group(1).lower(): m.group(2).strip() for m in _FIELD.finditer(text or "")}
+    text = text or ""
+    stat = _MESSAGE_STATE.get(message_state or 0, "")
+    if receipted_message_id and stat:
+        # Both TLVs: only the error code is read from the text.
+        m = _ERR.search(text)
+        return Receipt(receipted_message_id.strip(), stat, m.group(1) if m else "000", text)
+    fields = {m.group(1).lower(): m.group(2).strip() for m in _FIELD.finditer(text)}
     message_id = (receipted_message_id or fields.get("id") or "").strip()
-    stat = _MESSAGE_STATE.get(message_state or 0) or fields.get("stat", "").upper()
+    stat = stat or fields.get("stat", "").upper()
     if not message_id:
         raise BadReceipt("receipt without a message id")
     if not stat:
         raise BadReceipt(f"receipt for {message_id} without a state")
-    done_at: datetime | None = None
-    done = fields.get("done date", "")
-    fmt = {10: "%y%m%d%H%M", 12: "%y%m%d%H%M%S"}.get(len(done))
-    if fmt and done.isdigit():
-        try:
-            done_at = datetime.strptime(done, fmt)
-        except ValueError:
-            done_at = None
-    return Receipt(message_id, stat, fields.get("err", "000"), done_at)
+    return Receipt(message_id, stat, fields.get("err", "000"), text)

@@ -398,7 +398,8 @@ class SmsSender:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 
     async def on_received(self, message: SmppMessage | None, pdu: bytes) -> None:
-        self._quick_ack()
+        if self.group is not None:  # only where priority parts travel
+            self._quick_ack()
         if isinstance(message, SubmitSmResp):
             await self._on_submit_resp(message)
         elif isinstance(message, DeliverSm):
