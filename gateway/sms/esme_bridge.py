@@ -8,6 +8,7 @@ requests in memory: receipts are correlated in Redis by the sender, so they surv
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -131,3 +132,52 @@ def tlv(message: Any, tag: int) -> Any:
         if p.tag == tag:
             return p.value
     return None
+
+
+class CoalescingWriter(asyncio.StreamWriter):
+    """The ESME's writer, sending what one loop iteration wrote in one send.
+
+    aiosmpplib writes each PDU with its own send; under load (a submit and a receipt answer
+    per message) those sends cost the worker as much as the rest of a message's handling.
+    PDUs written in the same iteration of the loop now leave together, one iteration later at
+    most; ``drain`` still waits when the transport's buffer is past its high-water mark.
+    """
+
+    def __init__(self, inner: asyncio.StreamWriter) -> None:
+        super().__init__(
+            inner.transport,
+            inner._protocol,  # type: ignore[attr-defined]
+            inner._reader,  # type: ignore[attr-defined]
+            inner._loop,  # type: ignore[attr-defined]
+        )
+        # Kept: a StreamWriter that is garbage-collected closes its transport.
+        self._inner = inner
+        self._pending: list[bytes] = []
+        self._scheduled = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._pending.append(bytes(data))
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._flush)  # type: ignore[attr-defined]
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self.transport.is_closing():
+                super().write(data)
+
+    async def drain(self) -> None:
+        if len(self._pending) >= 64:
+            self._flush()
+        await super().drain()
+
+    def write_eof(self) -> None:
+        self._flush()
+        super().write_eof()
+
+    def close(self) -> None:
+        self._flush()
+        super().close()

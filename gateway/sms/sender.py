@@ -31,6 +31,7 @@ from gateway.metrics import Metrics
 from gateway.settings import SmppSettings, WorkerSettings
 from gateway.sms.encoding import EncodedSms, encode_sms
 from gateway.sms.esme_bridge import (
+    CoalescingWriter,
     ForwardingHook,
     InFlightCorrelator,
     SharedRateLimiter,
@@ -421,6 +422,9 @@ class SmsSender:
         writer = getattr(self.esme, "_writer", None)
         if self._last_writer is not None and self._last_writer is not writer:
             self._last_writer.close()
+        if isinstance(writer, asyncio.StreamWriter) and not isinstance(writer, CoalescingWriter):
+            writer = CoalescingWriter(writer)
+            self.esme._writer = writer
         self._last_writer = writer
         lost = list(self._outstanding.values())
         self._outstanding.clear()
