@@ -19,9 +19,18 @@ from gateway.store.keys import Keys
 RETENTION_SECONDS = 30 * 24 * 3600
 
 
+_last_iso: tuple[int, str] = (0, "")
+
+
 def now_iso() -> str:
-    """UTC timestamp with milliseconds, as used in history and webhooks."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """UTC timestamp with milliseconds, as used in history and webhooks (formatted once per
+    millisecond: the SMS path asks for it several times per message)."""
+    global _last_iso
+    ms = time.time_ns() // 1_000_000
+    if _last_iso[0] != ms:
+        stamp = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+        _last_iso = (ms, stamp.replace("+00:00", "Z"))
+    return _last_iso[1]
 
 
 def new_notice_id() -> str:
