@@ -73,14 +73,14 @@ def format_receipt(
     message_id: str,
     stat: str,
     err: int = 0,
-    submitted: datetime | None = None,
-    done: datetime | None = None,
+    submitted: datetime | str | None = None,
+    done: datetime | str | None = None,
     text: str = "",
     sub: int = 1,
 ) -> str:
     """The receipt text an SMSC sends (Appendix B)."""
-    s = submitted.strftime("%y%m%d%H%M") if submitted else ""
-    d = done.strftime("%y%m%d%H%M") if done else ""
+    s = submitted.strftime("%y%m%d%H%M") if isinstance(submitted, datetime) else submitted or ""
+    d = done.strftime("%y%m%d%H%M") if isinstance(done, datetime) else done or ""
     dlvrd = sub if stat == "DELIVRD" else 0
     return (
         f"id:{message_id} sub:{sub:03d} dlvrd:{dlvrd:03d} submit date:{s} done date:{d} "

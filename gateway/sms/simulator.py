@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -63,7 +64,19 @@ class _Pending:
     source: str
     message_id: str
     stat: str
-    submitted: datetime
+    submitted: str  # the receipt's YYMMDDhhmm
+
+
+_minute: tuple[int, str] = (0, "")
+
+
+def _stamp() -> str:
+    """Now as a receipt's YYMMDDhhmm, formatted once a minute."""
+    global _minute
+    key = int(time.time()) // 60
+    if _minute[0] != key:
+        _minute = (key, datetime.now().strftime("%y%m%d%H%M"))
+    return _minute[1]
 
 
 def _tail(number: str) -> str:
@@ -94,6 +107,7 @@ class SmscSimulator:
         self._undelivered: list[_Pending] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(self.script.receipt_window)
+        self._receipts: asyncio.Queue[_Pending] = asyncio.Queue()
         self._bound = asyncio.Event()
         self._changed = asyncio.Event()
 
@@ -110,8 +124,14 @@ class SmscSimulator:
         self._sessions.clear()
         self._bound.clear()
 
+    async def _receipt_sender(self) -> None:
+        while True:
+            await self._send_receipt(await self._receipts.get(), 0.0)
+
     async def serve(self) -> None:
         """Handle events until cancelled."""
+        for _ in range(self.script.receipt_window):
+            self._spawn(self._receipt_sender())
         try:
             while True:
                 server = self._server
@@ -183,9 +203,12 @@ class SmscSimulator:
                 ev.source_addr,
                 message_id,
                 stat,
-                datetime.now(),
+                _stamp(),
             )
-            self._spawn(self._send_receipt(pending, s.receipt_delay))
+            if s.receipt_delay:
+                self._spawn(self._send_receipt(pending, s.receipt_delay))
+            else:  # straight to the senders: no task per receipt
+                self._receipts.put_nowait(pending)
 
     def _assemble(
         self, source: str, dest: str, text: str, concat: tuple[int, int, int] | None, mid: str
@@ -254,7 +277,7 @@ class SmscSimulator:
                     p.stat,
                     0 if p.stat == "DELIVRD" else 1,
                     p.submitted,
-                    datetime.now(),
+                    _stamp(),
                 )
                 try:
                     resp = await session.deliver_sm(
