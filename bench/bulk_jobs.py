@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-from bench.sms_path import ROOT, cpu_report, free_port, start_redis, stop_all, wait_port
+from bench.sms_path import ROOT, add_keys, cpu_report, free_port, start_redis, stop_all, wait_port
 
 
 def write_csv(path: Path, rows: int) -> None:
@@ -175,26 +174,7 @@ async def main() -> int:
             )
             names.insert(2, "smsc-sim (bulk)")
         await wait_port(redis_port)
-        keys = {}
-        for role in ("back_office", "command_center", "admin"):
-            out = subprocess.check_output(
-                [
-                    *gw,
-                    "keys",
-                    "add",
-                    "--name",
-                    role,
-                    "--role",
-                    role,
-                    "--rate",
-                    "100000",
-                    "--burst",
-                    "100000",
-                    "--json",
-                ],
-                env=env,
-            )
-            keys[role] = json.loads(out)["key"]
+        keys = add_keys(gw, env, ("back_office", "command_center", "admin"))
         procs.append(subprocess.Popen([*gw, "serve", "--role", "api"], env=env))
         for lane in lanes:
             procs.append(subprocess.Popen([*gw, "serve", "--role", "worker"], env={**env, **lane}))

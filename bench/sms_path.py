@@ -45,6 +45,21 @@ def cpu_report(procs: list[subprocess.Popen[bytes]], names: list[str]) -> list[t
     return out
 
 
+UNTHROTTLED = ("--rate", "100000", "--burst", "100000")
+
+
+def add_keys(gw: list[str], env: dict[str, str], roles: tuple[str, ...]) -> dict[str, str]:
+    """One API key per role, unthrottled, made with ``gateway keys add``."""
+    keys = {}
+    for role in roles:
+        out = subprocess.check_output(
+            [*gw, "keys", "add", "--name", role, "--role", role, *UNTHROTTLED, "--json"],
+            env=env,
+        )
+        keys[role] = json.loads(out)["key"]
+    return keys
+
+
 def start_redis(port: int, directory: Path) -> subprocess.Popen[bytes]:
     """A private, non-persistent redis-server on loopback."""
     return subprocess.Popen(

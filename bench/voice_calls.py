@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.sms_path import ROOT, free_port, start_redis, stop_all, wait_port
+from bench.sms_path import ROOT, add_keys, free_port, start_redis, stop_all, wait_port
 from gateway.settings import Settings
 from gateway.voice.asterisk_config import render
 
@@ -82,27 +81,7 @@ async def main() -> int:
         procs.append(subprocess.Popen([*gw, "smsc-sim", "--quiet"], env=env))
         await wait_port(ports["redis"])
         await wait_port(ports["ami"], 30)
-        keys = {}
-        for role in ("officer", "admin"):
-            keys[role] = json.loads(
-                subprocess.check_output(
-                    [
-                        *gw,
-                        "keys",
-                        "add",
-                        "--name",
-                        role,
-                        "--role",
-                        role,
-                        "--rate",
-                        "100000",
-                        "--burst",
-                        "100000",
-                        "--json",
-                    ],
-                    env=env,
-                )
-            )["key"]
+        keys = add_keys(gw, env, ("officer", "admin"))
         procs.append(subprocess.Popen([*gw, "serve"], env=env))
         await wait_port(ports["http"])
         base = f"http://127.0.0.1:{ports['http']}"

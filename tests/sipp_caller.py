@@ -12,6 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.sipp_phone import SippProcess
 from tests.voice_stack import free_port
 
 
@@ -116,7 +117,7 @@ def scenario(caller: str, steps: list[Step]) -> str:
     return "\n".join(out)
 
 
-class SippCaller:
+class SippCaller(SippProcess):
     """One call from ``caller`` to ``dialled`` at Asterisk's SIP port, keyed per ``steps``."""
 
     def __init__(
@@ -157,23 +158,6 @@ class SippCaller:
                 cwd=workdir,
             )
 
-    def finish(self, within: float = 90) -> int:
-        """SIPp's exit code: 0 when the call went exactly as scripted."""
-        try:
-            return self.proc.wait(within)
-        except subprocess.TimeoutExpired:
-            self.stop()
-            raise
-
     def errors(self) -> str:
         err = Path(str(self.log.with_suffix(".errors")))
         return err.read_text(errors="replace")[-3000:] if err.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)

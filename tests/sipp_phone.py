@@ -9,7 +9,30 @@ from pathlib import Path
 SCENARIOS = Path(__file__).resolve().parent / "sipp"
 
 
-class SippPhone:
+class SippProcess:
+    """A running SIPp: wait for it to finish its calls, or stop it."""
+
+    proc: subprocess.Popen[bytes]
+
+    def finish(self, within: float = 60) -> int:
+        """Wait for SIPp to handle its calls; its exit code (0: all calls as scripted)."""
+        try:
+            return self.proc.wait(within)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+class SippPhone(SippProcess):
     def __init__(
         self,
         scenario: str,
@@ -52,20 +75,3 @@ class SippPhone:
                 stdin=subprocess.DEVNULL,
                 cwd=workdir,
             )
-
-    def finish(self, within: float = 60) -> int:
-        """Wait for SIPp to handle its calls; its exit code (0: all calls as scripted)."""
-        try:
-            return self.proc.wait(within)
-        except subprocess.TimeoutExpired:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)

@@ -68,8 +68,10 @@ async def test_entries_of_a_dead_worker_are_reclaimed_by_a_live_one(
     doomed = Workers(gateway.settings, gateway.metrics)
     ids = await _send(gateway, 20)
     # The doomed worker reads the queue, then dies without acking (no unbind, no cleanup).
-    await doomed.sms.group.ensure()
-    entries = await doomed.sms.group.read(100, 100)
+    group = doomed.sms.group
+    assert group is not None
+    await group.ensure()
+    entries = await group.read(100, 100)
     assert len(entries) == 20
     await doomed.redis.delete(gateway.keys.heartbeat("sms-senders", doomed.sms.consumer))
     await doomed.redis.aclose()

@@ -14,12 +14,20 @@ from gateway.api.errors import ApiError
 M = TypeVar("M", bound=BaseModel)
 
 
-async def read_model(request: web.Request, model: type[M]) -> tuple[M, str]:
-    """The validated body and a hash of its canonical JSON (for idempotency)."""
-    ctype = request.content_type
-    if ctype not in ("application/json", "") and not ctype.endswith("+json"):
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    raw = await request.read()
+def validation_error(exc: ValidationError) -> ApiError:
+    """422 naming the first bad field, with every problem in ``details``."""
+    details = [
+        {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]}
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+    first = details[0]
+    return ApiError(
+        422, "validation_error", f"{first['field']}: {first['message']}", details=details
+    )
+
+
+def parse_model(raw: bytes | bytearray, model: type[M]) -> tuple[dict[str, Any], M]:
+    """Raw body -> the JSON object and the model, each failure with its own code."""
     if not raw:
         raise ApiError(400, "empty_body", "the request body is empty")
     try:
@@ -29,15 +37,16 @@ async def read_model(request: web.Request, model: type[M]) -> tuple[M, str]:
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_body", "the body must be a JSON object")
     try:
-        obj = model.model_validate(data)
+        return data, model.model_validate(data)
     except ValidationError as exc:
-        details = [
-            {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]}
-            for e in exc.errors(include_url=False, include_input=False)
-        ]
-        first = details[0]
-        raise ApiError(
-            422, "validation_error", f"{first['field']}: {first['message']}", details=details
-        ) from None
+        raise validation_error(exc) from None
+
+
+async def read_model(request: web.Request, model: type[M]) -> tuple[M, str]:
+    """The validated body and a hash of its canonical JSON (for idempotency)."""
+    ctype = request.content_type
+    if ctype not in ("application/json", "") and not ctype.endswith("+json"):
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    data, obj = parse_model(await request.read(), model)
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
     return obj, digest

@@ -66,16 +66,8 @@ class ParkingNotice(BaseModel):
     callback_url: str | None = Field(default=None, max_length=2048)
 
 
-class BindingRequestIn(BaseModel):
+class BindingRequestIn(BindingIn):
     """Ask to bind a plate to a phone; the phone gets a one-time code to prove it is held."""
-
-    model_config = _STRICT
-    plate: str = Field(min_length=1, max_length=16)
-    phone: str = Field(min_length=1, max_length=32)
-    email: str | None = Field(
-        default=None, max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
-    )
-    agent_id: str | None = Field(default=None, max_length=64)
 
 
 class BindingVerifyIn(BaseModel):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from gateway.api.auth import CALLER, requires
+from gateway.api.body import parse_model, validation_error
 from gateway.api.context import CATALOGUE, JOBS, METRICS, SETTINGS
 from gateway.api.errors import ApiError
 from gateway.api.models import JobOptions, ReminderJobIn
@@ -20,19 +20,6 @@ from gateway.store.notices import now_iso
 
 JSON_MAX = 32 * 1024 * 1024
 CSV_TYPES = ("text/csv", "application/csv", "text/plain")
-
-
-def _validation(exc: ValidationError) -> ApiError:
-    details = [
-        {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]}
-        for e in exc.errors(include_url=False, include_input=False)
-    ]
-    return ApiError(
-        422,
-        "validation_error",
-        f"{details[0]['field']}: {details[0]['message']}",
-        details=details,
-    )
 
 
 def _template(request: web.Request, opts: JobOptions) -> Template:
@@ -57,18 +44,7 @@ async def _json_body(request: web.Request) -> ReminderJobIn:
             raise ApiError(
                 413, "body_too_large", "JSON jobs take up to 32 MB; upload larger ones as CSV"
             )
-    if not raw:
-        raise ApiError(400, "empty_body", "the request body is empty")
-    try:
-        data: Any = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_body", "the body must be a JSON object")
-    try:
-        return ReminderJobIn.model_validate(data)
-    except ValidationError as exc:
-        raise _validation(exc) from None
+    return parse_model(raw, ReminderJobIn)[1]
 
 
 @requires("command_center", "back_office")
@@ -81,7 +57,7 @@ async def post_reminder_job(request: web.Request) -> web.Response:
         try:
             opts = JobOptions.model_validate(dict(request.query), strict=False)
         except ValidationError as exc:
-            raise _validation(exc) from None
+            raise validation_error(exc) from None
     elif ctype in ("application/json", ""):
         opts = body = await _json_body(request)
     else:
