@@ -27,6 +27,7 @@ from aiosmpplib.state import MESSAGE_STATE, RECEIPTED_MESSAGE_ID, SmppSessionSta
 
 from gateway.core.phones import mask
 from gateway.core.statuses import SmppAction, smpp_outcome
+from gateway.logs import guard_smpp_logger
 from gateway.metrics import Metrics
 from gateway.settings import SmppSettings, WorkerSettings
 from gateway.sms.encoding import EncodedSms, encode_sms
@@ -148,6 +149,7 @@ class SmsSender:
             retry_timer=SimpleExponentialBackoff(min_delay=500, max_increases=6),
             socket_timeout=float(smpp.smpp_response_timeout),
         )
+        guard_smpp_logger(self.esme._logger)
 
     # -- state ------------------------------------------------------------------------------
     @property
