@@ -129,3 +129,25 @@ async def test_ami_error_response_is_raised(voice: Any) -> None:
     link, *_ = voice
     with pytest.raises(AmiError):
         await link.action("NoSuchActionAtAll")
+
+
+async def test_a_quiet_ami_link_stays_up(asterisk: AsteriskProcess) -> None:
+    """An idle Asterisk sends nothing for minutes; that is not a lost link. (asterisk-ami kept
+    its connect timeout on the reader's socket: a link was dropped after that many quiet
+    seconds, every time.)"""
+    states: list[bool] = []
+    link = AmiLink(asterisk.settings().ami, lambda name, keys: None, states.append, 1.0)
+    task = asyncio.create_task(link.run())
+    try:
+        async with asyncio.timeout(30):
+            while not link.up:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(3.5)  # more than three connect timeouts of silence
+        assert link.up
+        assert states == [True]
+        response = await link.action("Ping")
+        assert response.get("Ping") == "Pong"
+    finally:
+        link.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

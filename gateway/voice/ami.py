@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,28 @@ log = logging.getLogger(__name__)
 
 class AmiError(Exception):
     """AMI answered ``Response: Error`` (or did not answer)."""
+
+
+class _Client(AMIClient):  # type: ignore[misc]
+    """asterisk-ami's client, with a reader that waits as long as the link is quiet.
+
+    The library leaves its connect timeout on the socket, and its reader thread is already
+    blocked in recv() with it when the timeout could be lifted after login: ten quiet seconds
+    on an idle Asterisk read as a lost link. Here the timeout covers the TCP connect only; a
+    dead peer is found by TCP keepalive (about a minute) or by the next action's timeout.
+    """
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self._port), timeout=self._timeout)
+        sock.settimeout(None)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+        self._socket = sock
+        self.finished = threading.Event()
+        self._thread = threading.Thread(target=self.listen, daemon=True)
+        self._thread.start()
 
 
 class AmiLink:
@@ -92,7 +115,7 @@ class AmiLink:
         assert self._loop is not None
         self._lost.clear()
         self._booted.clear()
-        client = AMIClient(
+        client = _Client(
             address=self.settings.ami_host, port=self.settings.ami_port, timeout=self.login_timeout
         )
         client.add_event_listener(self._thread_event)
@@ -109,8 +132,6 @@ class AmiLink:
             )
         except AmiError as exc:
             raise AmiError(f"login refused: {exc}") from None
-        # The library's socket timeout also limits idle reads; an idle AMI link is healthy.
-        client._socket.settimeout(None)
         # Originates sent while Asterisk is still loading fail; wait for FullyBooted.
         async with asyncio.timeout(30):
             await self._booted.wait()
