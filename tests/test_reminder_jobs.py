@@ -424,3 +424,43 @@ async def test_jobs_cli_submits_a_csv_and_follows_it(
     rc, _, err = await cli("status", "job_missing")
     assert rc == 1
     assert "no such reminder job" in err
+
+
+async def test_a_job_cancelled_while_its_csv_arrives_stays_cancelled(
+    jobs_gateway: Gateway, smsc: SmscSimulator
+) -> None:
+    gw = jobs_gateway
+    office = await gw.add_key("back_office")
+    first_half = asyncio.Event()
+
+    async def slow_upload() -> Any:
+        yield b"to,road,period,detour\n"
+        yield "".join(f"1370{i:07d},人民路,明天,北京路\n" for i in range(100)).encode()
+        first_half.set()
+        await asyncio.sleep(1.0)
+        yield "".join(f"1371{i:07d},人民路,明天,北京路\n" for i in range(100)).encode()
+
+    assert gw.http is not None
+    upload = asyncio.create_task(
+        gw.http.post(
+            f"{gw.base}/v1/reminder-jobs",
+            params={"template": "traffic_conditions", "send_window": window(NOW)},
+            data=slow_upload(),
+            headers={"Authorization": f"Bearer {office.token}", "Content-Type": "text/csv"},
+        )
+    )
+    await first_half.wait()
+    async with asyncio.timeout(5):
+        while not (jobs := [k async for k in gw.redis.scan_iter(gw.keys.job("job_*"))]):
+            await asyncio.sleep(0.02)
+    # The job's hash, not its rows/bad/counts keys.
+    job_id = jobs[0].split(":")[2]
+    code, job, _ = await gw.request("POST", f"/v1/reminder-jobs/{job_id}/cancel", office)
+    assert (code, job["status"]) == (200, "cancelled")
+    async with await upload as resp:
+        body = await resp.json()
+    assert resp.status == 202
+    assert (body["status"], body["total"]) == ("cancelled", 200)
+    await asyncio.sleep(1.0)
+    assert (await wait_job(gw, office, job_id, "cancelled"))["dispatched"] == 0
+    assert len(smsc.messages) == 0

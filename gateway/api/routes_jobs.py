@@ -103,11 +103,11 @@ async def post_reminder_job(request: web.Request) -> web.Response:
     except BaseException:
         await store.abort(job_id, "upload_interrupted")
         raise
-    await store.open(job_id, intake.total, intake.bad)
+    status = await store.open(job_id, intake.total, intake.bad)
     request.app[METRICS].notices_created.labels("reminder_job", opts.channel).inc()
     out: dict[str, Any] = {
         "job_id": job_id,
-        "status": "running" if intake.total else "finished",
+        "status": status,
         "total": intake.total,
         "bad_rows": intake.bad,
         "bad_rows_sample": intake.bad_sample,

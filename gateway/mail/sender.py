@@ -68,9 +68,8 @@ class EmailSender:
         for eid, fields in await self.group.own_pending():
             await self._spawn(eid, fields)
         while not self._closing:
-            await self.group.heartbeat()
             entries = await self.group.read(self.smtp.smtp_concurrency, 1000)
-            entries += await self.group.reclaim_dead()
+            entries += await self.group.upkeep()
             for eid, fields in entries:
                 await self._spawn(eid, fields)
 

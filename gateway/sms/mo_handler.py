@@ -51,9 +51,8 @@ class MoHandler:
         for eid, fields in await self.group.own_pending():
             await self._handle(eid, fields)
         while not self._closing:
-            await self.group.heartbeat()
             entries = await self.group.read(100, 1000)
-            entries += await self.group.reclaim_dead()
+            entries += await self.group.upkeep()
             for eid, fields in entries:
                 await self._handle(eid, fields)
 

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import WatchError
 
 from gateway.store.keys import Keys
 from gateway.store.notices import _b36, now_iso
@@ -42,22 +43,36 @@ class JobStore:
             pipe.ltrim(key, 0, BAD_ROWS_KEPT - 1)
         await pipe.execute()
 
-    async def open(self, job_id: str, total: int, bad_rows: int) -> None:
-        """Intake done: the dispatcher may start. A job with no good row ends here."""
+    async def open(self, job_id: str, total: int, bad_rows: int) -> str:
+        """Intake done: the dispatcher may start, unless the job was cancelled while its rows
+        were arriving. A job with no good row ends here. Returns the job's status."""
         keys = self.keys
-        pipe = self.redis.pipeline(transaction=True)
-        status = "running" if total else "finished"
-        pipe.hset(
-            keys.job(job_id),
-            mapping={"total": total, "bad_rows": bad_rows, "status": status, "cursor": 0},
-        )
-        if total:
-            pipe.zadd(keys.jobs_active, {job_id: time.time()})
-        else:
-            pipe.hset(keys.job(job_id), "finished_at", now_iso())
-        for k in (keys.job_rows(job_id), keys.job_bad_rows(job_id), keys.job_counts(job_id)):
-            pipe.expire(k, JOB_RETENTION)
-        await pipe.execute()
+        while True:  # a cancel may land between WATCH and EXEC: read again
+            try:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    await pipe.watch(keys.job(job_id))
+                    current = await pipe.hget(keys.job(job_id), "status")
+                    status = "running" if total else "finished"
+                    if current != "receiving":
+                        status = str(current)  # cancelled meanwhile: it stays so
+                    pipe.multi()
+                    pipe.hset(keys.job(job_id), mapping={"total": total, "bad_rows": bad_rows})
+                    if current == "receiving":
+                        pipe.hset(keys.job(job_id), mapping={"status": status, "cursor": 0})
+                        if total:
+                            pipe.zadd(keys.jobs_active, {job_id: time.time()})
+                        else:
+                            pipe.hset(keys.job(job_id), "finished_at", now_iso())
+                    for k in (
+                        keys.job_rows(job_id),
+                        keys.job_bad_rows(job_id),
+                        keys.job_counts(job_id),
+                    ):
+                        pipe.expire(k, JOB_RETENTION)
+                    await pipe.execute()
+                return status
+            except WatchError:
+                continue
 
     async def abort(self, job_id: str, reason: str) -> None:
         """The upload broke off: nothing of it is sent."""

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from typing import Any
 
@@ -48,6 +49,7 @@ class StreamGroup:
         self._to_ack: list[str] = []
         self._ack_wanted = asyncio.Event()
         self._closing = False
+        self._upkept = 0.0
 
     def close(self) -> None:
         """Let ``run_acker`` flush and end."""
@@ -66,6 +68,16 @@ class StreamGroup:
         await self.redis.set(
             self.keys.heartbeat(self.group, self.consumer), "1", px=int(self.dead_after * 1000)
         )
+
+    async def upkeep(self) -> list[Entry]:
+        """For a consumer's read loop: the heartbeat, and the entries of dead consumers, at
+        most every third of ``dead_after`` (not on every read of a busy queue)."""
+        now = time.monotonic()
+        if now - self._upkept < self.dead_after / 3:
+            return []
+        self._upkept = now
+        await self.heartbeat()
+        return await self.reclaim_dead()
 
     async def read(self, count: int, block_ms: int) -> list[Entry]:
         res: Any = await self.redis.xreadgroup(
