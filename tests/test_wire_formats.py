@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 import smpp34
+from aiosmpplib import PhoneNumber
+from aiosmpplib.protocol import DeliverSm, SmppMessage
 
 from gateway.core.phones import InvalidPhone, mask, parse_cn_mobile
 from gateway.core.statuses import SmppAction, smpp_outcome
@@ -20,7 +23,13 @@ from gateway.sms.encoding import (
     decode_payload,
     encode_sms,
 )
-from gateway.sms.receipts import BadReceipt, format_receipt, parse_receipt
+from gateway.sms.receipts import (
+    BadReceipt,
+    ReceiptFields,
+    format_receipt,
+    parse_receipt,
+    read_receipt_pdu,
+)
 from tests.fixtures.smpp_pdus import DELIVER_RECEIPT, SUBMIT_PART2
 
 
@@ -125,6 +134,68 @@ class TestReceipts:
     def test_garbage_receipts_raise_bad_receipt(self, text: str) -> None:
         with pytest.raises(BadReceipt):
             parse_receipt(text)
+
+
+class TestReceiptPdu:
+    """The short way a worker reads a receipt deliver_sm, against what the libraries make."""
+
+    def test_recorded_receipt_reads_like_the_general_parser(self) -> None:
+        raw = bytes.fromhex(DELIVER_RECEIPT)
+        fields = read_receipt_pdu(raw)
+        assert fields is not None
+        assert (fields.receipted_message_id, fields.message_state) == ("000000002a", 2)
+        header = SmppMessage.parse_header(raw)
+        general = DeliverSm.from_pdu(raw, header)
+        assert isinstance(general, DeliverSm)
+        assert fields.text == general.short_message
+        assert parse_receipt(fields.text).stat == "DELIVRD"
+
+    def test_text_only_receipt_and_an_mo_message(self) -> None:
+        text = format_receipt("7f", "UNDELIV", 34)
+        receipt = DeliverSm(
+            short_message=text,
+            source=PhoneNumber("8613800138000"),
+            destination=PhoneNumber("12122"),
+            esm_class=0x04,
+            sequence_num=7,
+        )
+        fields = read_receipt_pdu(receipt.pdu())
+        assert fields == ReceiptFields(text, None, None)
+        mo = DeliverSm(
+            short_message="TD",
+            source=PhoneNumber("8613800138000"),
+            destination=PhoneNumber("12122"),
+            sequence_num=8,
+        )
+        assert read_receipt_pdu(mo.pdu()) is None  # not a receipt: left to the library
+
+    def test_ucs2_receipt_text_in_the_payload_tlv(self) -> None:
+        text = format_receipt("abc", "EXPIRED")
+        body = (
+            b"\0"  # service_type
+            + b"\x01\x018613800138000\0"  # source
+            + b"\x00\x0012122\0"  # destination
+            + b"\x04\x00\x00"  # esm_class (receipt), protocol_id, priority_flag
+            + b"\0\0"  # schedule_delivery_time, validity_period
+            + b"\x00\x00\x08\x00\x00"  # registered, replace, data_coding UCS-2, default, length 0
+        )
+        payload = text.encode("utf-16-be")
+        body += (0x0424).to_bytes(2) + len(payload).to_bytes(2) + payload
+        pdu = (16 + len(body)).to_bytes(4) + (5).to_bytes(4) + bytes(4) + (3).to_bytes(4) + body
+        assert read_receipt_pdu(pdu) == ReceiptFields(text, None, None)
+
+    @pytest.mark.parametrize(
+        "mangle",
+        [
+            lambda b: b[:40],  # cut inside the addresses
+            lambda b: b[:-2],  # cut inside the last TLV
+            lambda b: b + b"\x00",  # a stray octet after the TLVs
+            lambda b: b[:16] + b"\x41" * (len(b) - 16),  # no NUL where a string must end
+            lambda b: b[:16],  # no body at all
+        ],
+    )
+    def test_malformed_receipts_are_left_to_the_general_parser(self, mangle: Any) -> None:
+        assert read_receipt_pdu(mangle(bytes.fromhex(DELIVER_RECEIPT))) is None
 
 
 class TestPhones:

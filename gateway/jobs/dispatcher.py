@@ -4,8 +4,8 @@ Each pass gives every running job at most one chunk, so a small job is not starv
 one. A job moves only inside its send window, at its own rate, while the bulk queue holds
 less than ``job_backlog`` entries (alerts and parking notices use their own queue and are
 never behind these). One dispatcher at a time works a job (a lease in Redis); admitting a
-row is one Lua call that also checks opt-out, the daily cap and duplicates, and advances the
-job's cursor, so a restart neither loses nor repeats a row.
+slice of rows is one Lua call that also checks opt-out, the daily cap and duplicates, and
+advances the job's cursor, so a restart neither loses nor repeats a row.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from gateway.store.notices import now_iso
 log = logging.getLogger(__name__)
 
 CHUNK = 500
-PIPELINE = 50
+ADMIT_SLICE = 50
 REMINDER_RETENTION = 7 * 86400
 LEASE_MS = 10_000
 
@@ -143,40 +143,37 @@ class JobDispatcher:
         rows: list[str],
     ) -> None:
         jobs = self.settings.jobs
-        at, day = now_iso(), datetime.now(UTC).strftime("%Y%m%d")
         channel = job["channel"]
-        dedup = int(jobs.reminder_dedup_hours * 3600)
-        pipe = self.redis.pipeline(transaction=False)
-        for i, row in enumerate(rows):
-            to, params = split_stored(row)
-            text = template.text.format_map(dict(zip(template.params, params, strict=True)))
-            dest = "86" + to if channel == "sms" else to
-            await self._admit(
-                args=[
-                    self.keys.prefix,
-                    job_id,
-                    first + i,
-                    reminder_notice_id(job_id, first + i),
+        head = [
+            self.keys.prefix,
+            job_id,
+            0,
+            now_iso(),
+            REMINDER_RETENTION,
+            datetime.now(UTC).strftime("%Y%m%d"),
+            jobs.reminder_daily_cap,
+            int(jobs.reminder_dedup_hours * 3600),
+            queue,
+            "0" if channel == "email" else "1",
+            job["key_id"],
+            template.name,
+            template.version,
+            template.subject,
+            channel,
+        ]
+        # One script call admits a slice of rows. Redis serves no one else while it runs:
+        # short slices keep an accident alert's commands from waiting behind a whole chunk.
+        for start in range(0, len(rows), ADMIT_SLICE):
+            head[2] = first + start
+            args: list[Any] = list(head)
+            for i, row in enumerate(rows[start : start + ADMIT_SLICE], first + start):
+                to, params = split_stored(row)
+                text = template.text.format_map(dict(zip(template.params, params, strict=True)))
+                args += (
+                    reminder_notice_id(job_id, i),
                     to,
-                    dest,
+                    "86" + to if channel == "sms" else to,
                     text,
-                    template.name,
-                    channel,
-                    at,
-                    REMINDER_RETENTION,
-                    day,
-                    jobs.reminder_daily_cap,
-                    dedup,
-                    queue,
-                    "0" if channel == "email" else "1",
                     count_parts(text) if channel == "sms" else 1,
-                    job["key_id"],
-                    template.version,
-                    template.subject,
-                ],
-                client=pipe,
-            )
-            if i % PIPELINE == PIPELINE - 1 or i == len(rows) - 1:
-                # Redis runs a client's pipeline without serving anyone else: short ones keep
-                # an accident alert's commands from waiting behind a whole chunk of admits.
-                await pipe.execute()
+                )
+            await self._admit(args=args)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
-from aiosmpplib import ESME, NPI, TON, PhoneNumber, SmppMessage, SubmitSm
+from aiosmpplib import NPI, TON, PhoneNumber, SmppMessage, SubmitSm
 from aiosmpplib.protocol import BindTransceiverResp, DeliverSm, GenericNack, SubmitSmResp
 from aiosmpplib.retrytimer import SimpleExponentialBackoff
 from aiosmpplib.state import MESSAGE_STATE, RECEIPTED_MESSAGE_ID, SmppSessionState
@@ -34,13 +34,14 @@ from gateway.sms.encoding import EncodedSms, encode_sms
 from gateway.sms.esme_bridge import (
     CoalescingWriter,
     ForwardingHook,
+    GatewayEsme,
     InFlightCorrelator,
+    ReceiptPdu,
     SharedRateLimiter,
     WindowBroker,
     tlv,
 )
 from gateway.sms.receipts import BadReceipt, parse_receipt
-from gateway.store.batch import ScriptBatcher
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.store.ratelimit import Gcra, SharedRate
@@ -128,9 +129,12 @@ class SmsSender:
         self.correlator = InFlightCorrelator()
         # Bulk-only binds batch their Redis writes over 5 ms (fewer round trips under a job);
         # where priority parts travel, 2 ms.
-        self.batcher = ScriptBatcher(redis, interval=0.002 if self.group is not None else 0.005)
+        receipt_ttl = smpp.smpp_receipt_ttl_hours * 3600
+        self.batcher = store.sms_event_batcher(
+            receipt_ttl, receipt_ttl, interval=0.002 if self.group is not None else 0.005
+        )
         host, port, system_id, password, tps = smpp.link(bulk=lanes == {"bulk"})
-        self.esme = ESME(
+        self.esme = GatewayEsme(
             smsc_host=host,
             smsc_port=port,
             system_id=system_id,
@@ -269,11 +273,14 @@ class SmsSender:
         sms = encode_sms(text, notice_id)
         done: set[int] = set()
         if reclaimed:
-            notice = await self.redis.hget(self.keys.notice(notice_id), "status")
-            if notice is None or notice not in ("queued", "submitted"):
+            # 'submitted' means every part has its carrier id; a notice of several parts
+            # still 'queued' may have some, recorded part by part.
+            status = await self.redis.hget(self.keys.notice(notice_id), "status")
+            if status != "queued":
                 await group.ack_and_delete(eid)
                 return
-            done = {int(i) for i in await self.store.submitted_parts(notice_id)}
+            if len(sms.parts) > 1:
+                done = {int(i) for i in await self.store.submitted_parts(notice_id)}
         todo = [p.index for p in sms.parts if p.index not in done]
         if not todo:
             await group.ack_and_delete(eid)
@@ -407,9 +414,16 @@ class SmsSender:
             self._quick_ack()
         if isinstance(message, SubmitSmResp):
             await self._on_submit_resp(message)
+        elif isinstance(message, ReceiptPdu) and message.fields is not None:
+            f = message.fields
+            self._on_receipt(f.text, f.receipted_message_id, f.message_state)
         elif isinstance(message, DeliverSm):
             if message.is_receipt():
-                await self._on_receipt(message)
+                self._on_receipt(
+                    message.short_message,
+                    tlv(message, RECEIPTED_MESSAGE_ID),
+                    tlv(message, MESSAGE_STATE),
+                )
             else:
                 await self._on_mo(message)
         elif isinstance(message, GenericNack):
@@ -455,11 +469,7 @@ class SmsSender:
             # Pipelined with the other writes; the queue entry is acked only after this one
             # lands, so a crash before it means a re-send, never a lost notice.
             fut = self.store.part_submitted_batched(
-                self.batcher,
-                part.notice_id,
-                part.index,
-                resp.message_id,
-                self.smpp.smpp_receipt_ttl_hours * 3600,
+                self.batcher, part.notice_id, part.index, len(part.sms.parts), resp.message_id
             )
             fut.add_done_callback(functools.partial(self._after_write, part=part))
         elif action is SmppAction.RETRY:
@@ -482,11 +492,9 @@ class SmsSender:
         )
         self._part_done(part)
 
-    async def _on_receipt(self, dlr: DeliverSm) -> None:
-        rid = tlv(dlr, RECEIPTED_MESSAGE_ID)
-        state = tlv(dlr, MESSAGE_STATE)
+    def _on_receipt(self, text: str, rid: str | None, state: int | None) -> None:
         try:
-            receipt = parse_receipt(dlr.short_message, rid, state)
+            receipt = parse_receipt(text, rid, state)
         except BadReceipt as exc:
             log.warning("unusable delivery receipt ignored: %s", exc)
             return
@@ -494,13 +502,7 @@ class SmsSender:
             return
         self.metrics.sms_receipts.inc()
         detail = {"stat": receipt.stat, "err": receipt.err, "message_id": receipt.message_id}
-        fut = self.store.receipt_batched(
-            self.batcher,
-            receipt.message_id,
-            receipt.status,
-            detail,
-            self.smpp.smpp_receipt_ttl_hours * 3600,
-        )
+        fut = self.store.receipt_batched(self.batcher, receipt.message_id, receipt.status, detail)
         fut.add_done_callback(self._receipt_written)
 
     @staticmethod

@@ -1,7 +1,10 @@
-"""Pipelined script calls: many small Redis writes from a hot loop become one round trip.
+"""Batched script calls: many small Redis writes from a hot loop become one script call.
 
-``submit`` returns a future at once; ``run`` (an owned task) flushes the queue in one
-pipeline every ``interval`` seconds or when it is full, and once more when cancelled.
+The script takes fixed ``head`` arguments followed by the events, each ``width`` fields, and
+returns one result per event, in order. ``submit`` returns a future at once; ``run`` (an
+owned task) sends what is queued every ``interval`` seconds or when ``max_batch`` events are
+waiting, and once more when cancelled. One call rather than a pipeline of one call per event:
+Redis pays a script's set-up, and the client its command packing, once per batch.
 """
 
 from __future__ import annotations
@@ -10,18 +13,26 @@ import asyncio
 import logging
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 log = logging.getLogger(__name__)
 
 
 class ScriptBatcher:
-    def __init__(self, redis: aioredis.Redis, interval: float = 0.002, max_batch: int = 100):
-        self.redis = redis
+    def __init__(
+        self,
+        script: AsyncScript,
+        head: list[Any],
+        width: int,
+        interval: float = 0.002,
+        max_batch: int = 100,
+    ) -> None:
+        self.script = script
+        self.head = head
+        self.width = width
         self.interval = interval
         self.max_batch = max_batch
-        self._queue: list[tuple[AsyncScript, list[Any], asyncio.Future[Any]]] = []
+        self._queue: list[tuple[list[Any], asyncio.Future[Any]]] = []
         self._full = asyncio.Event()
         self._closing = False
 
@@ -30,9 +41,11 @@ class ScriptBatcher:
         self._closing = True
         self._full.set()
 
-    def submit(self, script: AsyncScript, args: list[Any]) -> asyncio.Future[Any]:
+    def submit(self, fields: list[Any]) -> asyncio.Future[Any]:
+        if len(fields) != self.width:
+            raise ValueError(f"an event has {self.width} fields, not {len(fields)}")
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((script, args, fut))
+        self._queue.append((fields, fut))
         if len(self._queue) >= self.max_batch:
             self._full.set()
         return fut
@@ -53,22 +66,19 @@ class ScriptBatcher:
     async def _flush(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-            pipe = self.redis.pipeline(transaction=False)
-            for script, args, _ in batch:
-                # On a pipeline this only queues EVALSHA (and registers the script for load).
-                await script(args=args, client=pipe)
+            args = list(self.head)
+            for fields, _ in batch:
+                args += fields
             try:
-                results = await pipe.execute(raise_on_error=False)
-            except Exception as exc:  # the whole round trip failed: every caller learns it
-                log.error("Redis pipeline of %d writes failed: %r", len(batch), exc)
-                for _, _, fut in batch:
+                results = await self.script(args=args)
+                if not isinstance(results, list) or len(results) != len(batch):
+                    raise RuntimeError(f"script answered {results!r:.80} for {len(batch)} events")
+            except Exception as exc:  # no event of the batch is known to have landed
+                log.error("Redis script call with %d events failed: %r", len(batch), exc)
+                for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
-            for (_, _, fut), res in zip(batch, results, strict=True):
-                if fut.done():
-                    continue
-                if isinstance(res, Exception):
-                    fut.set_exception(res)
-                else:
+            for (_, fut), res in zip(batch, results, strict=True):
+                if not fut.done():
                     fut.set_result(res)

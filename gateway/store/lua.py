@@ -33,16 +33,44 @@ local function job_maybe_finish(prefix, job, done, at)
                'url', j[3], 'body', body, 'attempt', '1', 'first_at', at)
   end
 end
+-- Scripts that apply many events at once set PROGRESS to a table: the counts then add up
+-- there and flush_progress writes them once, instead of three writes per event.
+local PROGRESS = nil
 local function job_progress(prefix, job, old, new, at, channel)
+  local final = JOB_FINAL
+  if channel == 'voice' then final = VOICE_FINAL end
+  local ends = final[new] and not final[old]
+  if PROGRESS then
+    local p = PROGRESS[job]
+    if not p then
+      p = {counts={}, done=0}
+      PROGRESS[job] = p
+    end
+    p.counts[old] = (p.counts[old] or 0) - 1
+    p.counts[new] = (p.counts[new] or 0) + 1
+    if ends then p.done = p.done + 1 end
+    return
+  end
   local ckey = prefix .. ':job:' .. job .. ':counts'
   redis.call('HINCRBY', ckey, old, -1)
   redis.call('HINCRBY', ckey, new, 1)
-  local final = JOB_FINAL
-  if channel == 'voice' then final = VOICE_FINAL end
-  if final[new] and not final[old] then
+  if ends then
     local done = redis.call('HINCRBY', prefix .. ':job:' .. job, 'done', 1)
     job_maybe_finish(prefix, job, done, at)
   end
+end
+local function flush_progress(prefix, at)
+  for job, p in pairs(PROGRESS) do
+    local ckey = prefix .. ':job:' .. job .. ':counts'
+    for status, n in pairs(p.counts) do
+      if n ~= 0 then redis.call('HINCRBY', ckey, status, n) end
+    end
+    if p.done > 0 then
+      local done = redis.call('HINCRBY', prefix .. ':job:' .. job, 'done', p.done)
+      job_maybe_finish(prefix, job, done, at)
+    end
+  end
+  PROGRESS = {}
 end
 """
 
@@ -57,10 +85,15 @@ local RANK = {queued=0, submitted=1, dialing=1, answered=2, delivered=3, undeliv
               no_answer=3, sent=3, cancelled=3, listened=3, unreachable=3}
 local HARD = {delivered=1, undeliverable=1, expired=1, rejected=1, acknowledged=1,
               disputed=1, no_input=1, sent=1, cancelled=1, listened=1, unreachable=1}
-local function transition(prefix, id, status, at, detail)
+-- A notice's fields that a transition reads (and the part count, for receipts).
+local function notice_state(nkey)
+  return redis.call('HMGET', nkey, 'status', 'callback_url', 'key_id', 'kind', 'channel',
+                    'attempt', 'job', 'parts')
+end
+-- cur: the notice_state already read by the caller, or nil.
+local function transition(prefix, id, status, at, detail, cur)
   local nkey = prefix .. ':n:' .. id
-  local cur = redis.call('HMGET', nkey, 'status', 'callback_url', 'key_id', 'kind', 'channel',
-                         'attempt', 'job')
+  cur = cur or notice_state(nkey)
   if not cur[1] then return 0 end
   local attempt = tonumber(detail['attempt'] or 0) or 0
   local cur_attempt = tonumber(cur[6] or 0) or 0
@@ -138,70 +171,116 @@ return transition(ARGV[1], ARGV[2], ARGV[3], ARGV[4], cjson.decode(ARGV[5]))
 """
 )
 
-_RECEIPT = r"""
-local function apply_receipt(prefix, notice_id, idx, status, at, detail)
-  local nkey = prefix .. ':n:' .. notice_id
+SMS_EVENTS = (
+    _TRANSITION
+    + r"""
+-- What the SMS workers learn from the SMSC, many events in one call, in the order they
+-- happened. ARGV: prefix, mapping_ttl_s, early_ttl_s, then six fields per event:
+--   's', notice_id, part_index, smsc_message_id, parts, at    a part got its carrier id
+--   'r', smsc_message_id, status, at, detail_json, ''         a final delivery receipt
+-- Returns one result per event: for 's', 1 once every part of the notice has its id, else 0;
+-- for 'r', 'final', 'partial' (other parts still owe their receipt) or 'early' (the receipt
+-- overtook the carrier id's bookkeeping: it is parked and applied when the id arrives).
+-- A single-part notice keeps no per-part hashes: its part's outcome is the notice's.
+local prefix, map_ttl, early_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local W, HEAD = 6, 3
+local n = (#ARGV - HEAD) / W
+PROGRESS = {}
+local at = ''
+
+local function apply_receipt(id, idx, status, rat, detail)
+  local nkey = prefix .. ':n:' .. id
+  local cur = notice_state(nkey)
+  local parts = tonumber(cur[8] or '1') or 1
+  detail['parts'] = parts
+  if parts <= 1 then
+    transition(prefix, id, status, rat, detail, cur)
+    return 'final'
+  end
   redis.call('HSET', nkey .. ':dlr', idx, status)
   local ttl = redis.call('TTL', nkey)
   if ttl > 0 then redis.call('EXPIRE', nkey .. ':dlr', ttl) end
-  local parts = tonumber(redis.call('HGET', nkey, 'parts') or '1')
   local got = redis.call('HGETALL', nkey .. ':dlr')
   if #got / 2 < parts then return 'partial' end
   local overall = 'delivered'
   for i = 2, #got, 2 do
     if got[i] ~= 'delivered' then overall = got[i] end
   end
-  detail['parts'] = parts
-  transition(prefix, notice_id, overall, at, detail)
+  transition(prefix, id, overall, rat, detail, cur)
   return 'final'
 end
-"""
 
-PART_SUBMITTED = (
-    _TRANSITION
-    + _RECEIPT
-    + r"""
--- ARGV: prefix, notice_id, part_index, smsc_message_id, at, mapping_ttl_s
-local prefix, id, idx, mid, at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local nkey = prefix .. ':n:' .. id
-redis.call('SET', prefix .. ':smsc:' .. mid, id .. '|' .. idx, 'EX', tonumber(ARGV[6]))
-redis.call('HSET', nkey .. ':sub', idx, mid)
-local ttl = redis.call('TTL', nkey)
-if ttl > 0 then redis.call('EXPIRE', nkey .. ':sub', ttl) end
-local parts = tonumber(redis.call('HGET', nkey, 'parts') or '1')
-local done = 0
-if redis.call('HLEN', nkey .. ':sub') >= parts then
-  done = 1
-  local ids = redis.call('HVALS', nkey .. ':sub')
-  transition(prefix, id, 'submitted', at, {message_ids=ids})
+local function part_submitted(id, idx, mid, parts, sat)
+  if parts <= 1 then
+    transition(prefix, id, 'submitted', sat, {message_ids={mid}})
+    return 1
+  end
+  local nkey = prefix .. ':n:' .. id
+  redis.call('HSET', nkey .. ':sub', idx, mid)
+  local ttl = redis.call('TTL', nkey)
+  if ttl > 0 then redis.call('EXPIRE', nkey .. ':sub', ttl) end
+  if redis.call('HLEN', nkey .. ':sub') < parts then return 0 end
+  transition(prefix, id, 'submitted', sat, {message_ids=redis.call('HVALS', nkey .. ':sub')})
+  return 1
 end
--- A receipt that overtook this bookkeeping (another bind, another process) was parked.
-local early = redis.call('GET', prefix .. ':early:' .. mid)
-if early then
-  redis.call('DEL', prefix .. ':early:' .. mid)
-  local e = cjson.decode(early)
-  apply_receipt(prefix, id, idx, e['status'], e['at'], e['detail'])
-end
-return done
-"""
-)
 
-RECEIPT = (
-    _TRANSITION
-    + _RECEIPT
-    + r"""
--- ARGV: prefix, smsc_message_id, status, at, detail_json, early_ttl_s
-local prefix, mid = ARGV[1], ARGV[2]
-local map = redis.call('GET', prefix .. ':smsc:' .. mid)
-if not map then
-  redis.call('SET', prefix .. ':early:' .. mid,
-             cjson.encode({status=ARGV[3], at=ARGV[4], detail=cjson.decode(ARGV[5])}),
-             'EX', tonumber(ARGV[6]))
-  return {'early', ''}
+-- One read each for every parked receipt and every carrier id mapping the batch may need.
+local early_keys, map_keys = {}, {}
+for e = 0, n - 1 do
+  local b = HEAD + e * W + 1
+  if ARGV[b] == 's' then
+    early_keys[#early_keys + 1] = prefix .. ':early:' .. ARGV[b + 3]
+  else
+    map_keys[#map_keys + 1] = prefix .. ':smsc:' .. ARGV[b + 1]
+  end
 end
-local sep = string.find(map, '|', 1, true)
-local id, idx = string.sub(map, 1, sep - 1), string.sub(map, sep + 1)
-return {apply_receipt(prefix, id, idx, ARGV[3], ARGV[4], cjson.decode(ARGV[5])), id}
+local function found(keys)
+  local values = {}
+  if #keys == 0 then return values end
+  local got = redis.call('MGET', unpack(keys))
+  for i = 1, #keys do
+    if got[i] then values[keys[i]] = got[i] end
+  end
+  return values
+end
+local early, mapped = found(early_keys), found(map_keys)
+
+local out = {}
+for e = 0, n - 1 do
+  local b = HEAD + e * W + 1
+  if ARGV[b] == 's' then
+    local id, idx, mid, parts = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], tonumber(ARGV[b + 4])
+    at = ARGV[b + 5]
+    local mkey = prefix .. ':smsc:' .. mid
+    mapped[mkey] = id .. '|' .. idx
+    redis.call('SET', mkey, mapped[mkey], 'EX', map_ttl)
+    out[#out + 1] = part_submitted(id, idx, mid, parts, at)
+    local ekey = prefix .. ':early:' .. mid
+    local parked = early[ekey]
+    if parked then
+      early[ekey] = nil
+      redis.call('DEL', ekey)
+      local r = cjson.decode(parked)
+      apply_receipt(id, idx, r['status'], r['at'], r['detail'])
+    end
+  else
+    local mid, status, detail = ARGV[b + 1], ARGV[b + 2], ARGV[b + 4]
+    at = ARGV[b + 3]
+    local map = mapped[prefix .. ':smsc:' .. mid]
+    if not map then
+      local ekey = prefix .. ':early:' .. mid
+      early[ekey] = cjson.encode({status=status, at=at, detail=cjson.decode(detail)})
+      redis.call('SET', ekey, early[ekey], 'EX', early_ttl)
+      out[#out + 1] = 'early'
+    else
+      local sep = string.find(map, '|', 1, true)
+      out[#out + 1] = apply_receipt(string.sub(map, 1, sep - 1), string.sub(map, sep + 1),
+                                    status, at, cjson.decode(detail))
+    end
+  end
+end
+flush_progress(prefix, at)
+return out
 """
 )
 
@@ -393,48 +472,80 @@ return 'removed'
 JOB_ADMIT = (
     _JOBS
     + r"""
--- One recipient of a job, in row order. Idempotent by row: a dispatcher that restarts
--- re-reads rows below the cursor and they are skipped here.
--- ARGV: prefix, job, row, notice_id, to (national number or email), queue destination,
---       text, template, channel, at, retention_s, day, daily cap, dedup ttl s, queue,
---       opt-out applies ('1'|'0'), parts, key_id, template_version, subject (email)
-local prefix, job, row = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local to, at = ARGV[5], ARGV[10]
+-- Rows of a job, in row order, in one call. Idempotent by row: a dispatcher that restarts
+-- re-reads rows below the cursor and they are skipped here ('seen').
+-- ARGV: prefix, job, first row, at, retention_s, day, daily cap, dedup ttl s, queue,
+--       opt-out applies ('1'|'0'), key_id, template, template_version, subject (email),
+--       channel, then five fields per row: notice_id, to (national number or email),
+--       queue destination, text, parts.
+-- Returns one status per row: seen, queued, opted_out, capped or duplicate.
+local prefix, job, first = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local at, retention, day = ARGV[4], ARGV[5], ARGV[6]
+local cap, dedup, queue = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
+local template, channel = ARGV[12], ARGV[15]
+local W, HEAD = 5, 15
+local n = (#ARGV - HEAD) / W
 local jkey = prefix .. ':job:' .. job
-if row < tonumber(redis.call('HGET', jkey, 'cursor') or '0') then return 'seen' end
-redis.call('HSET', jkey, 'cursor', row + 1)
-local ckey = jkey .. ':counts'
-local function skip(status)
-  redis.call('HINCRBY', ckey, status, 1)
-  local done = redis.call('HINCRBY', jkey, 'done', 1)
-  job_maybe_finish(prefix, job, done, at)
-  return status
-end
-if ARGV[16] == '1' and redis.call('SISMEMBER', prefix .. ':optout', to) == 1 then
-  return skip('opted_out')
-end
-local cap = tonumber(ARGV[13])
-local capkey = prefix .. ':cap:' .. to .. ':' .. ARGV[12]
-if cap > 0 and tonumber(redis.call('GET', capkey) or '0') >= cap then return skip('capped') end
-local ttl = tonumber(ARGV[14])
-if ttl > 0 then
-  local dkey = prefix .. ':dedup:' .. ARGV[8] .. ':' .. to
-  if not redis.call('SET', dkey, job, 'NX', 'EX', ttl) then return skip('duplicate') end
-end
+local out = {}
+local from = tonumber(redis.call('HGET', jkey, 'cursor') or '0') - first
+if from < 0 then from = 0 end
+for i = 0, math.min(from, n) - 1 do out[#out + 1] = 'seen' end
+if from >= n then return out end
+redis.call('HSET', jkey, 'cursor', first + n)
+
+local tos = {}
+for i = from, n - 1 do tos[#tos + 1] = ARGV[HEAD + i * W + 2] end
+local opted = {}
+if ARGV[10] == '1' then opted = redis.call('SMISMEMBER', prefix .. ':optout', unpack(tos)) end
+local sent_today = {}
 if cap > 0 then
-  if redis.call('INCR', capkey) == 1 then redis.call('EXPIRE', capkey, 172800) end
+  local ks = {}
+  for k, to in ipairs(tos) do ks[k] = prefix .. ':cap:' .. to .. ':' .. day end
+  local got = redis.call('MGET', unpack(ks))
+  for k, to in ipairs(tos) do sent_today[to] = tonumber(got[k] or '0') or 0 end
 end
-local nkey = prefix .. ':n:' .. ARGV[4]
-redis.call('HSET', nkey, 'id', ARGV[4], 'kind', 'reminder', 'channel', ARGV[9],
-           'status', 'queued', 'to', to, 'parts', ARGV[17], 'key_id', ARGV[18], 'job', job,
-           'template', ARGV[8], 'template_version', ARGV[19], 'created_at', at)
-redis.call('RPUSH', nkey .. ':h', cjson.encode({status='queued', at=at, detail={job=job}}))
-if ARGV[9] == 'voice' then redis.call('HSET', nkey, 'text', ARGV[7]) end
-redis.call('EXPIRE', nkey, ARGV[11])
-redis.call('EXPIRE', nkey .. ':h', ARGV[11])
-redis.call('XADD', ARGV[15], '*', 'id', ARGV[4], 'to', ARGV[6], 'text', ARGV[7], 'job', job,
-           'subject', ARGV[20])
-redis.call('HINCRBY', ckey, 'queued', 1)
-return 'queued'
+
+local counts, skipped = {}, 0
+for i = from, n - 1 do
+  local b = HEAD + i * W
+  local id, to = ARGV[b + 1], ARGV[b + 2]
+  local status = 'queued'
+  if opted[i - from + 1] == 1 then
+    status = 'opted_out'
+  elseif cap > 0 and sent_today[to] >= cap then
+    status = 'capped'
+  elseif dedup > 0 and not redis.call('SET', prefix .. ':dedup:' .. template .. ':' .. to, job,
+                                      'NX', 'EX', dedup) then
+    status = 'duplicate'
+  end
+  if status == 'queued' then
+    if cap > 0 then
+      sent_today[to] = sent_today[to] + 1
+      local capkey = prefix .. ':cap:' .. to .. ':' .. day
+      if redis.call('INCR', capkey) == 1 then redis.call('EXPIRE', capkey, 172800) end
+    end
+    local nkey = prefix .. ':n:' .. id
+    redis.call('HSET', nkey, 'id', id, 'kind', 'reminder', 'channel', channel,
+               'status', 'queued', 'to', to, 'parts', ARGV[b + 5], 'key_id', ARGV[11],
+               'job', job, 'template', template, 'template_version', ARGV[13],
+               'created_at', at)
+    if channel == 'voice' then redis.call('HSET', nkey, 'text', ARGV[b + 4]) end
+    redis.call('RPUSH', nkey .. ':h', cjson.encode({status='queued', at=at, detail={job=job}}))
+    redis.call('EXPIRE', nkey, retention)
+    redis.call('EXPIRE', nkey .. ':h', retention)
+    redis.call('XADD', queue, '*', 'id', id, 'to', ARGV[b + 3], 'text', ARGV[b + 4],
+               'job', job, 'subject', ARGV[14])
+  else
+    skipped = skipped + 1
+  end
+  counts[status] = (counts[status] or 0) + 1
+  out[#out + 1] = status
+end
+local ckey = jkey .. ':counts'
+for status, c in pairs(counts) do redis.call('HINCRBY', ckey, status, c) end
+if skipped > 0 then
+  job_maybe_finish(prefix, job, redis.call('HINCRBY', jkey, 'done', skipped), at)
+end
+return out
 """
 )

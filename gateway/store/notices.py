@@ -70,8 +70,7 @@ class NoticeStore:
         self.idempotency_ttl = int(idempotency_ttl)
         self._create = redis.register_script(lua.CREATE)
         self._transition = redis.register_script(lua.TRANSITION)
-        self._part_submitted = redis.register_script(lua.PART_SUBMITTED)
-        self._receipt = redis.register_script(lua.RECEIPT)
+        self._sms_events = redis.register_script(lua.SMS_EVENTS)
 
     async def create(
         self,
@@ -139,41 +138,23 @@ class NoticeStore:
     async def submitted_parts(self, notice_id: str) -> dict[str, str]:
         return dict(await self.redis.hgetall(self.keys.submitted_parts(notice_id)))
 
-    # Batched forms for the SMPP receive path: they return at once, and the write follows
-    # within milliseconds in one pipeline with the others.
+    # The SMPP receive path's writes: they return at once, and land within milliseconds in
+    # one script call with the others (``lua.SMS_EVENTS``).
+    def sms_event_batcher(
+        self, mapping_ttl: float, early_ttl: float, interval: float
+    ) -> ScriptBatcher:
+        head = [self.keys.prefix, int(mapping_ttl), int(early_ttl)]
+        return ScriptBatcher(self._sms_events, head, width=6, interval=interval)
+
+    @staticmethod
     def part_submitted_batched(
-        self,
-        batcher: ScriptBatcher,
-        notice_id: str,
-        part: int,
-        smsc_message_id: str,
-        mapping_ttl: float,
+        batcher: ScriptBatcher, notice_id: str, part: int, parts: int, smsc_message_id: str
     ) -> asyncio.Future[Any]:
-        return batcher.submit(
-            self._part_submitted,
-            [self.keys.prefix, notice_id, part, smsc_message_id, now_iso(), int(mapping_ttl)],
-        )
+        return batcher.submit(["s", notice_id, part, smsc_message_id, parts, now_iso()])
 
+    @staticmethod
     def receipt_batched(
-        self,
-        batcher: ScriptBatcher,
-        smsc_message_id: str,
-        status: str,
-        detail: dict[str, Any],
-        early_ttl: float,
+        batcher: ScriptBatcher, smsc_message_id: str, status: str, detail: dict[str, Any]
     ) -> asyncio.Future[Any]:
-        return batcher.submit(
-            self._receipt, self._receipt_args(smsc_message_id, status, detail, early_ttl)
-        )
-
-    def _receipt_args(
-        self, smsc_message_id: str, status: str, detail: dict[str, Any], early_ttl: float
-    ) -> list[Any]:
-        return [
-            self.keys.prefix,
-            smsc_message_id,
-            status,
-            now_iso(),
-            json.dumps(detail, ensure_ascii=False),
-            int(early_ttl),
-        ]
+        detail_json = json.dumps(detail, ensure_ascii=False)
+        return batcher.submit(["r", smsc_message_id, status, now_iso(), detail_json, ""])
