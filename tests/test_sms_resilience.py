@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+
+from aiosmpplib.protocol import EnquireLink
 
 from gateway.runner import Workers
+from gateway.sms.esme_bridge import GatewayEsme
 from gateway.sms.simulator import SmscSimulator
-from tests.conftest import Gateway, Receiver, make_settings
+from tests.conftest import Gateway, Receiver, free_port, make_settings
 from tests.netfault import CuttableProxy
 
 
@@ -121,3 +125,19 @@ async def test_callback_that_never_succeeds_moves_to_dead_letters(
         assert code == 403
     finally:
         await gw.close()
+
+
+async def test_a_part_handed_over_as_the_session_closes_waits_for_the_next_one() -> None:
+    """A stop (or a lost link) can clear the ESME's writer while a submit_sm waits for the
+    rate limiter. That send now waits to be ended with the session (the sender still holds
+    the part) instead of failing the send loop with an AssertionError."""
+    esme = GatewayEsme(smsc_host="127.0.0.1", smsc_port=free_port(), system_id="t", password="t")
+    esme._bound.set()  # bound a moment ago; the writer is already gone
+    assert esme._writer is None
+    send = asyncio.create_task(esme._send_data(EnquireLink()))
+    await asyncio.sleep(0.05)
+    assert not send.done()
+    send.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await send
+    assert send.cancelled()

@@ -61,6 +61,15 @@ class GatewayEsme(ESME):
     aiosmpplib still answers every deliver_sm with deliver_sm_resp.
     """
 
+    async def _send_data(self, smpp_message: SmppMessage) -> None:
+        if self._writer is None:
+            # The session closed (a stop, a lost link) while this PDU waited for the rate
+            # limiter. The sender still holds its part and sends it on the next session, or
+            # leaves its entry pending for the next worker; this task is ended with the
+            # session. Failing here instead made every orderly stop log an error.
+            await asyncio.get_running_loop().create_future()
+        await super()._send_data(smpp_message)
+
     async def _handle_request(self, pdu: bytes, header: PduHeader) -> SmppMessage | None:
         if header.smpp_command == SmppCommand.DELIVER_SM:
             fields = read_receipt_pdu(pdu)
