@@ -21,7 +21,7 @@ from gateway.jobs.dispatcher import JobDispatcher
 from gateway.mail.sender import EmailSender
 from gateway.metrics import Metrics
 from gateway.receipts.dispatcher import WebhookDispatcher
-from gateway.settings import Settings
+from gateway.settings import Settings, WorkerSettings
 from gateway.sms.mo_handler import MoHandler
 from gateway.sms.sender import SmsSender
 from gateway.store.apikeys import ApiKeyStore
@@ -133,10 +133,25 @@ def _name(f: asyncio.Future[None]) -> str:
     return f.get_name() if isinstance(f, asyncio.Task) else repr(f)
 
 
+def lower_cpu_priority(worker: WorkerSettings) -> None:
+    """Apply ``worker_nice`` and ``worker_sched_idle`` to every thread of this process (Linux
+    keeps both per thread; threads made later inherit them)."""
+    for tid in map(int, os.listdir("/proc/self/task")):
+        if worker.worker_nice:
+            niceness = os.getpriority(os.PRIO_PROCESS, tid) + worker.worker_nice
+            os.setpriority(os.PRIO_PROCESS, tid, min(niceness, 19))
+        if worker.worker_sched_idle:
+            try:
+                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+            except PermissionError as exc:  # a sandbox that forbids it: nice still holds
+                log.warning("SCHED_IDLE refused (%s); the worker runs at its nice value", exc)
+                return
+
+
 async def serve(settings: Settings, role: str, ready: Callable[[], None] | None = None) -> None:
     metrics = Metrics()
-    if settings.worker.worker_nice and role == "worker":
-        os.nice(settings.worker.worker_nice)  # a bulk worker yields the CPU to the rest
+    if role == "worker":
+        lower_cpu_priority(settings.worker)  # a bulk worker yields the CPU to the rest
     workers = Workers(settings, metrics) if role in ("all", "worker") else None
     readiness: dict[str, Callable[[], bool]] = {}
     if workers is not None:

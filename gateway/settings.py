@@ -173,9 +173,12 @@ class WorkerSettings(BaseSettings):
     model_config = _config()
     # What a worker process serves: "priority" (accident alerts, parking notices, binding
     # codes, webhooks, MO, voice), "bulk" (reminder jobs: their SMS bind, email, the
-    # dispatcher), or both. Bulk workers may run at a lower CPU priority (nice).
+    # dispatcher), or both. Bulk workers may run at a lower CPU priority: nice, or Linux's
+    # SCHED_IDLE policy (the CPU only when nothing else wants it; anything else that wakes up
+    # takes it over at once, so an accident alert never waits for a bulk worker's time slice).
     worker_lanes: str = Field("priority,bulk", pattern=r"^(priority|bulk)(,(priority|bulk))?$")
     worker_nice: int = Field(0, ge=0, le=19)
+    worker_sched_idle: bool = False
     # A consumer whose heartbeat is older than this is dead; its pending entries are reclaimed.
     consumer_dead_after: float = Field(15.0, gt=0)
     heartbeat_seconds: float = Field(3.0, gt=0)
