@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 
 from aiosmpplib.protocol import EnquireLink
+from aiosmpplib.retrytimer import SimpleExponentialBackoff
 
 from gateway.runner import Workers
 from gateway.sms.esme_bridge import GatewayEsme
@@ -141,3 +143,70 @@ async def test_a_part_handed_over_as_the_session_closes_waits_for_the_next_one()
     with contextlib.suppress(asyncio.CancelledError):
         await send
     assert send.cancelled()
+
+
+class KeepaliveSmsc:
+    """A bare SMPP server: answers bind_transceiver and unbind, answers enquire_link only if
+    told to, and records the command ids it receives."""
+
+    def __init__(self, answer_enquire_link: bool) -> None:
+        self.answer = answer_enquire_link
+        self.commands: list[int] = []
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> KeepaliveSmsc:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                header = await reader.readexactly(16)
+                length, command, _, seq = struct.unpack("!IIII", header)
+                await reader.readexactly(length - 16)
+                self.commands.append(command)
+                if command in (0x09, 0x06) or (command == 0x15 and self.answer):
+                    body = b"smsc\0" if command == 0x09 else b""
+                    resp = struct.pack("!IIII", 16 + len(body), command | 0x80000000, 0, seq)
+                    writer.write(resp + body)
+                if command == 0x06:  # unbind: answered, then the SMSC hangs up
+                    break
+        writer.close()
+
+
+async def _keep(smsc: KeepaliveSmsc, seconds: float) -> None:
+    esme = GatewayEsme(
+        smsc_host="127.0.0.1",
+        smsc_port=smsc.port,
+        system_id="t",
+        password="t",
+        enquire_link_interval=0.2,
+        socket_timeout=0.5,
+        retry_timer=SimpleExponentialBackoff(min_delay=100, max_increases=1),
+        log_level="CRITICAL",
+    )
+    task = asyncio.create_task(esme.start())
+    await asyncio.sleep(seconds)
+    async with asyncio.timeout(5):
+        await esme.stop()
+        await task
+
+
+async def test_a_quiet_but_answering_smsc_keeps_one_session_with_enquire_links() -> None:
+    async with KeepaliveSmsc(answer_enquire_link=True) as smsc:
+        await _keep(smsc, 1.5)
+    assert smsc.commands.count(0x09) == 1  # bound once, never dropped
+    assert 3 <= smsc.commands.count(0x15) <= 8  # probed every one to two intervals
+
+
+async def test_an_smsc_that_stops_answering_is_left_and_bound_again() -> None:
+    async with KeepaliveSmsc(answer_enquire_link=False) as smsc:
+        await _keep(smsc, 2.5)
+    assert smsc.commands.count(0x15) >= 2
+    assert smsc.commands.count(0x09) >= 2  # the silent session ended; a new bind followed

@@ -23,7 +23,7 @@ from aiosmpplib import (
     SubmitSm,
 )
 from aiosmpplib.correlator import SegmentStatus
-from aiosmpplib.protocol import DeliverSm, PduHeader, SmppCommand
+from aiosmpplib.protocol import DeliverSm, EnquireLink, PduHeader, SmppCommand
 
 from gateway.sms.receipts import ReceiptFields, read_receipt_pdu
 from gateway.store.ratelimit import SharedRate
@@ -60,6 +60,42 @@ class GatewayEsme(ESME):
     hands anything it cannot read this way (an MO message, a malformed PDU) to the library.
     aiosmpplib still answers every deliver_sm with deliver_sm_resp.
     """
+
+    async def connect(self) -> None:
+        # aiosmpplib drops the previous session's writer without closing it.
+        if self._writer is not None and self._session_state != self.bind_mode.session_state:
+            self._writer.close()
+        await super().connect()
+
+    async def _disconnect(self) -> None:
+        writer = self._writer
+        try:
+            await super()._disconnect()
+        finally:
+            if writer is not None:
+                writer.close()  # the library only half-closes it
+
+    async def _connection_keeper(self) -> None:
+        """Keep the session alive: an enquire_link after an interval in which the SMSC sent
+        nothing, and the session ends if no PDU at all comes back within ``socket_timeout``.
+
+        aiosmpplib's own keeper starts two tasks and a wait for every PDU received (thousands
+        a second under a job, a few per cent of a worker's CPU); this one wakes once per
+        interval, so a silent link is probed after one to two intervals.
+        """
+        try:
+            while True:
+                self._data_received.clear()
+                await asyncio.sleep(self.enquire_link_interval)
+                if self._is_shutting_down or self._session_state != self.bind_mode.session_state:
+                    return
+                if self._data_received.is_set():
+                    continue
+                async with asyncio.timeout(self.socket_timeout):
+                    await self._send_data(EnquireLink())
+                    await self._data_received.wait()
+        except TimeoutError:
+            self._logger.error("Timed out while waiting for ENQUIRE_LINK response")
 
     async def _send_data(self, smpp_message: SmppMessage) -> None:
         if self._writer is None:
