@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import struct
 
-from aiosmpplib.protocol import EnquireLink
+import pytest
+from aiosmpplib.protocol import DeliverSmResp, EnquireLink
 from aiosmpplib.retrytimer import SimpleExponentialBackoff
 
 from gateway.runner import Workers
@@ -210,3 +211,26 @@ async def test_an_smsc_that_stops_answering_is_left_and_bound_again() -> None:
         await _keep(smsc, 2.5)
     assert smsc.commands.count(0x15) >= 2
     assert smsc.commands.count(0x09) >= 2  # the silent session ended; a new bind followed
+
+
+async def test_answers_go_out_even_while_the_smsc_is_not_reading() -> None:
+    """With the socket's buffer full (the SMSC busy writing, not reading), a request waits
+    for room, but the receive loop's answers do not: it reads on, so both sides move."""
+
+    async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(30)
+
+    server = await asyncio.start_server(never_read, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    esme = GatewayEsme(smsc_host="127.0.0.1", smsc_port=port, system_id="t", password="t")
+    esme._reader, esme._writer = await asyncio.open_connection("127.0.0.1", port)
+    esme._bound.set()
+    try:
+        esme._writer.transport.set_write_buffer_limits(high=4096)
+        esme._writer.write(b"\0" * 20_000_000)  # far more than the kernel will take
+        await asyncio.wait_for(esme._send_data(DeliverSmResp(sequence_num=7)), 2)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(esme._send_data(EnquireLink()), 0.5)
+    finally:
+        esme._writer.transport.abort()
+        server.close()

@@ -24,6 +24,7 @@ from aiosmpplib import (
 )
 from aiosmpplib.correlator import SegmentStatus
 from aiosmpplib.protocol import DeliverSm, EnquireLink, PduHeader, SmppCommand
+from aiosmpplib.state import COMMAND_RESPONSE_MAP
 
 from gateway.sms.receipts import ReceiptFields, read_receipt_pdu
 from gateway.store.ratelimit import SharedRate
@@ -52,13 +53,19 @@ class ReceiptPdu(SmppMessage):
 
 
 class GatewayEsme(ESME):
-    """aiosmpplib's ESME, reading receipts the short way.
+    """aiosmpplib's ESME, with what a gateway under load needs changed:
 
-    The general parser builds a full message for each receipt (every field decoded, the
-    text parsed with ``strptime``) and looks up a stored request for it; that was a fifth of
-    a bulk worker's time. The gateway needs three fields, matches receipts in Redis, and
-    hands anything it cannot read this way (an MO message, a malformed PDU) to the library.
-    aiosmpplib still answers every deliver_sm with deliver_sm_resp.
+    - Receipts are read the short way. The general parser builds a full message for each
+      (every field decoded, the text parsed with ``strptime``) and looks up a stored request
+      for it: a fifth of a bulk worker's time. The gateway needs three fields and matches
+      receipts in Redis; anything else (MO, a malformed PDU) still goes to the library.
+    - Responses never wait for room in the socket's buffer. The library's receive loop
+      awaited ``drain()`` after each deliver_sm_resp: with the buffer full of submit_sm, an
+      SMSC that finishes writing its receipts before it reads again would wait for us while
+      we waited for it. A response is written and the loop reads on; submit_sm still waits
+      for room (that is backpressure).
+    - A lighter keepalive, writers closed on reconnect and stop, and no failure when a PDU
+      meets a session that has just closed (see each method).
     """
 
     async def connect(self) -> None:
@@ -104,7 +111,12 @@ class GatewayEsme(ESME):
             # leaves its entry pending for the next worker; this task is ended with the
             # session. Failing here instead made every orderly stop log an error.
             await asyncio.get_running_loop().create_future()
-        await super()._send_data(smpp_message)
+        if smpp_message.smpp_command in COMMAND_RESPONSE_MAP:
+            await super()._send_data(smpp_message)  # a request: waiting for room is backpressure
+            return
+        pdu = smpp_message.pdu()
+        await self.hook.sending(smpp_message, pdu, self.client_id)
+        self._writer.write(pdu)  # a response: small, one per request the SMSC sent
 
     async def _handle_request(self, pdu: bytes, header: PduHeader) -> SmppMessage | None:
         if header.smpp_command == SmppCommand.DELIVER_SM:
