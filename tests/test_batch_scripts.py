@@ -70,7 +70,7 @@ def sub(i: int, mid: str, part: int = 0, parts: int = 1) -> list[Any]:
 
 
 def dlr(mid: str, status: str = "delivered") -> list[Any]:
-    return ["r", mid, status, AT, json.dumps({"stat": "DELIVRD"}), ""]
+    return ["r", mid, status, AT, "DELIVRD" if status == "delivered" else "UNDELIV", "000"]
 
 
 async def test_a_slice_of_rows_is_admitted_checked_and_counted(
@@ -127,6 +127,10 @@ async def test_a_receipt_that_overtakes_its_carrier_id_is_applied_when_the_id_ar
     assert await job.apply(dlr("m1"), sub(1, "m1")) == ["early", 1]
     assert await job.notice(1) == ("delivered", ["queued", "submitted", "delivered"])
     assert not await r.exists(f"{prefix}:early:m0", f"{prefix}:early:m1")
+    # What a webhook and GET /v1/notices show of a receipt, parked or not:
+    for i, mid in ((0, "m0"), (1, "m1")):
+        last = json.loads(await r.lindex(job.keys.history(f"ntc_t{i}"), -1))
+        assert last["detail"] == {"stat": "DELIVRD", "err": "000", "message_id": mid, "parts": 1}
     assert await job.counts() == {"delivered": 2}
 
 

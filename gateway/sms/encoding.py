@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from aiosmpplib import GSM7BitCodec
+from aiosmpplib.codec import GSM_BASIC_ENCODE_MAP, GSM_EXTENDED_ENCODE_MAP
 
 DATA_CODING_GSM7: Final = 0x00
 DATA_CODING_UCS2: Final = 0x08
@@ -25,6 +26,7 @@ _UCS2_PART: Final = 67
 MAX_PARTS: Final = 255
 
 _GSM = GSM7BitCodec.get_codec_info()
+_GSM_CHARS: Final = frozenset(GSM_BASIC_ENCODE_MAP) | frozenset(GSM_EXTENDED_ENCODE_MAP)
 
 
 class TextTooLong(ValueError):
@@ -56,6 +58,8 @@ class EncodedSms:
 
 
 def _gsm_encode(text: str) -> bytes | None:
+    if not _GSM_CHARS.issuperset(text):  # most of our texts: Chinese, decided in C
+        return None
     try:
         return bytes(_GSM.encode(text, "strict")[0])
     except (UnicodeEncodeError, ValueError):

@@ -506,8 +506,9 @@ class SmsSender:
         if not receipt.final:
             return
         self.metrics.sms_receipts.inc()
-        detail = {"stat": receipt.stat, "err": receipt.err, "message_id": receipt.message_id}
-        fut = self.store.receipt_batched(self.batcher, receipt.message_id, receipt.status, detail)
+        fut = self.store.receipt_batched(
+            self.batcher, receipt.message_id, receipt.status, receipt.stat, receipt.err
+        )
         fut.add_done_callback(self._receipt_written)
 
     @staticmethod

@@ -177,7 +177,7 @@ SMS_EVENTS = (
 -- What the SMS workers learn from the SMSC, many events in one call, in the order they
 -- happened. ARGV: prefix, mapping_ttl_s, early_ttl_s, then six fields per event:
 --   's', notice_id, part_index, smsc_message_id, parts, at    a part got its carrier id
---   'r', smsc_message_id, status, at, detail_json, ''         a final delivery receipt
+--   'r', smsc_message_id, status, at, stat, err               a final delivery receipt
 -- Returns one result per event: for 's', 1 once every part of the notice has its id, else 0;
 -- for 'r', 'final', 'partial' (other parts still owe their receipt) or 'early' (the receipt
 -- overtook the carrier id's bookkeeping: it is parked and applied when the id arrives).
@@ -264,18 +264,19 @@ for e = 0, n - 1 do
       apply_receipt(id, idx, r['status'], r['at'], r['detail'])
     end
   else
-    local mid, status, detail = ARGV[b + 1], ARGV[b + 2], ARGV[b + 4]
+    local mid, status = ARGV[b + 1], ARGV[b + 2]
+    local detail = {stat=ARGV[b + 4], err=ARGV[b + 5], message_id=mid}
     at = ARGV[b + 3]
     local map = mapped[prefix .. ':smsc:' .. mid]
     if not map then
       local ekey = prefix .. ':early:' .. mid
-      early[ekey] = cjson.encode({status=status, at=at, detail=cjson.decode(detail)})
+      early[ekey] = cjson.encode({status=status, at=at, detail=detail})
       redis.call('SET', ekey, early[ekey], 'EX', early_ttl)
       out[#out + 1] = 'early'
     else
       local sep = string.find(map, '|', 1, true)
       out[#out + 1] = apply_receipt(string.sub(map, 1, sep - 1), string.sub(map, sep + 1),
-                                    status, at, cjson.decode(detail))
+                                    status, at, detail)
     end
   end
 end

@@ -154,7 +154,7 @@ class NoticeStore:
 
     @staticmethod
     def receipt_batched(
-        batcher: ScriptBatcher, smsc_message_id: str, status: str, detail: dict[str, Any]
+        batcher: ScriptBatcher, smsc_message_id: str, status: str, stat: str, err: str
     ) -> asyncio.Future[Any]:
-        detail_json = json.dumps(detail, ensure_ascii=False)
-        return batcher.submit(["r", smsc_message_id, status, now_iso(), detail_json, ""])
+        """A final receipt: ``status`` for the notice, the SMSC's ``stat`` and ``err``."""
+        return batcher.submit(["r", smsc_message_id, status, now_iso(), stat, err])
