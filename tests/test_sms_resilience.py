@@ -7,11 +7,13 @@ import contextlib
 import struct
 
 import pytest
-from aiosmpplib.protocol import DeliverSmResp, EnquireLink
+from aiosmpplib import PhoneNumber
+from aiosmpplib.protocol import DeliverSm, DeliverSmResp, EnquireLink
 from aiosmpplib.retrytimer import SimpleExponentialBackoff
 
 from gateway.runner import Workers
 from gateway.sms.esme_bridge import GatewayEsme
+from gateway.sms.receipts import format_receipt
 from gateway.sms.simulator import SmscSimulator
 from tests.conftest import Gateway, Receiver, free_port, make_settings
 from tests.netfault import CuttableProxy
@@ -217,8 +219,10 @@ async def test_answers_go_out_even_while_the_smsc_is_not_reading() -> None:
     """With the socket's buffer full (the SMSC busy writing, not reading), a request waits
     for room, but the receive loop's answers do not: it reads on, so both sides move."""
 
+    accepted: list[asyncio.StreamWriter] = []
+
     async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(30)
+        accepted.append(writer)
 
     server = await asyncio.start_server(never_read, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -233,4 +237,69 @@ async def test_answers_go_out_even_while_the_smsc_is_not_reading() -> None:
             await asyncio.wait_for(esme._send_data(EnquireLink()), 0.5)
     finally:
         esme._writer.transport.abort()
+        for writer in accepted:
+            writer.transport.abort()
         server.close()
+        await server.wait_closed()
+
+
+class OddReceiptSmsc:
+    """Accepts every submit_sm and sends a text-only receipt whose ``err:`` is not a number
+    (some SMSCs write names there). aiosmpplib's own receipt parser raised on that, and the
+    session was dropped and bound again for each such receipt."""
+
+    def __init__(self) -> None:
+        self.binds = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> OddReceiptSmsc:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                length, command, _, seq = struct.unpack("!IIII", await reader.readexactly(16))
+                await reader.readexactly(length - 16)
+                if command in (0x09, 0x15, 0x06):
+                    self.binds += command == 0x09
+                    body = b"smsc\0" if command == 0x09 else b""
+                    writer.write(
+                        struct.pack("!IIII", 16 + len(body), command | 0x80000000, 0, seq) + body
+                    )
+                elif command == 0x04:
+                    mid = f"7a{seq:06d}"
+                    body = mid.encode() + b"\0"
+                    writer.write(struct.pack("!IIII", 16 + len(body), 0x80000004, 0, seq) + body)
+                    receipt = DeliverSm(
+                        short_message=format_receipt(mid, "DELIVRD").replace("err:000", "err:NONE"),
+                        source=PhoneNumber("8613900000000"),
+                        destination=PhoneNumber("12122"),
+                        esm_class=0x04,
+                        sequence_num=seq + 100000,
+                    )
+                    writer.write(receipt.pdu())
+        writer.close()
+
+
+async def test_a_receipt_with_a_name_for_its_error_code_is_applied_without_a_rebind(
+    redis_server: str, prefix: str
+) -> None:
+    async with OddReceiptSmsc() as smsc:
+        gw = Gateway(make_settings(redis_server, prefix, smsc.port))
+        await gw.start()
+        gw._admin = await gw.add_key("admin")
+        try:
+            ids = await _send(gw, 3)
+            for nid in ids:
+                notice = await gw.wait_status(nid, "delivered")
+                assert notice["history"][-1]["detail"]["err"] == "NONE"
+            assert smsc.binds == 1
+        finally:
+            await gw.close()
