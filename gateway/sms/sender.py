@@ -471,7 +471,7 @@ class SmsSender:
         name, action = smpp_outcome(status)
         if action is SmppAction.OK:
             self.metrics.sms_submitted.inc()
-            # Pipelined with the other writes; the queue entry is acked only after this one
+            # Batched with the other writes; the queue entry is acked only after this one
             # lands, so a crash before it means a re-send, never a lost notice.
             fut = self.store.part_submitted_batched(
                 self.batcher, part.notice_id, part.index, len(part.sms.parts), resp.message_id
