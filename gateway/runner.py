@@ -136,16 +136,17 @@ def _name(f: asyncio.Future[None]) -> str:
 def lower_cpu_priority(worker: WorkerSettings) -> None:
     """Apply ``worker_nice`` and ``worker_sched_idle`` to every thread of this process (Linux
     keeps both per thread; threads made later inherit them)."""
+    sched_idle = worker.worker_sched_idle
     for tid in map(int, os.listdir("/proc/self/task")):
         if worker.worker_nice:
             niceness = os.getpriority(os.PRIO_PROCESS, tid) + worker.worker_nice
             os.setpriority(os.PRIO_PROCESS, tid, min(niceness, 19))
-        if worker.worker_sched_idle:
+        if sched_idle:
             try:
                 os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
             except PermissionError as exc:  # a sandbox that forbids it: nice still holds
                 log.warning("SCHED_IDLE refused (%s); the worker runs at its nice value", exc)
-                return
+                sched_idle = False
 
 
 async def serve(settings: Settings, role: str, ready: Callable[[], None] | None = None) -> None:

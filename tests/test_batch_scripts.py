@@ -14,7 +14,6 @@ from gateway.store import lua
 from gateway.store.keys import Keys
 
 AT = "2026-11-28T08:00:00.000Z"
-HEAD = ["job_t1"]  # the job every row here belongs to
 
 
 @pytest.fixture

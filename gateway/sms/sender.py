@@ -131,10 +131,9 @@ class SmsSender:
         # (5 for acks). A bulk-only bind gathers them for 20 ms: a few times fewer round
         # trips and script calls per message, and nobody waits on a reminder's status.
         receipt_ttl = smpp.smpp_receipt_ttl_hours * 3600
-        self._write_interval = 0.002 if self.group is not None else 0.02
         self._ack_interval = 0.005 if self.group is not None else 0.02
         self.batcher = store.sms_event_batcher(
-            receipt_ttl, receipt_ttl, interval=self._write_interval
+            receipt_ttl, receipt_ttl, interval=0.002 if self.group is not None else 0.02
         )
         host, port, system_id, password, tps = smpp.link(bulk=lanes == {"bulk"})
         self.esme = GatewayEsme(
