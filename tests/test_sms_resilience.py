@@ -91,6 +91,23 @@ async def test_entries_of_a_dead_worker_are_reclaimed_by_a_live_one(
     assert len(smsc.to([f"1390000{i:04d}" for i in range(20)])) == 20
 
 
+async def test_receipts_beyond_the_simulators_window_wait_their_turn(
+    gateway: Gateway, smsc: SmscSimulator
+) -> None:
+    smsc.script.receipt_window = 1
+    smsc.script.receipt_delay = 1.0
+    ids = await _send(gateway, 20)
+    for nid in ids:
+        await gateway.wait_status(nid, "submitted")
+    await gateway.stop_workers()  # the 20 receipts fall due with no session to take them
+    await asyncio.sleep(1.2)
+    await gateway.start(api=False)  # the next bind gets all 20 at once, one at a time
+    for nid in ids:
+        await gateway.wait_status(nid, "delivered", within=15)
+    assert smsc.receipts_sent == 20
+    assert smsc.receipts_held == 19
+
+
 async def test_webhook_receiver_failing_three_times_gets_a_later_retry(
     gateway: Gateway, receiver: Receiver
 ) -> None:

@@ -9,10 +9,12 @@ mobile-originated messages.
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
 import itertools
 import logging
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -100,14 +102,16 @@ class SmscSimulator:
         self.messages: list[ReceivedMessage] = []
         self.submits = 0
         self.receipts_sent = 0
+        self.receipts_held = 0  # receipts that waited for a free place in the window
         self._server: smpp34.Server | None = None
         self._sessions: dict[str, smpp34.Esme] = {}
         self._ids = itertools.count(1)
         self._assembly: dict[tuple[str, int], dict[int, tuple[str, str]]] = {}
         self._undelivered: list[_Pending] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(self.script.receipt_window)
-        self._receipts: asyncio.Queue[_Pending] = asyncio.Queue()
+        # Receipts: at most receipt_window deliver_sm unanswered, the rest wait in line.
+        self._in_flight: set[asyncio.Future[Any]] = set()
+        self._waiting: collections.deque[_Pending] = collections.deque()
+        self._timers: set[asyncio.TimerHandle] = set()
         self._bound = asyncio.Event()
         self._changed = asyncio.Event()
 
@@ -124,14 +128,8 @@ class SmscSimulator:
         self._sessions.clear()
         self._bound.clear()
 
-    async def _receipt_sender(self) -> None:
-        while True:
-            await self._send_receipt(await self._receipts.get(), 0.0)
-
     async def serve(self) -> None:
         """Handle events until cancelled."""
-        for _ in range(self.script.receipt_window):
-            self._spawn(self._receipt_sender())
         try:
             while True:
                 server = self._server
@@ -147,9 +145,11 @@ class SmscSimulator:
                     continue
                 self._handle(ev)
         finally:
-            for t in list(self._tasks):
-                t.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            for h in self._timers:
+                h.cancel()
+            self._timers.clear()
+            for f in list(self._in_flight):
+                f.cancel()
             await self.stop()
 
     # -- events ---------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ class SmscSimulator:
             if self._undelivered:
                 backlog, self._undelivered = self._undelivered, []
                 for p in backlog:
-                    self._spawn(self._send_receipt(p, 0.0))
+                    self._send_receipt(p)
         elif isinstance(ev, smpp34.Unbound):
             self._sessions.pop(ev.session_id, None)
             if not self._sessions:
@@ -206,9 +206,9 @@ class SmscSimulator:
                 _stamp(),
             )
             if s.receipt_delay:
-                self._spawn(self._send_receipt(pending, s.receipt_delay))
-            else:  # straight to the senders: no task per receipt
-                self._receipts.put_nowait(pending)
+                self._later(s.receipt_delay, pending)
+            else:
+                self._send_receipt(pending)
 
     def _assemble(
         self, source: str, dest: str, text: str, concat: tuple[int, int, int] | None, mid: str
@@ -246,15 +246,14 @@ class SmscSimulator:
             )
 
     # -- receipts and MO ----------------------------------------------------------------------
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._reap)
+    # A receipt is a deliver_sm whose answer is a future; a callback, not a task, waits for it.
+    def _later(self, delay: float, p: _Pending) -> None:
+        def fire() -> None:
+            self._timers.discard(handle)
+            self._send_receipt(p)
 
-    def _reap(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("simulator task failed: %r", task.exception())
+        handle = asyncio.get_running_loop().call_later(delay, fire)
+        self._timers.add(handle)
 
     def _session_for(self, p: _Pending) -> smpp34.Esme | None:
         s = self._sessions.get(p.session_id)
@@ -265,40 +264,59 @@ class SmscSimulator:
                 return other
         return None
 
-    async def _send_receipt(self, p: _Pending, delay: float) -> None:
-        if delay:
-            await asyncio.sleep(delay)
-        async with self._slots:
-            session = self._session_for(p)
-            ok = False
-            if session is not None:
-                text = format_receipt(
-                    p.message_id,
-                    p.stat,
-                    0 if p.stat == "DELIVRD" else 1,
-                    p.submitted,
-                    _stamp(),
+    def _send_receipt(self, p: _Pending) -> None:
+        if len(self._in_flight) >= self.script.receipt_window:
+            self.receipts_held += 1
+            self._waiting.append(p)
+            return
+        session = self._session_for(p)
+        if session is None:
+            self._undeliverable_now(p)
+            return
+        text = format_receipt(
+            p.message_id, p.stat, 0 if p.stat == "DELIVRD" else 1, p.submitted, _stamp()
+        )
+        try:
+            fut = asyncio.ensure_future(  # a future already: no task is made
+                session.deliver_sm(
+                    p.source,
+                    text.encode(),
+                    source_addr=p.destination,
+                    esm_class=_RECEIPT_ESM_CLASS,
+                    tlvs=[
+                        smpp34.Tlv(TLV_RECEIPTED_MESSAGE_ID, p.message_id.encode() + b"\x00"),
+                        smpp34.Tlv(TLV_MESSAGE_STATE, bytes([_STATE[p.stat]])),
+                    ],
                 )
-                try:
-                    resp = await session.deliver_sm(
-                        p.source,
-                        text.encode(),
-                        source_addr=p.destination,
-                        esm_class=_RECEIPT_ESM_CLASS,
-                        tlvs=[
-                            smpp34.Tlv(TLV_RECEIPTED_MESSAGE_ID, p.message_id.encode() + b"\x00"),
-                            smpp34.Tlv(TLV_MESSAGE_STATE, bytes([_STATE[p.stat]])),
-                        ],
-                    )
-                    ok = resp.is_success
-                except (RuntimeError, smpp34.SmppError) as exc:
-                    log.info("receipt %s not delivered yet: %s", p.message_id, exc)
-            if ok:
-                self.receipts_sent += 1
+            )
+        except (RuntimeError, smpp34.SmppError) as exc:
+            log.info("receipt %s not delivered yet: %s", p.message_id, exc)
+            self._undeliverable_now(p)
+            return
+        self._in_flight.add(fut)
+        fut.add_done_callback(functools.partial(self._receipt_answered, p))
+
+    def _receipt_answered(self, p: _Pending, fut: asyncio.Future[Any]) -> None:
+        self._in_flight.discard(fut)
+        ok = False
+        if not fut.cancelled():
+            exc = fut.exception()
+            if exc is None:
+                ok = bool(fut.result().is_success)
             else:
-                self._sessions.pop(p.session_id, None)
-                p.session_id = ""
-                self._undelivered.append(p)
+                log.info("receipt %s not delivered yet: %s", p.message_id, exc)
+        if ok:
+            self.receipts_sent += 1
+        else:
+            self._undeliverable_now(p)
+        while self._waiting and len(self._in_flight) < self.script.receipt_window:
+            self._send_receipt(self._waiting.popleft())
+
+    def _undeliverable_now(self, p: _Pending) -> None:
+        """Keep the receipt for the next session of its system_id to bind."""
+        self._sessions.pop(p.session_id, None)
+        p.session_id = ""
+        self._undelivered.append(p)
 
     async def inject_mo(self, source: str, destination: str, text: str) -> bool:
         """Send a mobile-originated SMS to a bound ESME."""
