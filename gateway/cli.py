@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from gateway import logs
+from gateway.gc_tuning import tune_for_service
 from gateway.jobs import cli as jobs_cli
 from gateway.settings import ApiSettings, RedisSettings, Settings, SimulatorSettings
 from gateway.store.apikeys import ROLES, ApiKeyStore
@@ -157,6 +158,7 @@ async def _sim(args: argparse.Namespace, settings: SimulatorSettings) -> int:
         args.host or settings.sim_host, args.port or settings.sim_port, script, echo=not args.quiet
     )
     await sim.start()
+    tune_for_service()
     task = asyncio.create_task(sim.serve())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -181,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from gateway.runner import serve
 
-        uvloop.run(serve(settings, args.role))
+        uvloop.run(serve(settings, args.role, ready=tune_for_service))
         return 0
     if args.cmd == "keys":
         return asyncio.run(_keys(args, settings.redis, settings.api))
