@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from gateway.store import lua
+from gateway.store.batch import pack_events
 from gateway.store.keys import Keys
 
 AT = "2026-11-28T08:00:00.000Z"
@@ -41,15 +42,14 @@ class Job:
             self.prefix, "job_t1", first, AT, 3600, "20261128", self.cap, 0,
             self.keys.sms_bulk_queue, "1", "k", "traffic_conditions", "1", "", "sms",
         ]  # fmt: skip
+        fields: list[Any] = []
         for i, (to, text) in enumerate(rows, first):
-            args += [f"ntc_t{i}", to, "86" + to, text, 3 if text == "long" else 1]
-        return list(await self.admit(args=args))
+            fields += [f"ntc_t{i}", to, "86" + to, text, 3 if text == "long" else 1]
+        return list(await self.admit(args=[*args, pack_events(fields)]))
 
     async def apply(self, *events: list[Any]) -> list[Any]:
-        args: list[Any] = [self.prefix, 600, 600]
-        for e in events:
-            args += e
-        return list(await self.events(args=args))
+        fields = [f for e in events for f in e]
+        return list(await self.events(args=[self.prefix, 600, 600, pack_events(fields)]))
 
     async def notice(self, i: int) -> tuple[str, list[str]]:
         status = await self.r.hget(self.keys.notice(f"ntc_t{i}"), "status")

@@ -26,6 +26,7 @@ from gateway.jobs.rows import split_stored
 from gateway.settings import Settings
 from gateway.sms.encoding import count_parts
 from gateway.store import lua
+from gateway.store.batch import pack_events
 from gateway.store.keys import Keys
 from gateway.store.notices import now_iso
 
@@ -165,15 +166,15 @@ class JobDispatcher:
         # short slices keep an accident alert's commands from waiting behind a whole chunk.
         for start in range(0, len(rows), ADMIT_SLICE):
             head[2] = first + start
-            args: list[Any] = list(head)
+            fields: list[Any] = []
             for i, row in enumerate(rows[start : start + ADMIT_SLICE], first + start):
                 to, params = split_stored(row)
                 text = template.text.format_map(dict(zip(template.params, params, strict=True)))
-                args += (
+                fields += (
                     reminder_notice_id(job_id, i),
                     to,
                     "86" + to if channel == "sms" else to,
                     text,
                     count_parts(text) if channel == "sms" else 1,
                 )
-            await self._admit(args=args)
+            await self._admit(args=[*head, pack_events(fields)])

@@ -175,7 +175,9 @@ SMS_EVENTS = (
     _TRANSITION
     + r"""
 -- What the SMS workers learn from the SMSC, many events in one call, in the order they
--- happened. ARGV: prefix, mapping_ttl_s, early_ttl_s, then six fields per event:
+-- happened. ARGV: prefix, mapping_ttl_s, early_ttl_s, then one JSON array of the events'
+-- fields, six per event (one argument rather than six per event: the client packs, and Redis
+-- parses, one string instead of thousands):
 --   's', notice_id, part_index, smsc_message_id, parts, at    a part got its carrier id
 --   'r', smsc_message_id, status, at, stat, err               a final delivery receipt
 -- Returns one result per event: for 's', 1 once every part of the notice has its id, else 0;
@@ -183,8 +185,9 @@ SMS_EVENTS = (
 -- overtook the carrier id's bookkeeping: it is parked and applied when the id arrives).
 -- A single-part notice keeps no per-part hashes: its part's outcome is the notice's.
 local prefix, map_ttl, early_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local W, HEAD = 6, 3
-local n = (#ARGV - HEAD) / W
+local W = 6
+local E = cjson.decode(ARGV[4])
+local n = #E / W
 PROGRESS = {}
 local at = ''
 
@@ -227,11 +230,11 @@ end
 -- One read each for every parked receipt and every carrier id mapping the batch may need.
 local early_keys, map_keys = {}, {}
 for e = 0, n - 1 do
-  local b = HEAD + e * W + 1
-  if ARGV[b] == 's' then
-    early_keys[#early_keys + 1] = prefix .. ':early:' .. ARGV[b + 3]
+  local b = e * W + 1
+  if E[b] == 's' then
+    early_keys[#early_keys + 1] = prefix .. ':early:' .. E[b + 3]
   else
-    map_keys[#map_keys + 1] = prefix .. ':smsc:' .. ARGV[b + 1]
+    map_keys[#map_keys + 1] = prefix .. ':smsc:' .. E[b + 1]
   end
 end
 local function found(keys)
@@ -247,10 +250,10 @@ local early, mapped = found(early_keys), found(map_keys)
 
 local out = {}
 for e = 0, n - 1 do
-  local b = HEAD + e * W + 1
-  if ARGV[b] == 's' then
-    local id, idx, mid, parts = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], tonumber(ARGV[b + 4])
-    at = ARGV[b + 5]
+  local b = e * W + 1
+  if E[b] == 's' then
+    local id, idx, mid, parts = E[b + 1], E[b + 2], E[b + 3], tonumber(E[b + 4])
+    at = E[b + 5]
     local mkey = prefix .. ':smsc:' .. mid
     mapped[mkey] = id .. '|' .. idx
     redis.call('SET', mkey, mapped[mkey], 'EX', map_ttl)
@@ -264,9 +267,9 @@ for e = 0, n - 1 do
       apply_receipt(id, idx, r['status'], r['at'], r['detail'])
     end
   else
-    local mid, status = ARGV[b + 1], ARGV[b + 2]
-    local detail = {stat=ARGV[b + 4], err=ARGV[b + 5], message_id=mid}
-    at = ARGV[b + 3]
+    local mid, status = E[b + 1], E[b + 2]
+    local detail = {stat=E[b + 4], err=E[b + 5], message_id=mid}
+    at = E[b + 3]
     local map = mapped[prefix .. ':smsc:' .. mid]
     if not map then
       local ekey = prefix .. ':early:' .. mid
@@ -477,15 +480,16 @@ JOB_ADMIT = (
 -- re-reads rows below the cursor and they are skipped here ('seen').
 -- ARGV: prefix, job, first row, at, retention_s, day, daily cap, dedup ttl s, queue,
 --       opt-out applies ('1'|'0'), key_id, template, template_version, subject (email),
---       channel, then five fields per row: notice_id, to (national number or email),
---       queue destination, text, parts.
+--       channel, then one JSON array of the rows' fields, five per row: notice_id, to
+--       (national number or email), queue destination, text, parts.
 -- Returns one status per row: seen, queued, opted_out, capped or duplicate.
 local prefix, job, first = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local at, retention, day = ARGV[4], ARGV[5], ARGV[6]
 local cap, dedup, queue = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
 local template, channel = ARGV[12], ARGV[15]
-local W, HEAD = 5, 15
-local n = (#ARGV - HEAD) / W
+local W = 5
+local E = cjson.decode(ARGV[16])
+local n = #E / W
 local jkey = prefix .. ':job:' .. job
 local out = {}
 local from = tonumber(redis.call('HGET', jkey, 'cursor') or '0') - first
@@ -495,7 +499,7 @@ if from >= n then return out end
 redis.call('HSET', jkey, 'cursor', first + n)
 
 local tos = {}
-for i = from, n - 1 do tos[#tos + 1] = ARGV[HEAD + i * W + 2] end
+for i = from, n - 1 do tos[#tos + 1] = E[i * W + 2] end
 local opted = {}
 if ARGV[10] == '1' then opted = redis.call('SMISMEMBER', prefix .. ':optout', unpack(tos)) end
 local sent_today = {}
@@ -508,8 +512,8 @@ end
 
 local counts, skipped = {}, 0
 for i = from, n - 1 do
-  local b = HEAD + i * W
-  local id, to = ARGV[b + 1], ARGV[b + 2]
+  local b = i * W
+  local id, to = E[b + 1], E[b + 2]
   local status = 'queued'
   if opted[i - from + 1] == 1 then
     status = 'opted_out'
@@ -527,14 +531,14 @@ for i = from, n - 1 do
     end
     local nkey = prefix .. ':n:' .. id
     redis.call('HSET', nkey, 'id', id, 'kind', 'reminder', 'channel', channel,
-               'status', 'queued', 'to', to, 'parts', ARGV[b + 5], 'key_id', ARGV[11],
+               'status', 'queued', 'to', to, 'parts', E[b + 5], 'key_id', ARGV[11],
                'job', job, 'template', template, 'template_version', ARGV[13],
                'created_at', at)
-    if channel == 'voice' then redis.call('HSET', nkey, 'text', ARGV[b + 4]) end
+    if channel == 'voice' then redis.call('HSET', nkey, 'text', E[b + 4]) end
     redis.call('RPUSH', nkey .. ':h', cjson.encode({status='queued', at=at, detail={job=job}}))
     redis.call('EXPIRE', nkey, retention)
     redis.call('EXPIRE', nkey .. ':h', retention)
-    redis.call('XADD', queue, '*', 'id', id, 'to', ARGV[b + 3], 'text', ARGV[b + 4],
+    redis.call('XADD', queue, '*', 'id', id, 'to', E[b + 3], 'text', E[b + 4],
                'job', job, 'subject', ARGV[14])
   else
     skipped = skipped + 1
