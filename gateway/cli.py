@@ -158,7 +158,7 @@ async def _sim(args: argparse.Namespace, settings: SimulatorSettings) -> int:
         args.host or settings.sim_host, args.port or settings.sim_port, script, echo=not args.quiet
     )
     await sim.start()
-    tune_for_service()
+    tune_for_service(throughput=True)
     task = asyncio.create_task(sim.serve())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -183,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from gateway.runner import serve
 
-        uvloop.run(serve(settings, args.role, ready=tune_for_service))
+        bulk_only = args.role == "worker" and settings.worker.worker_lanes == "bulk"
+        uvloop.run(serve(settings, args.role, ready=lambda: tune_for_service(throughput=bulk_only)))
         return 0
     if args.cmd == "keys":
         return asyncio.run(_keys(args, settings.redis, settings.api))
