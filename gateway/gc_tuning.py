@@ -7,9 +7,8 @@ Throughput processes (a bulk-only worker, the simulator) also get a larger young
 Each SMS makes hundreds of short-lived containers, almost all freed by reference counting at
 once; with CPython's default of a young collection every 700 net allocations the collector
 rescans live objects thousands of times a second. The price is a longer pause per
-collection (measured here: middle-generation pauses of 1.5-5 ms instead of well under one),
-which a process that answers accident alerts must not pay, so the API and priority workers
-keep the default thresholds.
+collection, which a process that answers accident alerts should not pay, so the API and
+priority workers keep the default thresholds.
 """
 
 from __future__ import annotations
