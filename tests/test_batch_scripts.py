@@ -95,6 +95,20 @@ async def test_a_slice_of_rows_is_admitted_checked_and_counted(
     assert await job.notice(4) == ("queued", ["queued"])
 
 
+async def test_a_slice_past_a_hole_admits_nothing(r: aioredis.Redis, prefix: str) -> None:
+    """Slices travel in one pipeline; if one fails, the ones after it must not move the
+    cursor past its rows."""
+    job = Job(r, prefix, total=6)
+    await job.open()
+    rows = [("13500000001", "a"), ("13500000002", "b")]
+    assert await job.admit_rows(2, rows) == ["gap", "gap"]  # rows 0-1 never landed
+    assert "cursor" not in await job.job()
+    assert await r.xlen(job.keys.sms_bulk_queue) == 0
+    assert await job.admit_rows(0, rows) == ["queued", "queued"]
+    assert await job.admit_rows(2, rows) == ["queued", "queued"]
+    assert (await job.job())["cursor"] == "4"
+
+
 async def test_single_part_notices_go_submitted_then_delivered_in_batches(
     r: aioredis.Redis, prefix: str
 ) -> None:

@@ -482,7 +482,9 @@ JOB_ADMIT = (
 --       opt-out applies ('1'|'0'), key_id, template, template_version, subject (email),
 --       channel, then one JSON array of the rows' fields, five per row: notice_id, to
 --       (national number or email), queue destination, text, parts.
--- Returns one status per row: seen, queued, opted_out, capped or duplicate.
+-- Returns one status per row: seen, queued, opted_out, capped or duplicate; or 'gap' for every
+-- row when the cursor has not reached this slice (an earlier slice sent in the same pipeline
+-- did not land): nothing is admitted past a hole, and the next step reads from the cursor.
 local prefix, job, first = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local at, retention, day = ARGV[4], ARGV[5], ARGV[6]
 local cap, dedup, queue = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
@@ -493,7 +495,10 @@ local n = #E / W
 local jkey = prefix .. ':job:' .. job
 local out = {}
 local from = tonumber(redis.call('HGET', jkey, 'cursor') or '0') - first
-if from < 0 then from = 0 end
+if from < 0 then
+  for i = 1, n do out[i] = 'gap' end
+  return out
+end
 for i = 0, math.min(from, n) - 1 do out[#out + 1] = 'seen' end
 if from >= n then return out end
 redis.call('HSET', jkey, 'cursor', first + n)
