@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+from collections.abc import AsyncIterator
 from typing import Self
 
 import pytest
@@ -30,6 +31,18 @@ async def _send(gw: Gateway, n: int, start: int = 0, **extra: str) -> list[str]:
         assert code == 202, body
         ids.append(body["id"])
     return ids
+
+
+@contextlib.asynccontextmanager
+async def _gateway_on(redis_server: str, prefix: str, port: int) -> AsyncIterator[Gateway]:
+    """A gateway (API and worker) bound to the SMSC on ``port``, with an admin key."""
+    gw = Gateway(make_settings(redis_server, prefix, port))
+    await gw.start()
+    try:
+        gw._admin = await gw.add_key("admin")
+        yield gw
+    finally:
+        await gw.close()
 
 
 async def test_smsc_dropping_the_connection_mid_batch_loses_nothing(
@@ -303,15 +316,63 @@ class OddReceiptSmsc(RawSmsc):
 async def test_a_receipt_with_a_name_for_its_error_code_is_applied_without_a_rebind(
     redis_server: str, prefix: str
 ) -> None:
-    async with OddReceiptSmsc() as smsc:
-        gw = Gateway(make_settings(redis_server, prefix, smsc.port))
-        await gw.start()
-        gw._admin = await gw.add_key("admin")
-        try:
-            ids = await _send(gw, 3)
-            for nid in ids:
-                notice = await gw.wait_status(nid, "delivered")
-                assert notice["history"][-1]["detail"]["err"] == "NONE"
-            assert smsc.commands.count(0x09) == 1
-        finally:
-            await gw.close()
+    async with OddReceiptSmsc() as smsc, _gateway_on(redis_server, prefix, smsc.port) as gw:
+        ids = await _send(gw, 3)
+        for nid in ids:
+            notice = await gw.wait_status(nid, "delivered")
+            assert notice["history"][-1]["detail"]["err"] == "NONE"
+        assert smsc.commands.count(0x09) == 1
+
+
+class NackingSmsc(RawSmsc):
+    """Answers every submit_sm with generic_nack (the SMSC could not read it)."""
+
+    def answer(self, writer: asyncio.StreamWriter, command: int, seq: int) -> None:
+        if command == 0x04:
+            writer.write(struct.pack("!IIII", 16, 0x80000000, 0x00000003, seq))
+        elif command == 0x15:
+            self.respond(writer, command, seq)
+
+
+async def test_a_generic_nack_for_a_submit_refuses_that_notice_and_keeps_the_session(
+    redis_server: str, prefix: str
+) -> None:
+    async with NackingSmsc() as smsc, _gateway_on(redis_server, prefix, smsc.port) as gw:
+        ids = await _send(gw, 2)
+        for nid in ids:
+            notice = await gw.wait_status(nid, "rejected")
+            assert notice["history"][-1]["detail"]["smpp_status"] == "generic_nack"
+        assert smsc.commands.count(0x09) == 1
+
+
+class GarbageOnceSmsc(RawSmsc):
+    """On its first session, answers the first submit_sm with bytes that cannot be a PDU
+    (a command_length of 4 GB); after that, a well-behaved SMSC with receipts."""
+
+    def answer(self, writer: asyncio.StreamWriter, command: int, seq: int) -> None:
+        if command == 0x15:
+            self.respond(writer, command, seq)
+        elif command == 0x04 and self.commands.count(0x09) == 1:
+            writer.write(b"\xff" * 64)
+        elif command == 0x04:
+            mid = f"9b{seq:06d}"
+            self.respond(writer, command, seq, mid.encode() + b"\0")
+            receipt = DeliverSm(
+                short_message=format_receipt(mid, "DELIVRD"),
+                source=PhoneNumber("8613900000000"),
+                destination=PhoneNumber("12122"),
+                esm_class=0x04,
+                sequence_num=seq + 100000,
+            )
+            writer.write(receipt.pdu())
+
+
+async def test_garbage_on_the_smpp_socket_ends_that_session_and_loses_nothing(
+    redis_server: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with GarbageOnceSmsc() as smsc, _gateway_on(redis_server, prefix, smsc.port) as gw:
+        ids = await _send(gw, 3)
+        for nid in ids:
+            await gw.wait_status(nid, "delivered")
+        assert smsc.commands.count(0x09) == 2  # the garbled session was left, one rebind
+        assert "SMSC sent what is not SMPP (PDU length 4294967295" in caplog.text

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 import smpp34
-from aiosmpplib import PhoneNumber
-from aiosmpplib.protocol import DeliverSm, SmppMessage
+from aiosmpplib import NPI, TON, PhoneNumber, SubmitSm
+from aiosmpplib.protocol import DeliverSm, DeliverSmResp, SmppMessage, SubmitSmResp
 
 from gateway.core.phones import InvalidPhone, mask, parse_cn_mobile
 from gateway.core.statuses import SmppAction, smpp_outcome
@@ -16,6 +16,7 @@ from gateway.logs import SmppLogFilter, mask_numbers
 from gateway.receipts.backoff import next_delay
 from gateway.receipts.callbacks import CallbackRejected, check_callback_url
 from gateway.receipts.signing import sign, verify
+from gateway.sms import pdu
 from gateway.sms.encoding import (
     DATA_CODING_GSM7,
     DATA_CODING_UCS2,
@@ -196,6 +197,88 @@ class TestReceiptPdu:
     )
     def test_malformed_receipts_are_left_to_the_general_parser(self, mangle: Any) -> None:
         assert read_receipt_pdu(mangle(bytes.fromhex(DELIVER_RECEIPT))) is None
+
+
+class TestRoundTripPdus:
+    """The submit_sm a worker frames itself, and the answers it reads itself, against what
+    aiosmpplib writes and reads for the same message."""
+
+    @pytest.mark.parametrize(
+        ("text", "source"),
+        [
+            ("Road closed tomorrow", "12122"),  # GSM 7-bit, one part, numeric source
+            ("明天8时至18时人民路封闭，请绕行北京路。", "12122"),  # UCS-2, one part
+            ("交通管制" * 30, "TrafficPol"),  # UCS-2 in parts with a UDH; alphanumeric source
+            ("Licence review due. " * 12, "12122"),  # GSM 7-bit in parts
+        ],
+    )
+    def test_submit_sm_is_the_octets_aiosmpplib_writes(self, text: str, source: str) -> None:
+        sms = encode_sms(text, "n-1")
+        ton = TON.UNKNOWN if source.isdigit() else TON.ALPHANUMERIC
+        for part in sms.parts:
+            mine = pdu.frame(
+                pdu.SUBMIT_SM,
+                4242 + part.index,
+                pdu.submit_sm_body(
+                    pdu.submit_sm_source(source, ton, 0),
+                    "8613800138000",
+                    TON.INTERNATIONAL,
+                    NPI.ISDN,
+                    sms.esm_class,
+                    sms.data_coding,
+                    part.payload,
+                ),
+            )
+            theirs = SubmitSm(
+                short_message=part.text,
+                source=PhoneNumber(source, ton),
+                destination=PhoneNumber("8613800138000", TON.INTERNATIONAL, NPI.ISDN),
+                esm_class=sms.esm_class,
+                encoding="ucs2" if sms.encoding == "ucs2" else None,
+                registered_delivery=1,
+                sequence_num=4242 + part.index,
+            )
+            theirs.set_encoded_message(part.payload)
+            assert mine == theirs.pdu()
+            # and the SMSC's library reads back what was meant
+            decoded = smpp34.decode(mine)
+            assert isinstance(decoded, smpp34.SubmitSm)
+            assert decoded.destination_addr == "8613800138000"
+            assert decoded.source_addr == source
+            assert decoded.data_coding == sms.data_coding
+            assert decoded.short_message == part.payload
+
+    @pytest.mark.parametrize(
+        ("number", "message"),
+        [("86138001380001234567890", "not a valid SMPP address"), ("86１38", "not ASCII")],
+    )
+    def test_an_address_no_smsc_can_take_is_refused(self, number: str, message: str) -> None:
+        source = pdu.submit_sm_source("12122", 0, 0)
+        with pytest.raises(ValueError, match=message):
+            pdu.submit_sm_body(source, number, 1, 1, 0, 0, b"hi")
+        with pytest.raises(ValueError, match="254"):
+            pdu.submit_sm_body(source, "8613800138000", 1, 1, 0, 0, bytes(255))
+
+    def test_answers_read_like_aiosmpplib_reads_them(self) -> None:
+        resp = SubmitSmResp(sequence_num=9, message_id="0000002a").pdu()
+        assert pdu.read_submit_sm_resp(resp) == "0000002a"
+        assert pdu.pdu_length(resp, 0) == len(resp)
+        assert pdu.read_submit_sm_resp(pdu.frame(pdu.SUBMIT_SM_RESP, 9, status=0x58)) == ""
+        assert pdu.deliver_sm_resp(77) == DeliverSmResp(sequence_num=77).pdu()
+
+    @pytest.mark.parametrize(
+        "body",
+        [b"0000002a", b"\xff\xfe\0", b"a" * 70 + b"\0"],
+        ids=["no NUL", "not ASCII", "too long"],
+    )
+    def test_an_unreadable_message_id_is_refused(self, body: bytes) -> None:
+        with pytest.raises(pdu.BadPdu):
+            pdu.read_submit_sm_resp(pdu.frame(pdu.SUBMIT_SM_RESP, 1, body))
+
+    @pytest.mark.parametrize("length", [0, 15, pdu.MAX_PDU_LENGTH + 1, 0xFFFFFFFF])
+    def test_a_length_no_pdu_can_have_is_refused(self, length: int) -> None:
+        with pytest.raises(pdu.BadPdu):
+            pdu.pdu_length(length.to_bytes(4) + bytes(12), 0)
 
 
 class TestPhones:

@@ -1,21 +1,23 @@
 """Adapters that plug the gateway into aiosmpplib's ESME.
 
-aiosmpplib pulls messages from a *broker*, reports every PDU to a *hook* and keeps
-request/response pairs in a *correlator*. Here the broker hands out parts from the sender's
-window, the hook forwards outcomes to the sender, and the correlator keeps only in-flight
-requests in memory: receipts are correlated in Redis by the sender, so they survive restarts.
+aiosmpplib keeps the session: bind, keepalive, reconnects, unbind, MO messages. A message's
+own round trip (submit_sm out; submit_sm_resp, receipt and generic_nack in) goes between
+``GatewayEsme`` and the sender directly (``MessagePath``), framed and read by
+``gateway.sms.pdu``. The library's hook reports the rest to the sender, and its correlator
+keeps only the library's own in-flight requests: receipts are correlated in Redis by the
+sender, so they survive restarts.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+import contextlib
+import logging
+import socket
+from typing import Any, NamedTuple, Protocol
 
 from aiosmpplib import (
     ESME,
-    AbstractBroker,
     AbstractCorrelator,
     AbstractHook,
     AbstractRateLimiter,
@@ -23,11 +25,15 @@ from aiosmpplib import (
     SubmitSm,
 )
 from aiosmpplib.correlator import SegmentStatus
-from aiosmpplib.protocol import DeliverSm, EnquireLink, PduHeader, SmppCommand
-from aiosmpplib.state import COMMAND_RESPONSE_MAP
+from aiosmpplib.esme import _SUBMIT_SM_SEGMENT
+from aiosmpplib.protocol import MESSAGE_TYPE_MAP, DeliverSm, EnquireLink, SmppCommand
+from aiosmpplib.state import COMMAND_RESPONSE_MAP, SmppCommandStatus
 
+from gateway.sms import pdu as wire
 from gateway.sms.receipts import ReceiptFields, read_receipt_pdu
 from gateway.store.ratelimit import SharedRate
+
+log = logging.getLogger(__name__)
 
 # Receipts are matched by the sender in Redis; aiosmpplib only needs *a* SubmitSm back so that
 # it hands the receipt to the hook instead of logging it as uncorrelated.
@@ -35,30 +41,49 @@ _RECEIPT_PLACEHOLDER = SubmitSm(short_message="-", log_id="receipt")
 
 
 class SenderEvents(Protocol):
-    async def next_submit(self) -> SubmitSm: ...
-    async def on_sending(self, message: SmppMessage) -> None: ...
     async def on_received(self, message: SmppMessage | None, pdu: bytes) -> None: ...
-    async def on_send_error(self, message: SmppMessage, error: Exception) -> None: ...
 
 
-@dataclass
-class ReceiptPdu(SmppMessage):
-    """A receipt deliver_sm as the gateway reads it: its fields, nothing decoded beyond."""
+class OutgoingSubmit(NamedTuple):
+    """A submit_sm ready to go but for its sequence number: the sender's token for the part,
+    and the PDU body (``pdu.submit_sm_body``)."""
 
-    fields: ReceiptFields | None = None
+    token: str
+    body: bytes
 
-    @property
-    def smpp_command(self) -> SmppCommand:
-        return SmppCommand.DELIVER_SM
+
+class MessagePath(Protocol):
+    """The sender's side of a message's round trip, called by ``GatewayEsme`` directly."""
+
+    async def next_submit(self) -> OutgoingSubmit:
+        """The next part to send, once the window has room."""
+        ...
+
+    def submit_written(self, sequence: int, token: str) -> None: ...
+
+    async def submit_answered(self, sequence: int, status: int, message_id: str) -> None: ...
+
+    async def submit_nacked(self, sequence: int, status: int) -> bool:
+        """A generic_nack: True if it answered one of the sender's submit_sm."""
+        ...
+
+    def receipt(self, fields: ReceiptFields) -> None: ...
+
+
+_READ_SIZE = 1 << 16
 
 
 class GatewayEsme(ESME):
     """aiosmpplib's ESME, with what a gateway under load needs changed:
 
-    - Receipts are read the short way. The general parser builds a full message for each
-      (every field decoded, the text parsed with ``strptime``) and looks up a stored request
-      for it: a fifth of a bulk worker's time. The gateway needs three fields and matches
-      receipts in Redis; anything else (MO, a malformed PDU) still goes to the library.
+    - A message's round trip takes the short way when a ``message_path`` is given: submit_sm
+      is framed from the body the sender built, and submit_sm_resp, generic_nack and receipt
+      deliver_sm are read with ``gateway.sms.pdu`` and handed to the sender, whose own tables
+      correlate them (receipts in Redis, so they survive restarts). The library built,
+      validated and debug-logged an object for each of those PDUs, and looked up a stored
+      request for each: a third of a bulk worker's time. Binds, enquire_link, unbind, MO
+      messages and anything unusual still go through the library's handlers and hook.
+    - PDUs are read a buffer at a time rather than with two reads each.
     - Responses never wait for room in the socket's buffer. The library's receive loop
       awaited ``drain()`` after each deliver_sm_resp: with the buffer full of submit_sm, an
       SMSC that finishes writing its receipts before it reads again would wait for us while
@@ -67,6 +92,17 @@ class GatewayEsme(ESME):
     - A lighter keepalive, writers closed on reconnect and stop, and no failure when a PDU
       meets a session that has just closed (see each method).
     """
+
+    def __init__(
+        self,
+        *args: Any,
+        message_path: MessagePath | None = None,
+        quick_ack: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.message_path = message_path
+        self.quick_ack = quick_ack
 
     async def connect(self) -> None:
         # aiosmpplib drops the previous session's writer without closing it.
@@ -104,12 +140,47 @@ class GatewayEsme(ESME):
         except TimeoutError:
             self._logger.error("Timed out while waiting for ENQUIRE_LINK response")
 
+    def _session_open(self) -> bool:
+        return not self._is_shutting_down and self._session_state == self.bind_mode.session_state
+
+    # -- sending --------------------------------------------------------------------------------
+    async def _dequeue_messages(self) -> dict[str, Any]:
+        """Send the sender's parts: throttle check, shared rate, sequence number, write."""
+        path = self.message_path
+        if path is None:
+            result: dict[str, Any] = await super()._dequeue_messages()
+            return result
+        throttle = self.throttle_handler
+        while self._session_open():
+            out = await path.next_submit()
+            if not await throttle.allow_request():
+                await self._wait_out_throttling()
+            if self.rate_limiter is not None:
+                await self.rate_limiter.limit()
+            writer = self._writer
+            if writer is None or not self._session_open():
+                # The session closed while this part waited. The sender still holds it and
+                # sends it again after the next bind (or leaves its entry pending).
+                break
+            sequence = self.sequence_generator.next_sequence()
+            path.submit_written(sequence, out.token)
+            writer.write(wire.frame(wire.SUBMIT_SM, sequence, out.body))
+            async with self._drain_lock:
+                await writer.drain()  # waiting for room is backpressure
+        return {"reason": "shutdown"}
+
+    async def _wait_out_throttling(self) -> None:
+        """The SMSC throttled too many submits lately: pause as the library's handler says."""
+        allowed = False
+        while not allowed:
+            await asyncio.sleep(await self.throttle_handler.throttle_delay())
+            allowed = await self.throttle_handler.allow_request()
+
     async def _send_data(self, smpp_message: SmppMessage) -> None:
         if self._writer is None:
-            # The session closed (a stop, a lost link) while this PDU waited for the rate
-            # limiter. The sender still holds its part and sends it on the next session, or
-            # leaves its entry pending for the next worker; this task is ended with the
-            # session. Failing here instead made every orderly stop log an error.
+            # The session closed (a stop, a lost link) while this PDU waited. The task that
+            # sent it is ended with the session; failing here made every orderly stop log an
+            # error.
             await asyncio.get_running_loop().create_future()
         if smpp_message.smpp_command in COMMAND_RESPONSE_MAP:
             await super()._send_data(smpp_message)  # a request: waiting for room is backpressure
@@ -118,39 +189,118 @@ class GatewayEsme(ESME):
         await self.hook.sending(smpp_message, pdu, self.client_id)
         self._writer.write(pdu)  # a response: small, one per request the SMSC sent
 
-    async def _handle_request(self, pdu: bytes, header: PduHeader) -> SmppMessage | None:
-        if header.smpp_command == SmppCommand.DELIVER_SM:
-            fields = read_receipt_pdu(pdu)
-            if fields is not None:
-                return ReceiptPdu(sequence_num=header.sequence_num, fields=fields)
-        return await super()._handle_request(pdu, header)
+    def _answer(self, pdu: bytes) -> None:
+        if self._writer is not None:
+            self._writer.write(pdu)
+
+    # -- receiving ------------------------------------------------------------------------------
+    async def _receive_data(self) -> bytes | None:
+        reader = self._reader
+        assert reader is not None
+        buf = bytearray()
+        while self._session_open():
+            chunk = await reader.read(_READ_SIZE)
+            if not chunk:
+                raise asyncio.IncompleteReadError(bytes(buf), None)
+            self._data_received.set()  # for the connection keeper
+            if self.quick_ack:
+                self._ack_now()
+            buf += chunk
+            at = 0
+            while len(buf) - at >= wire.HEADER_LENGTH:
+                try:
+                    length = wire.pdu_length(buf, at)
+                except wire.BadPdu as exc:  # a ValueError: the library ends the session
+                    log.error(
+                        "SMSC sent what is not SMPP (%s, starting %s); leaving the session",
+                        exc,
+                        bytes(buf[at : at + 32]).hex(),
+                    )
+                    raise
+                if len(buf) - at < length:
+                    break
+                pdu = bytes(buf[at : at + length])
+                at += length
+                if not await self._on_pdu(pdu):
+                    return None
+            del buf[:at]
+        return None
+
+    def _ack_now(self) -> None:
+        """ACK what the SMSC sent at once. SMPP trades small PDUs both ways; with delayed ACKs
+        here and Nagle on an SMSC that does not set TCP_NODELAY (the simulator's library does
+        not), the second of two back-to-back responses waited 40 ms for our ACK. Linux
+        clears TCP_QUICKACK on its own, so it is set again after each read."""
+        sock = self._writer.get_extra_info("socket") if self._writer is not None else None
+        if sock is not None and hasattr(socket, "TCP_QUICKACK"):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+
+    async def _on_pdu(self, pdu: bytes) -> bool:
+        """Handle one PDU; False when the SMSC ended the session (unbind)."""
+        path = self.message_path
+        if path is not None:
+            _, command, status, sequence = wire.HEADER.unpack_from(pdu)
+            if command == wire.SUBMIT_SM_RESP:
+                try:
+                    message_id = wire.read_submit_sm_resp(pdu) if status == 0 else ""
+                except wire.BadPdu as exc:
+                    # The library dropped such an answer too: the part is sent again when
+                    # its response time runs out.
+                    log.error("submit_sm_resp %d ignored: %s", sequence, exc)
+                    return True
+                if status in _THROTTLING:
+                    await self.throttle_handler.throttled()
+                else:
+                    await self.throttle_handler.not_throttled()
+                await path.submit_answered(sequence, status, message_id)
+                return True
+            if command == wire.DELIVER_SM:
+                fields = read_receipt_pdu(pdu)
+                if fields is not None:
+                    path.receipt(fields)
+                    self._answer(wire.deliver_sm_resp(sequence))
+                    return True
+            elif command == wire.GENERIC_NACK and await path.submit_nacked(sequence, status):
+                return True
+        return await self._library_pdu(pdu)
+
+    async def _library_pdu(self, pdu: bytes) -> bool:
+        """What aiosmpplib's receive loop does with one PDU."""
+        # An unknown command id raises ValueError here, which ends the session (as before).
+        header = SmppMessage.parse_header(pdu)
+        request = header.smpp_command in COMMAND_RESPONSE_MAP
+        if request:
+            message = await self._handle_request(pdu, header)
+        else:
+            message = await self._handle_response(pdu, header)
+        shown = None if message is _SUBMIT_SM_SEGMENT else message
+        await self.hook.received(shown, pdu, self.client_id)
+        if message is None:
+            return True
+        if request:
+            response = MESSAGE_TYPE_MAP[COMMAND_RESPONSE_MAP[header.smpp_command]]
+            await self._send_data(response(header.sequence_num))
+        return bool(header.smpp_command != SmppCommand.UNBIND)
 
 
-class WindowBroker(AbstractBroker):
-    """Gives the ESME the next part once the window has room (the sender decides)."""
-
-    def __init__(self, next_submit: Callable[[], Awaitable[SubmitSm]]) -> None:
-        self._next = next_submit
-
-    async def enqueue(self, message: SmppMessage) -> None:
-        raise NotImplementedError("the gateway enqueues through Redis Streams")
-
-    async def dequeue(self) -> SmppMessage:
-        return await self._next()
+_THROTTLING = frozenset({SmppCommandStatus.ESME_RTHROTTLED, SmppCommandStatus.ESME_RMSGQFUL})
 
 
 class ForwardingHook(AbstractHook):
+    """The PDUs that take the library's way (binds, MO, unusual ones) reach the sender here."""
+
     def __init__(self, events: SenderEvents) -> None:
         self._events = events
 
     async def sending(self, smpp_message: SmppMessage, pdu: bytes, client_id: str) -> None:
-        await self._events.on_sending(smpp_message)
+        return None
 
     async def received(self, smpp_message: SmppMessage | None, pdu: bytes, client_id: str) -> None:
         await self._events.on_received(smpp_message, pdu)
 
     async def send_error(self, smpp_message: SmppMessage, error: Exception, client_id: str) -> None:
-        await self._events.on_send_error(smpp_message, error)
+        return None  # the library's send loop is not used when there is a message path
 
 
 class SharedRateLimiter(AbstractRateLimiter):

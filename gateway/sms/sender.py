@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import functools
 import itertools
 import logging
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
-from aiosmpplib import NPI, TON, PhoneNumber, SmppMessage, SubmitSm
-from aiosmpplib.protocol import BindTransceiverResp, DeliverSm, GenericNack, SubmitSmResp
+from aiosmpplib import NPI, TON, SmppMessage
+from aiosmpplib.protocol import BindTransceiverResp, DeliverSm
 from aiosmpplib.retrytimer import SimpleExponentialBackoff
 from aiosmpplib.state import MESSAGE_STATE, RECEIPTED_MESSAGE_ID, SmppSessionState
 
@@ -36,12 +34,12 @@ from gateway.sms.esme_bridge import (
     ForwardingHook,
     GatewayEsme,
     InFlightCorrelator,
-    ReceiptPdu,
+    OutgoingSubmit,
     SharedRateLimiter,
-    WindowBroker,
     tlv,
 )
-from gateway.sms.receipts import BadReceipt, parse_receipt
+from gateway.sms.pdu import submit_sm_body, submit_sm_source
+from gateway.sms.receipts import BadReceipt, ReceiptFields, parse_receipt
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.store.ratelimit import Gcra, SharedRate
@@ -147,7 +145,9 @@ class SmsSender:
             log_level="ERROR",
             log_metadata={"consumer": consumer},
             hook=ForwardingHook(self),
-            broker=WindowBroker(self.next_submit),
+            message_path=self,
+            # Where priority parts travel, what the SMSC sends is ACKed at once.
+            quick_ack=self.group is not None,
             rate_limiter=SharedRateLimiter(
                 SharedRate(Gcra(redis), keys.rate(f"smpp:{system_id}@{host}:{port}"), tps)
             ),
@@ -156,6 +156,9 @@ class SmsSender:
             socket_timeout=float(smpp.smpp_response_timeout),
         )
         guard_smpp_logger(self.esme._logger)
+        src = smpp.smpp_source_addr
+        # service_type and source address: the same in every submit_sm of this bind.
+        self._source = submit_sm_source(src, TON.UNKNOWN if src.isdigit() else TON.ALPHANUMERIC, 0)
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -320,46 +323,58 @@ class SmsSender:
             state.group.ack_later(part.entry_id)
             self._entry_room.set()
 
-    # -- broker side ------------------------------------------------------------------------
-    async def next_submit(self) -> SubmitSm:
+    # -- the ESME's message path: parts out ------------------------------------------------------
+    async def next_submit(self) -> OutgoingSubmit:
         """Called by the ESME's send loop: the next part once the window has room."""
+        while True:
+            part = await self._next_part()
+            part.token = str(next(self._tokens))
+            part.handed_at = time.monotonic()
+            part.attempt += 1
+            p = part.sms.parts[part.index]
+            try:
+                body = submit_sm_body(
+                    self._source,
+                    part.to,
+                    TON.INTERNATIONAL,
+                    NPI.ISDN,
+                    part.sms.esm_class,
+                    part.sms.data_coding,
+                    p.payload,
+                )
+            except ValueError as exc:  # not a number an SMSC can take; it will never be
+                log.error("cannot build submit_sm for %s: %s", part.notice_id, exc)
+                self._release_bulk(part)
+                await self.store.transition(part.notice_id, "failed", {"reason": str(exc)})
+                self._part_done(part)
+                continue
+            self._outstanding[part.token] = part
+            return OutgoingSubmit(part.token, body)
+
+    async def _next_part(self) -> Part:
         while True:
             if not self._closing and len(self._outstanding) < self.smpp.smpp_window:
                 if self._high:
-                    part = self._high.popleft()
-                    break
+                    return self._high.popleft()
                 # Bulk parts use only part of the window: what the SMSC has in hand is what a
                 # priority part waits behind.
                 if self._low and self._bulk_out < self._bulk_cap:
-                    part = self._low.popleft()
                     self._bulk_out += 1
-                    break
+                    return self._low.popleft()
             self._wake.clear()
             await self._wake.wait()
-        part.token = str(next(self._tokens))
-        part.handed_at = time.monotonic()
-        part.attempt += 1
-        self._outstanding[part.token] = part
-        p = part.sms.parts[part.index]
-        src = self.smpp.smpp_source_addr
-        msg = SubmitSm(
-            short_message=p.text or " ",
-            source=PhoneNumber(src, TON.UNKNOWN if src.isdigit() else TON.ALPHANUMERIC),
-            destination=PhoneNumber(part.to, TON.INTERNATIONAL, NPI.ISDN),
-            esm_class=part.sms.esm_class,
-            encoding="ucs2" if part.sms.encoding == "ucs2" else None,
-            registered_delivery=1,
-            log_id=part.notice_id,
-            extra_data=part.token,
-        )
-        msg.set_encoded_message(p.payload)
-        return msg
+
+    def submit_written(self, sequence: int, token: str) -> None:
+        self._by_seq[sequence] = token
+
+    def _release_bulk(self, part: Part) -> None:
+        self._bulk_out -= part.bulk
+        self._wake.set()
 
     def _release(self, token: str) -> Part | None:
         part = self._outstanding.pop(token, None)
         if part is not None:
-            self._bulk_out -= part.bulk
-            self._wake.set()
+            self._release_bulk(part)
         return part
 
     def _requeue(self, part: Part, delay: float = 0.0) -> None:
@@ -385,44 +400,49 @@ class SmsSender:
                 self._release(token)
                 self._requeue(part)
 
-    # -- hook side ----------------------------------------------------------------------------
-    async def on_sending(self, message: SmppMessage) -> None:
-        if isinstance(message, SubmitSm) and message.extra_data:
-            self._by_seq[message.sequence_num] = message.extra_data
-
-    async def on_send_error(self, message: SmppMessage, error: Exception) -> None:
-        token = getattr(message, "extra_data", "")
-        part = self._release(token) if token else None
+    # -- the ESME's message path: answers and receipts in -------------------------------------
+    async def submit_answered(self, sequence: int, status: int, message_id: str) -> None:
+        token = self._by_seq.pop(sequence, None)
+        part = self._release(token) if token is not None else None
         if part is None:
-            return
-        if isinstance(error, ValueError):
-            log.error("cannot build submit_sm for %s: %s", part.notice_id, error)
-            await self.store.transition(part.notice_id, "failed", {"reason": str(error)})
-            self._part_done(part)
-        else:
+            return  # late answer for a part already re-queued
+        name, action = smpp_outcome(status)
+        if action is SmppAction.OK:
+            self.metrics.sms_submitted.inc()
+            # Batched with the other writes; the queue entry is acked only after this one
+            # lands, so a crash before it means a re-send, never a lost notice.
+            fut = self.store.part_submitted_batched(
+                self.batcher, part.notice_id, part.index, len(part.sms.parts), message_id
+            )
+            fut.add_done_callback(functools.partial(self._after_write, part=part))
+        elif action is SmppAction.RETRY:
+            self.metrics.sms_throttled.inc()
+            delay = min(
+                self.smpp.smpp_throttle_backoff * 2 ** (part.attempt - 1),
+                self.smpp.smpp_throttle_backoff_max,
+            )
+            self._requeue(part, delay)
+        elif action is SmppAction.REBIND:
             self._requeue(part, self.smpp.smpp_throttle_backoff)
+        else:
+            await self._final_refusal(part, name)
 
-    def _quick_ack(self) -> None:
-        """ACK what the SMSC sent at once. SMPP trades small PDUs both ways; with delayed ACKs
-        here and Nagle on an SMSC that does not set TCP_NODELAY (the simulator's library does
-        not), the second of two back-to-back responses waited 40 ms for our ACK. Linux
-        clears TCP_QUICKACK on its own, so it is set again after each PDU."""
-        writer = getattr(self.esme, "_writer", None)
-        sock = writer.get_extra_info("socket") if writer is not None else None
-        if sock is not None and hasattr(socket, "TCP_QUICKACK"):
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+    async def submit_nacked(self, sequence: int, status: int) -> bool:
+        token = self._by_seq.pop(sequence, None)
+        if token is None:
+            return False  # not one of our submit_sm: the library's
+        part = self._release(token)
+        if part is not None:
+            await self._final_refusal(part, "generic_nack")
+        return True
 
+    def receipt(self, fields: ReceiptFields) -> None:
+        self._on_receipt(fields.text, fields.receipted_message_id, fields.message_state)
+
+    # -- hook side: PDUs that take the library's way -------------------------------------------
     async def on_received(self, message: SmppMessage | None, pdu: bytes) -> None:
-        if self.group is not None:  # only where priority parts travel
-            self._quick_ack()
-        if isinstance(message, SubmitSmResp):
-            await self._on_submit_resp(message)
-        elif isinstance(message, ReceiptPdu) and message.fields is not None:
-            f = message.fields
-            self._on_receipt(f.text, f.receipted_message_id, f.message_state)
-        elif isinstance(message, DeliverSm):
-            if message.is_receipt():
+        if isinstance(message, DeliverSm):
+            if message.is_receipt():  # one the short reader left to the library
                 self._on_receipt(
                     message.short_message,
                     tlv(message, RECEIPTED_MESSAGE_ID),
@@ -430,11 +450,6 @@ class SmsSender:
                 )
             else:
                 await self._on_mo(message)
-        elif isinstance(message, GenericNack):
-            token = self._by_seq.pop(message.sequence_num, "")
-            part = self._release(token) if token else None
-            if part is not None:
-                await self._final_refusal(part, "generic_nack")
         elif isinstance(message, BindTransceiverResp) and int(message.command_status) == 0:
             self._on_new_session()
 
@@ -460,33 +475,6 @@ class SmsSender:
         self.metrics.smpp_binds.inc()
         self.metrics.smpp_bound.set(1)
         self._wake.set()
-
-    async def _on_submit_resp(self, resp: SubmitSmResp) -> None:
-        self._by_seq.pop(resp.sequence_num, None)
-        part = self._release(resp.extra_data)
-        if part is None:
-            return  # late answer for a part already re-queued
-        status = int(resp.command_status)
-        name, action = smpp_outcome(status)
-        if action is SmppAction.OK:
-            self.metrics.sms_submitted.inc()
-            # Batched with the other writes; the queue entry is acked only after this one
-            # lands, so a crash before it means a re-send, never a lost notice.
-            fut = self.store.part_submitted_batched(
-                self.batcher, part.notice_id, part.index, len(part.sms.parts), resp.message_id
-            )
-            fut.add_done_callback(functools.partial(self._after_write, part=part))
-        elif action is SmppAction.RETRY:
-            self.metrics.sms_throttled.inc()
-            delay = min(
-                self.smpp.smpp_throttle_backoff * 2 ** (part.attempt - 1),
-                self.smpp.smpp_throttle_backoff_max,
-            )
-            self._requeue(part, delay)
-        elif action is SmppAction.REBIND:
-            self._requeue(part, self.smpp.smpp_throttle_backoff)
-        else:
-            await self._final_refusal(part, name)
 
     async def _final_refusal(self, part: Part, smpp_status: str) -> None:
         self.metrics.sms_rejected.inc()
