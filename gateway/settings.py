@@ -38,7 +38,8 @@ class SmppSettings(BaseSettings):
     # SMPP 3.4 limits the bind password to 8 octets.
     smpp_password: SecretStr = Field(SecretStr("secret"), max_length=8)
     smpp_system_type: str = Field("", max_length=12)
-    smpp_source_addr: str = Field("12122", max_length=20)
+    # A short code or an alphanumeric sender id: printable ASCII, at most 20 octets (SMPP 3.4).
+    smpp_source_addr: str = Field("12122", pattern=r"^[ -~]{1,20}$")
     # Submits per second on this link, shared by every worker process through Redis.
     smpp_tps: float = Field(500.0, gt=0)
     # Unacknowledged submit_sm on the link at once (SMPP window).

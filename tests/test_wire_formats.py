@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pydantic
 import pytest
 import smpp34
 from aiosmpplib import NPI, TON, PhoneNumber, SubmitSm
@@ -16,6 +17,7 @@ from gateway.logs import SmppLogFilter, mask_numbers
 from gateway.receipts.backoff import next_delay
 from gateway.receipts.callbacks import CallbackRejected, check_callback_url
 from gateway.receipts.signing import sign, verify
+from gateway.settings import SmppSettings
 from gateway.sms import pdu
 from gateway.sms.encoding import (
     DATA_CODING_GSM7,
@@ -258,6 +260,14 @@ class TestRoundTripPdus:
             pdu.submit_sm_body(source, number, 1, 1, 0, 0, b"hi")
         with pytest.raises(ValueError, match="254"):
             pdu.submit_sm_body(source, "8613800138000", 1, 1, 0, 0, bytes(255))
+
+    @pytest.mark.parametrize("source", ["交警支队", "A" * 21, "", "12\x00122"])
+    def test_a_source_address_no_submit_sm_can_carry_is_refused_in_the_settings(
+        self, source: str
+    ) -> None:
+        with pytest.raises(pydantic.ValidationError, match="smpp_source_addr"):
+            SmppSettings(smpp_source_addr=source)
+        assert SmppSettings(smpp_source_addr="TrafficPol").smpp_source_addr == "TrafficPol"
 
     def test_answers_read_like_aiosmpplib_reads_them(self) -> None:
         resp = SubmitSmResp(sequence_num=9, message_id="0000002a").pdu()
