@@ -211,10 +211,10 @@ class GatewayEsme(ESME):
                 try:
                     length = wire.pdu_length(buf, at)
                 except wire.BadPdu as exc:  # a ValueError: the library ends the session
-                    log.error(
-                        "SMSC sent what is not SMPP (%s, starting %s); leaving the session",
+                    log.error(  # the would-be header only: a body may hold phone numbers
+                        "SMSC sent what is not SMPP (%s, header %s); leaving the session",
                         exc,
-                        bytes(buf[at : at + 32]).hex(),
+                        bytes(buf[at : at + wire.HEADER_LENGTH]).hex(),
                     )
                     raise
                 if len(buf) - at < length:

@@ -76,12 +76,13 @@ def submit_sm_body(
 
 
 def _address(number: str, name: str) -> bytes:
+    # The messages name no number: they end up in logs.
     try:
         raw = number.encode("ascii")
     except UnicodeEncodeError:
-        raise ValueError(f"{name} address {number!r} is not ASCII") from None
+        raise ValueError(f"{name} address is not ASCII") from None
     if len(raw) > _MAX_ADDRESS or b"\0" in raw:
-        raise ValueError(f"{name} address {number!r} is not a valid SMPP address")
+        raise ValueError(f"{name} address of {len(raw)} octets is not a valid SMPP address")
     return raw + b"\0"
 
 
