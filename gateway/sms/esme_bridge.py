@@ -63,7 +63,7 @@ class MessagePath(Protocol):
 
     async def submit_answered(self, sequence: int, status: int, message_id: str) -> None: ...
 
-    async def submit_nacked(self, sequence: int, status: int) -> bool:
+    async def submit_nacked(self, sequence: int) -> bool:
         """A generic_nack: True if it answered one of the sender's submit_sm."""
         ...
 
@@ -130,7 +130,7 @@ class GatewayEsme(ESME):
             while True:
                 self._data_received.clear()
                 await asyncio.sleep(self.enquire_link_interval)
-                if self._is_shutting_down or self._session_state != self.bind_mode.session_state:
+                if not self._session_open():
                     return
                 if self._data_received.is_set():
                     continue
@@ -261,7 +261,7 @@ class GatewayEsme(ESME):
                     path.receipt(fields)
                     self._answer(wire.deliver_sm_resp(sequence))
                     return True
-            elif command == wire.GENERIC_NACK and await path.submit_nacked(sequence, status):
+            elif command == wire.GENERIC_NACK and await path.submit_nacked(sequence):
                 return True
         return await self._library_pdu(pdu)
 

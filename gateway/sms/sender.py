@@ -427,7 +427,7 @@ class SmsSender:
         else:
             await self._final_refusal(part, name)
 
-    async def submit_nacked(self, sequence: int, status: int) -> bool:
+    async def submit_nacked(self, sequence: int) -> bool:
         token = self._by_seq.pop(sequence, None)
         if token is None:
             return False  # not one of our submit_sm: the library's
