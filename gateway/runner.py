@@ -17,8 +17,9 @@ from collections.abc import Callable
 from aiohttp import web
 
 from gateway.api.app import create_app
+from gateway.channels.registry import ChannelRegistry
+from gateway.channels.worker import ChannelWorker, Lane
 from gateway.jobs.dispatcher import JobDispatcher
-from gateway.mail.sender import EmailSender
 from gateway.metrics import Metrics
 from gateway.receipts.dispatcher import WebhookDispatcher
 from gateway.settings import Settings, WorkerSettings
@@ -37,8 +38,8 @@ log = logging.getLogger(__name__)
 class Workers:
     """One process's workers, by lane.
 
-    priority: the SMS sender on the priority queue, webhooks, MO handling, voice.
-    bulk: the SMS sender on the bulk queue, email, the reminder-job dispatcher.
+    priority: the SMS channel on the priority queue, webhooks, MO handling, voice.
+    bulk: the SMS channel on the bulk queue, email, the reminder-job dispatcher.
     A process with both lanes has one SMS bind that always serves priority parts first.
     """
 
@@ -49,17 +50,14 @@ class Workers:
         keys = Keys(settings.redis.redis_prefix)
         consumer = consumer_name()
         store = NoticeStore(self.redis, keys)
-        lanes = frozenset(settings.worker.worker_lanes.split(","))
+        lanes = frozenset(Lane(lane) for lane in settings.worker.worker_lanes.split(","))
         self.lanes = lanes
-        self.sms = SmsSender(
-            self.redis, keys, store, settings.smpp, settings.worker, metrics, consumer, lanes
-        )
+        self.registry = ChannelRegistry(settings, keys)
+        self.channels = self.registry.workers(self.redis, store, metrics, consumer, lanes)
         self.webhooks: WebhookDispatcher | None = None
         self.mo: MoHandler | None = None
-        self.voice: VoiceCaller | None = None
-        self.email: EmailSender | None = None
         self.jobs: JobDispatcher | None = None
-        if "priority" in lanes:
+        if Lane.PRIORITY in lanes:
             self.webhooks = WebhookDispatcher(
                 self.redis,
                 keys,
@@ -70,24 +68,26 @@ class Workers:
                 consumer,
             )
             self.mo = MoHandler(self.redis, keys, settings.worker, consumer)
-            if settings.voice.voice_enabled:
-                self.voice = VoiceCaller(
-                    self.redis, keys, store, settings, consumer, settings.voice.voice_channel
-                )
-        if "bulk" in lanes:
-            self.email = EmailSender(
-                self.redis, keys, store, settings.smtp, settings.worker, consumer
-            )
+        if Lane.BULK in lanes:
             self.jobs = JobDispatcher(self.redis, keys, settings, consumer)
         self._tasks: list[asyncio.Task[None]] = []
 
+    @property
+    def sms(self) -> SmsSender:
+        channel = self.channels["sms"].channel
+        assert isinstance(channel, SmsSender)
+        return channel
+
+    @property
+    def voice(self) -> VoiceCaller | None:
+        worker = self.channels.get("voice")
+        return worker.channel if worker is not None else None  # type: ignore[return-value]
+
     def start(self) -> None:
-        runs = {
-            "sms-sender": self.sms,
+        runs: dict[str, WebhookDispatcher | MoHandler | JobDispatcher | ChannelWorker | None] = {
+            **{f"{name}-channel": worker for name, worker in self.channels.items()},
             "webhooks": self.webhooks,
             "mo-handler": self.mo,
-            "voice": self.voice,
-            "email-sender": self.email,
             "job-dispatcher": self.jobs,
         }
         self._tasks = [
@@ -101,10 +101,11 @@ class Workers:
         return self._tasks
 
     async def stop(self) -> None:
-        for part in (self.webhooks, self.jobs, self.email, self.mo, self.voice):
+        for part in (self.webhooks, self.jobs, self.mo):
             if part is not None:
                 part.close()
-        await self.sms.stop()
+        for worker in self.channels.values():
+            await worker.stop()
         await reap([*self._tasks, *self.sms.stragglers])
         await self.redis.aclose()
 

@@ -98,6 +98,11 @@ class AgiSettings(BaseSettings):
     agi_host: str = "127.0.0.1"
     agi_port: int = Field(4573, ge=0, le=65535)
     agi_session_timeout: float = Field(120.0, gt=0)
+    # host:port at which Asterisk reaches THIS process's FastAGI server. Every call carries
+    # it, so the flow's result comes back to the worker that placed the call, however many
+    # workers share one Asterisk. Empty: agi_host:agi_port, or this host's name when agi_host
+    # is a wildcard address.
+    agi_advertise: str = Field("", pattern=r"^$|^[A-Za-z0-9_.:\[\]-]+:\d{1,5}$")
 
 
 class SipSettings(BaseSettings):

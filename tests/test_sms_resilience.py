@@ -14,6 +14,7 @@ from aiosmpplib.protocol import DeliverSm, DeliverSmResp, EnquireLink
 from aiosmpplib.retrytimer import SimpleExponentialBackoff
 
 from gateway.runner import Workers
+from gateway.channels.worker import Lane
 from gateway.sms.esme_bridge import GatewayEsme
 from gateway.sms.receipts import format_receipt
 from gateway.sms.simulator import SmscSimulator
@@ -91,8 +92,7 @@ async def test_entries_of_a_dead_worker_are_reclaimed_by_a_live_one(
     doomed = Workers(gateway.settings, gateway.metrics)
     ids = await _send(gateway, 20)
     # The doomed worker reads the queue, then dies without acking (no unbind, no cleanup).
-    group = doomed.sms.group
-    assert group is not None
+    group = doomed.channels["sms"].groups[Lane.PRIORITY]
     await group.ensure()
     entries = await group.read(100, 100)
     assert len(entries) == 20

@@ -77,3 +77,23 @@ DIAL_STATUS: Final[dict[str, str]] = {
     "CONGESTION": "failed",
     "CHANUNAVAIL": "failed",
 }
+
+
+# Statuses after which a queue entry has nothing left to do (a voice attempt's ``failed`` is
+# followed by a retry or a fallback scheduled in the same script call that recorded it).
+FINAL_STATUSES: Final[frozenset[str]] = frozenset(
+    {
+        "delivered",
+        "undeliverable",
+        "expired",
+        "rejected",
+        "failed",
+        "acknowledged",
+        "disputed",
+        "no_input",
+        "sent",
+        "cancelled",
+        "listened",
+        "unreachable",
+    }
+)

@@ -1,96 +1,85 @@
-"""The email worker: the email queue -> SMTP (aiosmtplib) -> ``sent`` or ``failed``.
+"""The email channel: queue entries from the channel worker -> SMTP (aiosmtplib) -> ``sent``
+or ``failed``.
 
-At-least-once like the other queues: an entry is acked after its notice has a final status.
-A 4xx answer or a broken connection is retried with back-off (``smtp_attempts`` in all); a
-5xx refusal is final. ``sent`` means the relay accepted the message; mail has no delivery
-receipts worth trusting.
+A delivery is settled (and its entry acked) after its notice has a final status. A 4xx answer
+or a broken connection is retried with back-off (``smtp_attempts`` in all); a 5xx refusal is
+final. ``sent`` means the relay accepted the message; mail has no delivery receipts worth
+trusting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import aiosmtplib
-import redis.asyncio as aioredis
 
+from gateway.channels.worker import Delivery, Lane
 from gateway.mail.message import build
-from gateway.settings import SmtpSettings, WorkerSettings
-from gateway.store.keys import Keys
+from gateway.settings import SmtpSettings
 from gateway.store.notices import NoticeStore
-from gateway.store.streams import StreamGroup
 
 log = logging.getLogger(__name__)
 
 GROUP = "email-senders"
 
 
-class PermanentFailure(Exception):
-    pass
-
-
 class EmailSender:
-    def __init__(
-        self,
-        redis: aioredis.Redis,
-        keys: Keys,
-        store: NoticeStore,
-        smtp: SmtpSettings,
-        worker: WorkerSettings,
-        consumer: str,
-    ) -> None:
+    """The channel behind the email channel worker (``Channel``)."""
+
+    name = "email"
+    group = GROUP
+
+    def __init__(self, store: NoticeStore, smtp: SmtpSettings) -> None:
         self.store = store
         self.smtp = smtp
-        self.group = StreamGroup(
-            redis, keys, keys.email_queue, GROUP, consumer, worker.consumer_dead_after
-        )
-        self._slots = asyncio.Semaphore(smtp.smtp_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._stopped = asyncio.Event()
+        self._room_changed: Callable[[], None] = lambda: None
         self.sent = 0
 
-    def close(self) -> None:
-        self._closing = True
-        self.group.close()
+    def attach(self, wake: Callable[[], None]) -> None:
+        self._room_changed = wake
 
-    async def run(self) -> None:
-        await self.group.ensure()
+    def room(self, lane: Lane) -> int:
+        return 0 if self._closing else self.smtp.smtp_concurrency - len(self._tasks)
+
+    async def start(self) -> None:
         try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.group.run_acker(), name="email-acker")
-                tg.create_task(self._read_loop(), name="email-read")
+            await self._stopped.wait()
         finally:
             for t in self._tasks:
                 t.cancel()
 
-    async def _read_loop(self) -> None:
-        for eid, fields in await self.group.own_pending():
-            await self._spawn(eid, fields)
-        while not self._closing:
-            entries = await self.group.read(self.smtp.smtp_concurrency, 1000)
-            entries += await self.group.upkeep()
-            for eid, fields in entries:
-                await self._spawn(eid, fields)
+    async def stop(self) -> None:
+        self._closing = True
+        self._stopped.set()
 
-    async def _spawn(self, eid: str, fields: dict[str, str]) -> None:
-        await self._slots.acquire()
-        task = asyncio.get_running_loop().create_task(self._deliver(eid, fields))
+    async def housekeeping(self) -> None:
+        return None
+
+    async def submit(self, delivery: Delivery) -> None:
+        if not delivery.fields.get("to"):
+            delivery.drop("malformed email queue entry")
+            return
+        task = asyncio.get_running_loop().create_task(self._deliver(delivery))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
 
-    async def _deliver(self, eid: str, fields: dict[str, str]) -> None:
-        try:
-            notice_id, to = fields.get("id", ""), fields.get("to", "")
-            if not notice_id or not to:
-                log.error("malformed email queue entry %s dropped", eid)
-                await self.group.ack_and_delete(eid)
-                return
-            status, detail = await self._send_with_retries(notice_id, to, fields)
-            await self.store.transition(notice_id, status, detail)
-            self.group.ack_later(eid)
-        finally:
-            self._slots.release()
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._room_changed()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("email delivery failed: %r", task.exception())
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        fields = delivery.fields
+        status, detail = await self._send_with_retries(delivery.notice_id, fields["to"], fields)
+        await self.store.transition(delivery.notice_id, status, detail)
+        delivery.settle()
 
     async def _send_with_retries(
         self, notice_id: str, to: str, fields: dict[str, str]

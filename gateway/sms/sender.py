@@ -1,8 +1,9 @@
-"""The SMS worker: Redis Stream of notices -> SMPP submit_sm parts -> statuses and receipts.
+"""The SMS channel: queue entries from the channel worker -> SMPP submit_sm parts -> carrier
+ids and receipts in Redis.
 
-At-least-once: a stream entry is acked only when every part of its notice has an outcome
-(a carrier id, or a final refusal). Parts without an answer when the session drops are
-submitted again after the next bind; a process that dies leaves its entries pending, and a
+An entry is settled (and so acked by the worker) only when every part of its notice has an
+outcome (a carrier id, or a final refusal). Parts without an answer when the session drops
+are submitted again after the next bind; a process that dies leaves its entries pending, and a
 live worker claims them (parts that already have a carrier id are not sent twice).
 """
 
@@ -14,6 +15,7 @@ import functools
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,7 @@ from aiosmpplib.protocol import BindTransceiverResp, DeliverSm
 from aiosmpplib.retrytimer import SimpleExponentialBackoff
 from aiosmpplib.state import MESSAGE_STATE, RECEIPTED_MESSAGE_ID, SmppSessionState
 
+from gateway.channels.worker import Delivery, Lane
 from gateway.core.phones import mask
 from gateway.core.statuses import SmppAction, smpp_outcome
 from gateway.logs import guard_smpp_logger
@@ -43,7 +46,6 @@ from gateway.sms.receipts import BadReceipt, ReceiptFields, parse_receipt
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.store.ratelimit import Gcra, SharedRate
-from gateway.store.streams import StreamGroup
 
 log = logging.getLogger(__name__)
 
@@ -52,26 +54,34 @@ GROUP = "sms-senders"
 
 @dataclass(slots=True)
 class Part:
-    entry_id: str
-    notice_id: str
+    delivery: Delivery
     to: str  # international digits
     sms: EncodedSms
     index: int
     attempt: int = 0
     token: str = ""
     handed_at: float = 0.0
-    bulk: bool = False
+
+    @property
+    def notice_id(self) -> str:
+        return self.delivery.notice_id
+
+    @property
+    def bulk(self) -> bool:
+        return self.delivery.bulk
 
 
 @dataclass(slots=True)
 class EntryState:
-    notice_id: str
-    group: StreamGroup
+    delivery: Delivery
     remaining: set[int] = field(default_factory=set)
 
 
 class SmsSender:
-    """One SMPP bind and the queue consumer that feeds it."""
+    """One SMPP bind: the channel behind the SMS channel worker (``Channel``)."""
+
+    name = "sms"
+    group = GROUP
 
     def __init__(
         self,
@@ -91,49 +101,45 @@ class SmsSender:
         self.worker = worker
         self.metrics = metrics
         self.consumer = consumer
-        # Two queues: notices that must not wait (accident alerts, parking fallbacks, binding
+        # Two lanes: notices that must not wait (accident alerts, parking fallbacks, binding
         # codes) and bulk reminders. Parts of the first always go to the SMSC first, and only a
         # bounded number of bulk parts is held here, so an alert never queues behind a job.
         # A process may serve one lane only (its own bind, its own CPU priority).
-        dead_after = worker.consumer_dead_after
-        self.group: StreamGroup | None = None
-        self.bulk: StreamGroup | None = None
-        if "priority" in lanes:
-            self.group = StreamGroup(redis, keys, keys.sms_queue, GROUP, consumer, dead_after)
-        if "bulk" in lanes:
-            self.bulk = StreamGroup(redis, keys, keys.sms_bulk_queue, GROUP, consumer, dead_after)
-        self._groups = {g.stream: g for g in (self.group, self.bulk) if g is not None}
+        self.lanes = frozenset(Lane(lane) for lane in lanes)
+        priority = Lane.PRIORITY in self.lanes
         # Sharing the link with priority parts, bulk gets part of the window; alone, all of it.
-        self._bulk_cap = smpp.smpp_bulk_window if self.group is not None else smpp.smpp_window
+        self._bulk_cap = smpp.smpp_bulk_window if priority else smpp.smpp_window
         self._high: collections.deque[Part] = collections.deque()
         self._low: collections.deque[Part] = collections.deque()
         # Set whenever a part is ready or the window may have room.
         self._wake = asyncio.Event()
         self._bulk_out = 0  # bulk parts in the window
-        self._bulk_entries = 0  # bulk queue entries held here
-        self._bulk_limit = max(2000, smpp.smpp_window * 16)
-        self._cancelled_jobs: set[str] = set()
+        self._held = {Lane.PRIORITY: 0, Lane.BULK: 0}  # entries held here, by lane
+        # Priority entries have their own budget, so held bulk entries never keep an
+        # accident alert unread in Redis.
+        self._limits = {
+            Lane.PRIORITY: max(256, smpp.smpp_window * 8),
+            Lane.BULK: max(2000, smpp.smpp_window * 16),
+        }
+        self._room_changed: Callable[[], None] = lambda: None
         self._outstanding: dict[str, Part] = {}
         self._by_seq: dict[int, str] = {}
         self._entries: dict[str, EntryState] = {}
-        # Set whenever the window or the entry budget may have room again.
-        self._entry_room = asyncio.Event()
         self._tokens = itertools.count(1)
         self._timers: set[asyncio.TimerHandle] = set()
-        self._max_entries = max(256, smpp.smpp_window * 8)
         self._closing = False
         self.stragglers: list[asyncio.Future[None]] = []
         self._last_writer: asyncio.StreamWriter | None = None
         self.correlator = InFlightCorrelator()
         # Where priority parts travel, carrier ids, receipts and acks reach Redis within 2 ms
-        # (5 for acks). A bulk-only bind gathers them for 20 ms: a few times fewer round
-        # trips and script calls per message, and nobody waits on a reminder's status.
+        # (5 for acks). A bulk-only bind gathers them for 20 ms: fewer round trips and script
+        # calls per message, and nobody waits on a reminder's status.
         receipt_ttl = smpp.smpp_receipt_ttl_hours * 3600
-        self._ack_interval = 0.005 if self.group is not None else 0.02
+        self.ack_interval = 0.005 if priority else 0.02
         self.batcher = store.sms_event_batcher(
-            receipt_ttl, receipt_ttl, interval=0.002 if self.group is not None else 0.02
+            receipt_ttl, receipt_ttl, interval=0.002 if priority else 0.02
         )
-        host, port, system_id, password, tps = smpp.link(bulk=lanes == {"bulk"})
+        host, port, system_id, password, tps = smpp.link(bulk=not priority)
         self.esme = GatewayEsme(
             smsc_host=host,
             smsc_port=port,
@@ -147,7 +153,7 @@ class SmsSender:
             hook=ForwardingHook(self),
             message_path=self,
             # Where priority parts travel, what the SMSC sends is ACKed at once.
-            quick_ack=self.group is not None,
+            quick_ack=priority,
             rate_limiter=SharedRateLimiter(
                 SharedRate(Gcra(redis), keys.rate(f"smpp:{system_id}@{host}:{port}"), tps)
             ),
@@ -169,22 +175,18 @@ class SmsSender:
     def in_flight(self) -> int:
         return len(self._outstanding)
 
-    # -- run --------------------------------------------------------------------------------
-    async def run(self) -> None:
-        """Run until cancelled; on cancel, unbind and leave unfinished entries pending."""
-        for group in self._groups.values():
-            await group.ensure()
-            for eid, fields in await group.own_pending():
-                await self._accept_entry(group, eid, fields, reclaimed=True)
+    # -- the Channel protocol -----------------------------------------------------------------
+    def attach(self, wake: Callable[[], None]) -> None:
+        self._room_changed = wake
+
+    def room(self, lane: Lane) -> int:
+        return 0 if self._closing else self._limits[lane] - self._held[lane]
+
+    async def start(self) -> None:
+        """Run the bind and the batched writes until ``stop``."""
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.esme.start(), name="esme")
-                tg.create_task(self._read_loop(), name="sms-read")
-                tg.create_task(self._housekeeping(), name="sms-housekeeping")
-                for group in self._groups.values():
-                    tg.create_task(
-                        group.run_acker(self._ack_interval), name=f"acker {group.stream}"
-                    )
                 tg.create_task(self.batcher.run(), name="sms-writes")
         finally:
             for t in self._timers:
@@ -198,9 +200,6 @@ class SmsSender:
         """
         self._closing = True
         self._wake.set()
-        self._entry_room.set()
-        for group in self._groups.values():
-            group.close()
         self.batcher.close()
         # aiosmpplib drops its writer after unbind without closing it; keep it to close here.
         writer = getattr(self.esme, "_writer", None)
@@ -215,88 +214,42 @@ class SmsSender:
         if writer is not None:
             writer.close()
 
-    async def _read_loop(self) -> None:
-        while not self._closing:
-            # Priority entries have their own budget, so held bulk entries never keep an
-            # accident alert unread in Redis.
-            while len(self._entries) - self._bulk_entries >= self._max_entries:
-                self._entry_room.clear()
-                await self._entry_room.wait()
-            room = min(
-                self._max_entries - (len(self._entries) - self._bulk_entries),
-                self.worker.stream_batch,
+    async def housekeeping(self) -> None:
+        if self.bound:
+            await self.redis.set(
+                self.keys.smpp_bound(self.consumer),
+                "1",
+                px=int(self.worker.consumer_dead_after * 1000),
             )
-            streams = {self.group.stream: ">"} if self.group is not None else {}
-            bulk_room = self._bulk_entries < self._bulk_limit
-            if bulk_room and self.bulk is not None:
-                streams[self.bulk.stream] = ">"
-            if not streams:
-                await asyncio.sleep(0.02)  # a bulk-only sender with its hands full
-                continue
-            res: Any = await self.redis.xreadgroup(
-                GROUP, self.consumer, streams, count=room, block=1000 if bulk_room else 50
-            )
-            # The priority stream's entries first, whatever order Redis listed them in.
-            for stream, entries in sorted(res or [], key=lambda r: r[0] != self.keys.sms_queue):
-                group = self._groups[stream]
-                for eid, fields in entries:
-                    await self._accept_entry(group, eid, fields, reclaimed=False)
+        else:
+            await self.redis.delete(self.keys.smpp_bound(self.consumer))
+        self.metrics.smpp_bound.set(1 if self.bound else 0)
+        self._expire_unanswered()
 
-    async def _housekeeping(self) -> None:
-        while not self._closing:
-            await asyncio.sleep(min(1.0, self.worker.heartbeat_seconds))
-            for group in self._groups.values():
-                await group.heartbeat()
-            self._cancelled_jobs = set(await self.redis.zrange(self.keys.jobs_cancelled, 0, -1))
-            if self.bound:
-                await self.redis.set(
-                    self.keys.smpp_bound(self.consumer),
-                    "1",
-                    px=int(self.worker.consumer_dead_after * 1000),
-                )
-            else:
-                await self.redis.delete(self.keys.smpp_bound(self.consumer))
-            self.metrics.smpp_bound.set(1 if self.bound else 0)
-            for group in self._groups.values():
-                for eid, fields in await group.reclaim_dead():
-                    await self._accept_entry(group, eid, fields, reclaimed=True)
-            self._expire_unanswered()
-
-    # -- queue entries -> parts ---------------------------------------------------------------
-    async def _accept_entry(
-        self, group: StreamGroup, eid: str, fields: dict[str, str], reclaimed: bool
-    ) -> None:
-        notice_id, to, text = fields.get("id", ""), fields.get("to", ""), fields.get("text", "")
-        if not notice_id or not to or not text:
-            log.error("malformed SMS queue entry %s dropped: %s", eid, sorted(fields))
-            await group.ack_and_delete(eid)
+    async def submit(self, delivery: Delivery) -> None:
+        fields = delivery.fields
+        to, text = fields.get("to", ""), fields.get("text", "")
+        if not to or not text:
+            delivery.drop(f"malformed SMS queue entry: {sorted(fields)}")
             return
-        if eid in self._entries:
-            return
-        if fields.get("job") in self._cancelled_jobs:
-            await self.store.transition(notice_id, "cancelled", {"reason": "job_cancelled"})
-            await group.ack_and_delete(eid)
-            return
-        sms = encode_sms(text, notice_id)
+        sms = encode_sms(text, delivery.notice_id)
         done: set[int] = set()
-        if reclaimed:
+        if delivery.reclaimed:
             # 'submitted' means every part has its carrier id; a notice of several parts
             # still 'queued' may have some, recorded part by part.
-            status = await self.redis.hget(self.keys.notice(notice_id), "status")
-            if status != "queued":
-                await group.ack_and_delete(eid)
+            if delivery.status != "queued":
+                delivery.settle()
                 return
             if len(sms.parts) > 1:
-                done = {int(i) for i in await self.store.submitted_parts(notice_id)}
+                done = {int(i) for i in await self.store.submitted_parts(delivery.notice_id)}
         todo = [p.index for p in sms.parts if p.index not in done]
         if not todo:
-            await group.ack_and_delete(eid)
+            delivery.settle()
             return
-        self._entries[eid] = EntryState(notice_id, group, set(todo))
-        bulk = group is self.bulk
-        self._bulk_entries += bulk
+        self._entries[delivery.entry_id] = EntryState(delivery, set(todo))
+        self._held[delivery.lane] += 1
         for i in todo:
-            self._put(Part(eid, notice_id, to, sms, i, bulk=bulk))
+            self._put(Part(delivery, to, sms, i))
 
     def _put(self, part: Part) -> None:
         (self._low if part.bulk else self._high).append(part)
@@ -313,15 +266,14 @@ class SmsSender:
         self._part_done(part)
 
     def _part_done(self, part: Part) -> None:
-        state = self._entries.get(part.entry_id)
+        state = self._entries.get(part.delivery.entry_id)
         if state is None:
             return
         state.remaining.discard(part.index)
         if not state.remaining:
-            del self._entries[part.entry_id]
-            self._bulk_entries -= state.group is self.bulk
-            state.group.ack_later(part.entry_id)
-            self._entry_room.set()
+            del self._entries[part.delivery.entry_id]
+            self._held[state.delivery.lane] -= 1
+            state.delivery.settle()
 
     # -- the ESME's message path: parts out ------------------------------------------------------
     async def next_submit(self) -> OutgoingSubmit:

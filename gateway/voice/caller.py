@@ -1,10 +1,14 @@
-"""The voice worker: parking notices from the voice queue become Asterisk calls.
+"""The voice channel: parking notices and voice reminders become Asterisk calls.
 
 Per call: speech rendered (cached), a slot under the concurrent-call limit and a token of the
 calls-per-second rate (both shared through Redis), then AMI Originate with the notice id as
 channel variables. OriginateResponse says whether it was answered; the FastAGI flow says what
 the citizen pressed. Busy or no answer is retried per policy, then an SMS with the same text is
 sent and linked. A lost AMI link resolves its calls in flight as failed attempts (retried).
+
+Every Originate carries this process's own FastAGI address (``NOTICE_AGI``), which the
+dialplan dials back: the flow's result reaches the worker that placed the call and holds its
+state, however many workers share one Asterisk.
 """
 
 from __future__ import annotations
@@ -12,17 +16,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from gateway.core.statuses import DIAL_STATUS, originate_outcome
+from gateway.channels.worker import Delivery, Lane
+from gateway.core.statuses import DIAL_STATUS, FINAL_STATUSES, originate_outcome
 from gateway.ivr_flows.agi_server import FastAgiServer, FlowResult
 from gateway.ivr_flows.binding import BindingFlow
 from gateway.ivr_flows.parking import parking_flow, reminder_flow
-from gateway.settings import Settings
+from gateway.settings import AgiSettings, Settings
 from gateway.store import lua
 from gateway.store.apikeys import ApiKeyStore
 from gateway.store.binding_requests import BindingRequestStore
@@ -30,7 +37,6 @@ from gateway.store.bindings import BindingStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore, new_notice_id, now_iso
 from gateway.store.ratelimit import Gcra, SharedRate
-from gateway.store.streams import StreamGroup
 from gateway.voice.ami import AmiError, AmiLink
 from gateway.voice.tts import Tts
 
@@ -41,20 +47,36 @@ MENU_TEXT = "如您将尽快驶离车辆，请按1；如这不是您的车辆，
 THANKS_TEXT = "谢谢您的配合，再见。"
 REPEAT_TEXT = "重听请按1。"
 RETRYABLE = frozenset({"busy", "no_answer", "failed"})
-FINAL = frozenset({"acknowledged", "disputed", "no_input", "listened", "unreachable", "cancelled"})
+_WILDCARDS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 (names them, binds nothing)
+
+
+def advertised_agi(agi: AgiSettings, port: int) -> str:
+    """host:port at which Asterisk reaches this process's FastAGI server."""
+    if agi.agi_advertise:
+        return agi.agi_advertise
+    host = socket.gethostname() if agi.agi_host in _WILDCARDS else agi.agi_host
+    return f"{host}:{port}"
 
 
 @dataclass(slots=True)
 class Call:
-    notice_id: str
-    entry_id: str
-    group: StreamGroup
+    delivery: Delivery
     attempt: int
     started: float
     answered: bool = False
 
+    @property
+    def notice_id(self) -> str:
+        return self.delivery.notice_id
+
 
 class VoiceCaller:
+    """The channel behind the voice channel worker (``Channel``); serves both lanes, priority
+    (parking notices) first."""
+
+    name = "voice"
+    group = GROUP
+
     def __init__(
         self,
         redis: aioredis.Redis,
@@ -70,11 +92,6 @@ class VoiceCaller:
         self.settings = settings
         self.voice = settings.voice
         self.channel_template = channel_template
-        dead_after = settings.worker.consumer_dead_after
-        self.group = StreamGroup(redis, keys, keys.voice_queue, GROUP, consumer, dead_after)
-        # Voice reminders from jobs: read only when the priority queue has nothing.
-        self.bulk = StreamGroup(redis, keys, keys.voice_bulk_queue, GROUP, consumer, dead_after)
-        self._cancelled_jobs: set[str] = set()
         self.ami = AmiLink(settings.ami, self._on_ami_event, self._on_ami_state)
         self.tts = Tts(settings.voice.audio_dir, settings.voice.tts_engine, settings.voice.gtts_url)
         self.bindings = BindingStore(redis, keys)
@@ -92,6 +109,7 @@ class VoiceCaller:
             max_sessions=settings.voice.max_calls * 2,
             session_timeout=settings.agi.agi_session_timeout,
         )
+        self.agi_address = ""
         self.api_keys = ApiKeyStore(redis, keys)
         self.rate = SharedRate(Gcra(redis), keys.rate("calls"), settings.voice.calls_per_second)
         self._slot = redis.register_script(lua.CALL_SLOT)
@@ -99,11 +117,12 @@ class VoiceCaller:
             (settings.voice.ring_seconds + settings.agi.agi_session_timeout + 60) * 1000
         )
         self.calls: dict[str, Call] = {}  # ActionID -> call
-        self._slot_free = asyncio.Event()
+        self._by_notice: dict[str, str] = {}  # notice id -> ActionID of its call in progress
+        self._room_changed: Callable[[], None] = lambda: None
         self._closing = False
+        self._stopped = asyncio.Event()
         self._prompts: dict[str, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._starting = 0
         self._dialing: dict[str, str] = {}  # outgoing channel -> dial string
         self._dial_status: dict[str, str] = {}  # dial string -> DIALSTATUS
 
@@ -117,11 +136,17 @@ class VoiceCaller:
         self._tasks.discard(task)
         _log(task)
 
-    # -- run --------------------------------------------------------------------------------
-    async def run(self) -> None:
-        await self.group.ensure()
-        await self.bulk.ensure()
-        self.agi.bind()
+    # -- the Channel protocol -----------------------------------------------------------------
+    def attach(self, wake: Callable[[], None]) -> None:
+        self._room_changed = wake
+
+    def room(self, lane: Lane) -> int:
+        if self._closing or not self.ami.up:
+            return 0
+        return self.voice.max_calls - len(self.calls)
+
+    async def start(self) -> None:
+        self.agi_address = advertised_agi(self.settings.agi, self.agi.bind())
         self._prompts = {
             "NOTICE_MENU": str(await self.tts.render(MENU_TEXT)),
             "NOTICE_THANKS": str(await self.tts.render(THANKS_TEXT)),
@@ -130,96 +155,51 @@ class VoiceCaller:
         await self.binding_flow.prepare()
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.ami.run(), name="ami")
-                tg.create_task(self.agi.serve(), name="agi")
-                tg.create_task(self._read_loop(), name="voice-read")
-                tg.create_task(self._housekeeping(), name="voice-housekeeping")
-                tg.create_task(self.group.run_acker(), name="voice-acker")
-                tg.create_task(self.bulk.run_acker(), name="voice-bulk-acker")
+                ami = tg.create_task(self.ami.run(), name="ami")
+                agi = tg.create_task(self.agi.serve(), name="agi")
+                await self._stopped.wait()
+                ami.cancel()
+                agi.cancel()
         finally:
             await self.agi.shutdown(2)
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=5)
 
-    def close(self) -> None:
+    async def stop(self) -> None:
         self._closing = True
-        self._slot_free.set()
         self.ami.close()
-        self.group.close()
-        self.bulk.close()
+        self._stopped.set()
 
-    async def _read_loop(self) -> None:
-        for group in (self.group, self.bulk):
-            for eid, fields in await group.own_pending():
-                await self._start(group, eid, fields)
-        while not self._closing:
-            while not self.ami.up or len(self.calls) + self._starting >= self.voice.max_calls:
-                self._slot_free.clear()
-                try:
-                    async with asyncio.timeout(1):
-                        await self._slot_free.wait()
-                except TimeoutError:
-                    pass
-                if self._closing:
-                    return
-            # One read of both queues; a parking notice is started before a reminder.
-            res: Any = await self.redis.xreadgroup(
-                GROUP,
-                self.group.consumer,
-                {self.group.stream: ">", self.bulk.stream: ">"},
-                count=1,
-                block=1000,
-            )
-            for stream, entries in sorted(res or [], key=lambda r: r[0] != self.group.stream):
-                group = self.group if stream == self.group.stream else self.bulk
-                for eid, fields in entries:
-                    await self._start(group, eid, fields)
-
-    async def _housekeeping(self) -> None:
-        while not self._closing:
-            await asyncio.sleep(min(1.0, self.settings.worker.heartbeat_seconds))
-            await self.group.heartbeat()
-            await self.bulk.heartbeat()
-            self._cancelled_jobs = set(await self.redis.zrange(self.keys.jobs_cancelled, 0, -1))
-            now_ms = int(time.time() * 1000)
-            due = await self.redis.zrangebyscore(
-                self.keys.voice_retry, "-inf", now_ms, start=0, num=100
-            )
-            for item in due:
-                if await self.redis.zrem(self.keys.voice_retry, item):
-                    kind = await self.redis.hget(self.keys.notice(item), "kind")
-                    bulk = kind == "reminder"
-                    queue = self.keys.voice_bulk_queue if bulk else self.keys.voice_queue
-                    await self.redis.xadd(queue, {"id": item})
-            for group in (self.group, self.bulk):
-                for eid, fields in await group.reclaim_dead():
-                    await self._start(group, eid, fields)
-            # A call that never reported back (Asterisk lost it) is a failed attempt.
-            limit = time.monotonic() - (self.voice.ring_seconds + 300)
-            for action_id, call in list(self.calls.items()):
-                if call.started < limit:
-                    await self._attempt_ended(action_id, "failed", {"reason": "no_report"})
+    async def housekeeping(self) -> None:
+        now_ms = int(time.time() * 1000)
+        due = await self.redis.zrangebyscore(
+            self.keys.voice_retry, "-inf", now_ms, start=0, num=100
+        )
+        for item in due:
+            if await self.redis.zrem(self.keys.voice_retry, item):
+                kind = await self.redis.hget(self.keys.notice(item), "kind")
+                bulk = kind == "reminder"
+                queue = self.keys.voice_bulk_queue if bulk else self.keys.voice_queue
+                await self.redis.xadd(queue, {"id": item})
+        # A call that never reported back (Asterisk lost it) is a failed attempt.
+        limit = time.monotonic() - (self.voice.ring_seconds + 300)
+        for action_id, call in list(self.calls.items()):
+            if call.started < limit:
+                await self._attempt_ended(action_id, "failed", {"reason": "no_report"})
 
     # -- one call -----------------------------------------------------------------------------
-    async def _start_counted(self, group: StreamGroup, eid: str, fields: dict[str, str]) -> None:
-        try:
-            await self._start(group, eid, fields)
-        finally:
-            self._starting -= 1
+    async def submit(self, delivery: Delivery) -> None:
+        await self._start(delivery)
 
-    async def _start(self, group: StreamGroup, eid: str, fields: dict[str, str]) -> None:
-        notice_id = fields.get("id", "")
-        notice = await self.redis.hgetall(self.keys.notice(notice_id)) if notice_id else {}
-        if not notice or notice.get("status") in FINAL:
-            group.ack_later(eid)
-            return
-        if notice.get("job") in self._cancelled_jobs:
-            await self.store.transition(notice_id, "cancelled", {"reason": "job_cancelled"})
-            group.ack_later(eid)
+    async def _start(self, delivery: Delivery) -> None:
+        notice_id = delivery.notice_id
+        notice = await self.redis.hgetall(self.keys.notice(notice_id))
+        if not notice or notice.get("status") in FINAL_STATUSES or notice_id in self._by_notice:
+            delivery.settle()
             return
         attempt = int(notice.get("attempt", "0")) + 1
         if attempt > self.voice.voice_attempts:
-            group.ack_later(eid)
+            delivery.settle()
             return
         # Speech is rendered while the phone rings (started after the Originate: spawning
         # espeak-ng costs the loop a few ms); the flow waits for the file if needed.
@@ -234,7 +214,8 @@ class VoiceCaller:
             await asyncio.sleep(0.1)
         await self.rate.acquire()
         number = notice["to"]
-        self.calls[action_id] = Call(notice_id, eid, group, attempt, time.monotonic())
+        self.calls[action_id] = Call(delivery, attempt, time.monotonic())
+        self._by_notice[notice_id] = action_id
         await self.store.transition(notice_id, "dialing", {"attempt": attempt})
         try:
             await self.ami.action(
@@ -251,6 +232,7 @@ class VoiceCaller:
                     "NOTICE_ID": notice_id,
                     "NOTICE_FLOW": "reminder" if notice.get("kind") == "reminder" else "parking",
                     "NOTICE_PROMPT": str(prompt),
+                    "NOTICE_AGI": self.agi_address,
                     **self._prompts,
                 },
             )
@@ -298,7 +280,7 @@ class VoiceCaller:
 
     def _on_ami_state(self, up: bool) -> None:
         if up:
-            self._slot_free.set()
+            self._room_changed()
             return
         for action_id, call in list(self.calls.items()):
             if not call.answered:
@@ -315,7 +297,7 @@ class VoiceCaller:
             return
         notice_id = str(result.outcome.get("notice_id", ""))
         outcome = str(result.outcome.get("outcome", ""))
-        action_id = next((a for a, c in self.calls.items() if c.notice_id == notice_id), None)
+        action_id = self._by_notice.get(notice_id)
         if not notice_id or outcome not in ("acknowledged", "disputed", "no_input", "listened"):
             log.warning("FastAGI flow ended without an outcome: %s", result.outcome)
             return
@@ -323,17 +305,23 @@ class VoiceCaller:
         if outcome == "disputed":
             await self._record_suspected_clone(notice_id)
         if action_id is not None:
-            call = self.calls.pop(action_id)
-            await self.redis.zrem(self.keys.active_calls, action_id)
-            call.group.ack_later(call.entry_id)
-            self._slot_free.set()
+            call = self._forget(action_id)
+            if call is not None:
+                await self.redis.zrem(self.keys.active_calls, action_id)
+                call.delivery.settle()
+
+    def _forget(self, action_id: str) -> Call | None:
+        call = self.calls.pop(action_id, None)
+        if call is not None:
+            self._by_notice.pop(call.notice_id, None)
+            self._room_changed()
+        return call
 
     async def _attempt_ended(self, action_id: str, outcome: str, detail: dict[str, Any]) -> None:
-        call = self.calls.pop(action_id, None)
+        call = self._forget(action_id)
         if call is None:
             return
         await self.redis.zrem(self.keys.active_calls, action_id)
-        self._slot_free.set()
         retry = outcome in RETRYABLE and call.attempt < self.voice.voice_attempts
         if retry:
             detail = {**detail, "retry_in_seconds": self.voice.voice_retry_seconds}
@@ -346,7 +334,7 @@ class VoiceCaller:
             await self.store.transition(call.notice_id, "unreachable", {"last": outcome})
         else:
             await self._sms_fallback(call.notice_id, outcome)
-        call.group.ack_later(call.entry_id)
+        call.delivery.settle()
 
     async def _sms_fallback(self, notice_id: str, outcome: str) -> None:
         notice = await self.redis.hgetall(self.keys.notice(notice_id))

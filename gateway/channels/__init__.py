@@ -1,0 +1,1 @@
+"""Channels behind one worker: SMS, voice, email (see ``worker.py``)."""

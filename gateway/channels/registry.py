@@ -1,0 +1,93 @@
+"""Which channels exist, where their queues are, and which of them a process runs.
+
+The API and the job dispatcher ask the registry for a channel's queue (by lane) and whether a
+channel is enabled; the runner asks it for the channel workers of the lanes a process serves.
+Adding a channel is a module behind ``Channel`` and an entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from gateway.channels.worker import ChannelWorker, Lane
+from gateway.mail.sender import EmailSender
+from gateway.metrics import Metrics
+from gateway.settings import Settings
+from gateway.sms.sender import SmsSender
+from gateway.store.keys import Keys
+from gateway.store.notices import NoticeStore
+from gateway.voice.caller import VoiceCaller
+
+CHANNELS = ("sms", "voice", "email")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRegistry:
+    settings: Settings
+    keys: Keys
+
+    def streams(self, channel: str) -> dict[Lane, str]:
+        """The queue (Redis Stream) of each lane the channel serves."""
+        k = self.keys
+        match channel:
+            case "sms":
+                return {Lane.PRIORITY: k.sms_queue, Lane.BULK: k.sms_bulk_queue}
+            case "voice":
+                return {Lane.PRIORITY: k.voice_queue, Lane.BULK: k.voice_bulk_queue}
+            case "email":
+                return {Lane.BULK: k.email_queue}
+        raise KeyError(channel)
+
+    def queue(self, channel: str, lane: Lane) -> str:
+        """Where a notice of ``channel`` waits; a channel with one lane has one queue."""
+        streams = self.streams(channel)
+        return streams.get(lane) or next(iter(streams.values()))
+
+    def enabled(self, channel: str) -> bool:
+        if channel == "voice":
+            return self.settings.voice.voice_enabled
+        return channel in CHANNELS
+
+    def workers(
+        self,
+        redis: aioredis.Redis,
+        store: NoticeStore,
+        metrics: Metrics,
+        consumer: str,
+        lanes: frozenset[Lane],
+    ) -> dict[str, ChannelWorker]:
+        """The channel workers of a process serving ``lanes``, by channel name.
+
+        SMS: one bind serving the process's lanes. Voice: where the priority lane is served
+        (it holds the FastAGI server), for both voice lanes. Email: where the bulk lane is.
+        """
+        s = self.settings
+        out: dict[str, ChannelWorker] = {}
+        sms = SmsSender(redis, self.keys, store, s.smpp, s.worker, metrics, consumer, lanes)
+        sms_lanes = self._lanes("sms", lanes)
+        out["sms"] = self._worker(sms, sms_lanes, redis, store, consumer, sms.ack_interval)
+        if Lane.PRIORITY in lanes and s.voice.voice_enabled:
+            voice = VoiceCaller(redis, self.keys, store, s, consumer, s.voice.voice_channel)
+            out["voice"] = self._worker(voice, self.streams("voice"), redis, store, consumer)
+        if Lane.BULK in lanes:
+            email = EmailSender(store, s.smtp)
+            out["email"] = self._worker(email, self.streams("email"), redis, store, consumer)
+        return out
+
+    def _lanes(self, channel: str, lanes: frozenset[Lane]) -> dict[Lane, str]:
+        return {lane: q for lane, q in self.streams(channel).items() if lane in lanes}
+
+    def _worker(
+        self,
+        channel: SmsSender | VoiceCaller | EmailSender,
+        streams: dict[Lane, str],
+        redis: aioredis.Redis,
+        store: NoticeStore,
+        consumer: str,
+        ack_interval: float = 0.005,
+    ) -> ChannelWorker:
+        return ChannelWorker(
+            channel, streams, redis, self.keys, store, self.settings.worker, consumer, ack_interval
+        )

@@ -1,0 +1,245 @@
+"""One worker shape for every channel: queue entries in, one outcome per entry, then the ack.
+
+A ``ChannelWorker`` owns what every channel needs from the queues and nothing a channel does
+on the wire:
+- the lanes' Redis Streams (priority and bulk) under one consumer group, read in one
+  ``XREADGROUP`` with the priority lane's entries handed over first, each lane within the
+  room the channel reports;
+- its own pending entries after a restart, entries of consumers whose heartbeat lapsed
+  (reclaimed), and the heartbeat itself;
+- the set of cancelled reminder jobs (from the job store): their entries end ``cancelled``
+  without reaching the channel;
+- skip-if-final: a reclaimed entry whose notice already has a final status is acked;
+- ack-after-outcome: an entry is acked only when the channel settles its ``Delivery``, which it
+  does after the outcome is stored in Redis. A crash before that leaves the entry pending, so
+  it is sent again (at-least-once), never lost.
+
+A channel (SMS over one SMPP link, voice over AMI and FastAGI, email over SMTP) implements
+``Channel``: ``start`` (its own loops, until stopped), ``submit(delivery)``, ``room(lane)``,
+``housekeeping`` and ``stop``. See ``gateway/channels/registry.py`` for which channels a
+process runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+
+from gateway.core.statuses import FINAL_STATUSES
+from gateway.settings import WorkerSettings
+from gateway.store.jobs import JobStore
+from gateway.store.keys import Keys
+from gateway.store.notices import NoticeStore
+from gateway.store.streams import StreamGroup
+
+log = logging.getLogger(__name__)
+
+
+class Lane(StrEnum):
+    PRIORITY = "priority"  # accident alerts, parking notices and fallbacks, binding codes
+    BULK = "bulk"  # reminder jobs
+
+
+@dataclass(slots=True, eq=False)
+class Delivery:
+    """One queue entry handed to a channel; the channel calls ``settle`` once its outcome is
+    stored (or ``drop`` for an entry that can never be sent)."""
+
+    entry_id: str
+    lane: Lane
+    notice_id: str
+    fields: dict[str, str]
+    reclaimed: bool
+    status: str = ""  # the notice's status, read for reclaimed entries only
+    _done: Callable[[Delivery], None] = field(default=lambda d: None, repr=False)
+
+    @property
+    def bulk(self) -> bool:
+        return self.lane is Lane.BULK
+
+    def settle(self) -> None:
+        self._done(self)
+
+    def drop(self, reason: str) -> None:
+        """An entry that can never be sent: logged, then acked like a settled one."""
+        log.error("queue entry %s of %s dropped: %s", self.entry_id, self.notice_id, reason)
+        self._done(self)
+
+
+class Channel(Protocol):
+    """What a channel implements; the worker does the rest."""
+
+    name: str
+    group: str  # the consumer group of this channel's streams
+
+    def attach(self, wake: Callable[[], None]) -> None:
+        """``wake`` tells the worker that ``room`` may have grown."""
+        ...
+
+    def room(self, lane: Lane) -> int:
+        """How many more deliveries of ``lane`` the channel takes now."""
+        ...
+
+    async def start(self) -> None:
+        """Run the channel's own loops (links, sessions) until ``stop``."""
+        ...
+
+    async def submit(self, delivery: Delivery) -> None:
+        """Take a delivery; may wait (a call slot, a rate token), never for its outcome."""
+        ...
+
+    async def housekeeping(self) -> None:
+        """Called about once a second by the worker's housekeeping loop."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop handing work to the wire; what is unsettled stays pending in Redis."""
+        ...
+
+
+class ChannelWorker:
+    """The queues of one channel in one process."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        streams: dict[Lane, str],
+        redis: aioredis.Redis,
+        keys: Keys,
+        store: NoticeStore,
+        worker: WorkerSettings,
+        consumer: str,
+        ack_interval: float = 0.005,
+    ) -> None:
+        self.channel = channel
+        self.redis = redis
+        self.keys = keys
+        self.store = store
+        self.jobs = JobStore(redis, keys)
+        self.worker = worker
+        self.consumer = consumer
+        self.ack_interval = ack_interval
+        self.groups = {
+            lane: StreamGroup(
+                redis, keys, stream, channel.group, consumer, worker.consumer_dead_after
+            )
+            for lane, stream in streams.items()
+        }
+        self._lane_of = {g.stream: lane for lane, g in self.groups.items()}
+        self._held: dict[str, Delivery] = {}
+        self._room = asyncio.Event()
+        self._cancelled_jobs: set[str] = set()
+        self._closing = False
+        channel.attach(self._room.set)
+
+    @property
+    def held(self) -> int:
+        """Entries handed to the channel and not yet settled."""
+        return len(self._held)
+
+    # -- run ----------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run until cancelled or closed; unsettled entries stay pending in Redis."""
+        for group in self.groups.values():
+            await group.ensure()
+        self._cancelled_jobs = await self.jobs.cancelled_recently()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.channel.start(), name=f"{self.channel.name}-channel")
+            for lane, group in self.groups.items():
+                for eid, fields in await group.own_pending():
+                    await self._accept(lane, eid, fields, reclaimed=True)
+            tg.create_task(self._read_loop(), name=f"{self.channel.name}-read")
+            tg.create_task(self._housekeeping(), name=f"{self.channel.name}-housekeeping")
+            for group in self.groups.values():
+                tg.create_task(group.run_acker(self.ack_interval), name=f"acker {group.stream}")
+
+    def close(self) -> None:
+        """Stop reading; ackers flush and end."""
+        self._closing = True
+        self._room.set()
+        for group in self.groups.values():
+            group.close()
+
+    async def stop(self) -> None:
+        """Stop reading, then let the channel stop handing work to the wire."""
+        self.close()
+        await self.channel.stop()
+
+    # -- reading ------------------------------------------------------------------------------
+    async def _read_loop(self) -> None:
+        while not self._closing:
+            rooms = {lane: self.channel.room(lane) for lane in self.groups}
+            open_lanes = {lane: room for lane, room in rooms.items() if room > 0}
+            if not open_lanes:
+                self._room.clear()
+                try:
+                    async with asyncio.timeout(1.0):
+                        await self._room.wait()
+                except TimeoutError:
+                    pass
+                continue
+            count = min(max(open_lanes.values()), self.worker.stream_batch)
+            # A lane without room is not read; a blocked read would not see it open up, so
+            # the read is short then.
+            block = 1000 if len(open_lanes) == len(self.groups) else 50
+            res: Any = await self.redis.xreadgroup(
+                self.channel.group,
+                self.consumer,
+                {self.groups[lane].stream: ">" for lane in open_lanes},
+                count=count,
+                block=block,
+            )
+            for stream, entries in sorted(
+                res or [], key=lambda r: self._lane_of[r[0]] is not Lane.PRIORITY
+            ):
+                lane = self._lane_of[stream]
+                for eid, fields in entries:
+                    await self._accept(lane, eid, fields, reclaimed=False)
+
+    async def _housekeeping(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(min(1.0, self.worker.heartbeat_seconds))
+            for group in self.groups.values():
+                await group.heartbeat()
+            self._cancelled_jobs = await self.jobs.cancelled_recently()
+            for lane, group in self.groups.items():
+                for eid, fields in await group.reclaim_dead():
+                    await self._accept(lane, eid, fields, reclaimed=True)
+            await self.channel.housekeeping()
+
+    async def _accept(
+        self, lane: Lane, eid: str, fields: dict[str, str], *, reclaimed: bool
+    ) -> None:
+        if eid in self._held:
+            return
+        group = self.groups[lane]
+        notice_id = fields.get("id", "")
+        if not notice_id:
+            log.error("malformed %s queue entry %s dropped: %s", lane, eid, sorted(fields))
+            await group.ack_and_delete(eid)
+            return
+        if fields.get("job") in self._cancelled_jobs:
+            await self.store.transition(notice_id, "cancelled", {"reason": "job_cancelled"})
+            await group.ack_and_delete(eid)
+            return
+        status = ""
+        if reclaimed:
+            status = await self.redis.hget(self.keys.notice(notice_id), "status") or ""
+            if not status or status in FINAL_STATUSES:
+                await group.ack_and_delete(eid)
+                return
+        delivery = Delivery(eid, lane, notice_id, fields, reclaimed, status, self._settled)
+        self._held[eid] = delivery
+        await self.channel.submit(delivery)
+
+    def _settled(self, delivery: Delivery) -> None:
+        if self._held.pop(delivery.entry_id, None) is None:
+            return
+        self.groups[delivery.lane].ack_later(delivery.entry_id)
+        self._room.set()
