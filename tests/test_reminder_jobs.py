@@ -466,3 +466,74 @@ async def test_a_job_cancelled_while_its_csv_arrives_stays_cancelled(
     await asyncio.sleep(1.0)
     assert (await wait_job(gw, office, job_id, "cancelled"))["dispatched"] == 0
     assert len(smsc.messages) == 0
+
+
+async def test_an_email_job_cancelled_mid_way_stops_sending(
+    redis_server: str, prefix: str, smsc: SmscSimulator
+) -> None:
+    """The relay takes 20 ms a message and the job is admitted far faster, so hundreds of its
+    emails are already queued when it is cancelled: none of those may go out."""
+    inbox = SlowInbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    gw = Gateway(
+        make_settings(
+            redis_server,
+            prefix,
+            smsc.port,
+            GATEWAY_SMTP_PORT=str(port),
+            GATEWAY_SMTP_CONCURRENCY="2",
+            GATEWAY_REMINDER_DEDUP_HOURS="0",
+            GATEWAY_REMINDER_DAILY_CAP="0",
+        )
+    )
+    await gw.start()
+    gw._admin = await gw.add_key("admin")
+    try:
+        office = await gw.add_key("back_office")
+        recipients = [
+            {"to": f"owner{i}@example.cn", "params": {"name": "张三", "due_date": "2027-01-01"}}
+            for i in range(600)
+        ]
+        code, body, _ = await gw.request(
+            "POST",
+            "/v1/reminder-jobs",
+            office,
+            {
+                "template": "licence_review_due",
+                "channel": "email",
+                "recipients": recipients,
+                "send_window": window(NOW),
+                "rate": 1000,
+            },
+        )
+        assert code == 202, body
+        async with asyncio.timeout(20):
+            while len(inbox.messages) < 10:
+                await asyncio.sleep(0.02)
+        code, job, _ = await gw.request(
+            "POST", f"/v1/reminder-jobs/{body['job_id']}/cancel", office
+        )
+        assert (code, job["status"]) == (200, "cancelled")
+        at_cancel = len(inbox.messages)
+        await asyncio.sleep(2.0)
+        # What the channel held or took within the worker's cancel lag (0.2 s, about 20 at this
+        # relay's pace) may still arrive; nothing more.
+        assert len(inbox.messages) <= at_cancel + 30
+        job = await wait_job(gw, office, body["job_id"], "cancelled")
+        assert job["dispatched"] > at_cancel + 100  # queued but never sent
+        async with asyncio.timeout(10):
+            while (await wait_job(gw, office, body["job_id"], "cancelled"))["counts"].get(
+                "cancelled", 0
+            ) < job["dispatched"] - len(inbox.messages) - 4:
+                await asyncio.sleep(0.1)
+    finally:
+        await close_or_dump(gw)
+        controller.stop()
+
+
+class SlowInbox(Inbox):
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(0.02)
+        return await super().handle_DATA(server, session, envelope)

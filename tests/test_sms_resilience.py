@@ -13,8 +13,8 @@ from aiosmpplib import PhoneNumber
 from aiosmpplib.protocol import DeliverSm, DeliverSmResp, EnquireLink
 from aiosmpplib.retrytimer import SimpleExponentialBackoff
 
-from gateway.runner import Workers
 from gateway.channels.worker import Lane
+from gateway.runner import Workers
 from gateway.sms.esme_bridge import GatewayEsme
 from gateway.sms.receipts import format_receipt
 from gateway.sms.simulator import SmscSimulator

@@ -40,6 +40,10 @@ from gateway.store.streams import StreamGroup
 
 log = logging.getLogger(__name__)
 
+# How stale the set of cancelled jobs may be: entries of a job cancelled this long ago are
+# no longer handed to the channel (what it holds already still goes out).
+CANCEL_LAG = 0.2
+
 
 class Lane(StrEnum):
     PRIORITY = "priority"  # accident alerts, parking notices and fallbacks, binding codes
@@ -135,6 +139,7 @@ class ChannelWorker:
         self._held: dict[str, Delivery] = {}
         self._room = asyncio.Event()
         self._cancelled_jobs: set[str] = set()
+        self._cancelled_read = 0.0
         self._closing = False
         channel.attach(self._room.set)
 
@@ -173,7 +178,11 @@ class ChannelWorker:
 
     # -- reading ------------------------------------------------------------------------------
     async def _read_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while not self._closing:
+            if loop.time() - self._cancelled_read > CANCEL_LAG:
+                self._cancelled_jobs = await self.jobs.cancelled_recently()
+                self._cancelled_read = loop.time()
             rooms = {lane: self.channel.room(lane) for lane in self.groups}
             open_lanes = {lane: room for lane, room in rooms.items() if room > 0}
             if not open_lanes:
@@ -207,7 +216,6 @@ class ChannelWorker:
             await asyncio.sleep(min(1.0, self.worker.heartbeat_seconds))
             for group in self.groups.values():
                 await group.heartbeat()
-            self._cancelled_jobs = await self.jobs.cancelled_recently()
             for lane, group in self.groups.items():
                 for eid, fields in await group.reclaim_dead():
                     await self._accept(lane, eid, fields, reclaimed=True)

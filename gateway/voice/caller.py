@@ -110,6 +110,7 @@ class VoiceCaller:
             session_timeout=settings.agi.agi_session_timeout,
         )
         self.agi_address = ""
+        self.placed = 0  # Originates sent by this process
         self.api_keys = ApiKeyStore(redis, keys)
         self.rate = SharedRate(Gcra(redis), keys.rate("calls"), settings.voice.calls_per_second)
         self._slot = redis.register_script(lua.CALL_SLOT)
@@ -236,6 +237,7 @@ class VoiceCaller:
                     **self._prompts,
                 },
             )
+            self.placed += 1
             self._own(self.tts.render(notice["text"]))
         except AmiError as exc:
             await self._attempt_ended(action_id, "failed", {"reason": str(exc)})
