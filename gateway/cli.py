@@ -184,8 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.runner import serve
 
         bulk_only = args.role == "worker" and settings.worker.worker_lanes == "bulk"
-        uvloop.run(serve(settings, args.role, ready=lambda: tune_for_service(throughput=bulk_only)))
-        return 0
+        return uvloop.run(
+            serve(settings, args.role, ready=lambda: tune_for_service(throughput=bulk_only))
+        )
     if args.cmd == "keys":
         return asyncio.run(_keys(args, settings.redis, settings.api))
     if args.cmd == "asterisk-config":

@@ -150,7 +150,10 @@ def lower_cpu_priority(worker: WorkerSettings) -> None:
                 sched_idle = False
 
 
-async def serve(settings: Settings, role: str, ready: Callable[[], None] | None = None) -> None:
+async def serve(settings: Settings, role: str, ready: Callable[[], None] | None = None) -> int:
+    """Run until SIGINT/SIGTERM; returns the exit code: 0 for a stop that was asked for, 1 when
+    a worker ended by itself (a bug: Redis outages are waited out), so a supervisor restarts
+    the process."""
     metrics = Metrics()
     if role == "worker":
         lower_cpu_priority(settings.worker)  # a bulk worker yields the CPU to the rest
@@ -162,6 +165,7 @@ async def serve(settings: Settings, role: str, ready: Callable[[], None] | None 
             voice = workers.voice
             readiness["ami"] = lambda: voice.ami.up
     runner: web.AppRunner | None = None
+    failed = False
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -192,8 +196,9 @@ async def serve(settings: Settings, role: str, ready: Callable[[], None] | None 
             waiters.extend(workers.tasks)  # type: ignore[arg-type]
         done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         for d in done:
-            if d is not waiters[0] and d.exception() is not None:
-                log.error("a worker failed: %r", d.exception())
+            if d is not waiters[0]:
+                failed = True
+                log.error("a worker ended by itself (%r); stopping", d.exception())
         waiters[0].cancel()
     finally:
         log.info("shutting down")
@@ -204,3 +209,4 @@ async def serve(settings: Settings, role: str, ready: Callable[[], None] | None 
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+    return 1 if failed else 0

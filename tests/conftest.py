@@ -19,7 +19,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from gateway.api.app import create_app
@@ -29,6 +28,7 @@ from gateway.settings import Settings
 from gateway.sms.simulator import Script, SmscSimulator
 from gateway.store.apikeys import ApiKeyStore, NewKey
 from gateway.store.keys import Keys
+from gateway.store.redis_conn import connect
 from tests.voice_stack import settings_from
 
 
@@ -172,7 +172,7 @@ class Gateway:
         self.workers: Workers | None = None
         self.runner: web.AppRunner | None = None
         self.base = ""
-        self.redis = aioredis.Redis.from_url(settings.redis.redis_url, decode_responses=True)
+        self.redis = connect(settings.redis)
         self.keys = Keys(settings.redis.redis_prefix)
         self.http: aiohttp.ClientSession | None = None
 

@@ -50,6 +50,7 @@ from gateway.store.jobs import JobStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.store.optouts import OptOutStore
+from gateway.store.outage import STORE_DOWN
 from gateway.store.ratelimit import Gcra
 from gateway.store.redis_conn import connect
 
@@ -230,6 +231,15 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             raise
         code = HTTP_CODES.get(exc.status, "http_error")
         resp = ApiError(exc.status, code, exc.reason or code).response()
+    except STORE_DOWN as exc:
+        # Redis restarting or failing over: nothing was stored, the caller should try again.
+        log.warning("store unavailable on %s %s: %r", request.method, route, exc)
+        resp = ApiError(
+            503,
+            "store_unavailable",
+            "the notice store is briefly unavailable; nothing was stored, retry shortly",
+            headers={"Retry-After": "1"},
+        ).response()
     except Exception:
         log.exception("unhandled error on %s %s", request.method, route)
         resp = ApiError(

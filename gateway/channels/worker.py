@@ -36,6 +36,7 @@ from gateway.settings import WorkerSettings
 from gateway.store.jobs import JobStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
+from gateway.store.outage import STORE_DOWN, Outage
 from gateway.store.streams import StreamGroup
 
 log = logging.getLogger(__name__)
@@ -154,15 +155,27 @@ class ChannelWorker:
         for group in self.groups.values():
             await group.ensure()
         self._cancelled_jobs = await self.jobs.cancelled_recently()
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.channel.start(), name=f"{self.channel.name}-channel")
-            for lane, group in self.groups.items():
-                for eid, fields in await group.own_pending():
-                    await self._accept(lane, eid, fields, reclaimed=True)
-            tg.create_task(self._read_loop(), name=f"{self.channel.name}-read")
-            tg.create_task(self._housekeeping(), name=f"{self.channel.name}-housekeeping")
-            for group in self.groups.values():
-                tg.create_task(group.run_acker(self.ack_interval), name=f"acker {group.stream}")
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.channel.start(), name=f"{self.channel.name}-channel")
+                for lane, group in self.groups.items():
+                    for eid, fields in await group.own_pending():
+                        await self._accept(lane, eid, fields, reclaimed=True)
+                tg.create_task(self._read_loop(), name=f"{self.channel.name}-read")
+                tg.create_task(self._housekeeping(), name=f"{self.channel.name}-housekeeping")
+                for group in self.groups.values():
+                    tg.create_task(group.run_acker(self.ack_interval), name=f"acker {group.stream}")
+        finally:
+            if self._closing:
+                await asyncio.shield(self._release())
+
+    async def _release(self) -> None:
+        try:
+            async with asyncio.timeout(1.0):
+                for group in self.groups.values():
+                    await group.release()
+        except Exception as exc:  # a stop must not fail on its courtesy to others
+            log.warning("%s worker: heartbeat not released (%r)", self.channel.name, exc)
 
     def close(self) -> None:
         """Stop reading; ackers flush and end."""
@@ -178,48 +191,70 @@ class ChannelWorker:
 
     # -- reading ------------------------------------------------------------------------------
     async def _read_loop(self) -> None:
-        loop = asyncio.get_running_loop()
+        outage = Outage(f"{self.channel.name} worker")
         while not self._closing:
-            if loop.time() - self._cancelled_read > CANCEL_LAG:
-                self._cancelled_jobs = await self.jobs.cancelled_recently()
-                self._cancelled_read = loop.time()
-            rooms = {lane: self.channel.room(lane) for lane in self.groups}
-            open_lanes = {lane: room for lane, room in rooms.items() if room > 0}
-            if not open_lanes:
-                self._room.clear()
-                try:
-                    async with asyncio.timeout(1.0):
-                        await self._room.wait()
-                except TimeoutError:
-                    pass
-                continue
-            count = min(max(open_lanes.values()), self.worker.stream_batch)
-            # A lane without room is not read; a blocked read would not see it open up, so
-            # the read is short then.
-            block = 1000 if len(open_lanes) == len(self.groups) else 50
-            res: Any = await self.redis.xreadgroup(
-                self.channel.group,
-                self.consumer,
-                {self.groups[lane].stream: ">" for lane in open_lanes},
-                count=count,
-                block=block,
-            )
-            for stream, entries in sorted(
-                res or [], key=lambda r: self._lane_of[r[0]] is not Lane.PRIORITY
-            ):
-                lane = self._lane_of[stream]
-                for eid, fields in entries:
-                    await self._accept(lane, eid, fields, reclaimed=False)
+            try:
+                if outage.down:
+                    await self._resume()
+                await self._read_once()
+                outage.ok()
+            except STORE_DOWN as exc:
+                await outage.pause(exc)
+
+    async def _resume(self) -> None:
+        """After an outage: entries this consumer read but did not hand over are still
+        pending on it; nobody else would take them from a live consumer."""
+        for lane, group in self.groups.items():
+            for eid, fields in await group.own_pending():
+                await self._accept(lane, eid, fields, reclaimed=True)
+
+    async def _read_once(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._cancelled_read > CANCEL_LAG:
+            self._cancelled_jobs = await self.jobs.cancelled_recently()
+            self._cancelled_read = loop.time()
+        rooms = {lane: self.channel.room(lane) for lane in self.groups}
+        open_lanes = {lane: room for lane, room in rooms.items() if room > 0}
+        if not open_lanes:
+            self._room.clear()
+            try:
+                async with asyncio.timeout(1.0):
+                    await self._room.wait()
+            except TimeoutError:
+                pass
+            return
+        count = min(max(open_lanes.values()), self.worker.stream_batch)
+        # A lane without room is not read; a blocked read would not see it open up, so
+        # the read is short then.
+        block = 1000 if len(open_lanes) == len(self.groups) else 50
+        res: Any = await self.redis.xreadgroup(
+            self.channel.group,
+            self.consumer,
+            {self.groups[lane].stream: ">" for lane in open_lanes},
+            count=count,
+            block=block,
+        )
+        for stream, entries in sorted(
+            res or [], key=lambda r: self._lane_of[r[0]] is not Lane.PRIORITY
+        ):
+            lane = self._lane_of[stream]
+            for eid, fields in entries:
+                await self._accept(lane, eid, fields, reclaimed=False)
 
     async def _housekeeping(self) -> None:
+        outage = Outage(f"{self.channel.name} housekeeping")
         while not self._closing:
             await asyncio.sleep(min(1.0, self.worker.heartbeat_seconds))
-            for group in self.groups.values():
-                await group.heartbeat()
-            for lane, group in self.groups.items():
-                for eid, fields in await group.reclaim_dead():
-                    await self._accept(lane, eid, fields, reclaimed=True)
-            await self.channel.housekeeping()
+            try:
+                for group in self.groups.values():
+                    await group.heartbeat()
+                for lane, group in self.groups.items():
+                    for eid, fields in await group.reclaim_dead():
+                        await self._accept(lane, eid, fields, reclaimed=True)
+                await self.channel.housekeeping()
+                outage.ok()
+            except STORE_DOWN as exc:
+                await outage.pause(exc)
 
     async def _accept(
         self, lane: Lane, eid: str, fields: dict[str, str], *, reclaimed: bool
@@ -244,7 +279,12 @@ class ChannelWorker:
                 return
         delivery = Delivery(eid, lane, notice_id, fields, reclaimed, status, self._settled)
         self._held[eid] = delivery
-        await self.channel.submit(delivery)
+        try:
+            await self.channel.submit(delivery)
+        except STORE_DOWN:
+            # Not handed over: still pending on this consumer, taken again by ``_resume``.
+            self._held.pop(eid, None)
+            raise
 
     def _settled(self, delivery: Delivery) -> None:
         if self._held.pop(delivery.entry_id, None) is None:

@@ -29,6 +29,7 @@ from gateway.store import lua
 from gateway.store.batch import pack_events
 from gateway.store.keys import Keys
 from gateway.store.notices import now_iso
+from gateway.store.outage import STORE_DOWN, Outage
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class JobDispatcher:
         self.consumer = consumer
         self.catalogue = Catalogue.load()
         self._admit = redis.register_script(lua.JOB_ADMIT)
+        self._release = redis.register_script(lua.RELEASE_IF_OWNER)
         self._buckets: dict[str, Bucket] = {}
         self._closing = False
         self.admitted = 0
@@ -77,17 +79,41 @@ class JobDispatcher:
         self._closing = True
 
     async def run(self) -> None:
-        while not self._closing:
-            jobs = await self.redis.zrange(self.keys.jobs_active, 0, -1)
-            moved = False
-            for job_id in jobs:
-                if self._closing:
-                    break
+        outage = Outage("job dispatcher")
+        try:
+            while not self._closing:
                 try:
-                    moved = await self._step(job_id) or moved
-                except Exception:
-                    log.exception("reminder job %s: dispatch step failed", job_id)
-            await asyncio.sleep(0 if moved else 0.1)
+                    moved = await self._round()
+                    outage.ok()
+                except STORE_DOWN as exc:
+                    await outage.pause(exc)
+                    continue
+                await asyncio.sleep(0 if moved else 0.1)
+        finally:
+            await asyncio.shield(self._release_leases())
+
+    async def _round(self) -> bool:
+        jobs = await self.redis.zrange(self.keys.jobs_active, 0, -1)
+        moved = False
+        for job_id in jobs:
+            if self._closing:
+                break
+            try:
+                moved = await self._step(job_id) or moved
+            except STORE_DOWN:
+                raise
+            except Exception:
+                log.exception("reminder job %s: dispatch step failed", job_id)
+        return moved
+
+    async def _release_leases(self) -> None:
+        """A clean stop hands this dispatcher's jobs on at once, not after the lease runs out."""
+        try:
+            async with asyncio.timeout(1.0):
+                for job_id in list(self._buckets):
+                    await self._release(keys=[self.keys.job_lease(job_id)], args=[self.consumer])
+        except Exception as exc:  # a stop must not fail on its courtesy to others
+            log.warning("job leases not released (%r)", exc)
 
     def _queue(self, channel: str) -> str:
         if channel == "voice":

@@ -20,6 +20,7 @@ from gateway.channels.worker import Delivery, Lane
 from gateway.mail.message import build
 from gateway.settings import SmtpSettings
 from gateway.store.notices import NoticeStore
+from gateway.store.outage import STORE_DOWN, Outage
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,14 @@ class EmailSender:
     async def _deliver(self, delivery: Delivery) -> None:
         fields = delivery.fields
         status, detail = await self._send_with_retries(delivery.notice_id, fields["to"], fields)
-        await self.store.transition(delivery.notice_id, status, detail)
+        # The message is out: its outcome waits for Redis rather than sending it twice.
+        outage = Outage(f"email outcome of {delivery.notice_id}")
+        while True:
+            try:
+                await self.store.transition(delivery.notice_id, status, detail)
+                break
+            except STORE_DOWN as exc:
+                await outage.pause(exc)
         delivery.settle()
 
     async def _send_with_retries(

@@ -23,6 +23,7 @@ from gateway.settings import WebhookSettings, WorkerSettings
 from gateway.store import lua
 from gateway.store.apikeys import ApiKeyStore
 from gateway.store.keys import Keys
+from gateway.store.outage import STORE_DOWN, Outage
 from gateway.store.streams import Entry, StreamGroup
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class WebhookDispatcher:
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
         self._session: aiohttp.ClientSession | None = None
         self._closing = False
+        self._in_hand: set[str] = set()  # entry ids being delivered now
 
     def close(self) -> None:
         """Ask the loops to end (cancellation stays the backstop)."""
@@ -82,26 +84,40 @@ class WebhookDispatcher:
                 tg.create_task(self.group.run_acker(), name="webhook-acker")
 
     async def _deliver_loop(self, tg: asyncio.TaskGroup) -> None:
-        for entry in await self.group.own_pending():
-            await self._spawn(tg, entry)
+        outage = Outage("webhook dispatcher")
+        resume = True  # at start, and after an outage: what was read and not acked
         while not self._closing:
-            for entry in await self.group.read(self.worker.stream_batch, 1000):
-                await self._spawn(tg, entry)
+            try:
+                entries = await self.group.own_pending() if resume else []
+                resume = False
+                for entry in entries + await self.group.read(self.worker.stream_batch, 1000):
+                    if entry[0] not in self._in_hand:
+                        await self._spawn(tg, entry)
+                outage.ok()
+            except STORE_DOWN as exc:
+                resume = True
+                await outage.pause(exc)
 
     async def _spawn(self, tg: asyncio.TaskGroup, entry: Entry) -> None:
         await self._slots.acquire()
+        self._in_hand.add(entry[0])
         tg.create_task(self._deliver(entry))
 
     async def _housekeeping(self, tg: asyncio.TaskGroup) -> None:
+        outage = Outage("webhook housekeeping")
         while not self._closing:
             await asyncio.sleep(min(1.0, self.worker.heartbeat_seconds))
-            await self.group.heartbeat()
-            await self._due(
-                keys=[self.keys.webhook_retry, self.keys.webhook_queue],
-                args=[int(time.time() * 1000), 1000],
-            )
-            for entry in await self.group.reclaim_dead():
-                await self._spawn(tg, entry)
+            try:
+                await self.group.heartbeat()
+                await self._due(
+                    keys=[self.keys.webhook_retry, self.keys.webhook_queue],
+                    args=[int(time.time() * 1000), 1000],
+                )
+                for entry in await self.group.reclaim_dead():
+                    await self._spawn(tg, entry)
+                outage.ok()
+            except STORE_DOWN as exc:
+                await outage.pause(exc)
 
     async def _secret(self, key_id: str) -> str | None:
         hit = self._secrets.get(key_id)
@@ -143,11 +159,14 @@ class WebhookDispatcher:
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
                 error = type(exc).__name__ + (f": {exc}" if str(exc) else "")
             await self._retry_later(eid, f, error)
+        except STORE_DOWN as exc:
+            # Still pending on this consumer: read again when the loop resumes.
+            log.warning("webhook entry %s waits for Redis (%r)", eid, exc)
         except Exception:
-            # Redis gone or a malformed entry: it stays pending and is retried after a restart
-            # or by another worker; one bad entry must not stop the dispatcher.
+            # A malformed entry: it stays pending; one bad entry must not stop the dispatcher.
             log.exception("webhook entry %s could not be handled", eid)
         finally:
+            self._in_hand.discard(eid)
             self._slots.release()
 
     async def _retry_later(self, eid: str, f: dict[str, str], error: str) -> None:

@@ -16,6 +16,7 @@ from gateway.core.phones import InvalidPhone, parse_cn_mobile
 from gateway.settings import WorkerSettings
 from gateway.store.keys import Keys
 from gateway.store.optouts import OptOutStore
+from gateway.store.outage import STORE_DOWN, Outage
 from gateway.store.streams import StreamGroup
 
 log = logging.getLogger(__name__)
@@ -48,13 +49,20 @@ class MoHandler:
 
     async def run(self) -> None:
         await self.group.ensure()
-        for eid, fields in await self.group.own_pending():
-            await self._handle(eid, fields)
+        outage = Outage("MO handler")
+        resume = True  # at start, and after an outage: what was read and not acked
         while not self._closing:
-            entries = await self.group.read(100, 1000)
-            entries += await self.group.upkeep()
-            for eid, fields in entries:
-                await self._handle(eid, fields)
+            try:
+                entries = await self.group.own_pending() if resume else []
+                resume = False
+                entries += await self.group.read(100, 1000)
+                entries += await self.group.upkeep()
+                for eid, fields in entries:
+                    await self._handle(eid, fields)
+                outage.ok()
+            except STORE_DOWN as exc:
+                resume = True
+                await outage.pause(exc)
 
     async def _handle(self, eid: str, fields: dict[str, str]) -> None:
         text, sender = fields.get("text", ""), fields.get("from", "")

@@ -17,6 +17,8 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
+from gateway.store.outage import STORE_DOWN, Outage
+
 log = logging.getLogger(__name__)
 
 
@@ -74,6 +76,7 @@ class ScriptBatcher:
             await asyncio.shield(self._flush())
 
     async def _flush(self) -> None:
+        outage = Outage("batched writes")
         while self._queue:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             flat: list[Any] = []
@@ -83,6 +86,19 @@ class ScriptBatcher:
                 results = await self.script(args=[*self.head, pack_events(flat)])
                 if not isinstance(results, list) or len(results) != len(batch):
                     raise RuntimeError(f"script answered {results!r:.80} for {len(batch)} events")
+                outage.ok()
+            except STORE_DOWN as exc:
+                if not self._closing:
+                    # Sent again, in order, once Redis is back: the scripts are idempotent per
+                    # event (a status never moves twice), so a call that did land is harmless.
+                    self._queue[:0] = batch
+                    await outage.pause(exc)
+                    continue
+                log.error("Redis gone at shutdown: %d batched events not stored", len(batch))
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
             except Exception as exc:  # no event of the batch is known to have landed
                 log.error("Redis script call with %d events failed: %r", len(batch), exc)
                 for _, fut in batch:

@@ -319,6 +319,12 @@ end
 return #due
 """
 
+RELEASE_IF_OWNER = r"""
+-- KEYS[1]: a lease. ARGV[1]: who releases it. Deleted only if that one still holds it.
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 CALL_SLOT = r"""
 -- KEYS[1]: sorted set of calls in progress, scored by when their slot expires.
 -- ARGV: member, ttl_ms, max. A slot left by a process that died expires by itself.

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from gateway.store.keys import Keys
+from gateway.store.outage import STORE_DOWN, Outage
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +124,22 @@ class StreamGroup:
             await asyncio.shield(self._flush_acks())
 
     async def _flush_acks(self) -> None:
+        outage = Outage(f"acks of {self.stream}")
         while self._to_ack:
             batch, self._to_ack = self._to_ack[:1000], self._to_ack[1000:]
-            await self.ack_and_delete(*batch)
+            try:
+                await self.ack_and_delete(*batch)
+                outage.ok()
+            except STORE_DOWN as exc:
+                self._to_ack[:0] = batch  # acked once Redis is back; nothing is lost meanwhile
+                if self._closing:
+                    return  # unacked entries are handled again by whoever reads them next
+                await outage.pause(exc)
+
+    async def release(self) -> None:
+        """A clean stop: drop the heartbeat, so live consumers take what is left at once
+        instead of after ``dead_after``."""
+        await self.redis.delete(self.keys.heartbeat(self.group, self.consumer))
 
     async def reclaim_dead(self, limit: int = 1000) -> list[Entry]:
         """Claim entries pending on consumers whose heartbeat has lapsed."""

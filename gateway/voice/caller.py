@@ -215,9 +215,13 @@ class VoiceCaller:
             await asyncio.sleep(0.1)
         await self.rate.acquire()
         number = notice["to"]
+        try:
+            await self.store.transition(notice_id, "dialing", {"attempt": attempt})
+        except BaseException:
+            await asyncio.shield(self.redis.zrem(self.keys.active_calls, action_id))
+            raise
         self.calls[action_id] = Call(delivery, attempt, time.monotonic())
         self._by_notice[notice_id] = action_id
-        await self.store.transition(notice_id, "dialing", {"attempt": attempt})
         try:
             await self.ami.action(
                 "Originate",

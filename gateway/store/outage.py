@@ -1,0 +1,56 @@
+"""Redis going away is routine (a restart, a failover): loops wait it out instead of ending.
+
+``STORE_DOWN`` are the errors that mean "Redis is not there right now"; anything else is a
+bug and still ends the loop (and the process, non-zero). A loop calls ``Outage.pause`` on
+those errors and ``Outage.ok`` after a step that worked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from redis.exceptions import BusyLoadingError, ReadOnlyError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger(__name__)
+
+# BusyLoadingError: a restarted Redis still reading its AOF. ReadOnlyError: a replica just
+# demoted by a failover. TryAgainError: a cluster slot in migration.
+STORE_DOWN: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    BusyLoadingError,
+    ReadOnlyError,
+    TryAgainError,
+    ConnectionResetError,
+)
+
+
+class Outage:
+    """Back-off state of one loop: first pause 0.1 s, doubling up to ``cap``."""
+
+    def __init__(self, what: str, cap: float = 2.0) -> None:
+        self.what = what
+        self.cap = cap
+        self._delay = 0.0
+        self._since = 0.0
+
+    @property
+    def down(self) -> bool:
+        return self._delay > 0
+
+    async def pause(self, exc: BaseException) -> None:
+        loop = asyncio.get_running_loop()
+        if not self.down:
+            self._since = loop.time()
+            log.warning("%s: Redis unavailable (%r); waiting for it", self.what, exc)
+        self._delay = min(self.cap, max(0.1, self._delay * 2))
+        await asyncio.sleep(self._delay)
+
+    def ok(self) -> None:
+        if self.down:
+            took = asyncio.get_running_loop().time() - self._since
+            log.warning("%s: Redis is back after %.1f s", self.what, took)
+            self._delay = 0.0
