@@ -78,7 +78,7 @@ async def post_reminder_job(request: web.Request) -> web.Response:
         "template_version": template.version,
         "channel": opts.channel,
         "status": "receiving",
-        "window": opts.send_window or settings.jobs.job_send_window,
+        "window": opts.send_window or settings.general.job_send_window,
         "rate": opts.rate or settings.jobs.job_default_rate,
         "callback_url": callback,
         "created_at": now_iso(),

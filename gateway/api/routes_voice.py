@@ -45,7 +45,8 @@ async def post_parking_notice(request: web.Request) -> web.Response:
     if binding is None:
         raise ApiError(404, "no_binding", f"plate {plate} has no bound phone")
     settings = request.app[SETTINGS].voice
-    quiet = is_quiet(datetime.now(UTC), settings.timezone, settings.quiet_hours)
+    general = request.app[SETTINGS].general
+    quiet = is_quiet(datetime.now(UTC), general.timezone, general.quiet_hours)
     channel = "sms" if quiet else "voice"
     text = parking_text(plate, body.location, body.move_within_minutes)
     notice_id = new_notice_id()
