@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.api.auth import CALLER, requires
+from gateway.api.auth import CALLER
 from gateway.api.body import read_model
 from gateway.api.context import BINDINGS, KEYS, METRICS, NOTICES, REDIS, SETTINGS
 from gateway.api.errors import ApiError
@@ -34,7 +34,6 @@ def parking_text(plate: str, location: str, minutes: int) -> str:
     )
 
 
-@requires("officer")
 async def post_parking_notice(request: web.Request) -> web.Response:
     """Call the plate's bound phone (SMS in quiet hours); say which reminder this is."""
     body, body_hash = await read_model(request, ParkingNotice)
@@ -112,7 +111,6 @@ async def post_parking_notice(request: web.Request) -> web.Response:
     )
 
 
-@requires("command_center")
 async def suspected_clones(request: web.Request) -> web.Response:
     """Plates whose owners said "not my vehicle" (2) to a parking call, most recent first."""
     raw = await request.app[REDIS].hgetall(request.app[KEYS].suspected_clones)
