@@ -15,7 +15,13 @@ from pydantic import ValidationError
 from gateway import logs
 from gateway.gc_tuning import tune_for_service
 from gateway.jobs import cli as jobs_cli
-from gateway.settings import ApiSettings, RedisSettings, Settings, SimulatorSettings
+from gateway.settings import (
+    ApiSettings,
+    RedisSettings,
+    Settings,
+    SimulatorSettings,
+    UnsafeSettings,
+)
 from gateway.store.apikeys import ROLES, ApiKeyStore
 from gateway.store.keys import Keys
 from gateway.store.redis_conn import connect
@@ -175,8 +181,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings(args.config)
     except ValidationError as exc:
         for e in exc.errors(include_url=False, include_input=False):
-            name = "GATEWAY_" + "_".join(str(p) for p in e["loc"]).upper()
-            print(f"gateway: bad setting {name}: {e['msg']}", file=sys.stderr)
+            # A field's error has its field as loc; a link's names its variables itself.
+            name = "GATEWAY_" + "_".join(str(p) for p in e["loc"]).upper() + ": "
+            print(f"gateway: bad setting {name if e['loc'] else ''}{e['msg']}", file=sys.stderr)
+        return 2
+    except UnsafeSettings as exc:
+        for problem in exc.problems:
+            print(f"gateway: refused in production: {problem}", file=sys.stderr)
         return 2
     if args.cmd == "serve":
         import uvloop

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from gateway.cli import _parser
-from gateway.settings import Settings
+from gateway.settings import SUFFIXES, Settings, UnsafeSettings, link_var
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,11 +19,27 @@ def _compose() -> dict:  # type: ignore[type-arg]
 
 
 def _known_env() -> set[str]:
-    s = Settings()
-    names: set[str] = set()
-    for part in vars(s).values():
-        names |= {f"GATEWAY_{f.upper()}" for f in type(part).model_fields}
-    return names
+    """The flat names, and the per-link SMPP names as the README writes them (<NAME>)."""
+    return Settings().env_names() | {link_var("<name>", suffix) for suffix in SUFFIXES}
+
+
+def _gateway_services() -> dict[str, dict]:  # type: ignore[type-arg]
+    """The services that run the gateway itself (the simulator only plays the carrier)."""
+    return {
+        name: svc
+        for name, svc in _compose()["services"].items()
+        if svc.get("image", "").startswith("notice-gateway")
+        and "sim" not in svc.get("profiles", [])
+    }
+
+
+def _interpolated(env: dict[str, str], required: str) -> dict[str, str]:
+    """Compose's ${VAR:-default} and ${VAR:?message}, the latter filled with ``required``."""
+
+    def one(m: re.Match[str]) -> str:
+        return m.group(3) if m.group(2) == ":-" else required
+
+    return {k: re.sub(r"\$\{(\w+)(:-|:\?)([^}]*)\}", one, str(v)) for k, v in env.items()}
 
 
 def test_compose_environment_names_are_real_settings() -> None:
@@ -29,6 +47,36 @@ def test_compose_environment_names_are_real_settings() -> None:
     for name, svc in _compose()["services"].items():
         for var in svc.get("environment", {}):
             assert var in known, f"{name}: {var} is not a gateway setting"
+
+
+def test_compose_runs_every_gateway_service_in_production() -> None:
+    services = _gateway_services()
+    assert {"api", "worker", "bulk-worker", "asterisk-config"} <= set(services)
+    for name, svc in services.items():
+        assert svc["environment"].get("GATEWAY_ENV") == "production", name
+
+
+def test_compose_services_start_with_the_secrets_compose_demands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, svc in _gateway_services().items():
+        with monkeypatch.context() as m:
+            for var, value in _interpolated(svc["environment"], "Pr0d-pw").items():
+                m.setenv(var, value)
+            settings = Settings()  # raises UnsafeSettings on a shipped default
+            assert settings.general.env == "production", name
+            # Compose's empty bulk account means one link for both lanes, as before.
+            assert [link.name for link in settings.smpp.links()] == ["main"], name
+
+
+def test_compose_refuses_the_shipped_secrets_if_they_are_passed_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = _interpolated(_gateway_services()["worker"]["environment"], "Pr0d-pw")
+    for var, value in {**env, "GATEWAY_SMPP_PASSWORD": "secret"}.items():
+        monkeypatch.setenv(var, value)
+    with pytest.raises(UnsafeSettings, match="GATEWAY_SMPP_PASSWORD"):
+        Settings()
 
 
 def test_compose_commands_parse_with_the_cli() -> None:

@@ -8,12 +8,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from gateway.api import routes_binding as binding
-from gateway.api import routes_jobs as jobs
-from gateway.api import routes_notices as notices
-from gateway.api import routes_ops as ops
-from gateway.api import routes_optouts as optouts
-from gateway.api import routes_voice as voice
 from gateway.api.context import (
     API_KEYS,
     BINDING_REQUESTS,
@@ -24,22 +18,16 @@ from gateway.api.context import (
     KEYS,
     METRICS,
     NOTICES,
+    OPENAPI,
     OPT_OUTS,
     READINESS,
     REDIS,
     SETTINGS,
 )
 from gateway.api.errors import HTTP_CODES, ApiError
-from gateway.api.models import (
-    AccidentAlert,
-    BindingIn,
-    BindingRequestIn,
-    BindingVerifyIn,
-    Message,
-    ParkingNotice,
-    ReminderJobIn,
-)
-from gateway.api.openapi import RouteDoc, build
+from gateway.api.openapi import build
+from gateway.api.route_table import ROUTES
+from gateway.api.routing import register
 from gateway.core.templates import Catalogue
 from gateway.metrics import Metrics
 from gateway.settings import Settings
@@ -57,160 +45,6 @@ from gateway.store.redis_conn import connect
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-ROUTES: list[tuple[RouteDoc, Handler]] = [
-    (
-        RouteDoc(
-            "POST",
-            "/v1/accident-alerts",
-            "Send an accident procedure by SMS",
-            ("command_center",),
-            AccidentAlert,
-            202,
-        ),
-        notices.post_accident_alert,
-    ),
-    (
-        RouteDoc(
-            "POST",
-            "/v1/messages",
-            "Send a templated or plain notice",
-            ("command_center",),
-            Message,
-            202,
-        ),
-        notices.post_message,
-    ),
-    (RouteDoc("GET", "/v1/notices/{id}", "A notice and its history", ()), notices.get_notice),
-    (
-        RouteDoc(
-            "POST",
-            "/v1/reminder-jobs",
-            "Bulk reminders: a JSON list, or a CSV upload (text/csv, options in the query)",
-            ("command_center", "back_office"),
-            ReminderJobIn,
-            202,
-        ),
-        jobs.post_reminder_job,
-    ),
-    (
-        RouteDoc(
-            "GET",
-            "/v1/reminder-jobs/{id}",
-            "A job's progress, counts per status",
-            ("command_center", "back_office"),
-        ),
-        jobs.get_reminder_job,
-    ),
-    (
-        RouteDoc(
-            "POST",
-            "/v1/reminder-jobs/{id}/cancel",
-            "Stop a job",
-            ("command_center", "back_office"),
-        ),
-        jobs.cancel_reminder_job,
-    ),
-    (
-        RouteDoc(
-            "POST",
-            "/v1/parking-notices",
-            "Call a badly parked car's owner",
-            ("officer",),
-            ParkingNotice,
-            202,
-        ),
-        voice.post_parking_notice,
-    ),
-    (
-        RouteDoc(
-            "POST",
-            "/v1/binding-requests",
-            "Open a binding request; the phone gets a one-time code by SMS",
-            ("binding_agent",),
-            BindingRequestIn,
-            201,
-        ),
-        binding.post_binding_request,
-    ),
-    (
-        RouteDoc("GET", "/v1/binding-requests/{ref}", "A binding request", ("binding_agent",)),
-        binding.get_binding_request,
-    ),
-    (
-        RouteDoc(
-            "POST",
-            "/v1/binding-requests/{ref}/verify",
-            "Confirm a binding request with the code (the website's path)",
-            ("binding_agent",),
-            BindingVerifyIn,
-            200,
-        ),
-        binding.verify_binding_request,
-    ),
-    (
-        RouteDoc(
-            "POST",
-            "/v1/binding-requests/{ref}/cancel",
-            "Cancel a pending binding request",
-            ("binding_agent",),
-        ),
-        binding.cancel_binding_request,
-    ),
-    (
-        RouteDoc("GET", "/v1/admin/binding-audit", "The bindings' audit trail", ("admin",)),
-        binding.get_binding_audit,
-    ),
-    (
-        RouteDoc(
-            "POST", "/v1/bindings", "Bind a plate directly (admins)", ("admin",), BindingIn, 201
-        ),
-        binding.post_binding,
-    ),
-    (
-        RouteDoc("GET", "/v1/bindings/{plate}", "A plate's binding", ("binding_agent",)),
-        binding.get_binding,
-    ),
-    (
-        RouteDoc("DELETE", "/v1/bindings/{plate}", "Remove a binding (admins)", ("admin",)),
-        binding.delete_binding,
-    ),
-    (
-        RouteDoc(
-            "GET",
-            "/v1/suspected-cloned-plates",
-            "Plates disputed by their owners",
-            ("command_center",),
-        ),
-        voice.suspected_clones,
-    ),
-    (
-        RouteDoc("GET", "/v1/admin/opt-outs", "Numbers opted out of reminders", ("admin",)),
-        optouts.list_opt_outs,
-    ),
-    (
-        RouteDoc(
-            "POST",
-            "/v1/admin/opt-outs",
-            "Opt a number out of reminders",
-            ("admin",),
-            optouts.OptOutIn,
-            201,
-        ),
-        optouts.add_opt_out,
-    ),
-    (
-        RouteDoc("DELETE", "/v1/admin/opt-outs/{phone}", "Reverse an opt-out", ("admin",)),
-        optouts.remove_opt_out,
-    ),
-    (
-        RouteDoc("GET", "/v1/admin/webhook-dead-letters", "Callbacks given up", ("admin",)),
-        ops.webhook_dead_letters,
-    ),
-    (RouteDoc("GET", "/healthz", "Process is up", None), ops.healthz),
-    (RouteDoc("GET", "/readyz", "Redis and SMPP bind state", None), ops.readyz),
-    (RouteDoc("GET", "/metrics", "Prometheus metrics", None), ops.metrics),
-]
 
 
 @web.middleware
@@ -279,13 +113,6 @@ def create_app(
         await redis.aclose()
 
     app.cleanup_ctx.append(redis_ctx)
-    docs = [d for d, _ in ROUTES]
-    spec = build([*docs, RouteDoc("GET", "/openapi.json", "This document", None)])
-
-    async def openapi(request: web.Request) -> web.Response:
-        return web.json_response(spec)
-
-    for doc, handler in ROUTES:
-        app.router.add_route(doc.method, doc.path, handler)
-    app.router.add_get("/openapi.json", openapi)
+    app[OPENAPI] = build(ROUTES)
+    register(app, ROUTES)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -33,3 +34,5 @@ METRICS = web.AppKey("metrics", Metrics)
 CATALOGUE = web.AppKey("catalogue", Catalogue)
 # In-process components report their readiness here (the SMPP bind, when the worker runs here).
 READINESS = web.AppKey("readiness", dict[str, Callable[[], bool]])
+# The OpenAPI document, built from the route table once per app.
+OPENAPI = web.AppKey("openapi", dict[str, Any])

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel
 
 from gateway import __version__
-
-
-@dataclass(frozen=True)
-class RouteDoc:
-    method: str
-    path: str
-    summary: str
-    roles: tuple[str, ...] | None  # None: no authentication
-    body: type[BaseModel] | None = None
-    ok_status: int = 200
-
+from gateway.api.routing import Route
 
 _ERROR = {
     "type": "object",
@@ -37,14 +28,23 @@ _ERROR = {
 }
 
 
-def build(routes: list[RouteDoc]) -> dict[str, Any]:
+def _ref(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
+    name = model.__name__
+    schemas[name] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+
+
+def build(routes: Iterable[Route]) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {"Error": _ERROR}
     for r in routes:
+        ok: dict[str, Any] = {"description": "OK"}
+        if r.response is not None:
+            ok["content"] = _ref(r.response, schemas)
         op: dict[str, Any] = {
             "summary": r.summary,
             "responses": {
-                str(r.ok_status): {"description": "OK"},
+                str(r.ok_status): ok,
                 "4XX": {
                     "description": "Client error",
                     "content": {
@@ -57,14 +57,7 @@ def build(routes: list[RouteDoc]) -> dict[str, Any]:
             op["security"] = [{"bearer": []}]
             op["x-roles"] = list(r.roles) or ["any"]
         if r.body is not None:
-            name = r.body.__name__
-            schemas[name] = r.body.model_json_schema(ref_template="#/components/schemas/{model}")
-            op["requestBody"] = {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}
-                },
-            }
+            op["requestBody"] = {"required": True, "content": _ref(r.body, schemas)}
         if r.method == "POST" and r.path.startswith("/v1/") and "notices" not in r.path:
             op.setdefault("parameters", []).append(
                 {
@@ -74,9 +67,9 @@ def build(routes: list[RouteDoc]) -> dict[str, Any]:
                     "schema": {"type": "string", "maxLength": 128},
                 }
             )
-        if "{id}" in r.path:
+        for name in re.findall(r"\{(\w+)\}", r.path):
             op.setdefault("parameters", []).append(
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             )
         paths.setdefault(r.path, {})[r.method.lower()] = op
     return {

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.api.auth import CALLER, requires
+from gateway.api.auth import CALLER
 from gateway.api.body import read_model
 from gateway.api.context import BINDING_REQUESTS, BINDINGS, KEYS, METRICS, NOTICES, SETTINGS
 from gateway.api.errors import ApiError
@@ -111,7 +111,6 @@ async def _send_code(request: web.Request, ref: str, plate: str, to: Msisdn, cod
     return notice_id
 
 
-@requires("binding_agent")
 async def post_binding_request(request: web.Request) -> web.Response:
     """Open a binding request and text its one-time code to the phone being bound."""
     body, _ = await read_model(request, BindingRequestIn)
@@ -153,7 +152,6 @@ async def post_binding_request(request: web.Request) -> web.Response:
     )
 
 
-@requires("binding_agent")
 async def get_binding_request(request: web.Request) -> web.Response:
     record = await request.app[BINDING_REQUESTS].get(_ref(request))
     if record is None:
@@ -189,7 +187,6 @@ def _verify_error(v: Verified) -> ApiError:
     return ApiError(404, "unknown_reference", "no binding request has this reference")
 
 
-@requires("binding_agent")
 async def verify_binding_request(request: web.Request) -> web.Response:
     """The website's path: the code the citizen received makes the binding."""
     ref = request.match_info["ref"]
@@ -237,7 +234,6 @@ async def verify_binding_request(request: web.Request) -> web.Response:
     )
 
 
-@requires("binding_agent")
 async def cancel_binding_request(request: web.Request) -> web.Response:
     ref = _ref(request)
     store = request.app[BINDING_REQUESTS]
@@ -256,7 +252,6 @@ async def cancel_binding_request(request: web.Request) -> web.Response:
     return web.json_response(_request_view(record))
 
 
-@requires("admin")
 async def get_binding_audit(request: web.Request) -> web.Response:
     """The audit trail, newest first: ``?plate=`` for one plate, ``limit`` up to 1000."""
     plate = request.query.get("plate")
@@ -272,7 +267,6 @@ async def get_binding_audit(request: web.Request) -> web.Response:
     return web.json_response({"plate": plate, "entries": entries})
 
 
-@requires("admin")
 async def post_binding(request: web.Request) -> web.Response:
     """Bind a plate to a phone without a code (admins only: imports and corrections)."""
     body, _ = await read_model(request, BindingIn)
@@ -291,7 +285,6 @@ async def post_binding(request: web.Request) -> web.Response:
     )
 
 
-@requires("binding_agent")
 async def get_binding(request: web.Request) -> web.Response:
     plate = plate_or_422(request.match_info["plate"])
     b = await request.app[BINDINGS].get(plate)
@@ -300,7 +293,6 @@ async def get_binding(request: web.Request) -> web.Response:
     return web.json_response(_binding_view(b))
 
 
-@requires("admin")
 async def delete_binding(request: web.Request) -> web.Response:
     """Remove a binding (admins; a citizen removes one from the bound phone, in the IVR)."""
     plate = plate_or_422(request.match_info["plate"])

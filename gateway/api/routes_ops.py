@@ -7,8 +7,7 @@ import json
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.api.auth import requires
-from gateway.api.context import KEYS, METRICS, READINESS, REDIS
+from gateway.api.context import KEYS, METRICS, OPENAPI, READINESS, REDIS
 from gateway.api.errors import ApiError
 
 
@@ -46,13 +45,17 @@ async def readyz(request: web.Request) -> web.Response:
     )
 
 
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI document of every route."""
+    return web.json_response(request.app[OPENAPI])
+
+
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format."""
     data = generate_latest(request.app[METRICS].registry)
     return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-@requires("admin")
 async def webhook_dead_letters(request: web.Request) -> web.Response:
     """Callbacks given up after retrying for hours, newest first."""
     try:

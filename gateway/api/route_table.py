@@ -1,0 +1,193 @@
+"""Every API route, declared once: it drives registration, the key check and the OpenAPI.
+
+To add a route: write the handler in a ``routes_*`` module (it reads ``request[CALLER]``, no
+decorator) and add one ``Route`` below. The role walk in tests/test_api_roles.py then covers it.
+"""
+
+from __future__ import annotations
+
+from gateway.api import routes_binding as binding
+from gateway.api import routes_jobs as jobs
+from gateway.api import routes_notices as notices
+from gateway.api import routes_ops as ops
+from gateway.api import routes_optouts as optouts
+from gateway.api import routes_voice as voice
+from gateway.api.models import (
+    AccidentAlert,
+    BindingIn,
+    BindingRequestIn,
+    BindingVerifyIn,
+    Message,
+    ParkingNotice,
+    ReminderJobIn,
+)
+from gateway.api.routing import ANY_KEY, PUBLIC, Route
+
+JOB_ROLES = ("command_center", "back_office")
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "POST",
+        "/v1/accident-alerts",
+        notices.post_accident_alert,
+        "Send an accident procedure by SMS",
+        ("command_center",),
+        body=AccidentAlert,
+        ok_status=202,
+    ),
+    Route(
+        "POST",
+        "/v1/messages",
+        notices.post_message,
+        "Send a templated or plain notice",
+        ("command_center",),
+        body=Message,
+        ok_status=202,
+    ),
+    Route(
+        "GET",
+        "/v1/notices/{id}",
+        notices.get_notice,
+        "A notice and its history",
+        ANY_KEY,
+        own_object=True,
+    ),
+    Route(
+        "POST",
+        "/v1/reminder-jobs",
+        jobs.post_reminder_job,
+        "Bulk reminders: a JSON list, or a CSV upload (text/csv, options in the query)",
+        JOB_ROLES,
+        body=ReminderJobIn,
+        ok_status=202,
+    ),
+    Route(
+        "GET",
+        "/v1/reminder-jobs/{id}",
+        jobs.get_reminder_job,
+        "A job's progress, counts per status",
+        JOB_ROLES,
+        own_object=True,
+    ),
+    Route(
+        "POST",
+        "/v1/reminder-jobs/{id}/cancel",
+        jobs.cancel_reminder_job,
+        "Stop a job",
+        JOB_ROLES,
+        own_object=True,
+    ),
+    Route(
+        "POST",
+        "/v1/parking-notices",
+        voice.post_parking_notice,
+        "Call a badly parked car's owner",
+        ("officer",),
+        body=ParkingNotice,
+        ok_status=202,
+    ),
+    # Binding requests are not limited to the key that opened them: any binding_agent key
+    # reads, verifies or cancels one by its reference.
+    Route(
+        "POST",
+        "/v1/binding-requests",
+        binding.post_binding_request,
+        "Open a binding request; the phone gets a one-time code by SMS",
+        ("binding_agent",),
+        body=BindingRequestIn,
+        ok_status=201,
+    ),
+    Route(
+        "GET",
+        "/v1/binding-requests/{ref}",
+        binding.get_binding_request,
+        "A binding request",
+        ("binding_agent",),
+    ),
+    Route(
+        "POST",
+        "/v1/binding-requests/{ref}/verify",
+        binding.verify_binding_request,
+        "Confirm a binding request with the code (the website's path)",
+        ("binding_agent",),
+        body=BindingVerifyIn,
+    ),
+    Route(
+        "POST",
+        "/v1/binding-requests/{ref}/cancel",
+        binding.cancel_binding_request,
+        "Cancel a pending binding request",
+        ("binding_agent",),
+    ),
+    Route(
+        "GET",
+        "/v1/admin/binding-audit",
+        binding.get_binding_audit,
+        "The bindings' audit trail",
+        ("admin",),
+    ),
+    Route(
+        "POST",
+        "/v1/bindings",
+        binding.post_binding,
+        "Bind a plate directly (admins)",
+        ("admin",),
+        body=BindingIn,
+        ok_status=201,
+    ),
+    Route(
+        "GET",
+        "/v1/bindings/{plate}",
+        binding.get_binding,
+        "A plate's binding",
+        ("binding_agent",),
+    ),
+    Route(
+        "DELETE",
+        "/v1/bindings/{plate}",
+        binding.delete_binding,
+        "Remove a binding (admins)",
+        ("admin",),
+    ),
+    Route(
+        "GET",
+        "/v1/suspected-cloned-plates",
+        voice.suspected_clones,
+        "Plates disputed by their owners",
+        ("command_center",),
+    ),
+    Route(
+        "GET",
+        "/v1/admin/opt-outs",
+        optouts.list_opt_outs,
+        "Numbers opted out of reminders",
+        ("admin",),
+    ),
+    Route(
+        "POST",
+        "/v1/admin/opt-outs",
+        optouts.add_opt_out,
+        "Opt a number out of reminders",
+        ("admin",),
+        body=optouts.OptOutIn,
+        ok_status=201,
+    ),
+    Route(
+        "DELETE",
+        "/v1/admin/opt-outs/{phone}",
+        optouts.remove_opt_out,
+        "Reverse an opt-out",
+        ("admin",),
+    ),
+    Route(
+        "GET",
+        "/v1/admin/webhook-dead-letters",
+        ops.webhook_dead_letters,
+        "Callbacks given up",
+        ("admin",),
+    ),
+    Route("GET", "/healthz", ops.healthz, "Process is up", PUBLIC),
+    Route("GET", "/readyz", ops.readyz, "Redis and SMPP bind state", PUBLIC),
+    Route("GET", "/metrics", ops.metrics, "Prometheus metrics", PUBLIC),
+    Route("GET", "/openapi.json", ops.openapi, "This document", PUBLIC),
+)
