@@ -73,10 +73,20 @@ class Workers:
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
+    def sms_links(self) -> list[SmsSender]:
+        """This process's SMPP binds, one per link."""
+        return [w.channel for w in self.channels.values() if isinstance(w.channel, SmsSender)]
+
+    @property
     def sms(self) -> SmsSender:
-        channel = self.channels["sms"].channel
-        assert isinstance(channel, SmsSender)
-        return channel
+        """The bind carrying the priority lane (or this process's only one)."""
+        links = self.sms_links
+        return next((c for c in links if Lane.PRIORITY in c.lanes), links[0])
+
+    @property
+    def bound(self) -> bool:
+        """Every SMPP link of this process is bound."""
+        return all(c.bound for c in self.sms_links)
 
     @property
     def voice(self) -> VoiceCaller | None:
@@ -106,7 +116,7 @@ class Workers:
                 part.close()
         for worker in self.channels.values():
             await worker.stop()
-        await reap([*self._tasks, *self.sms.stragglers])
+        await reap([*self._tasks, *(t for c in self.sms_links for t in c.stragglers)])
         await self.redis.aclose()
 
 
@@ -160,7 +170,7 @@ async def serve(settings: Settings, role: str, ready: Callable[[], None] | None 
     workers = Workers(settings, metrics) if role in ("all", "worker") else None
     readiness: dict[str, Callable[[], bool]] = {}
     if workers is not None:
-        readiness["smpp"] = lambda: workers.sms.bound
+        readiness["smpp"] = lambda: workers.bound
         if workers.voice is not None:
             voice = workers.voice
             readiness["ami"] = lambda: voice.ami.up

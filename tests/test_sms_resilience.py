@@ -92,7 +92,7 @@ async def test_entries_of_a_dead_worker_are_reclaimed_by_a_live_one(
     doomed = Workers(gateway.settings, gateway.metrics)
     ids = await _send(gateway, 20)
     # The doomed worker reads the queue, then dies without acking (no unbind, no cleanup).
-    group = doomed.channels["sms"].groups[Lane.PRIORITY]
+    group = doomed.channels["sms:main"].groups[Lane.PRIORITY]
     await group.ensure()
     entries = await group.read(100, 100)
     assert len(entries) == 20

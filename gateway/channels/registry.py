@@ -58,16 +58,33 @@ class ChannelRegistry:
         consumer: str,
         lanes: frozenset[Lane],
     ) -> dict[str, ChannelWorker]:
-        """The channel workers of a process serving ``lanes``, by channel name.
+        """The channel workers of a process serving ``lanes``, by name.
 
-        SMS: one bind serving the process's lanes. Voice: where the priority lane is served
-        (it holds the FastAGI server), for both voice lanes. Email: where the bulk lane is.
+        SMS: one bind per SMPP link that carries one of the process's lanes (``sms:<link>``;
+        a second carrier is a settings entry, ``GATEWAY_SMPP_LINKS``). Voice: where the
+        priority lane is served (it holds the FastAGI server), for both voice lanes. Email:
+        where the bulk lane is.
         """
         s = self.settings
         out: dict[str, ChannelWorker] = {}
-        sms = SmsSender(redis, self.keys, store, s.smpp, s.worker, metrics, consumer, lanes)
-        sms_lanes = self._lanes("sms", lanes)
-        out["sms"] = self._worker(sms, sms_lanes, redis, store, consumer, sms.ack_interval)
+        by_link: dict[str, set[Lane]] = {}
+        links = {link.name: link for link in s.smpp.links()}
+        for lane, link in s.smpp.links_for(frozenset(lanes)).items():
+            by_link.setdefault(link.name, set()).add(Lane(lane))
+        for name, link_lanes in by_link.items():
+            sms = SmsSender(
+                redis,
+                self.keys,
+                store,
+                s.smpp,
+                s.worker,
+                metrics,
+                consumer,
+                links[name],
+                frozenset(link_lanes),
+            )
+            streams = self._lanes("sms", frozenset(link_lanes))
+            out[sms.name] = self._worker(sms, streams, redis, store, consumer, sms.ack_interval)
         if Lane.PRIORITY in lanes and s.voice.voice_enabled:
             voice = VoiceCaller(redis, self.keys, store, s, consumer, s.voice.voice_channel)
             out["voice"] = self._worker(voice, self.streams("voice"), redis, store, consumer)

@@ -30,7 +30,7 @@ from gateway.core.phones import mask
 from gateway.core.statuses import SmppAction, smpp_outcome
 from gateway.logs import guard_smpp_logger
 from gateway.metrics import Metrics
-from gateway.settings import SmppSettings, WorkerSettings
+from gateway.settings import SmppLink, SmppSettings, WorkerSettings
 from gateway.sms.encoding import EncodedSms, encode_sms
 from gateway.sms.esme_bridge import (
     CoalescingWriter,
@@ -92,12 +92,15 @@ class SmsSender:
         worker: WorkerSettings,
         metrics: Metrics,
         consumer: str,
+        link: SmppLink,
         lanes: frozenset[str] = frozenset({"priority", "bulk"}),
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.store = store
         self.smpp = smpp
+        self.link = link
+        self.name = f"sms:{link.name}"
         self.worker = worker
         self.metrics = metrics
         self.consumer = consumer
@@ -108,7 +111,7 @@ class SmsSender:
         self.lanes = frozenset(Lane(lane) for lane in lanes)
         priority = Lane.PRIORITY in self.lanes
         # Sharing the link with priority parts, bulk gets part of the window; alone, all of it.
-        self._bulk_cap = smpp.smpp_bulk_window if priority else smpp.smpp_window
+        self._bulk_cap = link.bulk_window if priority else link.window
         self._high: collections.deque[Part] = collections.deque()
         self._low: collections.deque[Part] = collections.deque()
         # Set whenever a part is ready or the window may have room.
@@ -118,8 +121,8 @@ class SmsSender:
         # Priority entries have their own budget, so held bulk entries never keep an
         # accident alert unread in Redis.
         self._limits = {
-            Lane.PRIORITY: max(256, smpp.smpp_window * 8),
-            Lane.BULK: max(2000, smpp.smpp_window * 16),
+            Lane.PRIORITY: max(256, link.window * 8),
+            Lane.BULK: max(2000, link.window * 16),
         }
         self._room_changed: Callable[[], None] = lambda: None
         self._outstanding: dict[str, Part] = {}
@@ -139,13 +142,13 @@ class SmsSender:
         self.batcher = store.sms_event_batcher(
             receipt_ttl, receipt_ttl, interval=0.002 if priority else 0.02
         )
-        host, port, system_id, password, tps = smpp.link(bulk=not priority)
+        host, port, system_id, tps = link.host, link.port, link.system_id, link.tps
         self.esme = GatewayEsme(
             smsc_host=host,
             smsc_port=port,
             system_id=system_id,
-            password=password,
-            system_type=smpp.smpp_system_type,
+            password=link.password.get_secret_value(),
+            system_type=link.system_type,
             client_id=consumer,
             enquire_link_interval=float(smpp.smpp_enquire_link_seconds),
             log_level="ERROR",
@@ -162,7 +165,7 @@ class SmsSender:
             socket_timeout=float(smpp.smpp_response_timeout),
         )
         guard_smpp_logger(self.esme._logger)
-        src = smpp.smpp_source_addr
+        src = link.source_addr
         # service_type and source address: the same in every submit_sm of this bind.
         self._source = submit_sm_source(src, TON.UNKNOWN if src.isdigit() else TON.ALPHANUMERIC, 0)
 
@@ -305,7 +308,7 @@ class SmsSender:
 
     async def _next_part(self) -> Part:
         while True:
-            if not self._closing and len(self._outstanding) < self.smpp.smpp_window:
+            if not self._closing and len(self._outstanding) < self.link.window:
                 if self._high:
                     return self._high.popleft()
                 # Bulk parts use only part of the window: what the SMSC has in hand is what a
