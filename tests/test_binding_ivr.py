@@ -211,18 +211,33 @@ async def test_unknown_reference_then_keyed_reference(
     assert (abandoned["step"], abandoned["ref"]) == ("code", ref)
 
 
-async def fake_asterisk(port: int, header: list[str], replies: list[str]) -> list[str]:
+AGI_SECRET = "local-agi-secret"  # the shipped default the dialplan hands binding calls
+
+
+async def fake_asterisk(
+    port: int, header: list[str], replies: list[str], token: str | None = AGI_SECRET
+) -> list[str]:
     """Speak FastAGI to the gateway as Asterisk would, answering each command as scripted;
-    returns the commands the flow sent."""
+    returns the commands the flow sent. ``GET VARIABLE "AGI_TOKEN"`` is answered with
+    ``token`` (what the dialplan's [from-carrier] sets; None: a forged session that does not
+    know it) and is not among the commands returned."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(("\n".join(header) + "\n\n").encode())
-        commands = []
-        for reply in replies:
+        commands: list[str] = []
+        script = iter(replies)
+        while True:
             line = await asyncio.wait_for(reader.readline(), 15)
             if not line:
+                return commands
+            command = line.decode().strip()
+            if command == 'GET VARIABLE "AGI_TOKEN"':
+                writer.write(f"200 result=1 ({token})\n".encode() if token else b"200 result=0\n")
+                continue
+            commands.append(command)
+            reply = next(script, None)
+            if reply is None:
                 break
-            commands.append(line.decode().strip())
             writer.write(reply.encode() + b"\n")
             await writer.drain()
         assert await asyncio.wait_for(reader.read(), 15) == b"", "the flow should end here"
@@ -291,3 +306,66 @@ async def test_garbage_on_the_agi_socket_leaves_the_request_intact(
         "POST", f"/v1/binding-requests/{ref}/verify", gw._admin, {"code": code}
     )
     assert (status, body["status"]) == (200, "confirmed")
+
+
+async def test_a_forged_binding_session_without_the_dialplans_token_changes_nothing(
+    ivr_gateway: Gateway, smsc: SmscSimulator
+) -> None:
+    """Someone who reaches the FastAGI port claims the bound phone's caller id and presses 3
+    (remove the binding): without the token [from-carrier] hands its calls, refused."""
+    gw = ivr_gateway
+    plate = "云C99887"
+    code, _, _ = await gw.request(
+        "POST", "/v1/bindings", gw._admin, {"plate": plate, "phone": OTHER}
+    )
+    assert code == 201
+    ref, _, _ = await open_request(gw, smsc, plate, phone=CALLER)
+    for token in (None, "local-agi-secreX"):
+        commands = await fake_asterisk(
+            gw.settings.agi.agi_port,
+            agi_header("binding", ref, callerid=OTHER),
+            ["200 result=51"],
+            token=token,
+        )
+        assert commands == []  # not one prompt played
+    assert (await gw.redis.hget(gw.keys.binding(plate), "phone")) == OTHER
+    async with asyncio.timeout(10):
+        while True:
+            _, body, _ = await gw.request("GET", "/v1/admin/binding-audit?limit=20", gw._admin)
+            refused = [e for e in body["entries"] if e.get("reason") == "invalid_token"]
+            if len(refused) == 2:
+                break
+            await asyncio.sleep(0.1)
+    assert {e["event"] for e in refused} == {"ivr_session_refused"}
+
+
+async def test_a_forged_parking_session_for_a_queued_notice_is_refused(
+    ivr_gateway: Gateway, smsc: SmscSimulator
+) -> None:
+    """A FastAGI session naming a notice that was never dialled, pressing 2 ("not my car"):
+    no call of this worker is in progress for it, so the notice and the clone list stay."""
+    gw = ivr_gateway
+    notice_id = "ntc_forged0000000000"
+    await gw.redis.hset(
+        gw.keys.notice(notice_id),
+        mapping={"id": notice_id, "status": "queued", "kind": "parking_notice", "plate": "云A1"},
+    )
+    header = [
+        "agi_network_script: parking",
+        "agi_request: agi://127.0.0.1/parking",
+        "agi_channel: Local/1@sink-00000001;2",
+        "agi_context: notice-call",
+    ]
+    replies = [f"200 result=1 ({notice_id})", "200 result=0", "200 result=0", "200 result=0"]
+    commands = await fake_asterisk(
+        gw.settings.agi.agi_port, header, [*replies, "200 result=50"], token="guessed"
+    )
+    assert commands[-1].startswith("WAIT FOR DIGIT")  # the flow ran to the digit
+    async with asyncio.timeout(10):
+        while True:
+            _, body, _ = await gw.request("GET", "/v1/admin/binding-audit?limit=20", gw._admin)
+            if any(e["event"] == "agi_result_refused" for e in body["entries"]):
+                break
+            await asyncio.sleep(0.1)
+    assert await gw.redis.hget(gw.keys.notice(notice_id), "status") == "queued"
+    assert not await gw.redis.hexists(gw.keys.suspected_clones, "云A1")

@@ -12,7 +12,11 @@ from pydantic import ValidationError
 from gateway.cli import main
 from gateway.settings import GeneralSettings, Settings, UnsafeSettings
 
-SAFE = {"GATEWAY_SMPP_PASSWORD": "Pr0d-pw", "GATEWAY_AMI_SECRET": "a-long-ami-secret"}
+SAFE = {
+    "GATEWAY_SMPP_PASSWORD": "Pr0d-pw",
+    "GATEWAY_AMI_SECRET": "a-long-ami-secret",
+    "GATEWAY_AGI_SECRET": "a-long-agi-token-for-tests",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -84,6 +88,7 @@ def test_production_refuses_each_shipped_secret_by_name(monkeypatch: pytest.Monk
     assert problems == [
         "GATEWAY_SMPP_PASSWORD (link main) is the shipped default",
         "GATEWAY_AMI_SECRET is the shipped default",
+        "GATEWAY_AGI_SECRET is the shipped default or empty",
     ]
     assert "secret" not in str(caught.value).replace("shipped default", "")
 

@@ -13,9 +13,10 @@ import io
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
 
 from asterisk.agi import AGI, AGIException, AGIUnknownError
@@ -24,6 +25,9 @@ from gateway.ivr_flows.agi_env import MAX_HEADER_LINES, MAX_LINE, AgiRequest, Ba
 from gateway.ivr_flows.agi_env import parse_header as parse_agi_header
 
 log = logging.getLogger(__name__)
+
+# Asterisk sends the whole header at once; a peer still typing it after this is not Asterisk.
+HEADER_SECONDS = 5.0
 
 
 class SessionEnded(ConnectionError):
@@ -35,30 +39,41 @@ class OversizedLine(SessionEnded):
 
 
 class _LineReader(io.TextIOBase):
-    """What pyst2 reads from: bounded lines, EOF and timeouts raised instead of ''."""
+    """What pyst2 reads from: bounded lines, EOF and timeouts raised instead of ''.
+
+    Every ``recv`` waits only until the deadline in force (the header's, then the session's),
+    so a peer that trickles a byte at a time cannot stretch a line past it."""
 
     def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self._file = sock.makefile("rb")
         self._sock = sock
-        self._deadline = deadline
+        self._buf = bytearray()
+        self.deadline = deadline
 
     def close_file(self) -> None:
-        self._file.close()
+        self._buf.clear()
 
     def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise SessionEnded("session time budget spent")
-        self._sock.settimeout(min(left, 30.0))
-        try:
-            raw = self._file.readline(MAX_LINE + 1)
-        except (TimeoutError, OSError) as exc:
-            raise SessionEnded(f"read failed: {exc}") from exc
-        if not raw:
-            raise SessionEnded("peer closed the connection")
-        if len(raw) > MAX_LINE:
-            raise OversizedLine("line too long")
-        return raw.decode("utf-8", errors="replace")
+        while True:
+            end = self._buf.find(b"\n")
+            if end >= 0:
+                raw = bytes(self._buf[: end + 1])
+                del self._buf[: end + 1]
+                if len(raw) > MAX_LINE:
+                    raise OversizedLine("line too long")
+                return raw.decode("utf-8", errors="replace")
+            if len(self._buf) > MAX_LINE:
+                raise OversizedLine("line too long")
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise SessionEnded("time budget spent")
+            self._sock.settimeout(left)
+            try:
+                chunk = self._sock.recv(4096)
+            except (TimeoutError, OSError) as exc:
+                raise SessionEnded(f"read failed: {exc}") from exc
+            if not chunk:
+                raise SessionEnded("peer closed the connection")
+            self._buf += chunk
 
 
 class _Writer(io.TextIOBase):
@@ -130,7 +145,10 @@ class FastAgiServer:
         on_result: OnResult,
         max_sessions: int = 256,
         session_timeout: float = 120.0,
+        allow: Sequence[IPv4Network | IPv6Network] = (),
     ) -> None:
+        self.allow = tuple(allow)
+        self.refused = 0
         self.host = host
         self.port = port
         self.flows = flows
@@ -165,15 +183,42 @@ class FastAgiServer:
             while True:
                 await self._slots.acquire()
                 try:
-                    conn, _ = await loop.sock_accept(self._listener)
+                    conn, peer = await loop.sock_accept(self._listener)
                 except BaseException:
                     self._slots.release()
                     raise
+                if not self._allowed(peer[0]):
+                    self._refuse(conn, peer[0])
+                    continue
                 task = loop.create_task(self._session(conn))
                 self._sessions.add(task)
                 task.add_done_callback(self._sessions.discard)
         finally:
             self._listener.close()
+
+    def _allowed(self, address: str) -> bool:
+        if not self.allow:
+            return True
+        try:
+            ip = ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return False
+        return any(ip in net for net in self.allow)
+
+    def _refuse(self, conn: socket.socket, address: str) -> None:
+        """Closed before a byte is read: only Asterisk may open flows."""
+        self.refused += 1
+        self._slots.release()
+        conn.close()
+        log.warning("FastAGI: refused a session from %s (not in GATEWAY_AGI_ALLOW)", address)
+        request = AgiRequest({}, "")
+        outcome = {"error": "address_not_allowed", "peer": address}
+        task = asyncio.get_running_loop().create_task(self._report(FlowResult(request, outcome)))
+        self._sessions.add(task)
+        task.add_done_callback(self._sessions.discard)
+
+    async def _report(self, result: FlowResult) -> None:
+        await self.on_result(result)
 
     async def shutdown(self, grace: float = 5.0) -> None:
         """After ``serve`` is cancelled: let sessions finish, then cut the stragglers."""
@@ -207,16 +252,17 @@ class FastAgiServer:
 
     def _run_flow(self, conn: socket.socket) -> FlowResult | None:
         """In a worker thread: read the header, run the flow, always end cleanly."""
-        deadline = time.monotonic() + self.session_timeout
-        reader, writer = _LineReader(conn, deadline), _Writer(conn)
+        start = time.monotonic()
+        reader = _LineReader(conn, start + min(HEADER_SECONDS, self.session_timeout))
         try:
-            return self._serve(reader, writer)
+            return self._serve(reader, _Writer(conn), start + self.session_timeout)
         finally:
             reader.close_file()
 
-    def _serve(self, reader: _LineReader, writer: _Writer) -> FlowResult | None:
+    def _serve(self, reader: _LineReader, writer: _Writer, deadline: float) -> FlowResult | None:
         try:
             request = _read_header(reader)
+            reader.deadline = deadline
         except (BadAgiHeader, OversizedLine) as exc:
             log.warning("FastAGI: refused a session: %s", exc)
             return FlowResult(AgiRequest({}, ""), {"error": "bad_header", "reason": str(exc)})

@@ -14,6 +14,7 @@ Runs in a FastAGI worker thread; Redis and speech rendering run on the event loo
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -84,8 +85,14 @@ class _Ended(Exception):
 
 class BindingFlow:
     def __init__(
-        self, requests: BindingRequestStore, bindings: BindingStore, tts: Tts, max_attempts: int
+        self,
+        requests: BindingRequestStore,
+        bindings: BindingStore,
+        tts: Tts,
+        max_attempts: int,
+        token: str,
     ) -> None:
+        self.token = token  # what the dialplan's [from-carrier] hands every binding call
         self.requests = requests
         self.bindings = bindings
         self.tts = tts
@@ -115,6 +122,11 @@ class BindingFlow:
         actor = Actor("ivr", caller_id=phone or raw_caller[:32])
         ctx: dict[str, str] = {"ref": "", "plate": "", "step": "reference"}
         try:
+            given = str(agi.get_variable("AGI_TOKEN") or "")
+            if not self.token or not hmac.compare_digest(given.encode(), self.token.encode()):
+                # Not a call Asterisk took from the carrier trunk: a forged session.
+                self._audit("ivr_session_refused", "", actor, reason="invalid_token")
+                return {"flow": "binding", "outcome": "refused", "reason": "invalid_token"}
             self._run(agi, request, actor, ctx)
         except _Ended as end:
             return {"flow": "binding", "outcome": end.outcome, "ref": ctx["ref"], **end.detail}

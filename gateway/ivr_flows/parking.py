@@ -35,8 +35,16 @@ def _digit(agi: FastAgi, prompt: str) -> str:
     return str(agi.wait_for_digit(WAIT_MS) or "")
 
 
+def call_identity(agi: FastAgi) -> dict[str, str]:
+    """The notice and the one-time token the gateway put on this call's Originate."""
+    return {
+        "notice_id": str(agi.get_variable("NOTICE_ID") or ""),
+        "token": str(agi.get_variable("AGI_TOKEN") or ""),
+    }
+
+
 def parking_flow(agi: FastAgi, request: AgiRequest) -> dict[str, Any]:
-    notice_id = str(agi.get_variable("NOTICE_ID") or "")
+    ident = call_identity(agi)
     prompt = str(agi.get_variable("NOTICE_PROMPT") or "")
     menu = str(agi.get_variable("NOTICE_MENU") or "")
     thanks = str(agi.get_variable("NOTICE_THANKS") or "")
@@ -55,13 +63,13 @@ def parking_flow(agi: FastAgi, request: AgiRequest) -> dict[str, Any]:
     except (SessionEnded, AGIException) as exc:
         if digit not in OUTCOMES:
             return {
-                "notice_id": notice_id,
+                **ident,
                 "outcome": "no_input",
                 "detail": {"reason": "hangup", "error": type(exc).__name__, "rounds": rounds},
             }
     outcome = OUTCOMES.get(digit, "no_input")
     return {
-        "notice_id": notice_id,
+        **ident,
         "outcome": outcome,
         "detail": {"digit": digit, "rounds": rounds},
     }
@@ -73,7 +81,7 @@ REPEAT_TEXT_DIGIT = "1"
 def reminder_flow(agi: FastAgi, request: AgiRequest) -> dict[str, Any]:
     """A reminder call: the message, then "press 1 to hear it again" (once). Having heard it
     is the outcome; a hang-up during the message counts as heard only if the speech ended."""
-    notice_id = str(agi.get_variable("NOTICE_ID") or "")
+    ident = call_identity(agi)
     prompt = str(agi.get_variable("NOTICE_PROMPT") or "")
     again = str(agi.get_variable("NOTICE_REPEAT") or "")
     _wait_for_audio(prompt)
@@ -91,8 +99,8 @@ def reminder_flow(agi: FastAgi, request: AgiRequest) -> dict[str, Any]:
     except (SessionEnded, AGIException) as exc:
         if plays == 0:
             return {
-                "notice_id": notice_id,
+                **ident,
                 "outcome": "no_input",
                 "detail": {"reason": "hung up during the message", "error": type(exc).__name__},
             }
-    return {"notice_id": notice_id, "outcome": "listened", "detail": {"plays": plays}}
+    return {**ident, "outcome": "listened", "detail": {"plays": plays}}

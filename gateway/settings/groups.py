@@ -6,9 +6,10 @@ Each group reads its own flat ``GATEWAY_<FIELD>`` names; secrets are ``SecretStr
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings
 
 from gateway.settings.base import config
@@ -65,6 +66,20 @@ class AgiSettings(BaseSettings):
     # workers share one Asterisk. Empty: agi_host:agi_port, or this host's name when agi_host
     # is a wildcard address.
     agi_advertise: str = Field("", pattern=r"^$|^[A-Za-z0-9_.:\[\]-]+:\d{1,5}$")
+    # Who may open a FastAGI session: addresses or networks, comma-separated. Empty: the
+    # AMI host (where Asterisk runs) and loopback.
+    agi_allow: str = ""
+    # The token the dialplan hands to inbound flows (the binding line), rendered into
+    # extensions.conf; outbound calls carry a token of their own per attempt.
+    agi_secret: SecretStr = SecretStr("local-agi-secret")
+
+    @field_validator("agi_secret")
+    @classmethod
+    def _dialplan_safe(cls, value: SecretStr) -> SecretStr:
+        # It is written into extensions.conf: no character the dialplan would read as syntax.
+        if not re.fullmatch(r"[A-Za-z0-9_.~+/=-]{1,128}", value.get_secret_value()):
+            raise ValueError("1-128 characters of A-Z a-z 0-9 _ . ~ + / = -")
+        return value
 
 
 class SipSettings(BaseSettings):

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 # The defaults are public (this repository), so a process using one is open to anyone.
 SHIPPED_SMPP_PASSWORD = "secret"  # noqa: S105
 SHIPPED_AMI_SECRET = "gateway-ami"  # noqa: S105
+SHIPPED_AGI_SECRET = "local-agi-secret"  # noqa: S105
 
 
 class UnsafeSettings(ValueError):
@@ -35,6 +36,8 @@ def unsafe_defaults(settings: Settings) -> list[str]:
             problems.append(f"{var} (link {link.name}) is empty")
     if settings.ami.ami_secret.get_secret_value() == SHIPPED_AMI_SECRET:
         problems.append("GATEWAY_AMI_SECRET is the shipped default")
+    if settings.agi.agi_secret.get_secret_value() in ("", SHIPPED_AGI_SECRET):
+        problems.append("GATEWAY_AGI_SECRET is the shipped default or empty")
     # A login name with no password: the account is open, or the login fails at the first use.
     for user, secret, var in (
         (settings.sip.sip_trunk_username, settings.sip.sip_trunk_password, "GATEWAY_SIP_TRUNK"),

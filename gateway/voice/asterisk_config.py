@@ -47,6 +47,7 @@ def values(settings: Settings, directory: Path) -> dict[str, str]:
         "AMI_PERMIT": settings.ami.ami_permit,
         "AGI_HOST": settings.agi.agi_host,
         "AGI_PORT": str(settings.agi.agi_port),
+        "AGI_SECRET": settings.agi.agi_secret.get_secret_value(),
         "SIP_BIND_HOST": sip.sip_bind_host,
         "SIP_BIND_PORT": str(sip.sip_bind_port),
         "SIP_TRUNK_HOST": sip.sip_trunk_host,
@@ -69,6 +70,6 @@ def render(settings: Settings, directory: str | Path) -> Path:
         text = (src / name).read_text(encoding="utf-8")
         out = target / name
         out.write_text(string.Template(text).safe_substitute(mapping), encoding="utf-8")
-        if name == "manager.conf" or name == "pjsip.conf":
+        if name in ("manager.conf", "pjsip.conf", "extensions.conf"):
             out.chmod(0o600)  # they hold secrets
     return target / "asterisk.conf"

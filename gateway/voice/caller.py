@@ -14,12 +14,15 @@ state, however many workers share one Asterisk.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
+import secrets
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -50,6 +53,26 @@ RETRYABLE = frozenset({"busy", "no_answer", "failed"})
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 (names them, binds nothing)
 
 
+def agi_allow(settings: Settings) -> list[IPv4Network | IPv6Network]:
+    """Who may open FastAGI sessions: ``GATEWAY_AGI_ALLOW``, or Asterisk's host (the AMI
+    host, resolved now) and loopback."""
+    wanted = [a.strip() for a in settings.agi.agi_allow.split(",") if a.strip()]
+    if not wanted:
+        wanted = ["127.0.0.0/8", "::1", settings.ami.ami_host]
+    nets: list[IPv4Network | IPv6Network] = []
+    for item in wanted:
+        try:
+            nets.append(ip_network(item, strict=False))
+        except ValueError:  # a host name: its addresses now
+            try:
+                infos = socket.getaddrinfo(item, None, proto=socket.IPPROTO_TCP)
+            except OSError as exc:
+                log.warning("GATEWAY_AGI_ALLOW: %s does not resolve (%s); skipped", item, exc)
+                continue
+            nets.extend(ip_network(str(info[4][0])) for info in infos)
+    return nets
+
+
 def advertised_agi(agi: AgiSettings, port: int) -> str:
     """host:port at which Asterisk reaches this process's FastAGI server."""
     if agi.agi_advertise:
@@ -63,6 +86,7 @@ class Call:
     delivery: Delivery
     attempt: int
     started: float
+    token: str  # one use: the FastAGI flow of this attempt must hand it back
     answered: bool = False
 
     @property
@@ -100,6 +124,7 @@ class VoiceCaller:
             self.bindings,
             self.tts,
             settings.binding.binding_max_attempts,
+            settings.agi.agi_secret.get_secret_value(),
         )
         self.agi = FastAgiServer(
             settings.agi.agi_host,
@@ -108,6 +133,7 @@ class VoiceCaller:
             self._on_flow_result,
             max_sessions=settings.voice.max_calls * 2,
             session_timeout=settings.agi.agi_session_timeout,
+            allow=agi_allow(settings),
         )
         self.agi_address = ""
         self.placed = 0  # Originates sent by this process
@@ -220,7 +246,8 @@ class VoiceCaller:
         except BaseException:
             await asyncio.shield(self.redis.zrem(self.keys.active_calls, action_id))
             raise
-        self.calls[action_id] = Call(delivery, attempt, time.monotonic())
+        token = secrets.token_urlsafe(18)
+        self.calls[action_id] = Call(delivery, attempt, time.monotonic(), token)
         self._by_notice[notice_id] = action_id
         try:
             await self.ami.action(
@@ -238,6 +265,7 @@ class VoiceCaller:
                     "NOTICE_FLOW": "reminder" if notice.get("kind") == "reminder" else "parking",
                     "NOTICE_PROMPT": str(prompt),
                     "NOTICE_AGI": self.agi_address,
+                    "AGI_TOKEN": token,
                     **self._prompts,
                 },
             )
@@ -294,27 +322,37 @@ class VoiceCaller:
 
     async def _on_flow_result(self, result: FlowResult) -> None:
         if result.request.flow == "binding":
-            log.info("binding call ended: %s", result.outcome)
+            log.info("binding call ended: %s", result.outcome.get("outcome"))
             return
         if not result.request.flow:
-            # Not a FastAGI header at all: on the IVR's audit trail, since that is whose line
-            # answers on this port.
+            # Not a FastAGI header at all, or a peer not allowed: on the IVR's audit trail,
+            # since that is whose line answers on this port.
             await self.bindings.audit("ivr_session_refused", "", channel="ivr", **result.outcome)
             return
         notice_id = str(result.outcome.get("notice_id", ""))
         outcome = str(result.outcome.get("outcome", ""))
-        action_id = self._by_notice.get(notice_id)
         if not notice_id or outcome not in ("acknowledged", "disputed", "no_input", "listened"):
-            log.warning("FastAGI flow ended without an outcome: %s", result.outcome)
+            log.warning("FastAGI flow ended without an outcome: %s", result.outcome.get("error"))
             return
+        action_id = self._by_notice.get(notice_id, "")
+        call = self.calls.get(action_id)
+        token = str(result.outcome.get("token", ""))
+        if call is None or not call.token or not hmac.compare_digest(call.token, token):
+            # No call of ours in progress for it, or not the token its Originate carried:
+            # a forged or replayed session. The notice stays as it is.
+            reason = "no_call_in_progress" if call is None else "bad_token"
+            log.warning("FastAGI result for %s refused: %s", notice_id, reason)
+            await self.bindings.audit(
+                "agi_result_refused", "", channel="ivr", notice_id=notice_id, reason=reason
+            )
+            return
+        call.token = ""  # single use
         await self.store.transition(notice_id, outcome, dict(result.outcome.get("detail", {})))
         if outcome == "disputed":
             await self._record_suspected_clone(notice_id)
-        if action_id is not None:
-            call = self._forget(action_id)
-            if call is not None:
-                await self.redis.zrem(self.keys.active_calls, action_id)
-                call.delivery.settle()
+        if self._forget(action_id) is not None:
+            await self.redis.zrem(self.keys.active_calls, action_id)
+            call.delivery.settle()
 
     def _forget(self, action_id: str) -> Call | None:
         call = self.calls.pop(action_id, None)

@@ -1,0 +1,71 @@
+"""The FastAGI server's own budgets, against the real server on an ephemeral port: only
+allowed addresses get a session, and a peer that trickles bytes is cut at the deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from ipaddress import ip_network
+from typing import Any
+
+from gateway.ivr_flows.agi_server import HEADER_SECONDS, FastAgiServer, FlowResult
+
+
+async def _serve(**kw: Any) -> tuple[FastAgiServer, list[FlowResult], asyncio.Task[None]]:
+    results: list[FlowResult] = []
+
+    async def on_result(result: FlowResult) -> None:
+        results.append(result)
+
+    server = FastAgiServer("127.0.0.1", 0, {"parking": lambda agi, req: {}}, on_result, **kw)
+    server.bind()
+    return server, results, asyncio.create_task(server.serve())
+
+
+async def test_a_peer_outside_the_allow_list_is_closed_before_it_is_read() -> None:
+    server, results, task = await _serve(allow=[ip_network("10.0.0.0/8")])
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"agi_request: agi://127.0.0.1/parking\n\n")
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+        async with asyncio.timeout(5):
+            while not results:
+                await asyncio.sleep(0.02)
+        assert server.refused == 1
+        assert results[0].outcome == {"error": "address_not_allowed", "peer": "127.0.0.1"}
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await server.shutdown(1)
+
+
+async def test_a_peer_trickling_its_header_is_cut_at_the_header_deadline() -> None:
+    server, _, task = await _serve(session_timeout=60)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        started = time.monotonic()
+        closed_at = None
+        for byte in b"agi_network: yes\n" * 10:  # one byte every 0.25 s: 40 s if allowed
+            try:
+                writer.write(bytes([byte]))
+                await writer.drain()
+            except ConnectionError:
+                break
+            if reader.at_eof() or await _closed(reader):
+                closed_at = time.monotonic()
+                break
+        assert closed_at is not None, "the trickling peer was never cut"
+        assert closed_at - started < HEADER_SECONDS + 2
+        writer.close()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await server.shutdown(1)
+
+
+async def _closed(reader: asyncio.StreamReader) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(1), 0.25) == b""
+    except TimeoutError:
+        return False
