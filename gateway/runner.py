@@ -105,7 +105,7 @@ class Workers:
             if part is not None:
                 part.close()
         await self.sms.stop()
-        await reap([*self._tasks, *self.sms.stragglers])
+        await reap([*self._tasks])
         await self.redis.aclose()
 
 

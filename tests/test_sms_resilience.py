@@ -10,14 +10,16 @@ from typing import Self
 
 import pytest
 from aiosmpplib import PhoneNumber
-from aiosmpplib.protocol import DeliverSm, DeliverSmResp, EnquireLink
-from aiosmpplib.retrytimer import SimpleExponentialBackoff
+from aiosmpplib.protocol import DeliverSm
 
 from gateway.runner import Workers
-from gateway.sms.esme_bridge import GatewayEsme
-from gateway.sms.receipts import format_receipt
+from gateway.sms.connection import Connection
+from gateway.sms.message_path import Answer, MessagePath, OutgoingSubmit
+from gateway.sms.mo import MoMessage
+from gateway.sms.receipts import ReceiptFields, format_receipt
+from gateway.sms.session import Rate, SessionSettings, SmppSession
 from gateway.sms.simulator import SmscSimulator
-from tests.conftest import Gateway, Receiver, free_port, make_settings
+from tests.conftest import Gateway, Receiver, make_settings
 from tests.netfault import CuttableProxy
 
 
@@ -163,30 +165,19 @@ async def test_callback_that_never_succeeds_moves_to_dead_letters(
         await gw.close()
 
 
-async def test_a_part_handed_over_as_the_session_closes_waits_for_the_next_one() -> None:
-    """A stop (or a lost link) can clear the ESME's writer while a submit_sm waits for the
-    rate limiter. That send now waits to be ended with the session (the sender still holds
-    the part) instead of failing the send loop with an AssertionError."""
-    esme = GatewayEsme(smsc_host="127.0.0.1", smsc_port=free_port(), system_id="t", password="t")
-    esme._bound.set()  # bound a moment ago; the writer is already gone
-    assert esme._writer is None
-    send = asyncio.create_task(esme._send_data(EnquireLink()))
-    await asyncio.sleep(0.05)
-    assert not send.done()
-    send.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await send
-    assert send.cancelled()
-
-
 class RawSmsc:
     """A bare SMPP server on an ephemeral port: answers bind_transceiver and unbind, records
-    the command id of every PDU it receives, and leaves the others to ``answer``."""
+    every PDU it receives (command id, status, sequence), and leaves the others to
+    ``answer``, which returns True to hang up."""
 
     def __init__(self) -> None:
-        self.commands: list[int] = []
+        self.pdus: list[tuple[int, int, int]] = []
         self.port = 0
         self._server: asyncio.Server | None = None
+
+    @property
+    def commands(self) -> list[int]:
+        return [command for command, _, _ in self.pdus]
 
     async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -201,23 +192,120 @@ class RawSmsc:
     def respond(writer: asyncio.StreamWriter, command: int, seq: int, body: bytes = b"") -> None:
         writer.write(struct.pack("!IIII", 16 + len(body), command | 0x80000000, 0, seq) + body)
 
-    def answer(self, writer: asyncio.StreamWriter, command: int, seq: int) -> None:
-        """What to do with a PDU other than a bind or an unbind."""
+    def answer(self, writer: asyncio.StreamWriter, command: int, seq: int) -> bool | None:
+        """What to do with a PDU other than a bind or an unbind; True to hang up."""
+        return None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
-                length, command, _, seq = struct.unpack("!IIII", await reader.readexactly(16))
+                length, command, status, seq = struct.unpack("!IIII", await reader.readexactly(16))
                 await reader.readexactly(length - 16)
-                self.commands.append(command)
+                self.pdus.append((command, status, seq))
                 if command == 0x09:
                     self.respond(writer, command, seq, b"smsc\0")
                 elif command == 0x06:  # unbind: answered, then the SMSC hangs up
                     self.respond(writer, command, seq)
                     break
-                else:
-                    self.answer(writer, command, seq)
+                elif self.answer(writer, command, seq):
+                    break
         writer.close()
+
+
+def receipt_pdu(message_id: str, seq: int, text: str | None = None) -> bytes:
+    """A text-only receipt deliver_sm for ``message_id``."""
+    return DeliverSm(
+        short_message=text or format_receipt(message_id, "DELIVRD"),
+        source=PhoneNumber("8613900000000"),
+        destination=PhoneNumber("12122"),
+        esm_class=0x04,
+        sequence_num=seq,
+    ).pdu()
+
+
+class IdlePath:
+    """A message path with nothing to send (the session's own duties only)."""
+
+    def __init__(self) -> None:
+        self.binds = 0
+
+    async def next_submit(self) -> OutgoingSubmit:
+        await asyncio.get_running_loop().create_future()
+        raise AssertionError("never")
+
+    def submit_written(self, sequence: int, token: str) -> None: ...
+
+    async def submit_answered(self, sequence: int, status: int, message_id: str) -> None: ...
+
+    async def submit_nacked(self, sequence: int) -> bool:
+        return False
+
+    def receipt(self, fields: ReceiptFields, sequence: int, answer: Answer) -> None:
+        answer(sequence)
+
+    async def mo_received(self, mo: MoMessage) -> bool:
+        return True
+
+    def on_new_session(self) -> None:
+        self.binds += 1
+
+
+def _session(port: int, path: MessagePath, rate: Rate | None = None) -> SmppSession:
+    settings = SessionSettings(
+        "127.0.0.1",
+        port,
+        "t",
+        "t",
+        enquire_link_interval=0.2,
+        response_timeout=0.5,
+        reconnect_min=0.1,
+        reconnect_max=0.2,
+    )
+    return SmppSession(settings, path, rate)
+
+
+class SlowRate:
+    """A rate limiter that lets nothing through until ``release``."""
+
+    def __init__(self) -> None:
+        self.waiting = asyncio.Event()
+        self._open = asyncio.Event()
+
+    async def acquire(self) -> None:
+        self.waiting.set()
+        await self._open.wait()
+
+    def release(self) -> None:
+        self._open.set()
+
+
+class OnePartPath(IdlePath):
+    def __init__(self) -> None:
+        super().__init__()
+        self.handed = False
+
+    async def next_submit(self) -> OutgoingSubmit:
+        if self.handed:
+            return await super().next_submit()
+        self.handed = True
+        return OutgoingSubmit("1", b"body")
+
+
+async def test_a_part_handed_over_as_the_session_stops_is_not_written_after_the_unbind() -> None:
+    """A stop can come while a submit_sm waits for the rate limiter; the part then stays
+    with the sender (its entry pending for the next worker), never written after unbind."""
+    async with RawSmsc() as smsc:
+        rate = SlowRate()
+        session = _session(smsc.port, OnePartPath(), rate)
+        task = asyncio.create_task(session.run())
+        async with asyncio.timeout(5):
+            await rate.waiting.wait()
+            stopping = asyncio.create_task(session.stop())
+            await asyncio.sleep(0)
+            rate.release()
+            await stopping
+            await task
+    assert smsc.commands == [0x09, 0x06]  # bind, unbind: no submit_sm
 
 
 class KeepaliveSmsc(RawSmsc):
@@ -233,20 +321,11 @@ class KeepaliveSmsc(RawSmsc):
 
 
 async def _keep(smsc: KeepaliveSmsc, seconds: float) -> None:
-    esme = GatewayEsme(
-        smsc_host="127.0.0.1",
-        smsc_port=smsc.port,
-        system_id="t",
-        password="t",
-        enquire_link_interval=0.2,
-        socket_timeout=0.5,
-        retry_timer=SimpleExponentialBackoff(min_delay=100, max_increases=1),
-        log_level="CRITICAL",
-    )
-    task = asyncio.create_task(esme.start())
+    session = _session(smsc.port, IdlePath())
+    task = asyncio.create_task(session.run())
     await asyncio.sleep(seconds)
     async with asyncio.timeout(5):
-        await esme.stop()
+        await session.stop()
         await task
 
 
@@ -265,8 +344,8 @@ async def test_an_smsc_that_stops_answering_is_left_and_bound_again() -> None:
 
 
 async def test_answers_go_out_even_while_the_smsc_is_not_reading() -> None:
-    """With the socket's buffer full (the SMSC busy writing, not reading), a request waits
-    for room, but the receive loop's answers do not: it reads on, so both sides move."""
+    """With the socket's buffer full (the SMSC busy writing, not reading), a submit waits
+    for room, but answers do not: the read loop writes them and reads on."""
 
     accepted: list[asyncio.StreamWriter] = []
 
@@ -275,19 +354,20 @@ async def test_answers_go_out_even_while_the_smsc_is_not_reading() -> None:
 
     server = await asyncio.start_server(never_read, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    esme = GatewayEsme(smsc_host="127.0.0.1", smsc_port=port, system_id="t", password="t")
-    esme._reader, esme._writer = await asyncio.open_connection("127.0.0.1", port)
-    esme._bound.set()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = Connection(reader, writer, unanswered_max=10)
     try:
-        esme._writer.transport.set_write_buffer_limits(high=4096)
-        esme._writer.write(b"\0" * 20_000_000)  # far more than the kernel will take
-        await asyncio.wait_for(esme._send_data(DeliverSmResp(sequence_num=7)), 2)
+        writer.transport.set_write_buffer_limits(high=4096)
+        writer.write(b"\0" * 20_000_000)  # far more than the kernel will take
+        conn.unanswered = 1
+        conn.answer(7)  # returns at once, whatever the buffer holds
+        assert conn.unanswered == 0
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(esme._send_data(EnquireLink()), 0.5)
+            await asyncio.wait_for(conn.out.drain(), 0.5)
     finally:
-        esme._writer.transport.abort()
-        for writer in accepted:
-            writer.transport.abort()
+        writer.transport.abort()
+        for w in accepted:
+            w.transport.abort()
         server.close()
         await server.wait_closed()
 
@@ -303,14 +383,8 @@ class OddReceiptSmsc(RawSmsc):
         elif command == 0x04:
             mid = f"7a{seq:06d}"
             self.respond(writer, command, seq, mid.encode() + b"\0")
-            receipt = DeliverSm(
-                short_message=format_receipt(mid, "DELIVRD").replace("err:000", "err:NONE"),
-                source=PhoneNumber("8613900000000"),
-                destination=PhoneNumber("12122"),
-                esm_class=0x04,
-                sequence_num=seq + 100000,
-            )
-            writer.write(receipt.pdu())
+            text = format_receipt(mid, "DELIVRD").replace("err:000", "err:NONE")
+            writer.write(receipt_pdu(mid, seq + 100000, text))
 
 
 async def test_a_receipt_with_a_name_for_its_error_code_is_applied_without_a_rebind(
@@ -357,14 +431,7 @@ class GarbageOnceSmsc(RawSmsc):
         elif command == 0x04:
             mid = f"9b{seq:06d}"
             self.respond(writer, command, seq, mid.encode() + b"\0")
-            receipt = DeliverSm(
-                short_message=format_receipt(mid, "DELIVRD"),
-                source=PhoneNumber("8613900000000"),
-                destination=PhoneNumber("12122"),
-                esm_class=0x04,
-                sequence_num=seq + 100000,
-            )
-            writer.write(receipt.pdu())
+            writer.write(receipt_pdu(mid, seq + 100000))
 
 
 async def test_garbage_on_the_smpp_socket_ends_that_session_and_loses_nothing(
