@@ -3,48 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import struct
-from collections.abc import AsyncIterator
-from typing import Self
 
 import pytest
-from aiosmpplib import PhoneNumber
-from aiosmpplib.protocol import DeliverSm
 
 from gateway.runner import Workers
 from gateway.sms.connection import Connection
-from gateway.sms.message_path import Answer, MessagePath, OutgoingSubmit
-from gateway.sms.mo import MoMessage
-from gateway.sms.receipts import ReceiptFields, format_receipt
-from gateway.sms.session import Rate, SessionSettings, SmppSession
+from gateway.sms.message_path import OutgoingSubmit
+from gateway.sms.receipts import format_receipt
 from gateway.sms.simulator import SmscSimulator
 from tests.conftest import Gateway, Receiver, make_settings
 from tests.netfault import CuttableProxy
-
-
-async def _send(gw: Gateway, n: int, start: int = 0, **extra: str) -> list[str]:
-    key = await gw.add_key("command_center", ["127.0.0.1"])
-    ids = []
-    for i in range(start, start + n):
-        code, body, _ = await gw.request(
-            "POST", "/v1/messages", key, {"to": f"1390000{i:04d}", "text": f"通知{i}", **extra}
-        )
-        assert code == 202, body
-        ids.append(body["id"])
-    return ids
-
-
-@contextlib.asynccontextmanager
-async def _gateway_on(redis_server: str, prefix: str, port: int) -> AsyncIterator[Gateway]:
-    """A gateway (API and worker) bound to the SMSC on ``port``, with an admin key."""
-    gw = Gateway(make_settings(redis_server, prefix, port))
-    await gw.start()
-    try:
-        gw._admin = await gw.add_key("admin")
-        yield gw
-    finally:
-        await gw.close()
+from tests.raw_smsc import IdlePath, RawSmsc, gateway_on, receipt_pdu, send_notices, session_on
 
 
 async def test_smsc_dropping_the_connection_mid_batch_loses_nothing(
@@ -57,7 +27,7 @@ async def test_smsc_dropping_the_connection_mid_batch_loses_nothing(
     gw._admin = await gw.add_key("admin")
     try:
         smsc.script.receipt_delay = 0.3
-        ids = await _send(gw, 300)
+        ids = await send_notices(gw, 300)
         async with asyncio.timeout(10):
             while smsc.submits < 60:
                 await asyncio.sleep(0.002)
@@ -75,7 +45,7 @@ async def test_receipt_arriving_after_gateway_restart_is_matched(
     gateway: Gateway, smsc: SmscSimulator
 ) -> None:
     smsc.script.receipt_delay = 1.0
-    ids = await _send(gateway, 5)
+    ids = await send_notices(gateway, 5)
     for nid in ids:
         await gateway.wait_status(nid, "submitted")
     await gateway.stop_workers()  # receipts are still pending at the SMSC
@@ -91,7 +61,7 @@ async def test_entries_of_a_dead_worker_are_reclaimed_by_a_live_one(
 ) -> None:
     await gateway.stop_workers()
     doomed = Workers(gateway.settings, gateway.metrics)
-    ids = await _send(gateway, 20)
+    ids = await send_notices(gateway, 20)
     # The doomed worker reads the queue, then dies without acking (no unbind, no cleanup).
     group = doomed.sms.group
     assert group is not None
@@ -111,7 +81,7 @@ async def test_receipts_beyond_the_simulators_window_wait_their_turn(
 ) -> None:
     smsc.script.receipt_window = 1
     smsc.script.receipt_delay = 1.0
-    ids = await _send(gateway, 20)
+    ids = await send_notices(gateway, 20)
     for nid in ids:
         await gateway.wait_status(nid, "submitted")
     await gateway.stop_workers()  # the 20 receipts fall due with no session to take them
@@ -127,7 +97,7 @@ async def test_webhook_receiver_failing_three_times_gets_a_later_retry(
     gateway: Gateway, receiver: Receiver
 ) -> None:
     receiver.fail_first = 3
-    (nid,) = await _send(gateway, 1, callback_url=receiver.url)
+    (nid,) = await send_notices(gateway, 1, callback_url=receiver.url)
     await gateway.wait_status(nid, "delivered")
     await receiver.wait_for(nid, "delivered", within=20)
     await receiver.wait_for(nid, "submitted", within=20)
@@ -145,7 +115,7 @@ async def test_callback_that_never_succeeds_moves_to_dead_letters(
     gw._admin = await gw.add_key("admin")
     try:
         receiver.fail_first = 10**6
-        (nid,) = await _send(gw, 1, callback_url=receiver.url)
+        (nid,) = await send_notices(gw, 1, callback_url=receiver.url)
         await gw.wait_status(nid, "delivered")
         async with asyncio.timeout(20):
             while True:
@@ -163,105 +133,6 @@ async def test_callback_that_never_succeeds_moves_to_dead_letters(
         assert code == 403
     finally:
         await gw.close()
-
-
-class RawSmsc:
-    """A bare SMPP server on an ephemeral port: answers bind_transceiver and unbind, records
-    every PDU it receives (command id, status, sequence), and leaves the others to
-    ``answer``, which returns True to hang up."""
-
-    def __init__(self) -> None:
-        self.pdus: list[tuple[int, int, int]] = []
-        self.port = 0
-        self._server: asyncio.Server | None = None
-
-    @property
-    def commands(self) -> list[int]:
-        return [command for command, _, _ in self.pdus]
-
-    async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-
-    @staticmethod
-    def respond(writer: asyncio.StreamWriter, command: int, seq: int, body: bytes = b"") -> None:
-        writer.write(struct.pack("!IIII", 16 + len(body), command | 0x80000000, 0, seq) + body)
-
-    def answer(self, writer: asyncio.StreamWriter, command: int, seq: int) -> bool | None:
-        """What to do with a PDU other than a bind or an unbind; True to hang up."""
-        return None
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-            while True:
-                length, command, status, seq = struct.unpack("!IIII", await reader.readexactly(16))
-                await reader.readexactly(length - 16)
-                self.pdus.append((command, status, seq))
-                if command == 0x09:
-                    self.respond(writer, command, seq, b"smsc\0")
-                elif command == 0x06:  # unbind: answered, then the SMSC hangs up
-                    self.respond(writer, command, seq)
-                    break
-                elif self.answer(writer, command, seq):
-                    break
-        writer.close()
-
-
-def receipt_pdu(message_id: str, seq: int, text: str | None = None) -> bytes:
-    """A text-only receipt deliver_sm for ``message_id``."""
-    return DeliverSm(
-        short_message=text or format_receipt(message_id, "DELIVRD"),
-        source=PhoneNumber("8613900000000"),
-        destination=PhoneNumber("12122"),
-        esm_class=0x04,
-        sequence_num=seq,
-    ).pdu()
-
-
-class IdlePath:
-    """A message path with nothing to send (the session's own duties only)."""
-
-    def __init__(self) -> None:
-        self.binds = 0
-
-    async def next_submit(self) -> OutgoingSubmit:
-        await asyncio.get_running_loop().create_future()
-        raise AssertionError("never")
-
-    def submit_written(self, sequence: int, token: str) -> None: ...
-
-    async def submit_answered(self, sequence: int, status: int, message_id: str) -> None: ...
-
-    async def submit_nacked(self, sequence: int) -> bool:
-        return False
-
-    def receipt(self, fields: ReceiptFields, sequence: int, answer: Answer) -> None:
-        answer(sequence)
-
-    async def mo_received(self, mo: MoMessage) -> bool:
-        return True
-
-    def on_new_session(self) -> None:
-        self.binds += 1
-
-
-def _session(port: int, path: MessagePath, rate: Rate | None = None) -> SmppSession:
-    settings = SessionSettings(
-        "127.0.0.1",
-        port,
-        "t",
-        "t",
-        enquire_link_interval=0.2,
-        response_timeout=0.5,
-        reconnect_min=0.1,
-        reconnect_max=0.2,
-    )
-    return SmppSession(settings, path, rate)
 
 
 class SlowRate:
@@ -296,7 +167,7 @@ async def test_a_part_handed_over_as_the_session_stops_is_not_written_after_the_
     with the sender (its entry pending for the next worker), never written after unbind."""
     async with RawSmsc() as smsc:
         rate = SlowRate()
-        session = _session(smsc.port, OnePartPath(), rate)
+        session = session_on(smsc.port, OnePartPath(), rate)
         task = asyncio.create_task(session.run())
         async with asyncio.timeout(5):
             await rate.waiting.wait()
@@ -321,7 +192,7 @@ class KeepaliveSmsc(RawSmsc):
 
 
 async def _keep(smsc: KeepaliveSmsc, seconds: float) -> None:
-    session = _session(smsc.port, IdlePath())
+    session = session_on(smsc.port, IdlePath())
     task = asyncio.create_task(session.run())
     await asyncio.sleep(seconds)
     async with asyncio.timeout(5):
@@ -390,8 +261,8 @@ class OddReceiptSmsc(RawSmsc):
 async def test_a_receipt_with_a_name_for_its_error_code_is_applied_without_a_rebind(
     redis_server: str, prefix: str
 ) -> None:
-    async with OddReceiptSmsc() as smsc, _gateway_on(redis_server, prefix, smsc.port) as gw:
-        ids = await _send(gw, 3)
+    async with OddReceiptSmsc() as smsc, gateway_on(redis_server, prefix, smsc.port) as gw:
+        ids = await send_notices(gw, 3)
         for nid in ids:
             notice = await gw.wait_status(nid, "delivered")
             assert notice["history"][-1]["detail"]["err"] == "NONE"
@@ -411,8 +282,8 @@ class NackingSmsc(RawSmsc):
 async def test_a_generic_nack_for_a_submit_refuses_that_notice_and_keeps_the_session(
     redis_server: str, prefix: str
 ) -> None:
-    async with NackingSmsc() as smsc, _gateway_on(redis_server, prefix, smsc.port) as gw:
-        ids = await _send(gw, 2)
+    async with NackingSmsc() as smsc, gateway_on(redis_server, prefix, smsc.port) as gw:
+        ids = await send_notices(gw, 2)
         for nid in ids:
             notice = await gw.wait_status(nid, "rejected")
             assert notice["history"][-1]["detail"]["smpp_status"] == "generic_nack"
@@ -437,8 +308,8 @@ class GarbageOnceSmsc(RawSmsc):
 async def test_garbage_on_the_smpp_socket_ends_that_session_and_loses_nothing(
     redis_server: str, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with GarbageOnceSmsc() as smsc, _gateway_on(redis_server, prefix, smsc.port) as gw:
-        ids = await _send(gw, 3)
+    async with GarbageOnceSmsc() as smsc, gateway_on(redis_server, prefix, smsc.port) as gw:
+        ids = await send_notices(gw, 3)
         for nid in ids:
             await gw.wait_status(nid, "delivered")
         assert smsc.commands.count(0x09) == 2  # the garbled session was left, one rebind
