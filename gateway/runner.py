@@ -112,7 +112,7 @@ class Workers:
 async def reap(tasks: list[asyncio.Future[None]], within: float = 10.0) -> None:
     """Cancel tasks until they end, and report how they ended.
 
-    A library may swallow one CancelledError (aiosmpplib and redis-py have paths that do);
+    A library may swallow one CancelledError (redis-py has paths that do);
     the loops here also stop on their closing flags, and cancelling again covers the rest.
     """
     pending = {t for t in tasks if not t.done()}

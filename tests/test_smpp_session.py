@@ -6,11 +6,16 @@ from __future__ import annotations
 import asyncio
 import time
 
+import redis.asyncio as aioredis
 import smpp34
 
+from gateway.metrics import Metrics
 from gateway.sms import pdu
+from gateway.sms.inbound import Inbound
 from gateway.sms.message_path import Answer
-from gateway.sms.receipts import ReceiptFields
+from gateway.sms.receipts import ReceiptFields, format_receipt
+from gateway.store.keys import Keys
+from gateway.store.notices import NoticeStore
 from tests.raw_smsc import IdlePath, RawSmsc, gateway_on, receipt_pdu, send_notices, session_on
 
 UNKNOWN_COMMAND = 0x00000999
@@ -241,3 +246,41 @@ async def test_with_too_many_deliver_sm_unanswered_the_socket_is_not_read() -> N
             async with asyncio.timeout(5):
                 await session.stop()
                 await task
+
+
+async def test_a_receipt_whose_write_fails_is_written_again_and_only_then_answered(
+    redis_server: str, prefix: str
+) -> None:
+    """A real refusal by Redis (the worker's user may not run scripts for a while)."""
+    admin = aioredis.Redis.from_url(redis_server, decode_responses=True)
+    user = f"worker-{prefix}"
+    await admin.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "+@all", "-evalsha")
+    worker = aioredis.Redis.from_url(
+        redis_server, username=user, password="pw", decode_responses=True
+    )
+    keys = Keys(prefix)
+    store = NoticeStore(worker, keys)
+    batcher = store.sms_event_batcher(3600, 3600, interval=0.002)
+    inbound = Inbound(worker, keys, store, batcher, Metrics())
+    writes = asyncio.create_task(batcher.run())
+    answered: list[int] = []
+    try:
+        inbound.receipt(
+            ReceiptFields(format_receipt("77aa", "DELIVRD"), None, None), 5, answered.append
+        )
+        await asyncio.sleep(0.5)  # a few failed writes, retried
+        assert answered == []
+        assert not await admin.exists(f"{prefix}:early:77aa")
+        await admin.execute_command("ACL", "SETUSER", user, "+evalsha")
+        async with asyncio.timeout(5):
+            while not answered:
+                await asyncio.sleep(0.01)
+        assert answered == [5]  # once
+        assert await admin.exists(f"{prefix}:early:77aa")  # parked for its carrier id
+    finally:
+        inbound.close()
+        batcher.close()
+        await writes
+        await admin.execute_command("ACL", "DELUSER", user)
+        await worker.aclose()
+        await admin.aclose()

@@ -207,7 +207,7 @@ _SAR_TOTAL_SEGMENTS: Final = 0x020E
 _SAR_SEGMENT_SEQNUM: Final = 0x020F
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per receipt, and a frozen __init__ costs twice as much
 class DeliverSm:
     """What the gateway reads of a deliver_sm. ``short_message`` is the message_payload TLV's
     value when short_message is empty; ``sar`` is (reference, total, seq) from the SAR TLVs."""

@@ -300,9 +300,9 @@ class SmsSender:
             state.group.ack_later(part.entry_id)
             self._entry_room.set()
 
-    # -- the ESME's message path: parts out ------------------------------------------------------
+    # -- the session's message path: parts out -----------------------------------------------------
     async def next_submit(self) -> OutgoingSubmit:
-        """Called by the ESME's send loop: the next part once the window has room."""
+        """Called by the session's send loop: the next part once the window has room."""
         while True:
             part = await self._next_part()
             part.token = str(next(self._tokens))
@@ -377,7 +377,7 @@ class SmsSender:
                 self._release(token)
                 self._requeue(part)
 
-    # -- the ESME's message path: answers and receipts in -------------------------------------
+    # -- the session's message path: answers and receipts in -------------------------------------
     async def submit_answered(self, sequence: int, status: int, message_id: str) -> None:
         token = self._by_seq.pop(sequence, None)
         part = self._release(token) if token is not None else None
@@ -407,7 +407,7 @@ class SmsSender:
     async def submit_nacked(self, sequence: int) -> bool:
         token = self._by_seq.pop(sequence, None)
         if token is None:
-            return False  # not one of our submit_sm: the library's
+            return False  # not one of our submit_sm (the session logs it)
         part = self._release(token)
         if part is not None:
             await self._final_refusal(part, "generic_nack")

@@ -154,9 +154,8 @@ class SmppSession:
     async def _serve(self, conn: Connection) -> None:
         self._conn = conn
         self.path.on_new_session()
-        reading = asyncio.create_task(self._read(conn), name="smpp-read")
         tasks = {
-            reading,
+            asyncio.create_task(self._read(conn), name="smpp-read"),
             asyncio.create_task(self._send(conn), name="smpp-send"),
             asyncio.create_task(self._keep(conn), name="smpp-keepalive"),
         }
@@ -271,7 +270,12 @@ class SmppSession:
                 return
             await self.path.submit_answered(sequence, status, message_id)
         elif command == pdu.DELIVER_SM:
-            await self._deliver(conn, raw, sequence)
+            deliver = pdu.read_deliver_sm(raw)
+            if deliver is not None and deliver.is_receipt:  # once per message sent
+                conn.unanswered += 1
+                self.path.receipt(receipt_fields(deliver), sequence, conn.answer)
+            else:
+                await self._other_deliver_sm(conn, deliver, sequence)
         elif command == pdu.ENQUIRE_LINK:
             conn.out.write(pdu.response(command, sequence))
         elif command == pdu.ENQUIRE_LINK_RESP or command == pdu.ALERT_NOTIFICATION:
@@ -296,17 +300,15 @@ class SmppSession:
             if conn.unknown > _MAX_UNKNOWN:
                 raise pdu.BadPdu(f"more than {_MAX_UNKNOWN} unknown commands")
 
-    async def _deliver(self, conn: Connection, raw: bytes, sequence: int) -> None:
-        deliver = pdu.read_deliver_sm(raw)
+    async def _other_deliver_sm(
+        self, conn: Connection, deliver: pdu.DeliverSm | None, sequence: int
+    ) -> None:
         if deliver is None:
             # Never readable: answered as a permanent error so that it is not sent again.
             log.warning("unreadable deliver_sm %d refused (ESME_RX_P_APPN)", sequence)
             conn.out.write(pdu.deliver_sm_resp(sequence, pdu.ESME_RX_P_APPN))
             return
         conn.unanswered += 1
-        if deliver.is_receipt:
-            self.path.receipt(receipt_fields(deliver), sequence, conn.answer)
-            return
         # MO messages are rare: the next PDU is read once this one is stored.
         conn.paused = True
         try:
