@@ -90,7 +90,7 @@ class SmppSession:
                 conn = Connection(reader, writer, s.unanswered_max)
                 try:
                     bound = await self._bind(conn)
-                    if bound:
+                    if bound and not self._closing:
                         await self._serve(conn)
                 finally:
                     self._conn = None
@@ -228,14 +228,18 @@ class SmppSession:
     async def _keep(self, conn: Connection) -> None:
         """An enquire_link after an interval in which the SMSC sent nothing; the session ends
         if nothing at all comes back within ``response_timeout``. After the SMSC's unbind:
-        the session ends once all is answered and the SMSC has been quiet ``_DRAIN_QUIET``."""
+        the session ends once all is answered and the SMSC has been quiet ``_DRAIN_QUIET``,
+        or ``response_timeout`` after the unbind at the latest."""
         s = self.settings
+        loop = asyncio.get_running_loop()
+        drain_until = 0.0
         while True:
             conn.heard = False
             if conn.peer_unbound:
+                drain_until = drain_until or loop.time() + s.response_timeout
                 await asyncio.sleep(_DRAIN_QUIET)
-                if not conn.heard and conn.unanswered <= 0:
-                    log.info("SMSC unbound and went quiet; closing the SMPP socket")
+                if (not conn.heard and conn.unanswered <= 0) or loop.time() > drain_until:
+                    log.info("SMSC unbound; closing the SMPP socket to bind again")
                     return
                 continue
             try:
