@@ -21,31 +21,6 @@ class MaskingFilter(logging.Filter):
         return True
 
 
-# aiosmpplib logs whole PDUs as JSON on errors (e.g. a submit cut off by a shutdown): the text
-# may be a binding code or a citizen's notice, so it is blanked out with the numbers.
-_MESSAGE_FIELDS = re.compile(r'("(?:short_message|message_payload)":\s*)"(?:[^"\\]|\\.)*"')
-
-
-def redact_messages(text: str) -> str:
-    return _MESSAGE_FIELDS.sub(r'\1"<redacted>"', text)
-
-
-class SmppLogFilter(logging.Filter):
-    """For aiosmpplib's logger (it has its own handler, so the root's filter never sees it)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.getMessage()
-        clean = mask_numbers(redact_messages(msg))
-        if clean != msg:
-            record.msg, record.args = clean, None
-        return True
-
-
-def guard_smpp_logger(logger: logging.Logger) -> None:
-    if not any(isinstance(f, SmppLogFilter) for f in logger.filters):
-        logger.addFilter(SmppLogFilter())
-
-
 def setup(level: str = "INFO") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

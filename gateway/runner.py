@@ -116,14 +116,14 @@ class Workers:
                 part.close()
         for worker in self.channels.values():
             await worker.stop()
-        await reap([*self._tasks, *(t for c in self.sms_links for t in c.stragglers)])
+        await reap([*self._tasks])
         await self.redis.aclose()
 
 
 async def reap(tasks: list[asyncio.Future[None]], within: float = 10.0) -> None:
     """Cancel tasks until they end, and report how they ended.
 
-    A library may swallow one CancelledError (aiosmpplib and redis-py have paths that do);
+    A library may swallow one CancelledError (redis-py has paths that do);
     the loops here also stop on their closing flags, and cancelling again covers the rest.
     """
     pending = {t for t in tasks if not t.done()}

@@ -3,47 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import struct
-from collections.abc import AsyncIterator
-from typing import Self
 
 import pytest
-from aiosmpplib import PhoneNumber
-from aiosmpplib.protocol import DeliverSm, DeliverSmResp, EnquireLink
-from aiosmpplib.retrytimer import SimpleExponentialBackoff
 
 from gateway.channels.worker import Lane
 from gateway.runner import Workers
-from gateway.sms.esme_bridge import GatewayEsme
+from gateway.sms.connection import Connection
+from gateway.sms.message_path import OutgoingSubmit
 from gateway.sms.receipts import format_receipt
 from gateway.sms.simulator import SmscSimulator
-from tests.conftest import Gateway, Receiver, free_port, make_settings
+from tests.conftest import Gateway, Receiver, make_settings
 from tests.netfault import CuttableProxy
-
-
-async def _send(gw: Gateway, n: int, start: int = 0, **extra: str) -> list[str]:
-    key = await gw.add_key("command_center", ["127.0.0.1"])
-    ids = []
-    for i in range(start, start + n):
-        code, body, _ = await gw.request(
-            "POST", "/v1/messages", key, {"to": f"1390000{i:04d}", "text": f"通知{i}", **extra}
-        )
-        assert code == 202, body
-        ids.append(body["id"])
-    return ids
-
-
-@contextlib.asynccontextmanager
-async def _gateway_on(redis_server: str, prefix: str, port: int) -> AsyncIterator[Gateway]:
-    """A gateway (API and worker) bound to the SMSC on ``port``, with an admin key."""
-    gw = Gateway(make_settings(redis_server, prefix, port))
-    await gw.start()
-    try:
-        gw._admin = await gw.add_key("admin")
-        yield gw
-    finally:
-        await gw.close()
+from tests.raw_smsc import IdlePath, RawSmsc, gateway_on, receipt_pdu, send_notices, session_on
 
 
 async def test_smsc_dropping_the_connection_mid_batch_loses_nothing(
@@ -56,7 +28,7 @@ async def test_smsc_dropping_the_connection_mid_batch_loses_nothing(
     gw._admin = await gw.add_key("admin")
     try:
         smsc.script.receipt_delay = 0.3
-        ids = await _send(gw, 300)
+        ids = await send_notices(gw, 300)
         async with asyncio.timeout(10):
             while smsc.submits < 60:
                 await asyncio.sleep(0.002)
@@ -74,7 +46,7 @@ async def test_receipt_arriving_after_gateway_restart_is_matched(
     gateway: Gateway, smsc: SmscSimulator
 ) -> None:
     smsc.script.receipt_delay = 1.0
-    ids = await _send(gateway, 5)
+    ids = await send_notices(gateway, 5)
     for nid in ids:
         await gateway.wait_status(nid, "submitted")
     await gateway.stop_workers()  # receipts are still pending at the SMSC
@@ -90,7 +62,7 @@ async def test_entries_of_a_dead_worker_are_reclaimed_by_a_live_one(
 ) -> None:
     await gateway.stop_workers()
     doomed = Workers(gateway.settings, gateway.metrics)
-    ids = await _send(gateway, 20)
+    ids = await send_notices(gateway, 20)
     # The doomed worker reads the queue, then dies without acking (no unbind, no cleanup).
     group = doomed.channels["sms:main"].groups[Lane.PRIORITY]
     await group.ensure()
@@ -109,7 +81,7 @@ async def test_receipts_beyond_the_simulators_window_wait_their_turn(
 ) -> None:
     smsc.script.receipt_window = 1
     smsc.script.receipt_delay = 1.0
-    ids = await _send(gateway, 20)
+    ids = await send_notices(gateway, 20)
     for nid in ids:
         await gateway.wait_status(nid, "submitted")
     await gateway.stop_workers()  # the 20 receipts fall due with no session to take them
@@ -125,7 +97,7 @@ async def test_webhook_receiver_failing_three_times_gets_a_later_retry(
     gateway: Gateway, receiver: Receiver
 ) -> None:
     receiver.fail_first = 3
-    (nid,) = await _send(gateway, 1, callback_url=receiver.url)
+    (nid,) = await send_notices(gateway, 1, callback_url=receiver.url)
     await gateway.wait_status(nid, "delivered")
     await receiver.wait_for(nid, "delivered", within=20)
     await receiver.wait_for(nid, "submitted", within=20)
@@ -143,7 +115,7 @@ async def test_callback_that_never_succeeds_moves_to_dead_letters(
     gw._admin = await gw.add_key("admin")
     try:
         receiver.fail_first = 10**6
-        (nid,) = await _send(gw, 1, callback_url=receiver.url)
+        (nid,) = await send_notices(gw, 1, callback_url=receiver.url)
         await gw.wait_status(nid, "delivered")
         async with asyncio.timeout(20):
             while True:
@@ -163,61 +135,48 @@ async def test_callback_that_never_succeeds_moves_to_dead_letters(
         await gw.close()
 
 
-async def test_a_part_handed_over_as_the_session_closes_waits_for_the_next_one() -> None:
-    """A stop (or a lost link) can clear the ESME's writer while a submit_sm waits for the
-    rate limiter. That send now waits to be ended with the session (the sender still holds
-    the part) instead of failing the send loop with an AssertionError."""
-    esme = GatewayEsme(smsc_host="127.0.0.1", smsc_port=free_port(), system_id="t", password="t")
-    esme._bound.set()  # bound a moment ago; the writer is already gone
-    assert esme._writer is None
-    send = asyncio.create_task(esme._send_data(EnquireLink()))
-    await asyncio.sleep(0.05)
-    assert not send.done()
-    send.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await send
-    assert send.cancelled()
-
-
-class RawSmsc:
-    """A bare SMPP server on an ephemeral port: answers bind_transceiver and unbind, records
-    the command id of every PDU it receives, and leaves the others to ``answer``."""
+class SlowRate:
+    """A rate limiter that lets nothing through until ``release``."""
 
     def __init__(self) -> None:
-        self.commands: list[int] = []
-        self.port = 0
-        self._server: asyncio.Server | None = None
+        self.waiting = asyncio.Event()
+        self._open = asyncio.Event()
 
-    async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
+    async def acquire(self) -> None:
+        self.waiting.set()
+        await self._open.wait()
 
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
+    def release(self) -> None:
+        self._open.set()
 
-    @staticmethod
-    def respond(writer: asyncio.StreamWriter, command: int, seq: int, body: bytes = b"") -> None:
-        writer.write(struct.pack("!IIII", 16 + len(body), command | 0x80000000, 0, seq) + body)
 
-    def answer(self, writer: asyncio.StreamWriter, command: int, seq: int) -> None:
-        """What to do with a PDU other than a bind or an unbind."""
+class OnePartPath(IdlePath):
+    def __init__(self) -> None:
+        super().__init__()
+        self.handed = False
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-            while True:
-                length, command, _, seq = struct.unpack("!IIII", await reader.readexactly(16))
-                await reader.readexactly(length - 16)
-                self.commands.append(command)
-                if command == 0x09:
-                    self.respond(writer, command, seq, b"smsc\0")
-                elif command == 0x06:  # unbind: answered, then the SMSC hangs up
-                    self.respond(writer, command, seq)
-                    break
-                else:
-                    self.answer(writer, command, seq)
-        writer.close()
+    async def next_submit(self) -> OutgoingSubmit:
+        if self.handed:
+            return await super().next_submit()
+        self.handed = True
+        return OutgoingSubmit("1", b"body")
+
+
+async def test_a_part_handed_over_as_the_session_stops_is_not_written_after_the_unbind() -> None:
+    """A stop can come while a submit_sm waits for the rate limiter; the part then stays
+    with the sender (its entry pending for the next worker), never written after unbind."""
+    async with RawSmsc() as smsc:
+        rate = SlowRate()
+        session = session_on(smsc.port, OnePartPath(), rate)
+        task = asyncio.create_task(session.run())
+        async with asyncio.timeout(5):
+            await rate.waiting.wait()
+            stopping = asyncio.create_task(session.stop())
+            await asyncio.sleep(0)
+            rate.release()
+            await stopping
+            await task
+    assert smsc.commands == [0x09, 0x06]  # bind, unbind: no submit_sm
 
 
 class KeepaliveSmsc(RawSmsc):
@@ -233,20 +192,11 @@ class KeepaliveSmsc(RawSmsc):
 
 
 async def _keep(smsc: KeepaliveSmsc, seconds: float) -> None:
-    esme = GatewayEsme(
-        smsc_host="127.0.0.1",
-        smsc_port=smsc.port,
-        system_id="t",
-        password="t",
-        enquire_link_interval=0.2,
-        socket_timeout=0.5,
-        retry_timer=SimpleExponentialBackoff(min_delay=100, max_increases=1),
-        log_level="CRITICAL",
-    )
-    task = asyncio.create_task(esme.start())
+    session = session_on(smsc.port, IdlePath())
+    task = asyncio.create_task(session.run())
     await asyncio.sleep(seconds)
     async with asyncio.timeout(5):
-        await esme.stop()
+        await session.stop()
         await task
 
 
@@ -265,8 +215,8 @@ async def test_an_smsc_that_stops_answering_is_left_and_bound_again() -> None:
 
 
 async def test_answers_go_out_even_while_the_smsc_is_not_reading() -> None:
-    """With the socket's buffer full (the SMSC busy writing, not reading), a request waits
-    for room, but the receive loop's answers do not: it reads on, so both sides move."""
+    """With the socket's buffer full (the SMSC busy writing, not reading), a submit waits
+    for room, but answers do not: the read loop writes them and reads on."""
 
     accepted: list[asyncio.StreamWriter] = []
 
@@ -275,19 +225,20 @@ async def test_answers_go_out_even_while_the_smsc_is_not_reading() -> None:
 
     server = await asyncio.start_server(never_read, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    esme = GatewayEsme(smsc_host="127.0.0.1", smsc_port=port, system_id="t", password="t")
-    esme._reader, esme._writer = await asyncio.open_connection("127.0.0.1", port)
-    esme._bound.set()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = Connection(reader, writer, unanswered_max=10)
     try:
-        esme._writer.transport.set_write_buffer_limits(high=4096)
-        esme._writer.write(b"\0" * 20_000_000)  # far more than the kernel will take
-        await asyncio.wait_for(esme._send_data(DeliverSmResp(sequence_num=7)), 2)
+        writer.transport.set_write_buffer_limits(high=4096)
+        writer.write(b"\0" * 20_000_000)  # far more than the kernel will take
+        conn.unanswered = 1
+        conn.answer(7)  # returns at once, whatever the buffer holds
+        assert conn.unanswered == 0
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(esme._send_data(EnquireLink()), 0.5)
+            await asyncio.wait_for(conn.out.drain(), 0.5)
     finally:
-        esme._writer.transport.abort()
-        for writer in accepted:
-            writer.transport.abort()
+        writer.transport.abort()
+        for w in accepted:
+            w.transport.abort()
         server.close()
         await server.wait_closed()
 
@@ -303,21 +254,15 @@ class OddReceiptSmsc(RawSmsc):
         elif command == 0x04:
             mid = f"7a{seq:06d}"
             self.respond(writer, command, seq, mid.encode() + b"\0")
-            receipt = DeliverSm(
-                short_message=format_receipt(mid, "DELIVRD").replace("err:000", "err:NONE"),
-                source=PhoneNumber("8613900000000"),
-                destination=PhoneNumber("12122"),
-                esm_class=0x04,
-                sequence_num=seq + 100000,
-            )
-            writer.write(receipt.pdu())
+            text = format_receipt(mid, "DELIVRD").replace("err:000", "err:NONE")
+            writer.write(receipt_pdu(mid, seq + 100000, text))
 
 
 async def test_a_receipt_with_a_name_for_its_error_code_is_applied_without_a_rebind(
     redis_server: str, prefix: str
 ) -> None:
-    async with OddReceiptSmsc() as smsc, _gateway_on(redis_server, prefix, smsc.port) as gw:
-        ids = await _send(gw, 3)
+    async with OddReceiptSmsc() as smsc, gateway_on(redis_server, prefix, smsc.port) as gw:
+        ids = await send_notices(gw, 3)
         for nid in ids:
             notice = await gw.wait_status(nid, "delivered")
             assert notice["history"][-1]["detail"]["err"] == "NONE"
@@ -337,8 +282,8 @@ class NackingSmsc(RawSmsc):
 async def test_a_generic_nack_for_a_submit_refuses_that_notice_and_keeps_the_session(
     redis_server: str, prefix: str
 ) -> None:
-    async with NackingSmsc() as smsc, _gateway_on(redis_server, prefix, smsc.port) as gw:
-        ids = await _send(gw, 2)
+    async with NackingSmsc() as smsc, gateway_on(redis_server, prefix, smsc.port) as gw:
+        ids = await send_notices(gw, 2)
         for nid in ids:
             notice = await gw.wait_status(nid, "rejected")
             assert notice["history"][-1]["detail"]["smpp_status"] == "generic_nack"
@@ -357,21 +302,14 @@ class GarbageOnceSmsc(RawSmsc):
         elif command == 0x04:
             mid = f"9b{seq:06d}"
             self.respond(writer, command, seq, mid.encode() + b"\0")
-            receipt = DeliverSm(
-                short_message=format_receipt(mid, "DELIVRD"),
-                source=PhoneNumber("8613900000000"),
-                destination=PhoneNumber("12122"),
-                esm_class=0x04,
-                sequence_num=seq + 100000,
-            )
-            writer.write(receipt.pdu())
+            writer.write(receipt_pdu(mid, seq + 100000))
 
 
 async def test_garbage_on_the_smpp_socket_ends_that_session_and_loses_nothing(
     redis_server: str, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with GarbageOnceSmsc() as smsc, _gateway_on(redis_server, prefix, smsc.port) as gw:
-        ids = await _send(gw, 3)
+    async with GarbageOnceSmsc() as smsc, gateway_on(redis_server, prefix, smsc.port) as gw:
+        ids = await send_notices(gw, 3)
         for nid in ids:
             await gw.wait_status(nid, "delivered")
         assert smsc.commands.count(0x09) == 2  # the garbled session was left, one rebind

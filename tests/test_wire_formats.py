@@ -9,11 +9,24 @@ import pydantic
 import pytest
 import smpp34
 from aiosmpplib import NPI, TON, PhoneNumber, SubmitSm
-from aiosmpplib.protocol import DeliverSm, DeliverSmResp, SmppMessage, SubmitSmResp
+from aiosmpplib.protocol import (
+    BindTransceiver,
+    BindTransceiverResp,
+    DeliverSm,
+    DeliverSmResp,
+    EnquireLink,
+    EnquireLinkResp,
+    GenericNack,
+    SmppMessage,
+    SubmitSmResp,
+    Unbind,
+    UnbindResp,
+)
+from aiosmpplib.state import SmppCommandStatus
 
 from gateway.core.phones import InvalidPhone, mask, parse_cn_mobile
 from gateway.core.statuses import SmppAction, smpp_outcome
-from gateway.logs import SmppLogFilter, mask_numbers
+from gateway.logs import mask_numbers
 from gateway.receipts.backoff import next_delay
 from gateway.receipts.callbacks import CallbackRejected, check_callback_url
 from gateway.receipts.signing import sign, verify
@@ -26,6 +39,7 @@ from gateway.sms.encoding import (
     decode_payload,
     encode_sms,
 )
+from gateway.sms.mo import MoMessage, read_mo
 from gateway.sms.receipts import (
     BadReceipt,
     ReceiptFields,
@@ -252,7 +266,7 @@ class TestRoundTripPdus:
 
     @pytest.mark.parametrize(
         ("number", "message"),
-        [("86138001380001234567890", "not a valid SMPP address"), ("86１38", "not ASCII")],
+        [("86138001380001234567890", "not a valid SMPP field"), ("86１38", "not ASCII")],
     )
     def test_an_address_no_smsc_can_take_is_refused(self, number: str, message: str) -> None:
         source = pdu.submit_sm_source("12122", 0, 0)
@@ -290,6 +304,116 @@ class TestRoundTripPdus:
     def test_a_length_no_pdu_can_have_is_refused(self, length: int) -> None:
         with pytest.raises(pdu.BadPdu):
             pdu.pdu_length(length.to_bytes(4) + bytes(12), 0)
+
+
+class TestSessionPdus:
+    """The session's own PDUs, octet for octet against aiosmpplib, read back by smpp34."""
+
+    def test_bind_transceiver_is_the_octets_aiosmpplib_writes(self) -> None:
+        mine = pdu.bind_transceiver(1, "gateway", "secret", "VMA")
+        theirs = BindTransceiver(
+            system_id="gateway", password="secret", system_type="VMA", sequence_num=1
+        )
+        assert mine == theirs.pdu()
+        decoded = smpp34.decode(mine)
+        assert isinstance(decoded, smpp34.RawPdu)
+        assert (decoded.command_id, decoded.sequence_number) == (0x09, 1)
+        assert decoded.body == b"gateway\0secret\0VMA\0\x34\0\0\0"
+
+    def test_a_bind_credential_no_smsc_can_take_is_refused_without_showing_it(self) -> None:
+        with pytest.raises(ValueError, match="password of 9 octets") as refused:
+            pdu.bind_transceiver(1, "gateway", "longpass9", "")
+        assert "longpass9" not in str(refused.value)
+
+    def test_bind_resp_names_the_smsc(self) -> None:
+        resp = pdu.bind_transceiver_resp(1, "SMSC")
+        assert resp == BindTransceiverResp(sequence_num=1, system_id="SMSC").pdu()
+        assert pdu.read_bind_resp(resp) == "SMSC"
+        assert pdu.read_bind_resp(pdu.frame(pdu.BIND_TRANSCEIVER_RESP, 1, status=0x0D)) == ""
+
+    @pytest.mark.parametrize(
+        ("mine", "theirs", "command", "status"),
+        [
+            (pdu.enquire_link(7), EnquireLink(sequence_num=7), 0x15, 0),
+            (pdu.response(pdu.ENQUIRE_LINK, 7), EnquireLinkResp(sequence_num=7), 0x80000015, 0),
+            (pdu.unbind(7), Unbind(sequence_num=7), 0x06, 0),
+            (pdu.response(pdu.UNBIND, 7), UnbindResp(sequence_num=7), 0x80000006, 0),
+            (
+                pdu.generic_nack(7),
+                GenericNack(sequence_num=7, command_status=SmppCommandStatus.ESME_RINVCMDID),
+                0x80000000,
+                0x03,
+            ),
+        ],
+        ids=["enquire_link", "enquire_link_resp", "unbind", "unbind_resp", "generic_nack"],
+    )
+    def test_header_only_pdus(
+        self, mine: bytes, theirs: SmppMessage, command: int, status: int
+    ) -> None:
+        assert mine == theirs.pdu()
+        decoded = smpp34.decode(mine)
+        assert isinstance(decoded, smpp34.RawPdu)
+        assert (decoded.command_id, decoded.command_status, decoded.sequence_number) == (
+            command,
+            status,
+            7,
+        )
+        assert decoded.body == b""
+
+    def test_a_deliver_sm_refused_as_unreadable_carries_its_status(self) -> None:
+        raw = pdu.deliver_sm_resp(9, pdu.ESME_RX_P_APPN)
+        assert raw == bytes.fromhex("00000011800000050000006500000009") + b"\0"
+
+
+class TestDeliverSm:
+    """deliver_sm as the SMSC's library writes it, read by the gateway's session."""
+
+    @staticmethod
+    def _mo(payload: bytes, **kw: Any) -> bytes:
+        kw.setdefault("source_addr_ton", 1)
+        kw.setdefault("source_addr_npi", 1)
+        return smpp34.DeliverSm("8613800138000", "12122", payload, sequence_number=5, **kw).encode()
+
+    def test_a_gsm_mo_message(self) -> None:
+        d = pdu.read_deliver_sm(self._mo(b"TD"))
+        assert d is not None
+        assert not d.is_receipt
+        assert read_mo(d) == MoMessage("8613800138000", "12122", "TD")
+
+    def test_a_ucs2_mo_part_with_a_udh(self) -> None:
+        udh = bytes((0x05, 0x00, 0x03, 0x2A, 0x02, 0x01))
+        raw = self._mo(udh + "退订".encode("utf-16-be"), esm_class=0x40, data_coding=0x08)
+        d = pdu.read_deliver_sm(raw)
+        assert d is not None
+        assert read_mo(d) == MoMessage("8613800138000", "12122", "退订", (0x2A, 2, 1))
+
+    def test_a_mo_part_numbered_by_sar_tlvs_in_the_payload_tlv(self) -> None:
+        tlvs = [
+            smpp34.Tlv(smpp34.TLV_SAR_MSG_REF_NUM, (300).to_bytes(2)),
+            smpp34.Tlv(smpp34.TLV_SAR_TOTAL_SEGMENTS, b"\x03"),
+            smpp34.Tlv(smpp34.TLV_SAR_SEGMENT_SEQNUM, b"\x02"),
+            smpp34.Tlv(smpp34.TLV_MESSAGE_PAYLOAD, "停车".encode("utf-16-be")),
+        ]
+        d = pdu.read_deliver_sm(self._mo(b"", data_coding=0x08, tlvs=tlvs))
+        assert d is not None
+        assert read_mo(d) == MoMessage("8613800138000", "12122", "停车", (300, 3, 2))
+
+    def test_a_one_part_udh_is_a_whole_message(self) -> None:
+        udh = bytes((0x05, 0x00, 0x03, 0x01, 0x01, 0x01))
+        d = pdu.read_deliver_sm(self._mo(udh + b"STOP", esm_class=0x40))
+        assert d is not None
+        assert read_mo(d).concat is None
+
+    def test_a_receipt_with_its_tlvs(self) -> None:
+        tlvs = [
+            smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, b"0a1b\0"),
+            smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, b"\x05"),
+        ]
+        raw = self._mo(format_receipt("0a1b", "UNDELIV").encode(), esm_class=0x04, tlvs=tlvs)
+        d = pdu.read_deliver_sm(raw)
+        assert d is not None
+        assert d.is_receipt
+        assert (d.receipted_message_id, d.message_state) == ("0a1b", 5)
 
 
 class TestPhones:
@@ -395,21 +519,3 @@ def test_smpp_status_table() -> None:
     assert smpp_outcome(0x14) == ("ESME_RMSGQFUL", SmppAction.RETRY)
     assert smpp_outcome(0x0B)[1] is SmppAction.FINAL
     assert smpp_outcome(0x12345)[1] is SmppAction.FINAL
-
-
-def test_aiosmpplib_pdu_dumps_lose_their_text_and_numbers() -> None:
-    """aiosmpplib logs a failed submit as JSON through its own handler."""
-    import logging
-
-    line = (
-        'SMPP message could not be sent >>> {"message": {"short_message": "\\u9a8c\\u8bc1'
-        '\\u7801 123456 \\"x\\"", "destination": {"number": "8613800138000"}, '
-        '"message_payload": ""}}'
-    )
-    record = logging.LogRecord("aiosmpplib", logging.ERROR, __file__, 1, line, None, None)
-    assert SmppLogFilter().filter(record)
-    out = record.getMessage()
-    assert "123456" not in out
-    assert "8613800138000" not in out
-    assert '"short_message": "<redacted>"' in out
-    assert '"number": "86138****8000"' in out

@@ -72,6 +72,12 @@ class SmppSettings(BaseSettings):
     # Back-off for ESME_RTHROTTLED / ESME_RMSGQFUL, doubled per retry up to the cap.
     smpp_throttle_backoff: float = Field(0.5, gt=0)
     smpp_throttle_backoff_max: float = Field(30.0, gt=0)
+    # deliver_sm (receipts, MO) read and not yet answered (they are answered once stored);
+    # past this the socket is not read until answers go out, so the SMSC waits instead.
+    smpp_unanswered_max: int = Field(5000, ge=1)
+    # Wait before binding again after a lost session, doubled per failed bind up to the cap.
+    smpp_reconnect_min: float = Field(0.5, gt=0)
+    smpp_reconnect_max: float = Field(30.0, gt=0)
     # The named links, e.g. "main,bulk"; empty means main (plus bulk when the older
     # GATEWAY_SMPP_BULK_* names are set).
     smpp_links: str = ""

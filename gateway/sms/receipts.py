@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from gateway.sms.pdu import DeliverSm, read_deliver_sm
+
 # message_state TLV values (SMPP 3.4 section 5.2.28) and the receipt text's stat field.
 _MESSAGE_STATE: Final = {
     1: "ENROUTE",
@@ -108,10 +110,7 @@ def parse_receipt(
     return Receipt(message_id, stat, fields.get("err", "000"), text)
 
 
-# -- a deliver_sm that is a receipt, read straight from the PDU -------------------------------
-_RECEIPTED_MESSAGE_ID: Final = 0x001E
-_MESSAGE_STATE_TAG: Final = 0x0427
-_MESSAGE_PAYLOAD: Final = 0x0424
+# -- a deliver_sm that is a receipt ---------------------------------------------------------
 _UCS2: Final = 0x08
 
 
@@ -124,49 +123,17 @@ class ReceiptFields:
     message_state: int | None
 
 
-def _cstring(pdu: bytes, at: int, limit: int) -> int:
-    """The offset after the C-octet string at ``at`` (at most ``limit`` octets with its NUL)."""
-    end = pdu.index(b"\0", at, at + limit)
-    return end + 1
+def receipt_fields(deliver: DeliverSm) -> ReceiptFields:
+    """The receipt fields of a deliver_sm already read (``deliver.is_receipt``)."""
+    coding = "utf-16-be" if deliver.data_coding == _UCS2 else "latin-1"
+    text = deliver.short_message.decode(coding, "replace")
+    return ReceiptFields(text, deliver.receipted_message_id, deliver.message_state)
 
 
 def read_receipt_pdu(pdu: bytes) -> ReceiptFields | None:
-    """The receipt fields of a whole deliver_sm PDU (header included), without building a
-    message object: receipts come once per message sent, and the general parser decodes and
-    validates every field of them. None when the PDU is not a receipt (esm_class) or is not
-    well formed; the caller then leaves it to the general parser, which answers bad PDUs."""
-    try:
-        at = _cstring(pdu, 16, 6)  # service_type
-        at = _cstring(pdu, at + 2, 21)  # source ton, npi, addr
-        at = _cstring(pdu, at + 2, 21)  # destination ton, npi, addr
-        esm_class = pdu[at]
-        if (esm_class >> 2) & 0x0F != 1:
-            return None
-        at = _cstring(pdu, at + 3, 17)  # esm_class, protocol_id, priority; schedule time
-        at = _cstring(pdu, at, 17)  # validity period
-        data_coding, sm_length = pdu[at + 2], pdu[at + 4]
-        at += 5
-        if at + sm_length > len(pdu):
-            return None
-        raw = pdu[at : at + sm_length]
-        at += sm_length
-        rid: str | None = None
-        state: int | None = None
-        while at + 4 <= len(pdu):
-            tag, length = int.from_bytes(pdu[at : at + 2]), int.from_bytes(pdu[at + 2 : at + 4])
-            value = pdu[at + 4 : at + 4 + length]
-            if len(value) != length:
-                return None
-            if tag == _RECEIPTED_MESSAGE_ID:
-                rid = value.rstrip(b"\0").decode("ascii")
-            elif tag == _MESSAGE_STATE_TAG and length == 1:
-                state = value[0]
-            elif tag == _MESSAGE_PAYLOAD and not raw:
-                raw = value
-            at += 4 + length
-        if at != len(pdu):
-            return None
-        text = raw.decode("utf-16-be" if data_coding == _UCS2 else "latin-1", "replace")
-        return ReceiptFields(text, rid, state)
-    except (ValueError, IndexError):
+    """The receipt fields of a whole deliver_sm PDU (header included); None when the PDU is
+    not a receipt (esm_class) or is not well formed."""
+    deliver = read_deliver_sm(pdu)
+    if deliver is None or not deliver.is_receipt:
         return None
+    return receipt_fields(deliver)

@@ -20,29 +20,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
-from aiosmpplib import NPI, TON, SmppMessage
-from aiosmpplib.protocol import BindTransceiverResp, DeliverSm
-from aiosmpplib.retrytimer import SimpleExponentialBackoff
-from aiosmpplib.state import MESSAGE_STATE, RECEIPTED_MESSAGE_ID, SmppSessionState
 
 from gateway.channels.worker import Delivery, Lane
 from gateway.core.phones import mask
 from gateway.core.statuses import SmppAction, smpp_outcome
-from gateway.logs import guard_smpp_logger
 from gateway.metrics import Metrics
 from gateway.settings import SmppLink, SmppSettings, WorkerSettings
+from gateway.sms import pdu
 from gateway.sms.encoding import EncodedSms, encode_sms
-from gateway.sms.esme_bridge import (
-    CoalescingWriter,
-    ForwardingHook,
-    GatewayEsme,
-    InFlightCorrelator,
-    OutgoingSubmit,
-    SharedRateLimiter,
-    tlv,
-)
-from gateway.sms.pdu import submit_sm_body, submit_sm_source
-from gateway.sms.receipts import BadReceipt, ReceiptFields, parse_receipt
+from gateway.sms.inbound import Inbound
+from gateway.sms.message_path import Answer, OutgoingSubmit
+from gateway.sms.mo import MoMessage
+from gateway.sms.receipts import ReceiptFields
+from gateway.sms.session import SessionSettings, SmppSession
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.store.ratelimit import Gcra, SharedRate
@@ -131,9 +121,6 @@ class SmsSender:
         self._tokens = itertools.count(1)
         self._timers: set[asyncio.TimerHandle] = set()
         self._closing = False
-        self.stragglers: list[asyncio.Future[None]] = []
-        self._last_writer: asyncio.StreamWriter | None = None
-        self.correlator = InFlightCorrelator()
         # Where priority parts travel, carrier ids, receipts and acks reach Redis within 2 ms
         # (5 for acks). A bulk-only bind gathers them for 20 ms: fewer round trips and script
         # calls per message, and nobody waits on a reminder's status.
@@ -142,37 +129,35 @@ class SmsSender:
         self.batcher = store.sms_event_batcher(
             receipt_ttl, receipt_ttl, interval=0.002 if priority else 0.02
         )
+        self.inbound = Inbound(redis, keys, store, self.batcher, metrics)
         host, port, system_id, tps = link.host, link.port, link.system_id, link.tps
-        self.esme = GatewayEsme(
-            smsc_host=host,
-            smsc_port=port,
-            system_id=system_id,
-            password=link.password.get_secret_value(),
-            system_type=link.system_type,
-            client_id=consumer,
-            enquire_link_interval=float(smpp.smpp_enquire_link_seconds),
-            log_level="ERROR",
-            log_metadata={"consumer": consumer},
-            hook=ForwardingHook(self),
-            message_path=self,
-            # Where priority parts travel, what the SMSC sends is ACKed at once.
-            quick_ack=priority,
-            rate_limiter=SharedRateLimiter(
-                SharedRate(Gcra(redis), keys.rate(f"smpp:{system_id}@{host}:{port}"), tps)
+        self.session = SmppSession(
+            SessionSettings(
+                host,
+                port,
+                system_id,
+                link.password.get_secret_value(),
+                link.system_type,
+                enquire_link_interval=smpp.smpp_enquire_link_seconds,
+                response_timeout=smpp.smpp_response_timeout,
+                unanswered_max=smpp.smpp_unanswered_max,
+                reconnect_min=smpp.smpp_reconnect_min,
+                reconnect_max=smpp.smpp_reconnect_max,
+                # Where priority parts travel, what the SMSC sends is ACKed at once.
+                quick_ack=priority,
             ),
-            correlator=self.correlator,
-            retry_timer=SimpleExponentialBackoff(min_delay=500, max_increases=6),
-            socket_timeout=float(smpp.smpp_response_timeout),
+            self,
+            SharedRate(Gcra(redis), keys.rate(f"smpp:{system_id}@{host}:{port}"), tps),
         )
-        guard_smpp_logger(self.esme._logger)
         src = link.source_addr
         # service_type and source address: the same in every submit_sm of this bind.
-        self._source = submit_sm_source(src, TON.UNKNOWN if src.isdigit() else TON.ALPHANUMERIC, 0)
+        ton = pdu.TON_UNKNOWN if src.isdigit() else pdu.TON_ALPHANUMERIC
+        self._source = pdu.submit_sm_source(src, ton, 0)
 
     # -- state ------------------------------------------------------------------------------
     @property
     def bound(self) -> bool:
-        return bool(self.esme.session_state == SmppSessionState.BOUND_TRX)
+        return self.session.bound
 
     @property
     def in_flight(self) -> int:
@@ -189,7 +174,7 @@ class SmsSender:
         """Run the bind and the batched writes until ``stop``."""
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.esme.start(), name="esme")
+                tg.create_task(self.session.run(), name="smpp-session")
                 tg.create_task(self.batcher.run(), name="sms-writes")
         finally:
             for t in self._timers:
@@ -200,22 +185,14 @@ class SmsSender:
         """Stop handing out parts, unbind, close the socket; the caller then cancels ``run``.
 
         Parts still waiting for an answer stay unacked in Redis and are sent by the next worker.
+        Receipts that arrive during the unbind are stored and answered: the writes go on
+        until the socket is closed.
         """
         self._closing = True
         self._wake.set()
+        await self.session.stop(unbind_within=1.0)
+        self.inbound.close()
         self.batcher.close()
-        # aiosmpplib drops its writer after unbind without closing it; keep it to close here.
-        writer = getattr(self.esme, "_writer", None)
-        if self.bound:
-            # ESME.stop() waits for the SMSC to close the session, and not every SMSC does;
-            # asyncio.wait does not cancel it (aiosmpplib swallows that cancellation, which
-            # would make wait_for hang). A straggler is cancelled with the worker's tasks.
-            unbind = asyncio.ensure_future(self.esme.stop())
-            done, _ = await asyncio.wait({unbind}, timeout=1.0)
-            if not done:
-                self.stragglers.append(unbind)
-        if writer is not None:
-            writer.close()
 
     async def housekeeping(self) -> None:
         if self.bound:
@@ -278,9 +255,9 @@ class SmsSender:
             self._held[state.delivery.lane] -= 1
             state.delivery.settle()
 
-    # -- the ESME's message path: parts out ------------------------------------------------------
+    # -- the session's message path: parts out -----------------------------------------------------
     async def next_submit(self) -> OutgoingSubmit:
-        """Called by the ESME's send loop: the next part once the window has room."""
+        """Called by the session's send loop: the next part once the window has room."""
         while True:
             part = await self._next_part()
             part.token = str(next(self._tokens))
@@ -288,11 +265,11 @@ class SmsSender:
             part.attempt += 1
             p = part.sms.parts[part.index]
             try:
-                body = submit_sm_body(
+                body = pdu.submit_sm_body(
                     self._source,
                     part.to,
-                    TON.INTERNATIONAL,
-                    NPI.ISDN,
+                    pdu.TON_INTERNATIONAL,
+                    pdu.NPI_ISDN,
                     part.sms.esm_class,
                     part.sms.data_coding,
                     p.payload,
@@ -355,7 +332,7 @@ class SmsSender:
                 self._release(token)
                 self._requeue(part)
 
-    # -- the ESME's message path: answers and receipts in -------------------------------------
+    # -- the session's message path: answers and receipts in -------------------------------------
     async def submit_answered(self, sequence: int, status: int, message_id: str) -> None:
         token = self._by_seq.pop(sequence, None)
         part = self._release(token) if token is not None else None
@@ -385,44 +362,24 @@ class SmsSender:
     async def submit_nacked(self, sequence: int) -> bool:
         token = self._by_seq.pop(sequence, None)
         if token is None:
-            return False  # not one of our submit_sm: the library's
+            return False  # not one of our submit_sm (the session logs it)
         part = self._release(token)
         if part is not None:
             await self._final_refusal(part, "generic_nack")
         return True
 
-    def receipt(self, fields: ReceiptFields) -> None:
-        self._on_receipt(fields.text, fields.receipted_message_id, fields.message_state)
+    def receipt(self, fields: ReceiptFields, sequence: int, answer: Answer) -> None:
+        self.inbound.receipt(fields, sequence, answer)
 
-    # -- hook side: PDUs that take the library's way -------------------------------------------
-    async def on_received(self, message: SmppMessage | None, pdu: bytes) -> None:
-        if isinstance(message, DeliverSm):
-            if message.is_receipt():  # one the short reader left to the library
-                self._on_receipt(
-                    message.short_message,
-                    tlv(message, RECEIPTED_MESSAGE_ID),
-                    tlv(message, MESSAGE_STATE),
-                )
-            else:
-                await self._on_mo(message)
-        elif isinstance(message, BindTransceiverResp) and int(message.command_status) == 0:
-            self._on_new_session()
+    async def mo_received(self, mo: MoMessage) -> bool:
+        return await self.inbound.mo(mo)
 
-    def _on_new_session(self) -> None:
+    def on_new_session(self) -> None:
         """A (re)bind: whatever was in flight on the old session gets submitted again."""
-        # aiosmpplib replaces its writer on reconnect without closing the old one.
-        writer = getattr(self.esme, "_writer", None)
-        if self._last_writer is not None and self._last_writer is not writer:
-            self._last_writer.close()
-        if isinstance(writer, asyncio.StreamWriter) and not isinstance(writer, CoalescingWriter):
-            writer = CoalescingWriter(writer)
-            self.esme._writer = writer
-        self._last_writer = writer
         lost = list(self._outstanding.values())
         self._outstanding.clear()
         self._bulk_out = 0
         self._by_seq.clear()
-        self.correlator.clear()
         for part in lost:
             self._put(part)
         if lost:
@@ -438,35 +395,3 @@ class SmsSender:
             part.notice_id, "rejected", {"smpp_status": smpp_status, "part": part.index + 1}
         )
         self._part_done(part)
-
-    def _on_receipt(self, text: str, rid: str | None, state: int | None) -> None:
-        try:
-            receipt = parse_receipt(text, rid, state)
-        except BadReceipt as exc:
-            log.warning("unusable delivery receipt ignored: %s", exc)
-            return
-        if not receipt.final:
-            return
-        self.metrics.sms_receipts.inc()
-        fut = self.store.receipt_batched(
-            self.batcher, receipt.message_id, receipt.status, receipt.stat, receipt.err
-        )
-        fut.add_done_callback(self._receipt_written)
-
-    @staticmethod
-    def _receipt_written(fut: asyncio.Future[object]) -> None:
-        if not fut.cancelled() and fut.exception() is not None:
-            log.error("a delivery receipt could not be recorded: %r", fut.exception())
-
-    async def _on_mo(self, mo: DeliverSm) -> None:
-        self.metrics.sms_mo.inc()
-        await self.redis.xadd(
-            self.keys.mo_queue,
-            {
-                "from": mo.source.number,
-                "to": mo.destination.number,
-                "text": mo.short_message or mo.message_payload,
-            },
-            maxlen=100000,
-            approximate=True,
-        )

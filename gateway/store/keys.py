@@ -92,6 +92,10 @@ class Keys:
     def mo_queue(self) -> str:
         return f"{self.prefix}:q:mo"
 
+    def mo_parts(self, source: str, reference: int) -> str:
+        """The parts so far of a concatenated MO message (hash: seq -> text)."""
+        return f"{self.prefix}:mo-parts:{source}:{reference}"
+
     @property
     def opt_outs(self) -> str:
         return f"{self.prefix}:optout"
