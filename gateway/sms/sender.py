@@ -24,7 +24,7 @@ from aiosmpplib.retrytimer import SimpleExponentialBackoff
 from aiosmpplib.state import MESSAGE_STATE, RECEIPTED_MESSAGE_ID, SmppSessionState
 
 from gateway.core.phones import mask
-from gateway.core.statuses import SmppAction, smpp_outcome
+from gateway.core.statuses import NoticeStatus, SmppAction, smpp_outcome
 from gateway.logs import guard_smpp_logger
 from gateway.metrics import Metrics
 from gateway.settings import SmppSettings, WorkerSettings
@@ -274,7 +274,9 @@ class SmsSender:
         if eid in self._entries:
             return
         if fields.get("job") in self._cancelled_jobs:
-            await self.store.transition(notice_id, "cancelled", {"reason": "job_cancelled"})
+            await self.store.transition(
+                notice_id, NoticeStatus.CANCELLED, {"reason": "job_cancelled"}
+            )
             await group.ack_and_delete(eid)
             return
         sms = encode_sms(text, notice_id)
@@ -345,7 +347,8 @@ class SmsSender:
             except ValueError as exc:  # not a number an SMSC can take; it will never be
                 log.error("cannot build submit_sm for %s: %s", part.notice_id, exc)
                 self._release_bulk(part)
-                await self.store.transition(part.notice_id, "failed", {"reason": str(exc)})
+                failed = {"reason": str(exc)}
+                await self.store.transition(part.notice_id, NoticeStatus.FAILED, failed)
                 self._part_done(part)
                 continue
             self._outstanding[part.token] = part
@@ -480,7 +483,9 @@ class SmsSender:
         self.metrics.sms_rejected.inc()
         log.info("SMSC refused %s for %s: %s", part.notice_id, mask(part.to), smpp_status)
         await self.store.transition(
-            part.notice_id, "rejected", {"smpp_status": smpp_status, "part": part.index + 1}
+            part.notice_id,
+            NoticeStatus.REJECTED,
+            {"smpp_status": smpp_status, "part": part.index + 1},
         )
         self._part_done(part)
 
