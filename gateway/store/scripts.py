@@ -156,7 +156,11 @@ def _bindings(header: Header) -> str:
 @cache
 def render(name: str, prefix: str) -> str:
     """The script ``name`` as Redis runs it, for keys under ``prefix``."""
-    source = source_of(f"{name}.lua")
+    return render_text(source_of(f"{name}.lua"), prefix, name)
+
+
+def render_text(source: str, prefix: str, name: str = "script") -> str:
+    """A script's text with its bindings prepended and its directives resolved."""
     header = parse_header(source)
     declared = set(header.keys)
     included: set[str] = set()
