@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from gateway.core.phones import Msisdn
 from gateway.core.statuses import NoticeStatus
 
 # Written even when empty: the scripts and the API read them from every notice.
@@ -116,7 +117,7 @@ class QueueEntry:
     @staticmethod
     def address(channel: str, to: str) -> str:
         """What a channel sends to: SMS takes the international number (86 + national)."""
-        return "86" + to if channel == "sms" else to
+        return Msisdn(to).international if channel == "sms" else to
 
     @classmethod
     def for_notice(cls, notice: Notice, *, text: str | None = None) -> QueueEntry:
