@@ -8,9 +8,10 @@ Every script file starts with a header comment naming what it takes::
     -- ARGV: id, status, at, detail_json
 
 A key name ending in ``?`` is optional (passed as ``''``). The loader turns the header into
-``local K = {notice = KEYS[1], ...}`` and ``local A = {id = ARGV[1], ...}``, so no script indexes
-``KEYS``/``ARGV`` by position, and ``Script.__call__`` refuses a call whose keys or arguments are
-not exactly the header's names in its order. Directives, one per line, resolved at load time:
+``local K = {notice = KEYS[1], ...}`` and ``local A = {id = ARGV[1], ...}``, so a script indexes
+``KEYS`` by position only in its declared variable tail and ``ARGV`` never, and
+``Script.__call__`` refuses a call whose keys or arguments are not exactly the header's names
+in its order. Directives, one per line, resolved at load time:
 
 - ``--!include name.lua``: a shared fragment (once per script). A fragment's ``-- NEEDS: a, b``
   names the keys of the including script it uses (checked).
@@ -25,7 +26,7 @@ Keys a script touches that its caller could not declare (input for Redis Cluster
   per-part receipts) is found through the carrier-id mapping inside the script, and the
   notice's job (hash, counts) from the notice. Declaring them would cost the bulk receipt path
   a read per batch before the write.
-- ``transition``, ``outcome``, ``sms_events``: the notice's job hash and counts (``job`` is a
+- ``set_status``, ``outcome``, ``sms_events``: the notice's job hash and counts (``job`` is a
   field of the notice, read inside the script).
 - ``move_voice_retries``: the notices named by the retry set (their ``kind`` picks the queue).
 - ``verify_binding_request``, ``close_binding_request``: the plate's binding and audit trail;
@@ -34,9 +35,10 @@ Keys a script touches that its caller could not declare (input for Redis Cluster
 Scripts whose declared keys span several slots (one slot per entity is not possible there):
 ``create_notice`` (idempotency key, notice, queue stream, plate's reminders), ``outcome`` (the
 fallback notice, queue, retry set), ``job_admit`` (a notice, cap and dedup key per row),
-``job_cancel``, ``record_suspected_clone``, the binding-request scripts (the request, the
-per-phone counter and the audit lists), and every script that writes a shared stream (the
-webhook outbox, the queues) or set (active jobs, cancelled jobs, retries).
+``sms_events`` (the keys of every event in the batch), ``job_cancel``,
+``record_suspected_clone``, the binding-request scripts (the request, the per-phone counter and
+the audit lists), and every script that writes a shared stream (the webhook outbox, the
+queues) or set (active jobs, cancelled jobs, retries).
 """
 
 from __future__ import annotations
