@@ -4,15 +4,17 @@ job's rows, and applying a batch of carrier ids and receipts in the order they h
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.store import lua
-from gateway.store.batch import pack_events
+from gateway.core.records import QueueEntry
+from gateway.core.statuses import NoticeStatus
+from gateway.store.job_scripts import Admission, AdmitRow, JobScripts
 from gateway.store.keys import Keys
+from gateway.store.notice_scripts import NoticeScripts
 
 AT = "2026-11-28T08:00:00.000Z"
 
@@ -28,8 +30,8 @@ class Job:
     def __init__(self, r: aioredis.Redis, prefix: str, total: int, cap: int = 0) -> None:
         self.r, self.prefix, self.total, self.cap = r, prefix, total, cap
         self.keys = Keys(prefix)
-        self.admit = r.register_script(lua.JOB_ADMIT)
-        self.events = r.register_script(lua.SMS_EVENTS)
+        self.jobs = JobScripts(r, self.keys)
+        self.notices = NoticeScripts(r, self.keys)
 
     async def open(self) -> None:
         await self.r.hset(
@@ -38,18 +40,28 @@ class Job:
         )
 
     async def admit_rows(self, first: int, rows: list[tuple[str, str]]) -> list[str]:
-        args: list[Any] = [
-            self.prefix, "job_t1", first, AT, 3600, "20261128", self.cap, 0,
-            self.keys.sms_bulk_queue, "1", "k", "traffic_conditions", "1", "", "sms",
-        ]  # fmt: skip
-        fields: list[Any] = []
-        for i, (to, text) in enumerate(rows, first):
-            fields += [f"ntc_t{i}", to, "86" + to, text, 3 if text == "long" else 1]
-        return list(await self.admit(args=[*args, pack_events(fields)]))
+        admission = Admission(
+            job_id="job_t1", at=AT, day="20261128", retention_s=3600, daily_cap=self.cap,
+            dedup_ttl_s=0, check_opt_out=True, key_id="k", template="traffic_conditions",
+            template_version="1", subject="", channel="sms", queue=self.keys.sms_bulk_queue,
+        )  # fmt: skip
+        admit_rows = [
+            AdmitRow(
+                f"ntc_t{i}", to, QueueEntry.address("sms", to), text, 3 if text == "long" else 1
+            )
+            for i, (to, text) in enumerate(rows, first)
+        ]
+        return list(
+            await self.jobs.admit_rows(admission=admission, first_row=first, rows=admit_rows)
+        )
 
-    async def apply(self, *events: list[Any]) -> list[Any]:
-        fields = [f for e in events for f in e]
-        return list(await self.events(args=[self.prefix, 600, 600, pack_events(fields)]))
+    async def apply(self, *events: Event) -> list[Any]:
+        built = [e(self.notices) for e in events]
+        fields = [f for e, _ in built for f in e]
+        keys = [k for _, ks in built for k in ks]
+        return await self.notices.sms_events(
+            events=fields, event_keys=keys, mapping_ttl_s=600, early_ttl_s=600
+        )
 
     async def notice(self, i: int) -> tuple[str, list[str]]:
         status = await self.r.hget(self.keys.notice(f"ntc_t{i}"), "status")
@@ -57,19 +69,23 @@ class Job:
         return status, [json.loads(h)["status"] for h in history]
 
     async def counts(self) -> dict[str, int]:
-        raw = await self.r.hgetall(self.keys.job("job_t1") + ":counts")
+        raw = await self.r.hgetall(self.keys.job_counts("job_t1"))
         return {k: int(v) for k, v in raw.items() if int(v)}
 
     async def job(self) -> dict[str, str]:
         return dict(await self.r.hgetall(self.keys.job("job_t1")))
 
 
-def sub(i: int, mid: str, part: int = 0, parts: int = 1) -> list[Any]:
-    return ["s", f"ntc_t{i}", part, mid, parts, AT]
+Event = Callable[[NoticeScripts], tuple[list[Any], list[str]]]
 
 
-def dlr(mid: str, status: str = "delivered") -> list[Any]:
-    return ["r", mid, status, AT, "DELIVRD" if status == "delivered" else "UNDELIV", "000"]
+def sub(i: int, mid: str, part: int = 0, parts: int = 1) -> Event:
+    return lambda ns: ns.submitted_event(f"ntc_t{i}", part, parts, mid, AT)
+
+
+def dlr(mid: str, status: str = "delivered") -> Event:
+    stat = "DELIVRD" if status == "delivered" else "UNDELIV"
+    return lambda ns: ns.receipt_event(mid, NoticeStatus(status), AT, stat, "000")
 
 
 async def test_a_slice_of_rows_is_admitted_checked_and_counted(
@@ -77,7 +93,7 @@ async def test_a_slice_of_rows_is_admitted_checked_and_counted(
 ) -> None:
     job = Job(r, prefix, total=5, cap=1)
     await job.open()
-    await r.sadd(f"{prefix}:optout", "13500000002")
+    await r.sadd(job.keys.opt_outs, "13500000002")
     rows = [
         ("13500000001", "a"),
         ("13500000002", "b"),  # opted out
@@ -139,7 +155,7 @@ async def test_a_receipt_that_overtakes_its_carrier_id_is_applied_when_the_id_ar
     # ... and within one batch.
     assert await job.apply(dlr("m1"), sub(1, "m1")) == ["early", 1]
     assert await job.notice(1) == ("delivered", ["queued", "submitted", "delivered"])
-    assert not await r.exists(f"{prefix}:early:m0", f"{prefix}:early:m1")
+    assert not await r.exists(job.keys.early_receipt("m0"), job.keys.early_receipt("m1"))
     # What a webhook and GET /v1/notices show of a receipt, parked or not:
     for i, mid in ((0, "m0"), (1, "m1")):
         last = json.loads(await r.lindex(job.keys.history(f"ntc_t{i}"), -1))

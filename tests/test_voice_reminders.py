@@ -31,6 +31,6 @@ async def test_voice_reminder_job_calls_and_counts_listened(voice_gateway: Gatew
     notices = [k for k in await gw.redis.keys(gw.keys.notice("*")) if k.count(":") == 2]
     assert len(notices) == 2
     for key in notices:
-        notice_id = key.rsplit(":", 1)[1]
+        notice_id = key.rsplit(":", 1)[1].strip("{}")
         statuses = [h["status"] for h in (await gw.wait_status(notice_id, "listened"))["history"]]
         assert statuses == ["queued", "dialing", "answered", "listened"]

@@ -21,6 +21,7 @@ from gateway.api.routes_notices import _phone
 from gateway.core.binding_codes import is_code, is_ref, new_code, new_ref, sms_text
 from gateway.core.phones import Msisdn, mask
 from gateway.core.plates import InvalidPlate, display, normalise_plate
+from gateway.core.records import Notice, QueueEntry
 from gateway.sms.encoding import encode_sms
 from gateway.store.binding_requests import Actor, Verified
 from gateway.store.notices import new_notice_id, now_iso
@@ -88,25 +89,20 @@ async def _send_code(request: web.Request, ref: str, plate: str, to: Msisdn, cod
     notice_id = new_notice_id()
     text = sms_text(display(plate), code, ref, max(1, settings.binding_code_ttl // 60))
     keys = request.app[KEYS]
-    record = {
-        "id": notice_id,
-        "kind": "binding_code",
-        "channel": "sms",
-        "status": "queued",
-        "to": to.national,
-        "text": text.replace(code, "*" * len(code)),
-        "parts": encode_sms(text, notice_id).count,
-        "callback_url": "",
-        "key_id": request[CALLER].id,
-        "created_at": now_iso(),
-        "binding_ref": ref,
-    }
-    await request.app[NOTICES].create(
-        record,
-        keys.sms_queue,
-        {"id": notice_id, "to": to.international, "text": text},
+    notice = Notice(
+        id=notice_id,
+        kind="binding_code",
+        channel="sms",
+        to=to.national,
+        text=text.replace(code, "*" * len(code)),
+        parts=encode_sms(text, notice_id).count,
         key_id=request[CALLER].id,
+        created_at=now_iso(),
+        binding_ref=ref,
     )
+    # The queue carries the code itself; the stored copy has it blanked out.
+    entry = QueueEntry.for_notice(notice, text=text)
+    await request.app[NOTICES].create(notice, keys.sms_queue, entry)
     request.app[METRICS].notices_created.labels("binding_code", "sms").inc()
     return notice_id
 

@@ -13,10 +13,12 @@ from gateway.api.context import CATALOGUE, KEYS, METRICS, NOTICES
 from gateway.api.errors import ApiError
 from gateway.api.models import AccidentAlert, Message
 from gateway.core.phones import InvalidPhone, Msisdn, mask, parse_cn_mobile
+from gateway.core.records import Notice
 from gateway.core.templates import ACCIDENT_TYPES, TemplateError
 from gateway.receipts.callbacks import CallbackRejected, check_callback_url
 from gateway.sms.encoding import TextTooLong, encode_sms
 from gateway.store.apikeys import ApiKey
+from gateway.store.notice_scripts import CreateOutcome
 from gateway.store.notices import IdempotencyConflict, new_notice_id, now_iso
 
 _IDEM_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
@@ -76,55 +78,52 @@ async def _create_sms(
         sms = encode_sms(text, notice_id)
     except TextTooLong as exc:
         raise ApiError(422, "text_too_long", str(exc)) from None
-    record = {
-        "id": notice_id,
-        "kind": kind,
-        "channel": "sms",
-        "status": "queued",
-        "to": to.national,
-        "text": text,
-        "parts": sms.count,
-        "encoding": sms.encoding,
-        "callback_url": callback_url,
-        "key_id": key.id,
-        "created_at": now_iso(),
+    notice = Notice(
+        id=notice_id,
+        kind=kind,
+        channel="sms",
+        to=to.national,
+        text=text,
+        parts=sms.count,
+        encoding=sms.encoding,
+        callback_url=callback_url,
+        key_id=key.id,
+        created_at=now_iso(),
         **meta,
-    }
+    )
     keys = request.app[KEYS]
     try:
         result = await request.app[NOTICES].create(
-            record,
+            notice,
             keys.sms_queue,
-            {"id": notice_id, "to": to.international, "text": text},
-            key_id=key.id,
             idempotency_key=_idempotency_key(request),
             body_hash=body_hash,
         )
     except IdempotencyConflict as exc:
         raise idempotency_conflict(exc) from None
-    if result.outcome == "existing":
-        notice = await request.app[NOTICES].get(result.notice_id)
-        if notice is None:
+    if result.outcome is CreateOutcome.EXISTING:
+        earlier = await request.app[NOTICES].get(result.notice_id)
+        if earlier is None:
             raise ApiError(409, "idempotency_conflict", "the earlier notice has expired")
         return web.json_response(
-            _summary(notice),
+            _summary(earlier),
             status=200,
-            headers={"Idempotent-Replayed": "true", "Location": f"/v1/notices/{notice['id']}"},
+            headers={"Idempotent-Replayed": "true", "Location": f"/v1/notices/{earlier.id}"},
         )
     request.app[METRICS].notices_created.labels(kind, "sms").inc()
     return web.json_response(
-        _summary(record), status=202, headers={"Location": f"/v1/notices/{notice_id}"}
+        _summary(notice), status=202, headers={"Location": f"/v1/notices/{notice_id}"}
     )
 
 
-def _summary(n: dict[str, Any]) -> dict[str, Any]:
+def _summary(n: Notice) -> dict[str, Any]:
     return {
-        "id": n["id"],
-        "kind": n["kind"],
-        "status": n["status"],
-        "channel": n["channel"],
-        "to": mask(str(n["to"])),
-        "segments": int(n["parts"]),
+        "id": n.id,
+        "kind": n.kind,
+        "status": n.status,
+        "channel": n.channel,
+        "to": mask(n.to),
+        "segments": n.parts,
     }
 
 
@@ -152,7 +151,7 @@ async def post_accident_alert(request: web.Request) -> web.Response:
             "accident_type": alert.accident_type,
             "case_id": alert.case_id,
             "template": template.name,
-            "template_version": template.version,
+            "template_version": str(template.version),
         },
     )
 
@@ -179,7 +178,7 @@ async def post_message(request: web.Request) -> web.Response:
             text = template.render(msg.params or {})
         except TemplateError as exc:
             raise ApiError(422, exc.code, str(exc)) from None
-        meta = {"template": template.name, "template_version": template.version}
+        meta = {"template": template.name, "template_version": str(template.version)}
     else:
         assert msg.text is not None
         text = msg.text
@@ -201,18 +200,18 @@ async def get_notice(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", "no such notice")
     notice = await request.app[NOTICES].get(notice_id)
     caller = request[CALLER]
-    if notice is None or (notice.get("key_id") != caller.id and caller.role != "admin"):
+    if notice is None or (notice.key_id != caller.id and caller.role != "admin"):
         raise ApiError(404, "not_found", "no such notice")
     body = _summary(notice)
     body.update(
         {
-            "created_at": notice["created_at"],
-            "updated_at": notice.get("updated_at", notice["created_at"]),
-            "history": notice["history"],
+            "created_at": notice.created_at,
+            "updated_at": notice.updated_at or notice.created_at,
+            "history": notice.history,
             "links": {"self": f"/v1/notices/{notice_id}"},
         }
     )
     for extra in ("accident_type", "case_id", "template", "template_version"):
-        if extra in notice:
-            body[extra] = notice[extra]
+        if value := getattr(notice, extra):
+            body[extra] = value
     return web.json_response(body)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
 
@@ -23,7 +21,9 @@ from gateway.api.routes_notices import (
 from gateway.core.phones import mask
 from gateway.core.plates import display
 from gateway.core.quiet_hours import is_quiet
+from gateway.core.records import Notice
 from gateway.sms.encoding import encode_sms
+from gateway.store.notice_scripts import CreateOutcome
 from gateway.store.notices import IdempotencyConflict, new_notice_id, now_iso
 
 
@@ -50,63 +50,53 @@ async def post_parking_notice(request: web.Request) -> web.Response:
     text = parking_text(plate, body.location, body.move_within_minutes)
     notice_id = new_notice_id()
     keys = request.app[KEYS]
-    record: dict[str, Any] = {
-        "id": notice_id,
-        "kind": "parking_notice",
-        "channel": channel,
-        "status": "queued",
-        "to": binding["phone"],
-        "text": text,
-        "plate": plate,
-        "location": body.location,
-        "officer_id": body.officer_id,
-        "callback_url": callback,
-        "key_id": key.id,
-        "created_at": now_iso(),
-        "attempt": 0,
-        "parts": encode_sms(text, notice_id).count,
-    }
-    if quiet:
-        record["detail_reason"] = "quiet_hours"
-        queue, fields = (
-            keys.sms_queue,
-            {"id": notice_id, "to": "86" + binding["phone"], "text": text},
-        )
-    else:
-        queue, fields = keys.voice_queue, {"id": notice_id}
+    notice = Notice(
+        id=notice_id,
+        kind="parking_notice",
+        channel=channel,
+        to=binding["phone"],
+        text=text,
+        plate=plate,
+        location=body.location,
+        officer_id=body.officer_id,
+        callback_url=callback,
+        key_id=key.id,
+        created_at=now_iso(),
+        parts=encode_sms(text, notice_id).count,
+        detail_reason="quiet_hours" if quiet else "",
+    )
     window_ms = settings.reminder_window_days * 86400 * 1000
     try:
         result = await request.app[NOTICES].create(
-            record,
-            queue,
-            fields,
-            key_id=key.id,
+            notice,
+            keys.sms_queue if quiet else keys.voice_queue,
             idempotency_key=_idempotency_key(request),
             body_hash=body_hash,
-            reminder=(keys.reminders(plate), int(time.time() * 1000), window_ms),
+            reminder_window_ms=window_ms,
         )
     except IdempotencyConflict as exc:
         raise idempotency_conflict(exc) from None
-    notice = await request.app[NOTICES].get(result.notice_id)
-    assert notice is not None
-    if result.outcome == "created":
+    stored = await request.app[NOTICES].get(result.notice_id)
+    assert stored is not None
+    created = result.outcome is CreateOutcome.CREATED
+    if created:
         request.app[METRICS].notices_created.labels("parking_notice", channel).inc()
-    reminder = int(notice.get("reminder_number", 0))
+    reminder = stored.reminder_number
     return web.json_response(
         {
-            "id": notice["id"],
+            "id": stored.id,
             "kind": "parking_notice",
-            "status": notice["status"],
-            "channel": notice["channel"],
-            "to": mask(notice["to"]),
+            "status": stored.status,
+            "channel": stored.channel,
+            "to": mask(stored.to),
             "plate": plate,
             "reminder_number": reminder,
             "penalty_due": reminder >= 3,
         },
-        status=202 if result.outcome == "created" else 200,
+        status=202 if created else 200,
         headers={
-            "Location": f"/v1/notices/{notice['id']}",
-            **({"Idempotent-Replayed": "true"} if result.outcome != "created" else {}),
+            "Location": f"/v1/notices/{stored.id}",
+            **({"Idempotent-Replayed": "true"} if not created else {}),
         },
     )
 

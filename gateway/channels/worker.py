@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
-from gateway.core.statuses import FINAL_STATUSES
+from gateway.core.statuses import JOB_FINAL_STATUSES, NoticeStatus
 from gateway.settings import WorkerSettings
 from gateway.store.jobs import JobStore
 from gateway.store.keys import Keys
@@ -268,13 +268,17 @@ class ChannelWorker:
             await group.ack_and_delete(eid)
             return
         if fields.get("job") in self._cancelled_jobs:
-            await self.store.transition(notice_id, "cancelled", {"reason": "job_cancelled"})
+            await self.store.transition(
+                notice_id, NoticeStatus.CANCELLED, {"reason": "job_cancelled"}
+            )
             await group.ack_and_delete(eid)
             return
         status = ""
         if reclaimed:
             status = await self.redis.hget(self.keys.notice(notice_id), "status") or ""
-            if not status or status in FINAL_STATUSES:
+            # Final, or one voice attempt ended (its retry or fallback was scheduled in the
+            # same script call): nothing is left for this entry.
+            if not status or status in JOB_FINAL_STATUSES:
                 await group.ack_and_delete(eid)
                 return
         delivery = Delivery(eid, lane, notice_id, fields, reclaimed, status, self._settled)

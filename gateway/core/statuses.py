@@ -1,13 +1,87 @@
 """Notice status values (part of the API) and the one table of wire error codes.
 
-Every wire-level outcome (SMPP command_status, later AGI results, AMI errors and hangup
-causes) is mapped here, in one place, to what the gateway does about it.
+``NoticeStatus`` is the one list of a notice's statuses, with each one's rank and whether it
+ends the notice; the Lua scripts' tables are rendered from it. Every wire-level outcome (SMPP
+command_status, AGI results, AMI errors and hangup causes) is mapped here, in one place, to
+what the gateway does about it.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 from typing import Final
+
+
+class Finality(StrEnum):
+    OPEN = "open"  # more is to come
+    ATTEMPT = "attempt"  # ends one attempt; a channel that retries moves on from it
+    HARD = "hard"  # ends the notice: nothing changes it afterwards
+
+
+class NoticeStatus(StrEnum):
+    """A notice's status. Ranks keep a notice from moving backwards when events arrive out
+    of order; rank 3 is an outcome."""
+
+    QUEUED = "queued"
+    SUBMITTED = "submitted"
+    DIALING = "dialing"
+    ANSWERED = "answered"
+    DELIVERED = "delivered"
+    UNDELIVERABLE = "undeliverable"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    ACKNOWLEDGED = "acknowledged"
+    DISPUTED = "disputed"
+    NO_INPUT = "no_input"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+    LISTENED = "listened"
+    UNREACHABLE = "unreachable"
+
+    @property
+    def rank(self) -> int:
+        return _TABLE[self][0]
+
+    @property
+    def finality(self) -> Finality:
+        return _TABLE[self][1]
+
+    @property
+    def is_hard(self) -> bool:
+        return self.finality is Finality.HARD
+
+
+_S = NoticeStatus
+_TABLE: Final[dict[NoticeStatus, tuple[int, Finality]]] = {
+    _S.QUEUED: (0, Finality.OPEN),
+    _S.SUBMITTED: (1, Finality.OPEN),
+    _S.DIALING: (1, Finality.OPEN),
+    _S.ANSWERED: (2, Finality.OPEN),
+    _S.DELIVERED: (3, Finality.HARD),
+    _S.UNDELIVERABLE: (3, Finality.HARD),
+    _S.EXPIRED: (3, Finality.HARD),
+    _S.REJECTED: (3, Finality.HARD),
+    _S.FAILED: (3, Finality.ATTEMPT),
+    _S.ACKNOWLEDGED: (3, Finality.HARD),
+    _S.DISPUTED: (3, Finality.HARD),
+    _S.NO_INPUT: (3, Finality.HARD),
+    _S.BUSY: (3, Finality.ATTEMPT),
+    _S.NO_ANSWER: (3, Finality.ATTEMPT),
+    _S.SENT: (3, Finality.HARD),
+    _S.CANCELLED: (3, Finality.HARD),
+    _S.LISTENED: (3, Finality.HARD),
+    _S.UNREACHABLE: (3, Finality.HARD),
+}
+
+HARD_STATUSES: Final = frozenset(s for s in NoticeStatus if s.finality is Finality.HARD)
+ATTEMPT_STATUSES: Final = frozenset(s for s in NoticeStatus if s.finality is Finality.ATTEMPT)
+# A job's row is done once its notice has an outcome. SMS and email make one attempt, so
+# an attempt's end is the notice's; a voice notice ends only with a hard status.
+JOB_FINAL_STATUSES: Final = HARD_STATUSES | ATTEMPT_STATUSES
+VOICE_JOB_FINAL_STATUSES: Final = HARD_STATUSES
 
 
 class SmppAction(StrEnum):
@@ -53,47 +127,27 @@ def smpp_outcome(command_status: int) -> tuple[str, SmppAction]:
 
 
 # AMI OriginateResponse "Reason" (Asterisk's AST_CONTROL_* of the outcome) -> call status.
-ORIGINATE_REASON: Final[dict[int, str]] = {
-    0: "failed",  # no such channel / could not dial
-    1: "no_answer",  # hung up before answer
-    3: "no_answer",  # rang until the originate timeout
-    4: "answered",
-    5: "busy",
-    8: "failed",  # congestion
+ORIGINATE_REASON: Final[dict[int, NoticeStatus]] = {
+    0: _S.FAILED,  # no such channel / could not dial
+    1: _S.NO_ANSWER,  # hung up before answer
+    3: _S.NO_ANSWER,  # rang until the originate timeout
+    4: _S.ANSWERED,
+    5: _S.BUSY,
+    8: _S.FAILED,  # congestion
 }
 
 
-def originate_outcome(reason: int) -> str:
+def originate_outcome(reason: int) -> NoticeStatus:
     """Status for an OriginateResponse Reason (PJSIP reports most failures as 0; the dial's
     DIALSTATUS, below, says why)."""
-    return ORIGINATE_REASON.get(reason, "failed")
+    return ORIGINATE_REASON.get(reason, _S.FAILED)
 
 
 # Dial()'s DIALSTATUS, reported by AMI DialEnd; it says why an originate was not answered.
-DIAL_STATUS: Final[dict[str, str]] = {
-    "BUSY": "busy",
-    "NOANSWER": "no_answer",
-    "CANCEL": "no_answer",
-    "CONGESTION": "failed",
-    "CHANUNAVAIL": "failed",
+DIAL_STATUS: Final[dict[str, NoticeStatus]] = {
+    "BUSY": _S.BUSY,
+    "NOANSWER": _S.NO_ANSWER,
+    "CANCEL": _S.NO_ANSWER,
+    "CONGESTION": _S.FAILED,
+    "CHANUNAVAIL": _S.FAILED,
 }
-
-
-# Statuses after which a queue entry has nothing left to do (a voice attempt's ``failed`` is
-# followed by a retry or a fallback scheduled in the same script call that recorded it).
-FINAL_STATUSES: Final[frozenset[str]] = frozenset(
-    {
-        "delivered",
-        "undeliverable",
-        "expired",
-        "rejected",
-        "failed",
-        "acknowledged",
-        "disputed",
-        "no_input",
-        "sent",
-        "cancelled",
-        "listened",
-        "unreachable",
-    }
-)

@@ -21,12 +21,12 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from gateway.core.quiet_hours import is_quiet
+from gateway.core.records import QueueEntry
 from gateway.core.templates import Catalogue, Template
 from gateway.jobs.rows import split_stored
 from gateway.settings import Settings
 from gateway.sms.encoding import count_parts
-from gateway.store import lua
-from gateway.store.batch import pack_events
+from gateway.store.job_scripts import Admission, AdmitRow, AdmitStatus, JobScripts, admit_statuses
 from gateway.store.keys import Keys
 from gateway.store.notices import now_iso
 from gateway.store.outage import STORE_DOWN, Outage
@@ -69,8 +69,7 @@ class JobDispatcher:
         self.settings = settings
         self.consumer = consumer
         self.catalogue = Catalogue.load()
-        self._admit = redis.register_script(lua.JOB_ADMIT)
-        self._release = redis.register_script(lua.RELEASE_IF_OWNER)
+        self.scripts = JobScripts(redis, keys)
         self._buckets: dict[str, Bucket] = {}
         self._closing = False
         self.admitted = 0
@@ -111,7 +110,7 @@ class JobDispatcher:
         try:
             async with asyncio.timeout(1.0):
                 for job_id in list(self._buckets):
-                    await self._release(keys=[self.keys.job_lease(job_id)], args=[self.consumer])
+                    await self.scripts.release_lease(job_id=job_id, holder=self.consumer)
         except Exception as exc:  # a stop must not fail on its courtesy to others
             log.warning("job leases not released (%r)", exc)
 
@@ -172,43 +171,38 @@ class JobDispatcher:
         """Admit ``rows`` (from row ``first`` on); returns how many the scripts handled."""
         jobs = self.settings.jobs
         channel = job["channel"]
-        head = [
-            self.keys.prefix,
-            job_id,
-            0,
-            now_iso(),
-            REMINDER_RETENTION,
-            datetime.now(UTC).strftime("%Y%m%d"),
-            jobs.reminder_daily_cap,
-            int(jobs.reminder_dedup_hours * 3600),
-            queue,
-            "0" if channel == "email" else "1",
-            job["key_id"],
-            template.name,
-            template.version,
-            template.subject,
-            channel,
-        ]
+        admission = Admission(
+            job_id=job_id,
+            at=now_iso(),
+            day=datetime.now(UTC).strftime("%Y%m%d"),
+            retention_s=REMINDER_RETENTION,
+            daily_cap=jobs.reminder_daily_cap,
+            dedup_ttl_s=int(jobs.reminder_dedup_hours * 3600),
+            check_opt_out=channel != "email",
+            key_id=job["key_id"],
+            template=template.name,
+            template_version=str(template.version),
+            subject=template.subject,
+            channel=channel,
+            queue=queue,
+        )
         # One script call admits a slice of rows. Redis serves no one else while it runs:
         # short slices keep an accident alert's commands from waiting behind a whole chunk.
         # The slices go in one pipeline: a round trip each cost more than the admission
         # itself in a busy worker, and Redis still serves other clients between them (it
-        # reads a client's pipeline 16 KB at a time, a slice is about 3.5 KB).
+        # reads a client's pipeline 16 KB at a time; a slice, with its rows' keys, is 4-5 KB).
         pipe = self.redis.pipeline(transaction=False)
         for start in range(0, len(rows), ADMIT_SLICE):
-            head[2] = first + start
-            fields: list[Any] = []
+            slice_rows = []
             for i, row in enumerate(rows[start : start + ADMIT_SLICE], first + start):
                 to, params = split_stored(row)
                 text = template.text.format_map(dict(zip(template.params, params, strict=True)))
-                fields += (
-                    reminder_notice_id(job_id, i),
-                    to,
-                    "86" + to if channel == "sms" else to,
-                    text,
-                    count_parts(text) if channel == "sms" else 1,
-                )
-            await self._admit(args=[*head, pack_events(fields)], client=pipe)  # queued
+                parts = count_parts(text) if channel == "sms" else 1
+                address = QueueEntry.address(channel, to)
+                slice_rows.append(AdmitRow(reminder_notice_id(job_id, i), to, address, text, parts))
+            await self.scripts.admit_rows(
+                admission=admission, first_row=first + start, rows=slice_rows, client=pipe
+            )  # queued
         results = await pipe.execute(raise_on_error=False)
         failed = [r for r in results if isinstance(r, Exception)]
         if failed:  # the slices after a failed one answered 'gap'; the cursor says where to go on
@@ -219,4 +213,10 @@ class JobDispatcher:
                 len(results),
                 failed[0],
             )
-        return sum(1 for r in results if not isinstance(r, Exception) for s in r if s != "gap")
+        return sum(
+            1
+            for r in results
+            if not isinstance(r, Exception)
+            for s in admit_statuses(r)
+            if s is not AdmitStatus.GAP
+        )

@@ -17,6 +17,7 @@ from typing import Any
 import aiosmtplib
 
 from gateway.channels.worker import Delivery, Lane
+from gateway.core.statuses import NoticeStatus
 from gateway.mail.message import build
 from gateway.settings import SmtpSettings
 from gateway.store.notices import NoticeStore
@@ -91,7 +92,7 @@ class EmailSender:
 
     async def _send_with_retries(
         self, notice_id: str, to: str, fields: dict[str, str]
-    ) -> tuple[str, dict[str, Any]]:
+    ) -> tuple[NoticeStatus, dict[str, Any]]:
         msg = build(
             notice_id, self.smtp.smtp_from, to, fields.get("subject", ""), fields.get("text", "")
         )
@@ -112,11 +113,11 @@ class EmailSender:
                 if refused is not None:
                     raise aiosmtplib.SMTPRecipientRefused(refused.code, refused.message, to)
                 self.sent += 1
-                return "sent", {"smtp": response[:200], "attempt": attempt}
+                return NoticeStatus.SENT, {"smtp": response[:200], "attempt": attempt}
             except aiosmtplib.SMTPResponseException as exc:
                 last = f"{exc.code} {exc.message}"[:200]
                 if 500 <= exc.code < 600:
-                    return "failed", {"smtp": last, "attempt": attempt}
+                    return NoticeStatus.FAILED, {"smtp": last, "attempt": attempt}
             except (aiosmtplib.SMTPException, OSError) as exc:
                 last = f"{type(exc).__name__}: {exc}"[:200]
             if self._closing:
@@ -124,4 +125,4 @@ class EmailSender:
             log.warning("email for %s not sent (%s); retrying in %.0f s", notice_id, last, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 4, 300.0)
-        return "failed", {"smtp": last, "attempt": self.smtp.smtp_attempts}
+        return NoticeStatus.FAILED, {"smtp": last, "attempt": self.smtp.smtp_attempts}

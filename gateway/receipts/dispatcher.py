@@ -20,10 +20,10 @@ from gateway.metrics import Metrics
 from gateway.receipts.backoff import next_delay
 from gateway.receipts.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from gateway.settings import WebhookSettings, WorkerSettings
-from gateway.store import lua
 from gateway.store.apikeys import ApiKeyStore
 from gateway.store.keys import Keys
 from gateway.store.outage import STORE_DOWN, Outage
+from gateway.store.scripts import Script
 from gateway.store.streams import Entry, StreamGroup
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class WebhookDispatcher:
         self.group = StreamGroup(
             redis, keys, keys.webhook_queue, GROUP, consumer, worker.consumer_dead_after
         )
-        self._due = redis.register_script(lua.WEBHOOK_DUE)
+        self._due = Script(redis, "webhook_due", keys)
         self._secrets: dict[str, tuple[float, str | None]] = {}
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
         self._session: aiohttp.ClientSession | None = None
@@ -109,15 +109,20 @@ class WebhookDispatcher:
             await asyncio.sleep(min(1.0, self.worker.heartbeat_seconds))
             try:
                 await self.group.heartbeat()
-                await self._due(
-                    keys=[self.keys.webhook_retry, self.keys.webhook_queue],
-                    args=[int(time.time() * 1000), 1000],
-                )
+                await self.move_due(now_ms=int(time.time() * 1000))
                 for entry in await self.group.reclaim_dead():
                     await self._spawn(tg, entry)
                 outage.ok()
             except STORE_DOWN as exc:
                 await outage.pause(exc)
+
+    async def move_due(self, *, now_ms: int, max_moved: int = 1000) -> int:
+        """Webhooks whose retry time has come, back on the outbox stream; how many."""
+        res = await self._due(
+            keys={"retry": self.keys.webhook_retry, "webhooks": self.keys.webhook_queue},
+            args={"now_ms": now_ms, "max": max_moved},
+        )
+        return int(res)
 
     async def _secret(self, key_id: str) -> str | None:
         hit = self._secrets.get(key_id)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from gateway.core.statuses import NoticeStatus
 from gateway.sms.pdu import DeliverSm, read_deliver_sm
 
 # message_state TLV values (SMPP 3.4 section 5.2.28) and the receipt text's stat field.
@@ -21,12 +22,12 @@ _MESSAGE_STATE: Final = {
     8: "REJECTD",
 }
 STAT_TO_STATUS: Final = {
-    "DELIVRD": "delivered",
-    "UNDELIV": "undeliverable",
-    "EXPIRED": "expired",
-    "REJECTD": "rejected",
-    "DELETED": "undeliverable",
-    "UNKNOWN": "undeliverable",
+    "DELIVRD": NoticeStatus.DELIVERED,
+    "UNDELIV": NoticeStatus.UNDELIVERABLE,
+    "EXPIRED": NoticeStatus.EXPIRED,
+    "REJECTD": NoticeStatus.REJECTED,
+    "DELETED": NoticeStatus.UNDELIVERABLE,
+    "UNKNOWN": NoticeStatus.UNDELIVERABLE,
 }
 # Receipts that are not final (the message is still on its way).
 NON_FINAL_STATS: Final = frozenset({"ENROUTE", "ACCEPTD"})
@@ -53,9 +54,9 @@ class Receipt:
         return self.stat not in NON_FINAL_STATS
 
     @property
-    def status(self) -> str:
+    def status(self) -> NoticeStatus:
         """The notice status this receipt leads to."""
-        return STAT_TO_STATUS.get(self.stat, "undeliverable")
+        return STAT_TO_STATUS.get(self.stat, NoticeStatus.UNDELIVERABLE)
 
     @property
     def done_at(self) -> datetime | None:

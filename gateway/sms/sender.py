@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 
 from gateway.channels.worker import Delivery, Lane
 from gateway.core.phones import mask
-from gateway.core.statuses import SmppAction, smpp_outcome
+from gateway.core.statuses import NoticeStatus, SmppAction, smpp_outcome
 from gateway.metrics import Metrics
 from gateway.settings import SmppLink, SmppSettings, WorkerSettings
 from gateway.sms import pdu
@@ -277,7 +277,8 @@ class SmsSender:
             except ValueError as exc:  # not a number an SMSC can take; it will never be
                 log.error("cannot build submit_sm for %s: %s", part.notice_id, exc)
                 self._release_bulk(part)
-                await self.store.transition(part.notice_id, "failed", {"reason": str(exc)})
+                failed = {"reason": str(exc)}
+                await self.store.transition(part.notice_id, NoticeStatus.FAILED, failed)
                 self._part_done(part)
                 continue
             self._outstanding[part.token] = part
@@ -392,6 +393,8 @@ class SmsSender:
         self.metrics.sms_rejected.inc()
         log.info("SMSC refused %s for %s: %s", part.notice_id, mask(part.to), smpp_status)
         await self.store.transition(
-            part.notice_id, "rejected", {"smpp_status": smpp_status, "part": part.index + 1}
+            part.notice_id,
+            NoticeStatus.REJECTED,
+            {"smpp_status": smpp_status, "part": part.index + 1},
         )
         self._part_done(part)

@@ -1,11 +1,12 @@
 """Batched script calls: many small Redis writes from a hot loop become one script call.
 
-The script takes fixed ``head`` arguments followed by one argument holding the events, each
-``width`` fields, flattened into a JSON array (``pack_events``), and returns one result per
-event, in order. ``submit`` returns a future at once; ``run`` (an
-owned task) sends what is queued every ``interval`` seconds or when ``max_batch`` events are
-waiting, and once more when cancelled. One call rather than a pipeline of one call per event:
-Redis pays a script's set-up, and the client its command packing, once per batch.
+``send`` calls the script with the events' fields, each event ``width`` of them, flattened into
+one list (the wrapper packs them into one argument with ``pack_events``), and the keys the
+events bring, in order; the script returns one result per event, in order. ``submit``
+returns a future at once; ``run`` (an owned task) sends what is queued every ``interval``
+seconds or when ``max_batch`` events are waiting, and once more when cancelled. One call
+rather than a pipeline of one call per event: Redis pays a script's set-up, and the client
+its command packing, once per batch.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
-
-from redis.commands.core import AsyncScript
 
 from gateway.store.outage import STORE_DOWN, Outage
 
@@ -33,18 +33,16 @@ def pack_events(fields: list[Any]) -> str:
 class ScriptBatcher:
     def __init__(
         self,
-        script: AsyncScript,
-        head: list[Any],
+        send: Callable[[list[Any], list[str]], Awaitable[Any]],
         width: int,
         interval: float = 0.002,
         max_batch: int = 100,
     ) -> None:
-        self.script = script
-        self.head = head
+        self.send = send
         self.width = width
         self.interval = interval
         self.max_batch = max_batch
-        self._queue: list[tuple[list[Any], asyncio.Future[Any]]] = []
+        self._queue: list[tuple[list[Any], Sequence[str], asyncio.Future[Any]]] = []
         self._full = asyncio.Event()
         self._closing = False
 
@@ -53,11 +51,11 @@ class ScriptBatcher:
         self._closing = True
         self._full.set()
 
-    def submit(self, fields: list[Any]) -> asyncio.Future[Any]:
+    def submit(self, fields: list[Any], keys: Sequence[str] = ()) -> asyncio.Future[Any]:
         if len(fields) != self.width:
             raise ValueError(f"an event has {self.width} fields, not {len(fields)}")
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((fields, fut))
+        self._queue.append((fields, keys, fut))
         if len(self._queue) >= self.max_batch:
             self._full.set()
         return fut
@@ -80,10 +78,12 @@ class ScriptBatcher:
         while self._queue:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             flat: list[Any] = []
-            for fields, _ in batch:
+            keys: list[str] = []
+            for fields, event_keys, _ in batch:
                 flat += fields
+                keys += event_keys
             try:
-                results = await self.script(args=[*self.head, pack_events(flat)])
+                results = await self.send(flat, keys)
                 if not isinstance(results, list) or len(results) != len(batch):
                     raise RuntimeError(f"script answered {results!r:.80} for {len(batch)} events")
                 outage.ok()
@@ -95,16 +95,16 @@ class ScriptBatcher:
                     await outage.pause(exc)
                     continue
                 log.error("Redis gone at shutdown: %d batched events not stored", len(batch))
-                for _, fut in batch:
+                for _, _, fut in batch:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
             except Exception as exc:  # no event of the batch is known to have landed
                 log.error("Redis script call with %d events failed: %r", len(batch), exc)
-                for _, fut in batch:
+                for _, _, fut in batch:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
-            for (_, fut), res in zip(batch, results, strict=True):
+            for (_, _, fut), res in zip(batch, results, strict=True):
                 if not fut.done():
                     fut.set_result(res)

@@ -1,7 +1,8 @@
 """Binding requests in Redis: created, checked, confirmed or closed, each with its audit entry.
 
 A request lives at ``<prefix>:breq:<ref>`` until a week after it expires, so agents and
-admins can still see how it ended. Every state change is one Lua call (see ``lua.py``).
+admins can still see how it ended. Every state change is one script call with its audit
+entries (the wrappers here, one per script in ``lua/``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from gateway.core.binding_codes import code_hash
-from gateway.store import lua
 from gateway.store.keys import Keys
 from gateway.store.notices import now_iso
+from gateway.store.scripts import Script
 
 KEEP_AFTER_EXPIRY = 7 * 86400
 
@@ -50,10 +51,10 @@ class BindingRequestStore:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
-        self._create = redis.register_script(lua.BREQ_CREATE)
-        self._verify = redis.register_script(lua.BREQ_VERIFY)
-        self._close = redis.register_script(lua.BREQ_CLOSE)
-        self._remove = redis.register_script(lua.BINDING_REMOVE_IF_PHONE)
+        self._create = Script(redis, "create_binding_request", keys)
+        self._verify = Script(redis, "verify_binding_request", keys)
+        self._close = Script(redis, "close_binding_request", keys)
+        self._remove = Script(redis, "remove_binding_if_phone", keys)
 
     async def create(
         self,
@@ -83,17 +84,22 @@ class BindingRequestStore:
             "expires_ms": int((now + ttl_seconds) * 1000),
         }
         day = datetime.now(UTC).strftime("%Y%m%d")
+        k = self.keys
         outcome, _ = await self._create(
-            keys=[self.keys.binding_request(ref), self.keys.binding_requests_per_day(phone, day)],
-            args=[
-                self.keys.prefix,
-                plate,
-                daily_limit,
-                ttl_seconds + KEEP_AFTER_EXPIRY,
-                2 * 86400,
-                actor.base(ref),
-                json.dumps(record, ensure_ascii=False),
-            ],
+            keys={
+                "request": k.binding_request(ref),
+                "per_day": k.binding_requests_per_day(phone, day),
+                "audit": k.binding_audit,
+                "plate_audit": k.binding_audit_of(plate),
+            },
+            args={
+                "plate": plate,
+                "daily_limit": daily_limit,
+                "request_ttl_s": ttl_seconds + KEEP_AFTER_EXPIRY,
+                "counter_ttl_s": 2 * 86400,
+                "audit_base_json": actor.base(ref),
+                "record_json": json.dumps(record, ensure_ascii=False),
+            },
         )
         return str(outcome), record
 
@@ -113,16 +119,15 @@ class BindingRequestStore:
         self, ref: str, code: str, actor: Actor, *, confirm: bool, max_attempts: int
     ) -> Verified:
         outcome, left, status = await self._verify(
-            keys=[self.keys.binding_request(ref)],
-            args=[
-                self.keys.prefix,
-                "confirm" if confirm else "check",
-                code_hash(ref, code),
-                int(time.time() * 1000),
-                max_attempts,
-                now_iso(),
-                actor.base(ref),
-            ],
+            keys={"request": self.keys.binding_request(ref), "audit": self.keys.binding_audit},
+            args={
+                "mode": "confirm" if confirm else "check",
+                "code_hash": code_hash(ref, code),
+                "now_ms": int(time.time() * 1000),
+                "max_attempts": max_attempts,
+                "at": now_iso(),
+                "audit_base_json": actor.base(ref),
+            },
         )
         if outcome == "confirmed":
             return Verified("confirmed", 0, "confirmed", replaced=left == "1")
@@ -132,8 +137,13 @@ class BindingRequestStore:
         """Pending -> ``status`` (cancelled ...); returns ``ok`` or the status it already had."""
         return str(
             await self._close(
-                keys=[self.keys.binding_request(ref)],
-                args=[self.keys.prefix, status, now_iso(), actor.base(ref), reason],
+                keys={"request": self.keys.binding_request(ref), "audit": self.keys.binding_audit},
+                args={
+                    "status": status,
+                    "at": now_iso(),
+                    "audit_base_json": actor.base(ref),
+                    "reason": reason,
+                },
             )
         )
 
@@ -142,6 +152,11 @@ class BindingRequestStore:
         ``removed`` | ``refused`` | ``no_binding``."""
         return str(
             await self._remove(
-                args=[self.keys.prefix, plate, caller_phone, actor.base(ref)],
+                keys={
+                    "binding": self.keys.binding(plate),
+                    "audit": self.keys.binding_audit,
+                    "plate_audit": self.keys.binding_audit_of(plate),
+                },
+                args={"plate": plate, "phone": caller_phone, "audit_base_json": actor.base(ref)},
             )
         )

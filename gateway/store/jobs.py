@@ -10,6 +10,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
+from gateway.store.job_scripts import JobScripts
 from gateway.store.keys import Keys
 from gateway.store.notices import _b36, now_iso
 
@@ -25,6 +26,7 @@ class JobStore:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
+        self.scripts = JobScripts(redis, keys)
 
     async def create(self, job: dict[str, Any]) -> None:
         """A job in ``receiving``: rows are appended, then ``open`` starts it."""
@@ -96,46 +98,8 @@ class JobStore:
 
     async def cancel(self, job_id: str) -> str:
         """Stop a job: rows not yet queued are never sent, queued ones are dropped by the
-        sender. Returns the status it had."""
-        status = await self.redis.hget(self.keys.job(job_id), "status")
-        if status is None:
-            return "unknown"
-        if status not in ("running", "waiting_window", "receiving"):
-            return str(status)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.keys.job(job_id), mapping={"status": "cancelled", "cancelled_at": now_iso()})
-        pipe.zrem(self.keys.jobs_active, job_id)
-        # Senders drop queued entries of these jobs; a day is longer than any backlog lasts.
-        pipe.zadd(self.keys.jobs_cancelled, {job_id: time.time()})
-        pipe.zremrangebyscore(self.keys.jobs_cancelled, 0, time.time() - 86400)
-        await pipe.execute()
-        await self._callback(job_id, "cancelled")
-        return str(status)
+        sender. One script call, with the job's callback. Returns the status it had."""
+        return await self.scripts.cancel(job_id=job_id, at=now_iso())
 
     async def cancelled_recently(self) -> set[str]:
         return set(await self.redis.zrange(self.keys.jobs_cancelled, 0, -1))
-
-    async def _callback(self, job_id: str, status: str) -> None:
-        job = await self.get(job_id, bad_sample=0)
-        if job is None or not job.get("callback_url"):
-            return
-        at = now_iso()
-        body = {
-            "id": job_id,
-            "kind": "reminder_job",
-            "channel": job["channel"],
-            "status": status,
-            "at": at,
-            "detail": {"total": int(job.get("total", 0)), "counts": job["counts"]},
-        }
-        await self.redis.xadd(
-            self.keys.webhook_queue,
-            {
-                "id": job_id,
-                "key_id": job["key_id"],
-                "url": job["callback_url"],
-                "body": json.dumps(body, ensure_ascii=False),
-                "attempt": "1",
-                "first_at": at,
-            },
-        )

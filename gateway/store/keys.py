@@ -1,4 +1,10 @@
-"""Every Redis key name the gateway uses, built in one place."""
+"""Every Redis key name the gateway uses, built in one place.
+
+Keys of one entity share a hash tag (the part in braces): a notice ``{ntc_x}``, a job
+``{job_x}``, a plate, a binding request, a carrier message id. A script about one entity then
+touches one Redis Cluster slot. The Lua scripts that must find a key themselves (see
+``gateway.store.scripts``) get builders rendered from these same methods.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +16,35 @@ class Keys:
     prefix: str = "gw"
 
     def notice(self, notice_id: str) -> str:
-        return f"{self.prefix}:n:{notice_id}"
+        return f"{self.prefix}:n:{{{notice_id}}}"
 
     def history(self, notice_id: str) -> str:
-        return f"{self.prefix}:n:{notice_id}:h"
+        return f"{self.prefix}:n:{{{notice_id}}}:h"
 
     def submitted_parts(self, notice_id: str) -> str:
-        return f"{self.prefix}:n:{notice_id}:sub"
+        return f"{self.prefix}:n:{{{notice_id}}}:sub"
+
+    def receipt_parts(self, notice_id: str) -> str:
+        """The final status of each part of a notice of several parts."""
+        return f"{self.prefix}:n:{{{notice_id}}}:dlr"
 
     def idempotency(self, key_id: str, idem_key: str) -> str:
-        return f"{self.prefix}:idem:{key_id}:{idem_key}"
+        return f"{self.prefix}:idem:{{{key_id}:{idem_key}}}"
 
     def carrier_id(self, smsc_message_id: str) -> str:
-        return f"{self.prefix}:smsc:{smsc_message_id}"
+        return f"{self.prefix}:smsc:{{{smsc_message_id}}}"
+
+    def early_receipt(self, smsc_message_id: str) -> str:
+        """A receipt that arrived before its carrier id was recorded."""
+        return f"{self.prefix}:smsc:{{{smsc_message_id}}}:early"
+
+    def sent_today(self, to: str, day: str) -> str:
+        """Reminders sent to one recipient on one day (the daily cap)."""
+        return f"{self.prefix}:cap:{{{to}}}:{day}"
+
+    def recent_reminder(self, template: str, to: str) -> str:
+        """A recipient got this template lately (duplicate suppression across jobs)."""
+        return f"{self.prefix}:dedup:{{{to}}}:{template}"
 
     def api_key(self, key_hash: str) -> str:
         return f"{self.prefix}:apikey:{key_hash}"
@@ -38,23 +60,23 @@ class Keys:
         return f"{self.prefix}:hb:{group}:{consumer}"
 
     def binding(self, plate: str) -> str:
-        return f"{self.prefix}:binding:{plate}"
+        return f"{self.prefix}:plate:{{{plate}}}:binding"
 
     @property
     def binding_audit(self) -> str:
         return f"{self.prefix}:binding-audit"
 
     def binding_audit_of(self, plate: str) -> str:
-        return f"{self.prefix}:binding-audit:{plate}"
+        return f"{self.prefix}:plate:{{{plate}}}:audit"
 
     def binding_request(self, ref: str) -> str:
-        return f"{self.prefix}:breq:{ref}"
+        return f"{self.prefix}:breq:{{{ref}}}"
 
     def binding_requests_per_day(self, phone: str, day: str) -> str:
-        return f"{self.prefix}:breq-day:{phone}:{day}"
+        return f"{self.prefix}:breq-day:{{{phone}}}:{day}"
 
     def reminders(self, plate: str) -> str:
-        return f"{self.prefix}:reminders:{plate}"
+        return f"{self.prefix}:plate:{{{plate}}}:reminders"
 
     @property
     def suspected_clones(self) -> str:
@@ -101,19 +123,19 @@ class Keys:
         return f"{self.prefix}:optout"
 
     def job(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}"
+        return f"{self.prefix}:job:{{{job_id}}}"
 
     def job_rows(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:rows"
+        return f"{self.prefix}:job:{{{job_id}}}:rows"
 
     def job_counts(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:counts"
+        return f"{self.prefix}:job:{{{job_id}}}:counts"
 
     def job_bad_rows(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:bad"
+        return f"{self.prefix}:job:{{{job_id}}}:bad"
 
     def job_lease(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:lease"
+        return f"{self.prefix}:job:{{{job_id}}}:lease"
 
     @property
     def jobs_active(self) -> str:

@@ -1,4 +1,4 @@
-"""Notices in Redis: atomic creation with idempotency, status transitions, history."""
+"""Notices in Redis: atomic creation with idempotency, status transitions and outcomes."""
 
 from __future__ import annotations
 
@@ -6,15 +6,23 @@ import asyncio
 import json
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from gateway.store import lua
+from gateway.core.records import Notice, QueueEntry
+from gateway.core.statuses import NoticeStatus
 from gateway.store.batch import ScriptBatcher
 from gateway.store.keys import Keys
+from gateway.store.notice_scripts import (
+    CreateOutcome,
+    CreateResult,
+    Fallback,
+    NoticeScripts,
+    OutcomeResult,
+)
 
 RETENTION_SECONDS = 30 * 24 * 3600
 # Redis serves no one else while a script runs: time an accident alert's commands may wait.
@@ -53,13 +61,6 @@ def _b36(n: int) -> str:
     return out or "0"
 
 
-@dataclass(frozen=True, slots=True)
-class CreateResult:
-    outcome: str  # created | existing | conflict
-    notice_id: str
-    reminder_number: int = 0
-
-
 class IdempotencyConflict(Exception):
     def __init__(self, notice_id: str) -> None:
         super().__init__(notice_id)
@@ -73,95 +74,116 @@ class NoticeStore:
         self.redis = redis
         self.keys = keys
         self.idempotency_ttl = int(idempotency_ttl)
-        self._create = redis.register_script(lua.CREATE)
-        self._transition = redis.register_script(lua.TRANSITION)
-        self._sms_events = redis.register_script(lua.SMS_EVENTS)
+        self.scripts = NoticeScripts(redis, keys)
 
     async def create(
         self,
-        record: dict[str, Any],
+        notice: Notice,
         queue: str,
-        queue_fields: dict[str, Any],
+        entry: QueueEntry | None = None,
         *,
-        key_id: str,
         idempotency_key: str | None = None,
         body_hash: str = "",
-        reminder: tuple[str, int, int] | None = None,
+        reminder_window_ms: int | None = None,
     ) -> CreateResult:
-        """Store a new notice and enqueue it, or return the one made with the same key."""
-        notice_id = record["id"]
-        history = json.dumps(
-            {"status": record["status"], "at": record["created_at"], "detail": {}},
-            ensure_ascii=False,
+        """Store a new notice and queue ``entry`` (by default the notice's own), or return
+        the one made with the same idempotency key. With ``reminder_window_ms`` the notice
+        is counted among its plate's reminders over that window."""
+        k = self.keys
+        res = await self.scripts.create_notice(
+            notice=notice,
+            queue=queue,
+            entry=entry or QueueEntry.for_notice(notice),
+            idempotency_key=k.idempotency(notice.key_id, idempotency_key)
+            if idempotency_key
+            else "",
+            body_hash=body_hash,
+            idempotency_ttl_s=self.idempotency_ttl,
+            retention_s=RETENTION_SECONDS,
+            reminders=k.reminders(notice.plate) if reminder_window_ms is not None else "",
+            now_ms=int(time.time() * 1000),
+            window_ms=reminder_window_ms or 0,
         )
-        idem = self.keys.idempotency(key_id, idempotency_key) if idempotency_key else ""
-        res = await self._create(
-            keys=[idem],
-            args=[
-                self.keys.prefix,
-                notice_id,
-                body_hash,
-                self.idempotency_ttl,
-                RETENTION_SECONDS,
-                json.dumps(record, ensure_ascii=False),
-                history,
-                queue,
-                json.dumps(queue_fields, ensure_ascii=False),
-                *(reminder or ("", 0, 0)),
-            ],
-        )
-        outcome, nid = res[0], res[1]
-        if outcome == "conflict":
-            raise IdempotencyConflict(nid)
-        return CreateResult(outcome, nid, int(res[2]) if len(res) > 2 else 0)
+        if res.outcome is CreateOutcome.CONFLICT:
+            raise IdempotencyConflict(res.notice_id)
+        return res
 
-    async def get(self, notice_id: str) -> dict[str, Any] | None:
+    async def get(self, notice_id: str) -> Notice | None:
+        """The notice with its history."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.notice(notice_id))
         pipe.lrange(self.keys.history(notice_id), 0, -1)
         record, history = await pipe.execute()
         if not record:
             return None
-        record["history"] = [json.loads(h) for h in history]
-        return dict(record)
+        return Notice.from_hash(record, [json.loads(h) for h in history])
 
     async def transition(
-        self, notice_id: str, status: str, detail: dict[str, Any] | None = None
+        self, notice_id: str, status: NoticeStatus, detail: Mapping[str, Any] | None = None
     ) -> bool:
         """Move a notice to ``status`` unless it is already final or further along."""
-        res = await self._transition(
-            args=[
-                self.keys.prefix,
-                notice_id,
-                status,
-                now_iso(),
-                json.dumps(detail or {}, ensure_ascii=False),
-            ],
+        return await self.scripts.set_status(
+            notice_id=notice_id, status=status, at=now_iso(), detail=detail or {}
         )
-        return bool(res)
+
+    async def outcome(
+        self,
+        notice_id: str,
+        status: NoticeStatus,
+        detail: Mapping[str, Any],
+        *,
+        retry_at_ms: int | None = None,
+        fallback: Fallback | None = None,
+    ) -> OutcomeResult:
+        """What a channel learned, in one atomic step: the status change (history, job
+        counts, webhook) and, only if the status changed, the notice put on the retry set
+        for ``retry_at_ms`` (epoch ms; the voice channel's set is the one that exists) and
+        ``fallback`` created and linked by ``fallback_id`` (once: an existing link stays)."""
+        return await self.scripts.outcome(
+            notice_id=notice_id,
+            status=status,
+            at=now_iso(),
+            detail=detail,
+            retry_set=self.keys.voice_retry,
+            retry_at_ms=retry_at_ms,
+            fallback=fallback,
+            retention_s=RETENTION_SECONDS,
+        )
 
     async def submitted_parts(self, notice_id: str) -> dict[str, str]:
         return dict(await self.redis.hgetall(self.keys.submitted_parts(notice_id)))
 
     # The SMPP receive path's writes: they return at once, and land within milliseconds in
-    # one script call with the others (``lua.SMS_EVENTS``).
+    # one script call with the others (``sms_events.lua``).
     def sms_event_batcher(
         self, mapping_ttl: float, early_ttl: float, interval: float
     ) -> ScriptBatcher:
-        head = [self.keys.prefix, int(mapping_ttl), int(early_ttl)]
-        return ScriptBatcher(
-            self._sms_events, head, width=6, interval=interval, max_batch=SMS_EVENTS_PER_CALL
-        )
+        async def send(events: list[Any], event_keys: list[str]) -> list[Any]:
+            return await self.scripts.sms_events(
+                events=events,
+                event_keys=event_keys,
+                mapping_ttl_s=int(mapping_ttl),
+                early_ttl_s=int(early_ttl),
+            )
 
-    @staticmethod
+        return ScriptBatcher(send, width=6, interval=interval, max_batch=SMS_EVENTS_PER_CALL)
+
     def part_submitted_batched(
-        batcher: ScriptBatcher, notice_id: str, part: int, parts: int, smsc_message_id: str
+        self, batcher: ScriptBatcher, notice_id: str, part: int, parts: int, smsc_message_id: str
     ) -> asyncio.Future[Any]:
-        return batcher.submit(["s", notice_id, part, smsc_message_id, parts, now_iso()])
+        fields, keys = self.scripts.submitted_event(
+            notice_id, part, parts, smsc_message_id, now_iso()
+        )
+        return batcher.submit(fields, keys)
 
-    @staticmethod
     def receipt_batched(
-        batcher: ScriptBatcher, smsc_message_id: str, status: str, stat: str, err: str
+        self,
+        batcher: ScriptBatcher,
+        smsc_message_id: str,
+        status: NoticeStatus,
+        stat: str,
+        err: str,
     ) -> asyncio.Future[Any]:
         """A final receipt: ``status`` for the notice, the SMSC's ``stat`` and ``err``."""
-        return batcher.submit(["r", smsc_message_id, status, now_iso(), stat, err])
+        fields, keys = self.scripts.receipt_event(smsc_message_id, status, now_iso(), stat, err)
+        return batcher.submit(fields, keys)

@@ -6,18 +6,22 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from gateway.store import lua
+from gateway.store.keys import Keys
+from gateway.store.scripts import Script
 
 
 class Gcra:
     """Generic cell rate algorithm; ``take`` grants up to ``want`` tokens atomically."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
-        self._script = redis.register_script(lua.GCRA)
+        # The script builds no key name: it renders the same under any prefix.
+        self._script = Script(redis, "gcra", Keys())
 
     async def take(self, key: str, rate: float, burst: int, want: int = 1) -> tuple[int, float]:
         """(granted tokens, seconds until the next token when none was granted)."""
-        granted, wait_ms = await self._script(keys=[key], args=[rate, burst, want])
+        granted, wait_ms = await self._script(
+            keys={"limiter": key}, args={"rate_per_s": rate, "burst": burst, "want": want}
+        )
         return int(granted), int(wait_ms) / 1000.0
 
 

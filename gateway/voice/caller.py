@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import secrets
 import socket
@@ -28,18 +27,25 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from gateway.channels.worker import Delivery, Lane
-from gateway.core.statuses import DIAL_STATUS, FINAL_STATUSES, originate_outcome
+from gateway.core.statuses import (
+    ATTEMPT_STATUSES,
+    DIAL_STATUS,
+    HARD_STATUSES,
+    NoticeStatus,
+    originate_outcome,
+)
 from gateway.ivr_flows.agi_server import FastAgiServer, FlowResult
 from gateway.ivr_flows.binding import BindingFlow
 from gateway.ivr_flows.parking import parking_flow, reminder_flow
 from gateway.settings import AgiSettings, Settings
-from gateway.store import lua
 from gateway.store.apikeys import ApiKeyStore
 from gateway.store.binding_requests import BindingRequestStore
 from gateway.store.bindings import BindingStore
 from gateway.store.keys import Keys
+from gateway.store.notice_scripts import Fallback
 from gateway.store.notices import NoticeStore, new_notice_id, now_iso
 from gateway.store.ratelimit import Gcra, SharedRate
+from gateway.store.voice_scripts import VoiceScripts
 from gateway.voice.ami import AmiError, AmiLink
 from gateway.voice.tts import Tts
 
@@ -49,7 +55,6 @@ GROUP = "voice-callers"
 MENU_TEXT = "如您将尽快驶离车辆，请按1；如这不是您的车辆，请按2。"
 THANKS_TEXT = "谢谢您的配合，再见。"
 REPEAT_TEXT = "重听请按1。"
-RETRYABLE = frozenset({"busy", "no_answer", "failed"})
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 (names them, binds nothing)
 
 
@@ -139,7 +144,7 @@ class VoiceCaller:
         self.placed = 0  # Originates sent by this process
         self.api_keys = ApiKeyStore(redis, keys)
         self.rate = SharedRate(Gcra(redis), keys.rate("calls"), settings.voice.calls_per_second)
-        self._slot = redis.register_script(lua.CALL_SLOT)
+        self.scripts = VoiceScripts(redis, keys)
         self._slot_ttl_ms = int(
             (settings.voice.ring_seconds + settings.agi.agi_session_timeout + 60) * 1000
         )
@@ -198,21 +203,12 @@ class VoiceCaller:
         self._stopped.set()
 
     async def housekeeping(self) -> None:
-        now_ms = int(time.time() * 1000)
-        due = await self.redis.zrangebyscore(
-            self.keys.voice_retry, "-inf", now_ms, start=0, num=100
-        )
-        for item in due:
-            if await self.redis.zrem(self.keys.voice_retry, item):
-                kind = await self.redis.hget(self.keys.notice(item), "kind")
-                bulk = kind == "reminder"
-                queue = self.keys.voice_bulk_queue if bulk else self.keys.voice_queue
-                await self.redis.xadd(queue, {"id": item})
+        await self.scripts.move_due_retries(now_ms=int(time.time() * 1000))
         # A call that never reported back (Asterisk lost it) is a failed attempt.
         limit = time.monotonic() - (self.voice.ring_seconds + 300)
         for action_id, call in list(self.calls.items()):
             if call.started < limit:
-                await self._attempt_ended(action_id, "failed", {"reason": "no_report"})
+                await self._attempt_ended(action_id, NoticeStatus.FAILED, {"reason": "no_report"})
 
     # -- one call -----------------------------------------------------------------------------
     async def submit(self, delivery: Delivery) -> None:
@@ -221,7 +217,7 @@ class VoiceCaller:
     async def _start(self, delivery: Delivery) -> None:
         notice_id = delivery.notice_id
         notice = await self.redis.hgetall(self.keys.notice(notice_id))
-        if not notice or notice.get("status") in FINAL_STATUSES or notice_id in self._by_notice:
+        if not notice or notice.get("status") in HARD_STATUSES or notice_id in self._by_notice:
             delivery.settle()
             return
         attempt = int(notice.get("attempt", "0")) + 1
@@ -233,8 +229,8 @@ class VoiceCaller:
         prompt = self.tts.path_for(notice["text"])
         action_id = f"{notice_id}:{attempt}"
         # GATEWAY_MAX_CALLS holds for all worker processes together.
-        while not await self._slot(
-            keys=[self.keys.active_calls], args=[action_id, self._slot_ttl_ms, self.voice.max_calls]
+        while not await self.scripts.take_call_slot(
+            member=action_id, ttl_ms=self._slot_ttl_ms, max_calls=self.voice.max_calls
         ):
             if self._closing:
                 return
@@ -242,7 +238,7 @@ class VoiceCaller:
         await self.rate.acquire()
         number = notice["to"]
         try:
-            await self.store.transition(notice_id, "dialing", {"attempt": attempt})
+            await self.store.transition(notice_id, NoticeStatus.DIALING, {"attempt": attempt})
         except BaseException:
             await asyncio.shield(self.redis.zrem(self.keys.active_calls, action_id))
             raise
@@ -272,7 +268,7 @@ class VoiceCaller:
             self.placed += 1
             self._own(self.tts.render(notice["text"]))
         except AmiError as exc:
-            await self._attempt_ended(action_id, "failed", {"reason": str(exc)})
+            await self._attempt_ended(action_id, NoticeStatus.FAILED, {"reason": str(exc)})
 
     def _on_ami_event(self, name: str, keys: dict[str, str]) -> None:
         # An unanswered originate reports only Reason 0; why it failed comes from the dial:
@@ -293,9 +289,9 @@ class VoiceCaller:
         if call is None:
             return
         reason = int(keys.get("Reason", "0") or 0)
-        if originate_outcome(reason) == "answered":
+        if originate_outcome(reason) is NoticeStatus.ANSWERED:
             call.answered = True
-            self._own(self.store.transition(call.notice_id, "answered", {}))
+            self._own(self.store.transition(call.notice_id, NoticeStatus.ANSWERED, {}))
         else:
             self._own(self._unanswered(action_id, reason, keys.get("Channel", "")))
 
@@ -318,7 +314,8 @@ class VoiceCaller:
             return
         for action_id, call in list(self.calls.items()):
             if not call.answered:
-                self._own(self._attempt_ended(action_id, "failed", {"reason": "ami_link_lost"}))
+                lost = {"reason": "ami_link_lost"}
+                self._own(self._attempt_ended(action_id, NoticeStatus.FAILED, lost))
 
     async def _on_flow_result(self, result: FlowResult) -> None:
         if result.request.flow == "binding":
@@ -347,7 +344,8 @@ class VoiceCaller:
             )
             return
         call.token = ""  # single use
-        await self.store.transition(notice_id, outcome, dict(result.outcome.get("detail", {})))
+        detail = dict(result.outcome.get("detail", {}))
+        await self.store.transition(notice_id, NoticeStatus(outcome), detail)
         if outcome == "disputed":
             await self._record_suspected_clone(notice_id)
         if self._forget(action_id) is not None:
@@ -361,88 +359,46 @@ class VoiceCaller:
             self._room_changed()
         return call
 
-    async def _attempt_ended(self, action_id: str, outcome: str, detail: dict[str, Any]) -> None:
+    async def _attempt_ended(
+        self, action_id: str, outcome: NoticeStatus, detail: dict[str, Any]
+    ) -> None:
         call = self._forget(action_id)
         if call is None:
             return
         await self.redis.zrem(self.keys.active_calls, action_id)
-        retry = outcome in RETRYABLE and call.attempt < self.voice.voice_attempts
+        retry = outcome in ATTEMPT_STATUSES and call.attempt < self.voice.voice_attempts
         if retry:
             detail = {**detail, "retry_in_seconds": self.voice.voice_retry_seconds}
-        await self.store.transition(call.notice_id, outcome, detail)
-        if retry:
             due = int((time.time() + self.voice.voice_retry_seconds) * 1000)
-            await self.redis.zadd(self.keys.voice_retry, {call.notice_id: due})
-        elif await self.redis.hget(self.keys.notice(call.notice_id), "kind") == "reminder":
+            await self.store.outcome(call.notice_id, outcome, detail, retry_at_ms=due)
+        elif (notice := await self.store.get(call.notice_id)) is None:
+            pass
+        elif notice.kind == "reminder":
             # A reminder is not worth an SMS of its own: the job counts it unreachable.
-            await self.store.transition(call.notice_id, "unreachable", {"last": outcome})
+            await self.store.outcome(call.notice_id, outcome, detail)
+            await self.store.transition(call.notice_id, NoticeStatus.UNREACHABLE, {"last": outcome})
         else:
-            await self._sms_fallback(call.notice_id, outcome)
+            sms = notice.fallback_to("sms", id=new_notice_id(), at=now_iso())
+            fallback = Fallback.of(sms, self.keys.sms_queue)
+            res = await self.store.outcome(call.notice_id, outcome, detail, fallback=fallback)
+            log.info(
+                "voice notice %s ended %s; SMS fallback %s",
+                call.notice_id,
+                outcome,
+                res.fallback_id,
+            )
         call.delivery.settle()
 
-    async def _sms_fallback(self, notice_id: str, outcome: str) -> None:
-        notice = await self.redis.hgetall(self.keys.notice(notice_id))
-        if not notice:
-            return
-        sms_id = new_notice_id()
-        record = {
-            "id": sms_id,
-            "kind": "parking_notice",
-            "channel": "sms",
-            "status": "queued",
-            "to": notice["to"],
-            "text": notice["text"],
-            "plate": notice.get("plate", ""),
-            "callback_url": notice.get("callback_url", ""),
-            "key_id": notice.get("key_id", ""),
-            "created_at": now_iso(),
-            "fallback_of": notice_id,
-            "parts": notice.get("parts", "1"),
-        }
-        await self.store.create(
-            record,
-            self.keys.sms_queue,
-            {"id": sms_id, "to": "86" + notice["to"], "text": notice["text"]},
-            key_id=notice.get("key_id", ""),
-        )
-        await self.redis.hset(self.keys.notice(notice_id), "fallback_id", sms_id)
-        log.info("voice notice %s ended %s; SMS fallback %s", notice_id, outcome, sms_id)
-
     async def _record_suspected_clone(self, notice_id: str) -> None:
-        notice = await self.redis.hgetall(self.keys.notice(notice_id))
-        plate = notice.get("plate", "")
-        if not plate:
-            return
-        key = self.keys.suspected_clones
-        prev = await self.redis.hget(key, plate)
-        count = (json.loads(prev)["count"] if prev else 0) + 1
-        at = now_iso()
-        report = {
-            "plate": plate,
-            "count": count,
-            "last_notice": notice_id,
-            "last_at": at,
-            "location": notice.get("location", ""),
-        }
-        await self.redis.hset(key, plate, json.dumps(report, ensure_ascii=False))
         # Pushed to every command-centre key with an events URL, through the signed outbox.
-        body = json.dumps(
-            {"id": notice_id, "kind": "suspected_cloned_plate", "at": at, "detail": report},
-            ensure_ascii=False,
+        recipients = [
+            (k.id, k.events_url)
+            for k in await self.api_keys.list()
+            if k.role == "command_center" and k.events_url and not k.revoked
+        ]
+        await self.scripts.record_suspected_clone(
+            notice_id=notice_id, at=now_iso(), recipients=recipients
         )
-        for k in await self.api_keys.list():
-            if k.role == "command_center" and k.events_url and not k.revoked:
-                await self.redis.xadd(
-                    self.keys.webhook_queue,
-                    {
-                        "id": notice_id,
-                        "key_id": k.id,
-                        "url": k.events_url,
-                        "body": body,
-                        "attempt": "1",
-                        "first_at": at,
-                    },
-                )
 
 
 def _log(task: asyncio.Task[Any]) -> None:

@@ -1,0 +1,133 @@
+"""Typed wrappers of the reminder-job scripts: admitting rows, cancelling a job."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from gateway.store.batch import pack_events
+from gateway.store.keys import Keys
+from gateway.store.scripts import Script
+
+CANCELLED_KEPT_S = 86400  # senders drop queued entries of cancelled jobs; no backlog lasts longer
+
+
+class AdmitStatus(StrEnum):
+    SEEN = "seen"  # admitted by an earlier call (a dispatcher restarted)
+    QUEUED = "queued"
+    OPTED_OUT = "opted_out"
+    CAPPED = "capped"
+    DUPLICATE = "duplicate"
+    GAP = "gap"  # the cursor has not reached this slice: nothing was admitted
+
+
+@dataclass(frozen=True, slots=True)
+class AdmitRow:
+    notice_id: str
+    to: str  # national number or email address, as stored
+    address: str  # what the queue entry carries (``QueueEntry.address``)
+    text: str
+    parts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What every row of a slice shares."""
+
+    job_id: str
+    at: str
+    day: str  # the daily cap's day, YYYYMMDD
+    retention_s: int
+    daily_cap: int
+    dedup_ttl_s: int
+    check_opt_out: bool
+    key_id: str
+    template: str
+    template_version: str
+    subject: str
+    channel: str
+    queue: str
+
+
+class JobScripts:
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self.keys = keys
+        self._admit = Script(redis, "job_admit", keys)
+        self._cancel = Script(redis, "job_cancel", keys)
+        self._release = Script(redis, "release_lease", keys)
+
+    async def admit_rows(
+        self, *, admission: Admission, first_row: int, rows: Sequence[AdmitRow], client: Any = None
+    ) -> list[AdmitStatus] | Any:
+        """Admit ``rows`` (from row ``first_row`` on). With a pipeline as ``client`` the call
+        is only queued (this returns the pipeline); ``admit_statuses`` reads its result."""
+        k, a = self.keys, admission
+        fields: list[Any] = []
+        row_keys: list[str] = []
+        for r in rows:
+            fields += (r.notice_id, r.to, r.address, r.text, r.parts)
+            row_keys += (
+                k.notice(r.notice_id),
+                k.history(r.notice_id),
+                k.sent_today(r.to, a.day),
+                k.recent_reminder(a.template, r.to),
+            )
+        res = await self._admit(
+            keys={
+                "job": k.job(a.job_id),
+                "job_counts": k.job_counts(a.job_id),
+                "jobs_active": k.jobs_active,
+                "webhooks": k.webhook_queue,
+                "queue": a.queue,
+                "opt_outs": k.opt_outs,
+            },
+            args={
+                "job_id": a.job_id,
+                "first_row": first_row,
+                "at": a.at,
+                "retention_s": a.retention_s,
+                "daily_cap": a.daily_cap,
+                "dedup_ttl_s": a.dedup_ttl_s,
+                "check_opt_out": "1" if a.check_opt_out else "0",
+                "key_id": a.key_id,
+                "template": a.template,
+                "template_version": a.template_version,
+                "subject": a.subject,
+                "channel": a.channel,
+                "rows": pack_events(fields),
+            },
+            more_keys=row_keys,
+            client=client,
+        )
+        return res if client is not None else admit_statuses(res)
+
+    async def cancel(self, *, job_id: str, at: str) -> str:
+        """Cancel a running, waiting or receiving job; the status it had, or ``unknown``."""
+        k = self.keys
+        res = await self._cancel(
+            keys={
+                "job": k.job(job_id),
+                "job_counts": k.job_counts(job_id),
+                "jobs_active": k.jobs_active,
+                "jobs_cancelled": k.jobs_cancelled,
+                "webhooks": k.webhook_queue,
+            },
+            args={"job_id": job_id, "at": at, "now_s": time.time(), "keep_s": CANCELLED_KEPT_S},
+        )
+        return str(res)
+
+    async def release_lease(self, *, job_id: str, holder: str) -> bool:
+        """Give up this dispatcher's lease on a job, if it still holds it."""
+        res = await self._release(
+            keys={"lease": self.keys.job_lease(job_id)}, args={"holder": holder}
+        )
+        return bool(res)
+
+
+def admit_statuses(result: Sequence[str]) -> list[AdmitStatus]:
+    return [AdmitStatus(s) for s in result]

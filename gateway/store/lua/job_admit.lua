@@ -1,0 +1,81 @@
+-- Rows of a job, in row order, in one call. Idempotent by row: a dispatcher that restarts
+-- re-reads rows below the cursor and they are skipped here ('seen'). The rows' fields are one
+-- JSON array, five per row: notice_id, to (national number or email), queue destination,
+-- text, parts. Returns one status per row: seen, queued, opted_out, capped or duplicate; or
+-- 'gap' for every row when the cursor has not reached this slice (an earlier slice sent in
+-- the same pipeline did not land): nothing is admitted past a hole, and the next step reads
+-- from the cursor.
+-- KEYS: job, job_counts, jobs_active, webhooks, queue, opt_outs
+-- KEYS+: per row, in order: notice, history, sent_today, recent_reminder
+-- ARGV: job_id, first_row, at, retention_s, daily_cap, dedup_ttl_s, check_opt_out, key_id, template, template_version, subject, channel, rows
+--!include jobs.lua
+local job, first = A.job_id, tonumber(A.first_row)
+local at, retention = A.at, A.retention_s
+local cap, dedup = tonumber(A.daily_cap), tonumber(A.dedup_ttl_s)
+local template, channel = A.template, A.channel
+local W, KW, K0 = 5, 4, 6
+local E = cjson.decode(A.rows)
+local n = #E / W
+local out = {}
+local from = tonumber(redis.call('HGET', K.job, 'cursor') or '0') - first
+if from < 0 then
+  for i = 1, n do out[i] = 'gap' end
+  return out
+end
+for i = 0, math.min(from, n) - 1 do out[#out + 1] = 'seen' end
+if from >= n then return out end
+redis.call('HSET', K.job, 'cursor', first + n)
+-- The keys of row i (from 0).
+local function row_key(i, k) return KEYS[K0 + i * KW + k] end
+
+local tos = {}
+for i = from, n - 1 do tos[#tos + 1] = E[i * W + 2] end
+local opted = {}
+if A.check_opt_out == '1' then opted = redis.call('SMISMEMBER', K.opt_outs, unpack(tos)) end
+local sent_today = {}
+if cap > 0 then
+  local ks = {}
+  for i = from, n - 1 do ks[#ks + 1] = row_key(i, 3) end
+  local got = redis.call('MGET', unpack(ks))
+  for k, to in ipairs(tos) do sent_today[to] = tonumber(got[k] or '0') or 0 end
+end
+
+local counts, skipped = {}, 0
+for i = from, n - 1 do
+  local b = i * W
+  local id, to = E[b + 1], E[b + 2]
+  local status = 'queued'
+  if opted[i - from + 1] == 1 then
+    status = 'opted_out'
+  elseif cap > 0 and sent_today[to] >= cap then
+    status = 'capped'
+  elseif dedup > 0 and not redis.call('SET', row_key(i, 4), job, 'NX', 'EX', dedup) then
+    status = 'duplicate'
+  end
+  if status == 'queued' then
+    if cap > 0 then
+      sent_today[to] = sent_today[to] + 1
+      if redis.call('INCR', row_key(i, 3)) == 1 then redis.call('EXPIRE', row_key(i, 3), 172800) end
+    end
+    local nkey, hkey = row_key(i, 1), row_key(i, 2)
+    redis.call('HSET', nkey, 'id', id, 'kind', 'reminder', 'channel', channel,
+               'status', 'queued', 'to', to, 'parts', E[b + 5], 'key_id', A.key_id,
+               'job', job, 'template', template, 'template_version', A.template_version,
+               'created_at', at)
+    if channel == 'voice' then redis.call('HSET', nkey, 'text', E[b + 4]) end
+    redis.call('RPUSH', hkey, cjson.encode({status='queued', at=at, detail={job=job}}))
+    redis.call('EXPIRE', nkey, retention)
+    redis.call('EXPIRE', hkey, retention)
+    redis.call('XADD', K.queue, '*', 'id', id, 'to', E[b + 3], 'text', E[b + 4],
+               'job', job, 'subject', A.subject)
+  else
+    skipped = skipped + 1
+  end
+  counts[status] = (counts[status] or 0) + 1
+  out[#out + 1] = status
+end
+for status, c in pairs(counts) do redis.call('HINCRBY', K.job_counts, status, c) end
+if skipped > 0 then
+  job_maybe_finish(job, K.job, K.job_counts, redis.call('HINCRBY', K.job, 'done', skipped), at)
+end
+return out

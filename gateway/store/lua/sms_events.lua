@@ -1,0 +1,123 @@
+-- What the SMS workers learn from the SMSC, many events in one call, in the order they
+-- happened. The events' fields are one JSON array, six per event (one argument rather than
+-- six per event: the client packs, and Redis parses, one string instead of thousands):
+--   's', notice_id, part_index, smsc_message_id, parts, at    a part got its carrier id
+--   'r', smsc_message_id, status, at, stat, err               a final delivery receipt
+-- Returns one result per event: for 's', 1 once every part of the notice has its id, else 0;
+-- for 'r', 'final', 'partial' (other parts still owe their receipt) or 'early' (the receipt
+-- overtook the carrier id's bookkeeping: it is parked and applied when the id arrives).
+-- A single-part notice keeps no per-part hashes: its part's outcome is the notice's.
+-- KEYS: webhooks, jobs_active
+-- KEYS+: per event, in order: 's': carrier_id, early_receipt, notice, history, submitted_parts, receipt_parts; 'r': carrier_id, early_receipt
+-- ARGV: mapping_ttl_s, early_ttl_s, events
+--!include transition.lua
+--!keys notice history receipt_parts
+local map_ttl, early_ttl = tonumber(A.mapping_ttl_s), tonumber(A.early_ttl_s)
+local W = 6
+local E = cjson.decode(A.events)
+local n = #E / W
+PROGRESS = {}
+local at = ''
+
+-- The keys each event brings: KEYS from 3 on, six for 's', two for 'r'.
+local EK = {}
+local ki = 3
+for e = 0, n - 1 do
+  local width = 2
+  if E[e * W + 1] == 's' then width = 6 end
+  EK[e] = {carrier=KEYS[ki], early=KEYS[ki + 1], notice=KEYS[ki + 2], history=KEYS[ki + 3],
+           sub=KEYS[ki + 4], dlr=KEYS[ki + 5]}
+  ki = ki + width
+end
+
+-- nk: the notice's keys {notice, history, dlr}.
+local function apply_receipt(nk, id, idx, status, rat, detail)
+  local cur = notice_state(nk.notice)
+  local parts = tonumber(cur[8] or '1') or 1
+  detail['parts'] = parts
+  if parts <= 1 then
+    transition(nk.notice, nk.history, id, status, rat, detail, cur)
+    return 'final'
+  end
+  redis.call('HSET', nk.dlr, idx, status)
+  local ttl = redis.call('TTL', nk.notice)
+  if ttl > 0 then redis.call('EXPIRE', nk.dlr, ttl) end
+  local got = redis.call('HGETALL', nk.dlr)
+  if #got / 2 < parts then return 'partial' end
+  local overall = 'delivered'
+  for i = 2, #got, 2 do
+    if got[i] ~= 'delivered' then overall = got[i] end
+  end
+  transition(nk.notice, nk.history, id, overall, rat, detail, cur)
+  return 'final'
+end
+
+local function part_submitted(k, id, idx, mid, parts, sat)
+  if parts <= 1 then
+    transition(k.notice, k.history, id, 'submitted', sat, {message_ids={mid}})
+    return 1
+  end
+  redis.call('HSET', k.sub, idx, mid)
+  local ttl = redis.call('TTL', k.notice)
+  if ttl > 0 then redis.call('EXPIRE', k.sub, ttl) end
+  if redis.call('HLEN', k.sub) < parts then return 0 end
+  transition(k.notice, k.history, id, 'submitted', sat, {message_ids=redis.call('HVALS', k.sub)})
+  return 1
+end
+
+-- One read each for every parked receipt and every carrier id mapping the batch may need.
+local early_keys, map_keys = {}, {}
+for e = 0, n - 1 do
+  if E[e * W + 1] == 's' then
+    early_keys[#early_keys + 1] = EK[e].early
+  else
+    map_keys[#map_keys + 1] = EK[e].carrier
+  end
+end
+local function found(keys)
+  local values = {}
+  if #keys == 0 then return values end
+  local got = redis.call('MGET', unpack(keys))
+  for i = 1, #keys do
+    if got[i] then values[keys[i]] = got[i] end
+  end
+  return values
+end
+local early, mapped = found(early_keys), found(map_keys)
+
+local out = {}
+for e = 0, n - 1 do
+  local b = e * W + 1
+  local k = EK[e]
+  if E[b] == 's' then
+    local id, idx, mid, parts = E[b + 1], E[b + 2], E[b + 3], tonumber(E[b + 4])
+    at = E[b + 5]
+    mapped[k.carrier] = id .. '|' .. idx
+    redis.call('SET', k.carrier, mapped[k.carrier], 'EX', map_ttl)
+    out[#out + 1] = part_submitted(k, id, idx, mid, parts, at)
+    local parked = early[k.early]
+    if parked then
+      early[k.early] = nil
+      redis.call('DEL', k.early)
+      local r = cjson.decode(parked)
+      apply_receipt(k, id, idx, r['status'], r['at'], r['detail'])
+    end
+  else
+    local mid, status = E[b + 1], E[b + 2]
+    local detail = {stat=E[b + 4], err=E[b + 5], message_id=mid}
+    at = E[b + 3]
+    local map = mapped[k.carrier]
+    if not map then
+      early[k.early] = cjson.encode({status=status, at=at, detail=detail})
+      redis.call('SET', k.early, early[k.early], 'EX', early_ttl)
+      out[#out + 1] = 'early'
+    else
+      local sep = string.find(map, '|', 1, true)
+      local id = string.sub(map, 1, sep - 1)
+      local nk = {notice=key_notice(id), history=key_history(id), dlr=key_receipt_parts(id)}
+      out[#out + 1] = apply_receipt(nk, id, string.sub(map, sep + 1), status, at, detail)
+    end
+  end
+end
+flush_progress(at)
+return out

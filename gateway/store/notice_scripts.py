@@ -1,0 +1,195 @@
+"""Typed wrappers of the notice scripts: named parameters in, small values out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from gateway.core.records import Notice, QueueEntry
+from gateway.core.statuses import NoticeStatus
+from gateway.store.batch import pack_events
+from gateway.store.keys import Keys
+from gateway.store.scripts import Script
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+class CreateOutcome(StrEnum):
+    CREATED = "created"
+    EXISTING = "existing"  # made earlier with the same idempotency key and body
+    CONFLICT = "conflict"  # the idempotency key was used with another body
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    outcome: CreateOutcome
+    notice_id: str
+    reminder_number: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """A notice to create, with its queue entry, if an outcome ends the original."""
+
+    notice: Notice
+    queue: str
+    entry: QueueEntry
+
+    @classmethod
+    def of(cls, notice: Notice, queue: str) -> Fallback:
+        return cls(notice, queue, QueueEntry.for_notice(notice))
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeResult:
+    changed: bool  # False: the notice was final or further along; nothing else was done
+    retry_scheduled: bool
+    fallback_id: str  # the notice's fallback (made now or earlier), or ''
+
+
+class NoticeScripts:
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self.keys = keys
+        self._create = Script(redis, "create_notice", keys)
+        self._set_status = Script(redis, "set_status", keys)
+        self._outcome = Script(redis, "outcome", keys)
+        self._sms_events = Script(redis, "sms_events", keys)
+
+    async def create_notice(
+        self,
+        *,
+        notice: Notice,
+        queue: str,
+        entry: QueueEntry,
+        idempotency_key: str,
+        body_hash: str,
+        idempotency_ttl_s: int,
+        retention_s: int,
+        reminders: str = "",
+        now_ms: int = 0,
+        window_ms: int = 0,
+    ) -> CreateResult:
+        """``idempotency_key`` and ``reminders`` (the plate's reminder set) are Redis keys or ''."""
+        k = self.keys
+        res = await self._create(
+            keys={
+                "notice": k.notice(notice.id),
+                "history": k.history(notice.id),
+                "queue": queue,
+                "idempotency": idempotency_key,
+                "reminders": reminders,
+            },
+            args={
+                "id": notice.id,
+                "body_hash": body_hash,
+                "idempotency_ttl_s": idempotency_ttl_s,
+                "retention_s": retention_s,
+                "record_json": _json(notice.to_hash()),
+                "history_json": _json(notice.history_entry()),
+                "entry_json": _json(entry.fields()),
+                "now_ms": now_ms,
+                "window_ms": window_ms,
+            },
+        )
+        return CreateResult(CreateOutcome(res[0]), str(res[1]), int(res[2]) if len(res) > 2 else 0)
+
+    def _notice_keys(self, notice_id: str) -> dict[str, str]:
+        k = self.keys
+        return {
+            "notice": k.notice(notice_id),
+            "history": k.history(notice_id),
+            "webhooks": k.webhook_queue,
+            "jobs_active": k.jobs_active,
+        }
+
+    async def set_status(
+        self, *, notice_id: str, status: NoticeStatus, at: str, detail: Mapping[str, Any]
+    ) -> bool:
+        res = await self._set_status(
+            keys=self._notice_keys(notice_id),
+            args={"id": notice_id, "status": status.value, "at": at, "detail_json": _json(detail)},
+        )
+        return bool(res)
+
+    async def outcome(
+        self,
+        *,
+        notice_id: str,
+        status: NoticeStatus,
+        at: str,
+        detail: Mapping[str, Any],
+        retry_set: str,
+        retry_at_ms: int | None,
+        fallback: Fallback | None,
+        retention_s: int,
+    ) -> OutcomeResult:
+        k = self.keys
+        fb = fallback.notice if fallback else None
+        res = await self._outcome(
+            keys={
+                **self._notice_keys(notice_id),
+                "retry": retry_set,
+                "fallback_notice": k.notice(fb.id) if fb else "",
+                "fallback_history": k.history(fb.id) if fb else "",
+                "fallback_queue": fallback.queue if fallback else "",
+            },
+            args={
+                "id": notice_id,
+                "status": status.value,
+                "at": at,
+                "detail_json": _json(detail),
+                "retry_at_ms": "" if retry_at_ms is None else retry_at_ms,
+                "fallback_id": fb.id if fb else "",
+                "fallback_record_json": _json(fb.to_hash()) if fb else "",
+                "fallback_history_json": _json(fb.history_entry()) if fb else "",
+                "fallback_entry_json": _json(fallback.entry.fields()) if fallback else "",
+                "retention_s": retention_s,
+            },
+        )
+        return OutcomeResult(bool(res[0]), bool(res[1]), str(res[2]))
+
+    # -- the SMS receive path, batched (``ScriptBatcher``) -------------------------------------
+    def submitted_event(
+        self, notice_id: str, part: int, parts: int, smsc_message_id: str, at: str
+    ) -> tuple[list[Any], list[str]]:
+        """A part got its carrier id: the event's fields and keys for ``sms_events``."""
+        k = self.keys
+        keys = [
+            k.carrier_id(smsc_message_id),
+            k.early_receipt(smsc_message_id),
+            k.notice(notice_id),
+            k.history(notice_id),
+            k.submitted_parts(notice_id),
+            k.receipt_parts(notice_id),
+        ]
+        return ["s", notice_id, part, smsc_message_id, parts, at], keys
+
+    def receipt_event(
+        self, smsc_message_id: str, status: NoticeStatus, at: str, stat: str, err: str
+    ) -> tuple[list[Any], list[str]]:
+        """A final delivery receipt: its fields and keys for ``sms_events``."""
+        keys = [self.keys.carrier_id(smsc_message_id), self.keys.early_receipt(smsc_message_id)]
+        return ["r", smsc_message_id, status.value, at, stat, err], keys
+
+    async def sms_events(
+        self, *, events: list[Any], event_keys: list[str], mapping_ttl_s: int, early_ttl_s: int
+    ) -> list[Any]:
+        """Per event: 1/0 for a carrier id (every part has one yet), ``final``, ``partial`` or
+        ``early`` for a receipt."""
+        res = await self._sms_events(
+            keys={"webhooks": self.keys.webhook_queue, "jobs_active": self.keys.jobs_active},
+            args={
+                "mapping_ttl_s": mapping_ttl_s,
+                "early_ttl_s": early_ttl_s,
+                "events": pack_events(events),
+            },
+            more_keys=event_keys,
+        )
+        return list(res)
