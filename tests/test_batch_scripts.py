@@ -60,7 +60,11 @@ class Job:
         fields = [f for e, _ in built for f in e]
         keys = [k for _, ks in built for k in ks]
         return await self.notices.sms_events(
-            events=fields, event_keys=keys, mapping_ttl_s=600, early_ttl_s=600
+            events=fields,
+            event_keys=keys,
+            mapping_ttl_s=600,
+            early_ttl_s=600,
+            receipt_ttl_ms=600_000,
         )
 
     async def notice(self, i: int) -> tuple[str, list[str]]:

@@ -537,3 +537,44 @@ class SlowInbox(Inbox):
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         await asyncio.sleep(0.02)
         return await super().handle_DATA(server, session, envelope)
+
+
+async def test_a_receipt_that_never_comes_expires_the_notice_and_the_job_still_finishes(
+    redis_server: str, prefix: str, smsc: SmscSimulator, receiver: Receiver
+) -> None:
+    """The SMSC accepts every part and never sends a receipt: after
+    GATEWAY_SMPP_RECEIPT_TTL_HOURS each notice ends ``expired`` (no_receipt) with its webhook,
+    and the job ends with its callback instead of staying ``running`` for good."""
+    smsc.script.send_receipts = False
+    gw = Gateway(
+        make_settings(
+            redis_server,
+            prefix,
+            smsc.port,
+            GATEWAY_SMPP_RECEIPT_TTL_HOURS="0.0005",  # 1.8 s
+            GATEWAY_REMINDER_DEDUP_HOURS="0",
+        )
+    )
+    await gw.start()
+    gw._admin = await gw.add_key("admin")
+    try:
+        office = await gw.add_key("back_office", hosts=["127.0.0.1"])
+        rows = [f"1371{i:07d},人民路,明天,北京路" for i in range(20)]
+        code, job = await post_csv(
+            gw, office, csv_body(rows), send_window=window(NOW), callback_url=receiver.url
+        )
+        assert code == 202, job
+        finished = await wait_job(gw, office, job["job_id"], "finished", within=20)
+        assert finished["counts"] == {"expired": 20}
+        end = await receiver.wait_for(job["job_id"], "finished")
+        assert end["body"]["detail"]["counts"] == {"expired": 20}
+        async for key in gw.redis.scan_iter(match=f"{prefix}:n:*", _type="hash"):
+            notice = await gw.wait_status(await gw.redis.hget(key, "id"), "expired")
+            assert [h["status"] for h in notice["history"]] == ["queued", "submitted", "expired"]
+            assert notice["history"][-1]["detail"] == {"reason": "no_receipt"}
+            break
+        else:
+            raise AssertionError("no notice found")
+        assert len(smsc.messages) == 20
+    finally:
+        await close_or_dump(gw)

@@ -34,7 +34,7 @@ from gateway.sms.mo import MoMessage
 from gateway.sms.receipts import ReceiptFields
 from gateway.sms.session import SessionSettings, SmppSession
 from gateway.store.keys import Keys
-from gateway.store.notices import NoticeStore
+from gateway.store.notices import NoticeStore, now_iso
 from gateway.store.ratelimit import Gcra, SharedRate
 
 log = logging.getLogger(__name__)
@@ -205,6 +205,11 @@ class SmsSender:
             await self.redis.delete(self.keys.smpp_bound(self.consumer))
         self.metrics.smpp_bound.set(1 if self.bound else 0)
         self._expire_unanswered()
+        expired = await self.store.scripts.expire_unreceipted(
+            now_ms=int(time.time() * 1000), at=now_iso()
+        )
+        if expired:
+            log.warning("%d SMS notices had no receipt in time and are expired", expired)
 
     async def submit(self, delivery: Delivery) -> None:
         fields = delivery.fields

@@ -34,6 +34,11 @@ class Keys:
     def carrier_id(self, smsc_message_id: str) -> str:
         return f"{self.prefix}:smsc:{{{smsc_message_id}}}"
 
+    @property
+    def awaiting_receipts(self) -> str:
+        """Submitted SMS notices, scored by when their receipt is overdue."""
+        return f"{self.prefix}:sms:awaiting-receipts"
+
     def early_receipt(self, smsc_message_id: str) -> str:
         """A receipt that arrived before its carrier id was recorded."""
         return f"{self.prefix}:smsc:{{{smsc_message_id}}}:early"

@@ -61,6 +61,7 @@ class NoticeScripts:
         self._set_status = Script(redis, "set_status", keys)
         self._outcome = Script(redis, "outcome", keys)
         self._sms_events = Script(redis, "sms_events", keys)
+        self._expire_unreceipted = Script(redis, "expire_unreceipted", keys)
 
     async def create_notice(
         self,
@@ -179,17 +180,42 @@ class NoticeScripts:
         return ["r", smsc_message_id, status.value, at, stat, err], keys
 
     async def sms_events(
-        self, *, events: list[Any], event_keys: list[str], mapping_ttl_s: int, early_ttl_s: int
+        self,
+        *,
+        events: list[Any],
+        event_keys: list[str],
+        mapping_ttl_s: int,
+        early_ttl_s: int,
+        receipt_ttl_ms: int,
     ) -> list[Any]:
         """Per event: 1/0 for a carrier id (every part has one yet), ``final``, ``partial`` or
         ``early`` for a receipt."""
+        k = self.keys
         res = await self._sms_events(
-            keys={"webhooks": self.keys.webhook_queue, "jobs_active": self.keys.jobs_active},
+            keys={
+                "webhooks": k.webhook_queue,
+                "jobs_active": k.jobs_active,
+                "awaiting": k.awaiting_receipts,
+            },
             args={
                 "mapping_ttl_s": mapping_ttl_s,
                 "early_ttl_s": early_ttl_s,
+                "receipt_ttl_ms": receipt_ttl_ms,
                 "events": pack_events(events),
             },
             more_keys=event_keys,
         )
         return list(res)
+
+    async def expire_unreceipted(self, *, now_ms: int, at: str, max_expired: int = 500) -> int:
+        """Submitted notices whose receipt is overdue end ``expired`` (no_receipt)."""
+        k = self.keys
+        res = await self._expire_unreceipted(
+            keys={
+                "awaiting": k.awaiting_receipts,
+                "webhooks": k.webhook_queue,
+                "jobs_active": k.jobs_active,
+            },
+            args={"now_ms": now_ms, "max": max_expired, "at": at},
+        )
+        return int(res)

@@ -164,6 +164,7 @@ class NoticeStore:
                 event_keys=event_keys,
                 mapping_ttl_s=int(mapping_ttl),
                 early_ttl_s=int(early_ttl),
+                receipt_ttl_ms=int(mapping_ttl * 1000),
             )
 
         return ScriptBatcher(send, width=6, interval=interval, max_batch=SMS_EVENTS_PER_CALL)

@@ -7,9 +7,11 @@
 -- for 'r', 'final', 'partial' (other parts still owe their receipt) or 'early' (the receipt
 -- overtook the carrier id's bookkeeping: it is parked and applied when the id arrives).
 -- A single-part notice keeps no per-part hashes: its part's outcome is the notice's.
--- KEYS: webhooks, jobs_active
+-- A notice that is submitted goes on the awaiting set, due when its receipt is overdue
+-- (receipt_ttl_ms): a receipt that never comes ends it ``expired`` (expire_unreceipted.lua).
+-- KEYS: webhooks, jobs_active, awaiting
 -- KEYS+: per event, in order: 's': carrier_id, early_receipt, notice, history, submitted_parts, receipt_parts; 'r': carrier_id, early_receipt
--- ARGV: mapping_ttl_s, early_ttl_s, events
+-- ARGV: mapping_ttl_s, early_ttl_s, receipt_ttl_ms, events
 --!include transition.lua
 --!keys notice history receipt_parts
 local map_ttl, early_ttl = tonumber(A.mapping_ttl_s), tonumber(A.early_ttl_s)
@@ -19,9 +21,9 @@ local n = #E / W
 PROGRESS = {}
 local at = ''
 
--- The keys each event brings: KEYS from 3 on, six for 's', two for 'r'.
+-- The keys each event brings: KEYS from 4 on, six for 's', two for 'r'.
 local EK = {}
-local ki = 3
+local ki = 4
 for e = 0, n - 1 do
   local width = 2
   if E[e * W + 1] == 's' then width = 6 end
@@ -52,16 +54,31 @@ local function apply_receipt(nk, id, idx, status, rat, detail)
   return 'final'
 end
 
+local receipt_due = nil  -- when a receipt submitted now is overdue, read once per call
+local function awaiting(id)
+  if not receipt_due then
+    local t = redis.call('TIME')
+    receipt_due = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+                  + tonumber(A.receipt_ttl_ms)
+  end
+  redis.call('ZADD', K.awaiting, receipt_due, id)
+end
+
 local function part_submitted(k, id, idx, mid, parts, sat)
   if parts <= 1 then
-    transition(k.notice, k.history, id, 'submitted', sat, {message_ids={mid}})
+    if transition(k.notice, k.history, id, 'submitted', sat, {message_ids={mid}}) == 1 then
+      awaiting(id)
+    end
     return 1
   end
   redis.call('HSET', k.sub, idx, mid)
   local ttl = redis.call('TTL', k.notice)
   if ttl > 0 then redis.call('EXPIRE', k.sub, ttl) end
   if redis.call('HLEN', k.sub) < parts then return 0 end
-  transition(k.notice, k.history, id, 'submitted', sat, {message_ids=redis.call('HVALS', k.sub)})
+  local ids = redis.call('HVALS', k.sub)
+  if transition(k.notice, k.history, id, 'submitted', sat, {message_ids=ids}) == 1 then
+    awaiting(id)
+  end
   return 1
 end
 
