@@ -22,6 +22,7 @@ from gateway.mail.message import build
 from gateway.settings import SmtpSettings
 from gateway.store.notices import NoticeStore
 from gateway.store.outage import STORE_DOWN, Outage
+from gateway.tasks import OwnedTasks
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class EmailSender:
     def __init__(self, store: NoticeStore, smtp: SmtpSettings) -> None:
         self.store = store
         self.smtp = smtp
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks("email delivery", lambda: self._room_changed())
         self._closing = False
         self._stopped = asyncio.Event()
         self._room_changed: Callable[[], None] = lambda: None
@@ -53,8 +54,7 @@ class EmailSender:
         try:
             await self._stopped.wait()
         finally:
-            for t in self._tasks:
-                t.cancel()
+            self._tasks.cancel()
 
     async def stop(self) -> None:
         self._closing = True
@@ -67,15 +67,7 @@ class EmailSender:
         if not delivery.fields.get("to"):
             delivery.drop("malformed email queue entry")
             return
-        task = asyncio.get_running_loop().create_task(self._deliver(delivery))
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._room_changed()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("email delivery failed: %r", task.exception())
+        self._tasks.spawn(self._deliver(delivery))
 
     async def _deliver(self, delivery: Delivery) -> None:
         fields = delivery.fields

@@ -17,11 +17,9 @@ import asyncio
 import hmac
 import logging
 import secrets
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -29,7 +27,6 @@ import redis.asyncio as aioredis
 from gateway.channels.worker import Delivery, Lane
 from gateway.core.statuses import (
     ATTEMPT_STATUSES,
-    DIAL_STATUS,
     HARD_STATUSES,
     NoticeStatus,
     originate_outcome,
@@ -37,7 +34,7 @@ from gateway.core.statuses import (
 from gateway.ivr_flows.agi_server import FastAgiServer, FlowResult
 from gateway.ivr_flows.binding import BindingFlow
 from gateway.ivr_flows.parking import parking_flow, reminder_flow
-from gateway.settings import AgiSettings, Settings
+from gateway.settings import Settings
 from gateway.store.apikeys import ApiKeyStore
 from gateway.store.binding_requests import BindingRequestStore
 from gateway.store.bindings import BindingStore
@@ -46,7 +43,10 @@ from gateway.store.notice_scripts import Fallback
 from gateway.store.notices import NoticeStore, new_notice_id, now_iso
 from gateway.store.ratelimit import Gcra, SharedRate
 from gateway.store.voice_scripts import VoiceScripts
+from gateway.tasks import OwnedTasks
+from gateway.voice.agi_address import advertised_agi, agi_allow
 from gateway.voice.ami import AmiError, AmiLink
+from gateway.voice.dial_status import DialTracker
 from gateway.voice.tts import Tts
 
 log = logging.getLogger(__name__)
@@ -55,35 +55,6 @@ GROUP = "voice-callers"
 MENU_TEXT = "如您将尽快驶离车辆，请按1；如这不是您的车辆，请按2。"
 THANKS_TEXT = "谢谢您的配合，再见。"
 REPEAT_TEXT = "重听请按1。"
-_WILDCARDS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 (names them, binds nothing)
-
-
-def agi_allow(settings: Settings) -> list[IPv4Network | IPv6Network]:
-    """Who may open FastAGI sessions: ``GATEWAY_AGI_ALLOW``, or Asterisk's host (the AMI
-    host, resolved now) and loopback."""
-    wanted = [a.strip() for a in settings.agi.agi_allow.split(",") if a.strip()]
-    if not wanted:
-        wanted = ["127.0.0.0/8", "::1", settings.ami.ami_host]
-    nets: list[IPv4Network | IPv6Network] = []
-    for item in wanted:
-        try:
-            nets.append(ip_network(item, strict=False))
-        except ValueError:  # a host name: its addresses now
-            try:
-                infos = socket.getaddrinfo(item, None, proto=socket.IPPROTO_TCP)
-            except OSError as exc:
-                log.warning("GATEWAY_AGI_ALLOW: %s does not resolve (%s); skipped", item, exc)
-                continue
-            nets.extend(ip_network(str(info[4][0])) for info in infos)
-    return nets
-
-
-def advertised_agi(agi: AgiSettings, port: int) -> str:
-    """host:port at which Asterisk reaches this process's FastAGI server."""
-    if agi.agi_advertise:
-        return agi.agi_advertise
-    host = socket.gethostname() if agi.agi_host in _WILDCARDS else agi.agi_host
-    return f"{host}:{port}"
 
 
 @dataclass(slots=True)
@@ -154,19 +125,9 @@ class VoiceCaller:
         self._closing = False
         self._stopped = asyncio.Event()
         self._prompts: dict[str, str] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._dialing: dict[str, str] = {}  # outgoing channel -> dial string
-        self._dial_status: dict[str, str] = {}  # dial string -> DIALSTATUS
-
-    def _own(self, coro: Any) -> None:
-        """Bookkeeping started from AMI callbacks: owned, reaped, errors logged."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._reap)
-
-    def _reap(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        _log(task)
+        # Bookkeeping started from AMI callbacks.
+        self._tasks = OwnedTasks("voice bookkeeping")
+        self.dials = DialTracker()
 
     # -- the Channel protocol -----------------------------------------------------------------
     def attach(self, wake: Callable[[], None]) -> None:
@@ -194,8 +155,7 @@ class VoiceCaller:
                 agi.cancel()
         finally:
             await self.agi.shutdown(2)
-            if self._tasks:
-                await asyncio.wait(self._tasks, timeout=5)
+            await self._tasks.wait(5)
 
     async def stop(self) -> None:
         self._closing = True
@@ -266,23 +226,12 @@ class VoiceCaller:
                 },
             )
             self.placed += 1
-            self._own(self.tts.render(notice["text"]))
+            self._tasks.spawn(self.tts.render(notice["text"]))
         except AmiError as exc:
             await self._attempt_ended(action_id, NoticeStatus.FAILED, {"reason": str(exc)})
 
     def _on_ami_event(self, name: str, keys: dict[str, str]) -> None:
-        # An unanswered originate reports only Reason 0; why it failed comes from the dial:
-        # DialBegin ties the outgoing channel to the dial string, DialEnd gives DIALSTATUS,
-        # and the OriginateResponse names the dial string.
-        if name == "DialBegin":
-            self._dialing[keys.get("DestChannel", "")] = keys.get("DialString", "")
-            return
-        if name == "DialEnd":
-            dial = self._dialing.pop(keys.get("DestChannel", ""), "")
-            if dial:
-                self._dial_status[dial] = keys.get("DialStatus", "")
-            return
-        if name != "OriginateResponse":
+        if self.dials.on_event(name, keys) or name != "OriginateResponse":
             return
         action_id = keys.get("ActionID", "")
         call = self.calls.get(action_id)
@@ -291,19 +240,12 @@ class VoiceCaller:
         reason = int(keys.get("Reason", "0") or 0)
         if originate_outcome(reason) is NoticeStatus.ANSWERED:
             call.answered = True
-            self._own(self.store.transition(call.notice_id, NoticeStatus.ANSWERED, {}))
+            self._tasks.spawn(self.store.transition(call.notice_id, NoticeStatus.ANSWERED, {}))
         else:
-            self._own(self._unanswered(action_id, reason, keys.get("Channel", "")))
+            self._tasks.spawn(self._unanswered(action_id, reason, keys.get("Channel", "")))
 
     async def _unanswered(self, action_id: str, reason: int, channel: str) -> None:
-        """Why the call was not answered: DialEnd may trail the OriginateResponse a little."""
-        dial = channel.partition("/")[2]
-        for _ in range(10):
-            if dial in self._dial_status:
-                break
-            await asyncio.sleep(0.05)
-        dial_status = self._dial_status.pop(dial, "")
-        outcome = DIAL_STATUS.get(dial_status) or originate_outcome(reason)
+        outcome, dial_status = await self.dials.unanswered(reason, channel)
         await self._attempt_ended(
             action_id, outcome, {"reason": reason, "dial_status": dial_status}
         )
@@ -315,7 +257,7 @@ class VoiceCaller:
         for action_id, call in list(self.calls.items()):
             if not call.answered:
                 lost = {"reason": "ami_link_lost"}
-                self._own(self._attempt_ended(action_id, NoticeStatus.FAILED, lost))
+                self._tasks.spawn(self._attempt_ended(action_id, NoticeStatus.FAILED, lost))
 
     async def _on_flow_result(self, result: FlowResult) -> None:
         if result.request.flow == "binding":
@@ -399,8 +341,3 @@ class VoiceCaller:
         await self.scripts.record_suspected_clone(
             notice_id=notice_id, at=now_iso(), recipients=recipients
         )
-
-
-def _log(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("voice bookkeeping failed: %r", task.exception())
