@@ -40,6 +40,7 @@ from gateway.api.models import (
     ReminderJobIn,
 )
 from gateway.api.openapi import RouteDoc, build
+from gateway.api.responses import json_response
 from gateway.core.templates import Catalogue
 from gateway.metrics import Metrics
 from gateway.settings import Settings
@@ -273,7 +274,7 @@ def create_app(
     spec = build([*docs, RouteDoc("GET", "/openapi.json", "This document", None)])
 
     async def openapi(request: web.Request) -> web.Response:
-        return web.json_response(spec)
+        return json_response(spec)
 
     for doc, handler in ROUTES:
         app.router.add_route(doc.method, doc.path, handler)

@@ -17,6 +17,7 @@ from gateway.api.body import read_model
 from gateway.api.context import BINDING_REQUESTS, BINDINGS, KEYS, METRICS, NOTICES, SETTINGS
 from gateway.api.errors import ApiError
 from gateway.api.models import BindingIn, BindingRequestIn, BindingVerifyIn
+from gateway.api.responses import json_response
 from gateway.api.routes_notices import _phone
 from gateway.core.binding_codes import is_code, is_ref, new_code, new_ref, sms_text
 from gateway.core.phones import Msisdn, mask
@@ -146,7 +147,7 @@ async def post_binding_request(request: web.Request) -> web.Response:
     notice_id = await _send_code(request, ref, plate, phone, code)
     await store.set_code_notice(ref, notice_id)
     record["code_notice_id"] = notice_id
-    return web.json_response(
+    return json_response(
         {**_request_view(record), "attempts_left": settings.binding_max_attempts},
         status=201,
         headers={"Location": f"/v1/binding-requests/{ref}"},
@@ -159,7 +160,7 @@ async def get_binding_request(request: web.Request) -> web.Response:
     if record is None:
         raise ApiError(404, "unknown_reference", "no binding request has this reference")
     left = max(0, request.app[SETTINGS].binding.binding_max_attempts - int(record["attempts"]))
-    return web.json_response({**_request_view(record), "attempts_left": left})
+    return json_response({**_request_view(record), "attempts_left": left})
 
 
 def _verify_error(v: Verified) -> ApiError:
@@ -228,7 +229,7 @@ async def verify_binding_request(request: web.Request) -> web.Response:
     record = await store.get(ref)
     assert record is not None
     binding = await request.app[BINDINGS].get(record["plate"])
-    return web.json_response(
+    return json_response(
         {
             **_request_view(record),
             "binding": _binding_view(binding) if binding else None,
@@ -253,7 +254,7 @@ async def cancel_binding_request(request: web.Request) -> web.Response:
         )
     record = await store.get(ref)
     assert record is not None
-    return web.json_response(_request_view(record))
+    return json_response(_request_view(record))
 
 
 @requires("admin")
@@ -269,7 +270,7 @@ async def get_binding_audit(request: web.Request) -> web.Response:
     if not 1 <= limit <= AUDIT_MAX:
         raise ApiError(422, "invalid_limit", f"limit must be between 1 and {AUDIT_MAX}")
     entries = await request.app[BINDINGS].read_audit(plate, limit)
-    return web.json_response({"plate": plate, "entries": entries})
+    return json_response({"plate": plate, "entries": entries})
 
 
 @requires("admin")
@@ -286,7 +287,7 @@ async def post_binding(request: web.Request) -> web.Response:
         channel="admin",
         agent_id=body.agent_id or "",
     )
-    return web.json_response(
+    return json_response(
         {**_binding_view(record), "replaced": replaced}, status=200 if replaced else 201
     )
 
@@ -297,7 +298,7 @@ async def get_binding(request: web.Request) -> web.Response:
     b = await request.app[BINDINGS].get(plate)
     if b is None:
         raise ApiError(404, "no_binding", f"plate {plate} is not bound")
-    return web.json_response(_binding_view(b))
+    return json_response(_binding_view(b))
 
 
 @requires("admin")

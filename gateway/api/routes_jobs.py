@@ -12,6 +12,7 @@ from gateway.api.body import parse_model, validation_error
 from gateway.api.context import CATALOGUE, JOBS, METRICS, SETTINGS
 from gateway.api.errors import ApiError
 from gateway.api.models import JobOptions, ReminderJobIn
+from gateway.api.responses import json_response
 from gateway.api.routes_notices import _callback
 from gateway.core.templates import Template, TemplateError
 from gateway.jobs.intake import Intake, NotCsv, TooManyRows
@@ -115,7 +116,7 @@ async def post_reminder_job(request: web.Request) -> web.Response:
     }
     if opts.channel == "sms":
         out["segments"] = {"total": intake.segments, "max_per_message": intake.max_segments}
-    return web.json_response(out, status=202, headers={"Location": f"/v1/reminder-jobs/{job_id}"})
+    return json_response(out, status=202, headers={"Location": f"/v1/reminder-jobs/{job_id}"})
 
 
 async def _own_job(request: web.Request) -> dict[str, Any]:
@@ -151,7 +152,7 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
 @requires("command_center", "back_office")
 async def get_reminder_job(request: web.Request) -> web.Response:
     """Progress: counts per status, rows dispatched, bad rows by line."""
-    return web.json_response(job_view(await _own_job(request)))
+    return json_response(job_view(await _own_job(request)))
 
 
 @requires("command_center", "back_office")
@@ -160,4 +161,4 @@ async def cancel_reminder_job(request: web.Request) -> web.Response:
     before = await request.app[JOBS].cancel(job["id"])
     if before not in ("running", "waiting_window", "receiving"):
         raise ApiError(409, "job_closed", f"the job is already {before}")
-    return web.json_response(job_view(await _own_job(request)))
+    return json_response(job_view(await _own_job(request)))

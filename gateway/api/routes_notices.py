@@ -12,6 +12,7 @@ from gateway.api.body import read_model
 from gateway.api.context import CATALOGUE, KEYS, METRICS, NOTICES
 from gateway.api.errors import ApiError
 from gateway.api.models import AccidentAlert, Message
+from gateway.api.responses import json_response
 from gateway.core.phones import InvalidPhone, Msisdn, mask, parse_cn_mobile
 from gateway.core.templates import ACCIDENT_TYPES, TemplateError
 from gateway.receipts.callbacks import CallbackRejected, check_callback_url
@@ -106,13 +107,13 @@ async def _create_sms(
         notice = await request.app[NOTICES].get(result.notice_id)
         if notice is None:
             raise ApiError(409, "idempotency_conflict", "the earlier notice has expired")
-        return web.json_response(
+        return json_response(
             _summary(notice),
             status=200,
             headers={"Idempotent-Replayed": "true", "Location": f"/v1/notices/{notice['id']}"},
         )
     request.app[METRICS].notices_created.labels(kind, "sms").inc()
-    return web.json_response(
+    return json_response(
         _summary(record), status=202, headers={"Location": f"/v1/notices/{notice_id}"}
     )
 
@@ -218,4 +219,4 @@ async def get_notice(request: web.Request) -> web.Response:
     for extra in ("accident_type", "case_id", "template", "template_version"):
         if extra in notice:
             body[extra] = notice[extra]
-    return web.json_response(body)
+    return json_response(body)
