@@ -259,7 +259,8 @@ async def cancel_binding_request(request: web.Request) -> web.Response:
 
 @requires("admin")
 async def get_binding_audit(request: web.Request) -> web.Response:
-    """The audit trail, newest first: ``?plate=`` for one plate, ``limit`` up to 1000."""
+    """The audit trail, newest first: ``?plate=`` for one plate, ``limit`` up to 1000. Phone
+    numbers are masked; ``?unmasked=true`` shows them whole and is itself audited."""
     plate = request.query.get("plate")
     if plate is not None:
         plate = plate_or_422(plate)
@@ -269,7 +270,17 @@ async def get_binding_audit(request: web.Request) -> web.Response:
         raise ApiError(422, "invalid_limit", "limit must be an integer") from None
     if not 1 <= limit <= AUDIT_MAX:
         raise ApiError(422, "invalid_limit", f"limit must be between 1 and {AUDIT_MAX}")
-    entries = await request.app[BINDINGS].read_audit(plate, limit)
+    unmasked = request.query.get("unmasked", "false")
+    if unmasked not in ("true", "false"):
+        raise ApiError(
+            422,
+            "invalid_unmasked",
+            "unmasked must be true or false",
+            details={"allowed": ["true", "false"]},
+        )
+    entries = await request.app[BINDINGS].read_audit(
+        plate, limit, unmasked_for=request[CALLER].id if unmasked == "true" else ""
+    )
     return json_response({"plate": plate, "entries": entries})
 
 
