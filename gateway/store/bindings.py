@@ -12,7 +12,6 @@ from gateway.logs import mask_numbers
 from gateway.store.keys import Keys
 from gateway.store.notices import now_iso
 
-
 # Audit fields that hold a whole phone number; they are stored whole and masked when read.
 PHONE_FIELDS: Final = frozenset({"phone", "previous_phone", "caller_id"})
 
