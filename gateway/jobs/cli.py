@@ -22,12 +22,16 @@ from tqdm import tqdm
 ENDED = ("finished", "cancelled", "aborted")
 
 
-def add_parser(sub: Any) -> None:
-    j = sub.add_parser("jobs", help="reminder jobs through the HTTP API")
-    j.add_argument("--url", help="the gateway's base URL (default from GATEWAY_HTTP_*)")
-    j.add_argument("--key", help="API key (default: GATEWAY_API_KEY)")
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``gateway jobs``; ``--url`` and ``--key`` go before or after the subcommand."""
+    conn = argparse.ArgumentParser(add_help=False, parents=[common])
+    conn.add_argument("--url", default=argparse.SUPPRESS, help="the gateway's base URL")
+    conn.add_argument("--key", default=argparse.SUPPRESS, help="API key (or GATEWAY_API_KEY)")
+    j = sub.add_parser("jobs", help="reminder jobs through the HTTP API", parents=[conn])
     js = j.add_subparsers(dest="jobs_cmd", required=True)
-    submit = js.add_parser("submit", help="upload a CSV (header: to + the template's params)")
+    submit = js.add_parser(
+        "submit", help="upload a CSV (header: to + the template's params)", parents=[conn]
+    )
     submit.add_argument("file", type=Path)
     submit.add_argument("--template", required=True)
     submit.add_argument("--channel", default="sms", choices=["sms", "email", "voice"])
@@ -36,10 +40,10 @@ def add_parser(sub: Any) -> None:
     submit.add_argument("--callback-url")
     submit.add_argument("--name")
     submit.add_argument("--no-wait", action="store_true", help="print the job id and return")
-    status = js.add_parser("status", help="a job's counts per status")
+    status = js.add_parser("status", help="a job's counts per status", parents=[conn])
     status.add_argument("job_id")
     status.add_argument("--json", action="store_true")
-    cancel = js.add_parser("cancel", help="stop a job")
+    cancel = js.add_parser("cancel", help="stop a job", parents=[conn])
     cancel.add_argument("job_id")
 
 
@@ -80,11 +84,11 @@ async def _follow(http: aiohttp.ClientSession, base: str, job_id: str) -> dict[s
 
 
 async def run(args: argparse.Namespace, default_base: str) -> int:
-    key = args.key or os.environ.get("GATEWAY_API_KEY", "")
+    key = getattr(args, "key", "") or os.environ.get("GATEWAY_API_KEY", "")
     if not key:
         print("gateway jobs: give --key or set GATEWAY_API_KEY", file=sys.stderr)
         return 2
-    base = (args.url or default_base).rstrip("/")
+    base = (getattr(args, "url", "") or default_base).rstrip("/")
     headers = {"Authorization": f"Bearer {key}"}
     timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
     async with aiohttp.ClientSession(headers=headers, timeout=timeout) as http:
