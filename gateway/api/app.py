@@ -230,7 +230,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status < 400:
             raise
         code = HTTP_CODES.get(exc.status, "http_error")
-        resp = ApiError(exc.status, code, exc.reason or code).response()
+        allowed = getattr(exc, "allowed_methods", None)  # 405 names the methods that work
+        details = {"allowed": sorted(allowed)} if allowed else None
+        resp = ApiError(exc.status, code, exc.reason or code, details=details).response()
     except Exception:
         log.exception("unhandled error on %s %s", request.method, route)
         resp = ApiError(

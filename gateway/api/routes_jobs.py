@@ -27,10 +27,13 @@ def _template(request: web.Request, opts: JobOptions) -> Template:
     try:
         template = request.app[CATALOGUE].get(opts.template)
     except TemplateError as exc:
-        raise ApiError(422, exc.code, str(exc)) from None
+        raise ApiError(422, exc.code, str(exc), details=exc.details) from None
     if opts.channel not in template.channels:
         raise ApiError(
-            422, "channel_not_supported", f"template {template.name} is not for {opts.channel}"
+            422,
+            "channel_not_supported",
+            f"template {template.name} is not for {opts.channel}",
+            details={"allowed": list(template.channels)},
         )
     if opts.channel == "voice" and not request.app[SETTINGS].voice.voice_enabled:
         raise ApiError(422, "channel_unavailable", "voice is not enabled on this gateway")
@@ -94,7 +97,7 @@ async def post_reminder_job(request: web.Request) -> web.Response:
             await intake.csv_stream(request.content.iter_chunked(1 << 16))
     except TemplateError as exc:
         await store.abort(job_id, exc.code)
-        raise ApiError(422, exc.code, str(exc)) from None
+        raise ApiError(422, exc.code, str(exc), details=exc.details) from None
     except NotCsv as exc:
         await store.abort(job_id, "not_csv")
         raise ApiError(400, "invalid_csv", str(exc)) from None

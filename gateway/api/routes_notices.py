@@ -37,7 +37,15 @@ def _callback(url: str | None, key: ApiKey) -> str:
     try:
         return check_callback_url(url, key.callback_hosts)
     except CallbackRejected as exc:
-        raise ApiError(422, exc.code, str(exc)) from None
+        if exc.code != "callback_host_not_allowed":
+            raise ApiError(422, exc.code, str(exc)) from None
+        raise ApiError(
+            422,
+            exc.code,
+            f"{exc}; an operator allows it with: "
+            f"gateway keys update {key.id} --add-callback-host {exc.host}",
+            details={"host": exc.host, "allowed": list(key.callback_hosts)},
+        ) from None
 
 
 def idempotency_conflict(exc: IdempotencyConflict) -> ApiError:
@@ -138,6 +146,7 @@ async def post_accident_alert(request: web.Request) -> web.Response:
             422,
             "unknown_accident_type",
             f"accident_type must be one of {', '.join(ACCIDENT_TYPES)}",
+            details={"allowed": list(ACCIDENT_TYPES)},
         )
     to = _phone(alert.reporter_phone, "reporter_phone")
     callback = _callback(alert.callback_url, request[CALLER])
@@ -181,7 +190,7 @@ async def post_message(request: web.Request) -> web.Response:
                 )
             text = template.render(msg.params or {})
         except TemplateError as exc:
-            raise ApiError(422, exc.code, str(exc)) from None
+            raise ApiError(422, exc.code, str(exc), details=exc.details) from None
         meta = {"template": template.name, "template_version": template.version}
     else:
         assert msg.text is not None

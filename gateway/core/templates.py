@@ -10,9 +10,10 @@ from typing import Any
 
 
 class TemplateError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, details: Any = None) -> None:
         super().__init__(message)
         self.code = code
+        self.details = details  # what would have been right: names, the expected header
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +28,15 @@ class Template:
     def render(self, params: dict[str, Any]) -> str:
         missing = [p for p in self.params if p not in params]
         extra = [p for p in params if p not in self.params]
+        expected = {"template": self.name, "params": list(self.params)}
         if missing:
-            raise TemplateError("missing_params", f"missing template parameters: {missing}")
+            raise TemplateError(
+                "missing_params", f"missing template parameters: {missing}", expected
+            )
         if extra:
-            raise TemplateError("unknown_params", f"parameters not in the template: {extra}")
+            raise TemplateError(
+                "unknown_params", f"parameters not in the template: {extra}", expected
+            )
         for k, v in params.items():
             if not isinstance(v, str | int | float) or isinstance(v, bool):
                 raise TemplateError("invalid_params", f"parameter {k} must be text or a number")
@@ -65,7 +71,12 @@ class Catalogue:
         try:
             return self.templates[name]
         except KeyError:
-            raise TemplateError("unknown_template", f"unknown template {name!r}") from None
+            names = sorted(self.templates)
+            raise TemplateError(
+                "unknown_template",
+                f"unknown template {name!r}; one of {', '.join(names)} (GET /v1/templates)",
+                {"allowed": names},
+            ) from None
 
 
 ACCIDENT_TYPES = (
