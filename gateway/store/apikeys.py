@@ -6,6 +6,7 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 
@@ -119,8 +120,8 @@ class ApiKeyStore:
         self,
         key_id: str,
         *,
-        callback_hosts: list[str] | None = None,
-        add_callback_hosts: list[str] | None = None,
+        callback_hosts: Sequence[str] | None = None,
+        add_callback_hosts: Sequence[str] = (),
         rate: float | None = None,
         burst: int | None = None,
         events_url: str | None = None,
@@ -133,7 +134,7 @@ class ApiKeyStore:
             return None
         key = _from_hash(raw)
         hosts = list(key.callback_hosts if callback_hosts is None else callback_hosts)
-        hosts += [x for x in add_callback_hosts or [] if x not in hosts]
+        hosts += [x for x in add_callback_hosts if x not in hosts]
         new = replace(
             key,
             callback_hosts=tuple(hosts),
