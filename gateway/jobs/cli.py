@@ -20,6 +20,10 @@ import aiohttp
 from tqdm import tqdm
 
 ENDED = ("finished", "cancelled", "aborted")
+# Outcomes of a recipient that nothing was sent to: skipped, refused or given up.
+NOT_SENT = frozenset(
+    {"opted_out", "capped", "duplicate", "cancelled", "failed", "rejected", "unreachable"}
+)
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -135,6 +139,9 @@ async def _submit(http: aiohttp.ClientSession, base: str, args: argparse.Namespa
             body = await r.json()
     if r.status != 202:
         print(f"gateway jobs: {r.status} {body['error']['message']}", file=sys.stderr)
+        details = body["error"].get("details")
+        for bad in details if isinstance(details, list) else []:
+            print(f"  line {bad.get('line', bad.get('index'))}: {bad['error']}", file=sys.stderr)
         return 1
     print(f"job {body['job_id']}: {body['total']} recipients, {body['bad_rows']} bad row(s)")
     for bad in body["bad_rows_sample"][:20]:
@@ -143,4 +150,9 @@ async def _submit(http: aiohttp.ClientSession, base: str, args: argparse.Namespa
         return 0
     job = await _follow(http, base, body["job_id"])
     print(_summary(job))
-    return 0 if job["status"] == "finished" else 1
+    if job["status"] != "finished":
+        return 1
+    if not any(n for status, n in job["counts"].items() if status not in NOT_SENT):
+        print("gateway jobs: the job ended with nothing sent", file=sys.stderr)
+        return 1
+    return 0
