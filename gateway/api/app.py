@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.api import routes_binding as binding
 from gateway.api import routes_jobs as jobs
+from gateway.api import routes_messages as messages
 from gateway.api import routes_notices as notices
 from gateway.api import routes_ops as ops
 from gateway.api import routes_optouts as optouts
@@ -79,7 +80,7 @@ ROUTES: list[tuple[RouteDoc, Handler]] = [
             Message,
             202,
         ),
-        notices.post_message,
+        messages.post_message,
     ),
     (RouteDoc("GET", "/v1/notices/{id}", "A notice and its history", ()), notices.get_notice),
     (

@@ -11,10 +11,11 @@ from gateway.api.auth import CALLER, requires
 from gateway.api.body import read_model
 from gateway.api.context import CATALOGUE, KEYS, METRICS, NOTICES
 from gateway.api.errors import ApiError
-from gateway.api.models import AccidentAlert, Message
+from gateway.api.models import AccidentAlert
 from gateway.api.responses import json_response
+from gateway.core.emails import mask_email
 from gateway.core.phones import InvalidPhone, Msisdn, mask, parse_cn_mobile
-from gateway.core.templates import ACCIDENT_TYPES, TemplateError
+from gateway.core.templates import ACCIDENT_TYPES
 from gateway.receipts.callbacks import CallbackRejected, check_callback_url
 from gateway.sms.encoding import TextTooLong, encode_sms
 from gateway.store.apikeys import ApiKey
@@ -69,42 +70,21 @@ def _idempotency_key(request: web.Request) -> str | None:
     return value
 
 
-async def _create_sms(
+async def create_notice(
     request: web.Request,
-    *,
-    kind: str,
-    to: Msisdn,
-    text: str,
-    callback_url: str,
+    record: dict[str, Any],
+    queue: str,
+    queue_fields: dict[str, Any],
     body_hash: str,
-    meta: dict[str, Any],
 ) -> web.Response:
+    """Store a notice (any channel) and queue it; 202, or 200 for an idempotent replay."""
     key = request[CALLER]
-    notice_id = new_notice_id()
-    try:
-        sms = encode_sms(text, notice_id)
-    except TextTooLong as exc:
-        raise ApiError(422, "text_too_long", str(exc)) from None
-    record = {
-        "id": notice_id,
-        "kind": kind,
-        "channel": "sms",
-        "status": "queued",
-        "to": to.national,
-        "text": text,
-        "parts": sms.count,
-        "encoding": sms.encoding,
-        "callback_url": callback_url,
-        "key_id": key.id,
-        "created_at": now_iso(),
-        **meta,
-    }
-    keys = request.app[KEYS]
+    record = {"status": "queued", "key_id": key.id, "created_at": now_iso(), **record}
     try:
         result = await request.app[NOTICES].create(
             record,
-            keys.sms_queue,
-            {"id": notice_id, "to": to.international, "text": text},
+            queue,
+            queue_fields,
             key_id=key.id,
             idempotency_key=_idempotency_key(request),
             body_hash=body_hash,
@@ -120,21 +100,61 @@ async def _create_sms(
             status=200,
             headers={"Idempotent-Replayed": "true", "Location": f"/v1/notices/{notice['id']}"},
         )
-    request.app[METRICS].notices_created.labels(kind, "sms").inc()
+    request.app[METRICS].notices_created.labels(record["kind"], record["channel"]).inc()
     return json_response(
-        _summary(record), status=202, headers={"Location": f"/v1/notices/{notice_id}"}
+        _summary(record), status=202, headers={"Location": f"/v1/notices/{record['id']}"}
+    )
+
+
+def sms_record(notice_id: str, to: Msisdn, text: str) -> dict[str, Any]:
+    """The SMS fields of a notice: its text, parts and encoding (422 if it is too long)."""
+    try:
+        sms = encode_sms(text, notice_id)
+    except TextTooLong as exc:
+        raise ApiError(422, "text_too_long", str(exc)) from None
+    return {
+        "id": notice_id,
+        "channel": "sms",
+        "to": to.national,
+        "text": text,
+        "parts": sms.count,
+        "encoding": sms.encoding,
+    }
+
+
+async def create_sms(
+    request: web.Request,
+    *,
+    kind: str,
+    to: Msisdn,
+    text: str,
+    callback_url: str,
+    body_hash: str,
+    meta: dict[str, Any],
+) -> web.Response:
+    notice_id = new_notice_id()
+    record = {**sms_record(notice_id, to, text), "kind": kind, "callback_url": callback_url}
+    return await create_notice(
+        request,
+        {**record, **meta},
+        request.app[KEYS].sms_queue,
+        {"id": notice_id, "to": to.international, "text": text},
+        body_hash,
     )
 
 
 def _summary(n: dict[str, Any]) -> dict[str, Any]:
-    return {
+    to = str(n["to"])
+    out = {
         "id": n["id"],
         "kind": n["kind"],
         "status": n["status"],
         "channel": n["channel"],
-        "to": mask(str(n["to"])),
-        "segments": int(n["parts"]),
+        "to": mask_email(to) if n["channel"] == "email" else mask(to),
     }
+    if n["channel"] == "sms":
+        out["segments"] = int(n["parts"])
+    return out
 
 
 @requires("command_center")
@@ -152,7 +172,7 @@ async def post_accident_alert(request: web.Request) -> web.Response:
     callback = _callback(alert.callback_url, request[CALLER])
     template = request.app[CATALOGUE].get(f"accident_{alert.accident_type}")
     text = template.render({"location": alert.location, "case_id": alert.case_id})
-    return await _create_sms(
+    return await create_sms(
         request,
         kind="accident_alert",
         to=to,
@@ -165,44 +185,6 @@ async def post_accident_alert(request: web.Request) -> web.Response:
             "template": template.name,
             "template_version": template.version,
         },
-    )
-
-
-@requires("command_center")
-async def post_message(request: web.Request) -> web.Response:
-    """A one-off notice from a template or plain text."""
-    msg, body_hash = await read_model(request, Message)
-    if msg.channel != "sms":
-        raise ApiError(
-            422, "channel_unavailable", f"channel {msg.channel} is not enabled on this gateway yet"
-        )
-    to = _phone(msg.to, "to")
-    callback = _callback(msg.callback_url, request[CALLER])
-    meta: dict[str, Any] = {}
-    if msg.template is not None:
-        try:
-            template = request.app[CATALOGUE].get(msg.template)
-            if msg.channel not in template.channels:
-                raise ApiError(
-                    422,
-                    "channel_not_supported",
-                    f"template {template.name} is not for {msg.channel}",
-                )
-            text = template.render(msg.params or {})
-        except TemplateError as exc:
-            raise ApiError(422, exc.code, str(exc), details=exc.details) from None
-        meta = {"template": template.name, "template_version": template.version}
-    else:
-        assert msg.text is not None
-        text = msg.text
-    return await _create_sms(
-        request,
-        kind="message",
-        to=to,
-        text=text,
-        callback_url=callback,
-        body_hash=body_hash,
-        meta=meta,
     )
 
 

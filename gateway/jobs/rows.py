@@ -10,11 +10,11 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from gateway.core.emails import is_email
 from gateway.core.phones import InvalidPhone, MobileRanges
 from gateway.core.templates import Template, TemplateError
 
 MAX_PARAM_LEN: Final = 200
-_EMAIL: Final = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251})\.[A-Za-z]{2,}$")
 _FORBIDDEN: Final = re.compile(r"[\t\r\n\x00]")
 
 
@@ -81,7 +81,7 @@ class RowChecker:
     def recipient(self, to: str) -> str:
         to = to.strip()
         if self.channel == "email":
-            if not _EMAIL.match(to) or len(to) > 254:
+            if not is_email(to):
                 raise BadRow(f"to: {to[:40]!r} is not an email address")
             return to
         try:

@@ -249,7 +249,9 @@ class VoiceCaller:
                 CallerID=self.settings.smpp.smpp_source_addr,
                 variables={
                     "NOTICE_ID": notice_id,
-                    "NOTICE_FLOW": "reminder" if notice.get("kind") == "reminder" else "parking",
+                    "NOTICE_FLOW": "parking"
+                    if notice.get("kind") == "parking_notice"
+                    else "reminder",
                     "NOTICE_PROMPT": str(prompt),
                     **self._prompts,
                 },
@@ -355,7 +357,7 @@ class VoiceCaller:
         sms_id = new_notice_id()
         record = {
             "id": sms_id,
-            "kind": "parking_notice",
+            "kind": notice.get("kind", "parking_notice"),
             "channel": "sms",
             "status": "queued",
             "to": notice["to"],
