@@ -14,6 +14,7 @@ from gateway.api import routes_messages as messages
 from gateway.api import routes_notices as notices
 from gateway.api import routes_ops as ops
 from gateway.api import routes_optouts as optouts
+from gateway.api import routes_templates as templates
 from gateway.api import routes_voice as voice
 from gateway.api.context import (
     API_KEYS,
@@ -208,6 +209,11 @@ ROUTES: list[tuple[RouteDoc, Handler]] = [
         RouteDoc("GET", "/v1/admin/webhook-dead-letters", "Callbacks given up", ("admin",)),
         ops.webhook_dead_letters,
     ),
+    (
+        RouteDoc("GET", "/v1/templates", "The templates: params, channels, text, SMS parts", ()),
+        templates.list_templates,
+    ),
+    (RouteDoc("GET", "/v1/templates/{name}", "One template", ()), templates.get_template),
     (RouteDoc("GET", "/healthz", "Process is up", None), ops.healthz),
     (RouteDoc("GET", "/readyz", "Redis and SMPP bind state", None), ops.readyz),
     (RouteDoc("GET", "/metrics", "Prometheus metrics", None), ops.metrics),
@@ -274,7 +280,10 @@ def create_app(
 
     app.cleanup_ctx.append(redis_ctx)
     docs = [d for d, _ in ROUTES]
-    spec = build([*docs, RouteDoc("GET", "/openapi.json", "This document", None)])
+    spec = build(
+        [*docs, RouteDoc("GET", "/openapi.json", "This document", None)],
+        sorted(app[CATALOGUE].templates),
+    )
 
     async def openapi(request: web.Request) -> web.Response:
         return json_response(spec)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
 from gateway import __version__
+from gateway.core.statuses import JOB_STATUSES, NOTICE_STATUSES, SKIPPED_STATUSES
+from gateway.core.templates import ACCIDENT_TYPES
+from gateway.store.apikeys import ROLES
 
 
 @dataclass(frozen=True)
@@ -37,9 +41,22 @@ _ERROR = {
 }
 
 
-def build(routes: list[RouteDoc]) -> dict[str, Any]:
+def _enum(values: tuple[str, ...] | list[str], description: str) -> dict[str, Any]:
+    return {"type": "string", "enum": list(values), "description": description}
+
+
+def build(routes: list[RouteDoc], template_names: list[str] | None = None) -> dict[str, Any]:
     paths: dict[str, Any] = {}
-    schemas: dict[str, Any] = {"Error": _ERROR}
+    schemas: dict[str, Any] = {
+        "Error": _ERROR,
+        "AccidentType": _enum(ACCIDENT_TYPES, "accident_type of POST /v1/accident-alerts"),
+        "Channel": _enum(["sms", "email", "voice"], "how a notice goes out"),
+        "NoticeStatus": _enum(NOTICE_STATUSES, "a notice's status (history, webhooks)"),
+        "SkippedStatus": _enum(SKIPPED_STATUSES, "a job's recipient that was not sent to"),
+        "JobStatus": _enum(JOB_STATUSES, "a reminder job's status"),
+        "Role": _enum(ROLES, "an API key's role (x-roles of each operation; admin: all)"),
+        "TemplateName": _enum(template_names or [], "GET /v1/templates describes each"),
+    }
     for r in routes:
         op: dict[str, Any] = {
             "summary": r.summary,
@@ -74,9 +91,9 @@ def build(routes: list[RouteDoc]) -> dict[str, Any]:
                     "schema": {"type": "string", "maxLength": 128},
                 }
             )
-        if "{id}" in r.path:
+        for name in re.findall(r"{(\w+)}", r.path):
             op.setdefault("parameters", []).append(
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             )
         paths.setdefault(r.path, {})[r.method.lower()] = op
     return {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import string
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -24,6 +24,7 @@ class Template:
     params: tuple[str, ...]
     text: str
     subject: str = ""  # for email
+    sample: dict[str, str] = field(default_factory=dict)  # typical values, for the docs
 
     def render(self, params: dict[str, Any]) -> str:
         missing = [p for p in self.params if p not in params]
@@ -57,6 +58,8 @@ class Catalogue:
             fields = {f for _, f, _, _ in string.Formatter().parse(t["text"]) if f}
             if fields != set(t["params"]):
                 raise ValueError(f"template {name}: text fields {fields} != params")
+            if set(t.get("sample", {})) != fields:
+                raise ValueError(f"template {name}: sample values must be the params")
             out[name] = Template(
                 name,
                 int(t["version"]),
@@ -64,6 +67,7 @@ class Catalogue:
                 tuple(t["params"]),
                 t["text"],
                 t.get("subject", ""),
+                dict(t["sample"]),
             )
         return cls(out)
 
