@@ -31,6 +31,7 @@ from gateway.store.notices import NoticeStore
 from gateway.store.redis_conn import connect
 from gateway.store.streams import consumer_name
 from gateway.voice.caller import VoiceCaller
+from gateway.voice.progress import CallProgressStore
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,12 @@ class Workers:
             self.mo = MoHandler(self.redis, keys, settings.worker, consumer)
             if settings.voice.voice_enabled:
                 self.voice = VoiceCaller(
-                    self.redis, keys, store, settings, consumer, settings.voice.voice_channel
+                    self.redis,
+                    keys,
+                    CallProgressStore(self.redis, keys),
+                    settings,
+                    consumer,
+                    settings.voice.voice_channel,
                 )
         if "bulk" in lanes:
             self.email = EmailSender(
