@@ -70,6 +70,15 @@ async def test_a_job_whose_rows_are_all_bad_is_refused_with_how_to_save_it(
     assert error["code"] == "no_valid_rows"  # type: ignore[index]
     assert "CSV UTF-8" in error["message"]  # type: ignore[index]
     assert error["details"][0] == {"line": 2, "error": "not UTF-8 text"}  # type: ignore[index]
+    params = {"road": "人民路", "period": "明天", "detour": "北京路"}
+    code, resp, _ = await gateway.request(
+        "POST",
+        "/v1/reminder-jobs",
+        office,
+        {"template": "traffic_conditions", "recipients": [{"to": "12", "params": params}]},
+    )
+    assert (code, resp["error"]["code"]) == (422, "no_valid_rows"), resp
+    assert resp["error"]["details"][0]["index"] == 0
     code, resp = await upload(gateway, office, f"{HEADER}\n".encode())
     assert (code, resp["error"]["code"]) == (422, "no_recipients")  # type: ignore[index]
     code, resp = await upload(gateway, office, text().encode(), "text/csv; charset=klingon")
