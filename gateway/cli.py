@@ -5,74 +5,58 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import signal
 import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from gateway import logs
+from gateway import keys_cli, logs
 from gateway.gc_tuning import tune_for_service
 from gateway.jobs import cli as jobs_cli
-from gateway.settings import (
-    ApiSettings,
-    RedisSettings,
-    Settings,
-    SimulatorSettings,
-    UnsafeSettings,
-)
-from gateway.store.apikeys import ROLES, ApiKeyStore
-from gateway.store.keys import Keys
-from gateway.store.redis_conn import connect
+from gateway.settings import Settings, SimulatorSettings, UnsafeSettings
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options every subcommand takes, before or after its name: ``gateway keys list
+    --log-level WARNING`` works as ``gateway --log-level WARNING keys list`` does."""
+    c = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: an option not given after the subcommand leaves the one given before it.
+    c.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    c.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return c
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gateway", description="Notice gateway")
     p.add_argument("--config", help="settings file (GATEWAY_*=value lines); env wins")
     p.add_argument("--log-level", default="INFO")
+    common = common_options()
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    s = sub.add_parser("serve", help="run the API and/or the workers")
+    s = sub.add_parser("serve", help="run the API and/or the workers", parents=[common])
     s.add_argument("--role", choices=["all", "api", "worker"], default="all")
 
-    k = sub.add_parser("keys", help="manage API keys")
-    ks = k.add_subparsers(dest="keys_cmd", required=True)
-    add = ks.add_parser("add", help="create a key; prints it and its callback secret once")
-    add.add_argument("--name", required=True)
-    add.add_argument("--role", required=True, choices=ROLES)
-    add.add_argument(
-        "--callback-host",
-        action="append",
-        default=[],
-        help="host allowed in callback_url (repeat; *.example.com for subdomains)",
-    )
-    add.add_argument(
-        "--events-url",
-        default="",
-        help="command-centre keys: where suspected cloned plates are POSTed "
-        "(its host must be on --callback-host)",
-    )
-    add.add_argument("--rate", type=float, help="requests per second (default from settings)")
-    add.add_argument("--burst", type=int)
-    add.add_argument("--json", action="store_true")
-    ls = ks.add_parser("list")
-    ls.add_argument("--json", action="store_true")
-    rv = ks.add_parser("revoke")
-    rv.add_argument("key_id")
+    keys_cli.add_parser(sub, common)
 
-    ac = sub.add_parser("asterisk-config", help="render dialplan/ into DIR for a private Asterisk")
+    ac = sub.add_parser(
+        "asterisk-config", help="render dialplan/ into DIR for a private Asterisk", parents=[common]
+    )
     ac.add_argument("dir")
 
-    tts = sub.add_parser("tts", help="speech")
+    tts = sub.add_parser("tts", help="speech", parents=[common])
     tts_sub = tts.add_subparsers(dest="tts_cmd", required=True)
-    tts_sub.add_parser("render-prompts", help="render the fixed menu prompts into AUDIO_DIR")
+    tts_sub.add_parser(
+        "render-prompts", help="render the fixed menu prompts into AUDIO_DIR", parents=[common]
+    )
 
-    jobs_cli.add_parser(sub)
-    sink = sub.add_parser("smtp-sink", help="a local SMTP server that prints what it receives")
+    jobs_cli.add_parser(sub, common)
+    sink = sub.add_parser(
+        "smtp-sink", help="a local SMTP server that prints what it receives", parents=[common]
+    )
     sink.add_argument("--host", default="127.0.0.1")
     sink.add_argument("--port", type=int, help="default GATEWAY_SMTP_PORT")
-    sim = sub.add_parser("smsc-sim", help="run the SMSC simulator")
+    sim = sub.add_parser("smsc-sim", help="run the SMSC simulator", parents=[common])
     sim.add_argument("--host")
     sim.add_argument("--port", type=int)
     sim.add_argument("--receipt-delay", type=float)
@@ -81,72 +65,6 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--throttle-every", type=int, default=0)
     sim.add_argument("--quiet", action="store_true", help="do not print received messages")
     return p
-
-
-async def _keys(args: argparse.Namespace, redis_settings: RedisSettings, api: ApiSettings) -> int:
-    redis = connect(redis_settings)
-    try:
-        store = ApiKeyStore(redis, Keys(redis_settings.redis_prefix))
-        if args.keys_cmd == "add":
-            if args.events_url:
-                from gateway.receipts.callbacks import CallbackRejected, check_callback_url
-
-                try:
-                    check_callback_url(args.events_url, args.callback_host)
-                except CallbackRejected as exc:
-                    print(f"gateway: --events-url: {exc}", file=sys.stderr)
-                    return 2
-            new = await store.add(
-                args.name,
-                args.role,
-                args.callback_host,
-                args.rate or api.default_rate,
-                args.burst or api.default_burst,
-                args.events_url,
-            )
-            out = {
-                "id": new.key.id,
-                "key": new.token,
-                "role": new.key.role,
-                "name": new.key.name,
-                "callback_secret": new.key.callback_secret,
-                "callback_hosts": list(new.key.callback_hosts),
-            }
-            if args.json:
-                print(json.dumps(out))
-            else:
-                for k, v in out.items():
-                    print(f"{k}: {v}")
-                print("Store the key and the callback secret now; they are not shown again.")
-        elif args.keys_cmd == "list":
-            keys = await store.list()
-            rows = [
-                {
-                    "id": k.id,
-                    "name": k.name,
-                    "role": k.role,
-                    "revoked": k.revoked,
-                    "callback_hosts": list(k.callback_hosts),
-                    "created_at": k.created_at,
-                }
-                for k in keys
-            ]
-            if args.json:
-                print(json.dumps(rows))
-            else:
-                for r in rows:
-                    print(
-                        f"{r['id']}  {r['role']:<15} {r['name']}"
-                        f"{'  (revoked)' if r['revoked'] else ''}"
-                    )
-        elif args.keys_cmd == "revoke":
-            if not await store.revoke(args.key_id):
-                print(f"no key {args.key_id}", file=sys.stderr)
-                return 1
-            print(f"revoked {args.key_id}")
-        return 0
-    finally:
-        await redis.aclose()
 
 
 async def _sim(args: argparse.Namespace, settings: SimulatorSettings) -> int:
@@ -199,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve(settings, args.role, ready=lambda: tune_for_service(throughput=bulk_only))
         )
     if args.cmd == "keys":
-        return asyncio.run(_keys(args, settings.redis, settings.api))
+        return asyncio.run(keys_cli.run(args, settings.redis, settings.api))
     if args.cmd == "asterisk-config":
         from gateway.voice.asterisk_config import render
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from gateway.api.app import create_app
+from gateway.api.server import ApiRunner
 from gateway.channels.registry import ChannelRegistry
 from gateway.channels.worker import ChannelWorker, Lane
 from gateway.jobs.dispatcher import JobDispatcher
@@ -186,7 +187,7 @@ async def serve(settings: Settings, role: str, ready: Callable[[], None] | None 
             workers.start()
         if role in ("all", "api"):
             app = create_app(settings, metrics, readiness)
-            runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
+            runner = ApiRunner(app, access_log=None, shutdown_timeout=10)
             await runner.setup()
             site = web.TCPSite(
                 runner,

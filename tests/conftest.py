@@ -22,6 +22,7 @@ import pytest
 from aiohttp import web
 
 from gateway.api.app import create_app
+from gateway.api.server import ApiRunner
 from gateway.metrics import Metrics
 from gateway.runner import Workers
 from gateway.settings import Settings
@@ -187,7 +188,7 @@ class Gateway:
                     self.workers and self.workers.voice and self.workers.voice.ami.up
                 )
             app = create_app(self.settings, self.metrics, readiness)
-            self.runner = web.AppRunner(app, access_log=None)
+            self.runner = ApiRunner(app, access_log=None)
             await self.runner.setup()
             port = free_port()
             await web.TCPSite(self.runner, "127.0.0.1", port).start()

@@ -226,7 +226,50 @@ async def test_a_second_verified_request_replaces_the_binding(
     newest = body["entries"][0]
     assert (newest["event"], newest["phone"], newest["previous_phone"]) == (
         "replaced",
-        "13922220000",
-        "13811110000",
+        "139****0000",
+        "138****0000",
     )
     assert newest["channel"] == "website"
+
+
+async def test_every_audit_entry_has_a_time_and_masked_numbers_unless_unmasked_is_asked(
+    gateway: Gateway, smsc: SmscSimulator
+) -> None:
+    agent = await gateway.add_key("binding_agent")
+    admin = await gateway.add_key("admin")
+    ref, sms_code, _ = await open_request(gateway, smsc, "云A6G789", agent=agent)
+    wrong = f"{(int(sms_code) + 1) % 1_000_000:06d}"
+    for body_in in ({"code": "12"}, {"code": wrong}, {"code": sms_code}):
+        await gateway.request("POST", f"/v1/binding-requests/{ref}/verify", agent, body_in)
+    await gateway.request("POST", "/v1/binding-requests/99999999/verify", agent, {"code": "1"})
+    code, body, _ = await gateway.request("GET", "/v1/admin/binding-audit?plate=云A6G789", admin)
+    assert code == 200
+    entries = body["entries"]
+    assert [e["event"] for e in reversed(entries)] == [
+        "requested",
+        "verify_refused",
+        "code_wrong",
+        "confirmed",
+        "created",
+    ]
+    stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+    _, everything, _ = await gateway.request("GET", "/v1/admin/binding-audit?limit=1000", admin)
+    assert all(stamp.match(e.get("at", "")) for e in everything["entries"]), everything
+    assert PHONE not in str(everything)
+    assert entries[0]["phone"] == "138****5678"
+    # Whole numbers only on asking, and the asking is on the trail itself.
+    code, whole, _ = await gateway.request(
+        "GET", "/v1/admin/binding-audit?plate=云A6G789&unmasked=true", admin
+    )
+    assert whole["entries"][0]["phone"] == PHONE
+    _, after, _ = await gateway.request("GET", "/v1/admin/binding-audit?plate=云A6G789", admin)
+    read = after["entries"][0]
+    assert (read["event"], read["key_id"], read["limit"]) == (
+        "audit_read_unmasked",
+        admin.key.id,
+        100,
+    )
+    assert stamp.match(read["at"])
+    code, err, _ = await gateway.request("GET", "/v1/admin/binding-audit?unmasked=yes", admin)
+    assert (code, err["error"]["code"]) == (422, "invalid_unmasked")
+    assert (await gateway.request("GET", "/v1/admin/binding-audit?unmasked=true", agent))[0] == 403

@@ -193,3 +193,23 @@ async def test_asterisk_restart_mid_run_then_later_notices_go_through(
     code, ready, _ = await gw.request("GET", "/readyz")
     assert code == 200, ready
     assert ready["checks"]["ami"] is True
+
+
+async def test_full_width_plate_typed_by_an_ime_binds_and_rings_the_owner(
+    voice_gateway: Gateway,
+) -> None:
+    gw = voice_gateway
+    admin = await gw.add_key("admin")
+    code, b, _ = await gw.request(
+        "POST", "/v1/bindings", admin, {"plate": "云ａ１２３４５", "phone": "13800138001"}
+    )
+    assert (code, b["plate"]) == (201, "云A12345"), b
+    agent = await gw.add_key("binding_agent")
+    code, got, _ = await gw.request("GET", "/v1/bindings/云Ａ－１２３４５", agent)
+    assert (code, got["plate"]) == (200, "云A12345"), got
+    officer = await gw.add_key("officer")
+    code, body, _ = await gw.request(
+        "POST", "/v1/parking-notices", officer, _notice("云Ａ·１２３４５")
+    )
+    assert (code, body["plate"]) == (202, "云A12345"), body
+    await gw.wait_status(body["id"], "acknowledged", within=30)

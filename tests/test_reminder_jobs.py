@@ -327,7 +327,7 @@ async def test_daily_cap_and_no_duplicate_reminders(
         ({}, b"to,road,period,detour,x\n", 422, "unknown_params", "x"),
         ({}, b"road,period,detour\n", 422, "missing_params", "to"),
         ({}, b"", 400, "invalid_csv", "header"),
-        ({}, b"\xff\xfe,\x00\n", 400, "invalid_csv", "UTF-8"),
+        ({}, b"\x80\xff,\x00\n", 400, "invalid_csv", "UTF-8"),
         ({"channel": "voice"}, b"to,road,period,detour\n", 422, "channel_unavailable", "voice"),
         ({"channel": "fax"}, b"to\n", 422, "validation_error", "channel"),
         ({"rate": "-1"}, b"to\n", 422, "validation_error", "rate"),

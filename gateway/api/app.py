@@ -64,7 +64,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status < 400:
             raise
         code = HTTP_CODES.get(exc.status, "http_error")
-        resp = ApiError(exc.status, code, exc.reason or code).response()
+        allowed = getattr(exc, "allowed_methods", None)  # 405 names the methods that work
+        details = {"allowed": sorted(allowed)} if allowed else None
+        resp = ApiError(exc.status, code, exc.reason or code, details=details).response()
     except STORE_DOWN as exc:
         # Redis restarting or failing over: nothing was stored, the caller should try again.
         log.warning("store unavailable on %s %s: %r", request.method, route, exc)
@@ -113,6 +115,6 @@ def create_app(
         await redis.aclose()
 
     app.cleanup_ctx.append(redis_ctx)
-    app[OPENAPI] = build(ROUTES)
+    app[OPENAPI] = build(ROUTES, sorted(app[CATALOGUE].templates))
     register(app, ROUTES)
     return app

@@ -6,6 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.api.responses import json_response
+
 
 class ApiError(Exception):
     def __init__(
@@ -28,7 +30,7 @@ class ApiError(Exception):
         body: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.details is not None:
             body["details"] = self.details
-        return web.json_response({"error": body}, status=self.status, headers=self.headers)
+        return json_response({"error": body}, status=self.status, headers=self.headers)
 
 
 # aiohttp's own HTTP errors (routing, body size) mapped to stable error codes.

@@ -6,15 +6,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.core.templates import ACCIDENT_TYPES, Catalogue
+
 _STRICT = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
 CaseId = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+# Named in the OpenAPI document; the handlers check them and answer with the allowed values.
+TEMPLATE_NAMES = sorted(Catalogue.load().templates)
 
 
 class AccidentAlert(BaseModel):
     """An accident reported to the command centre; the reporter gets the procedure by SMS."""
 
     model_config = _STRICT
-    accident_type: str = Field(min_length=1, max_length=40, description="e.g. injury")
+    accident_type: str = Field(
+        min_length=1, max_length=40, json_schema_extra={"enum": list(ACCIDENT_TYPES)}
+    )
     reporter_phone: str = Field(min_length=1, max_length=32, description="Chinese mobile")
     location: str = Field(min_length=1, max_length=120)
     case_id: str = CaseId
@@ -25,9 +31,17 @@ class Message(BaseModel):
     """A notice from a template (with params) or plain text."""
 
     model_config = _STRICT
-    to: str = Field(min_length=1, max_length=32)
+    to: str = Field(
+        min_length=1, max_length=254, description="a Chinese mobile; an address for email"
+    )
     channel: Literal["sms", "email", "voice"] = "sms"
-    template: str | None = Field(default=None, min_length=1, max_length=64)
+    template: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="GET /v1/templates lists them",
+        json_schema_extra={"enum": list(TEMPLATE_NAMES)},
+    )
     params: dict[str, str | int | float] | None = None
     text: str | None = Field(default=None, min_length=1, max_length=1000)
     callback_url: str | None = Field(default=None, max_length=2048)
@@ -81,7 +95,9 @@ class JobOptions(BaseModel):
     """A reminder job: which template on which channel, when and how fast."""
 
     model_config = _STRICT
-    template: str = Field(min_length=1, max_length=64)
+    template: str = Field(
+        min_length=1, max_length=64, json_schema_extra={"enum": list(TEMPLATE_NAMES)}
+    )
     channel: Literal["sms", "email", "voice"] = "sms"
     callback_url: str | None = Field(default=None, max_length=2048)
     send_window: str | None = Field(

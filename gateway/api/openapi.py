@@ -10,6 +10,9 @@ from pydantic import BaseModel
 
 from gateway import __version__
 from gateway.api.routing import Route
+from gateway.core.statuses import JOB_STATUSES, NOTICE_STATUSES, SKIPPED_STATUSES
+from gateway.core.templates import ACCIDENT_TYPES
+from gateway.store.apikeys import ROLES
 
 _ERROR = {
     "type": "object",
@@ -34,9 +37,22 @@ def _ref(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
 
 
-def build(routes: Iterable[Route]) -> dict[str, Any]:
+def _enum(values: tuple[str, ...] | list[str], description: str) -> dict[str, Any]:
+    return {"type": "string", "enum": list(values), "description": description}
+
+
+def build(routes: Iterable[Route], template_names: list[str] | None = None) -> dict[str, Any]:
     paths: dict[str, Any] = {}
-    schemas: dict[str, Any] = {"Error": _ERROR}
+    schemas: dict[str, Any] = {
+        "Error": _ERROR,
+        "AccidentType": _enum(ACCIDENT_TYPES, "accident_type of POST /v1/accident-alerts"),
+        "Channel": _enum(["sms", "email", "voice"], "how a notice goes out"),
+        "NoticeStatus": _enum(NOTICE_STATUSES, "a notice's status (history, webhooks)"),
+        "SkippedStatus": _enum(SKIPPED_STATUSES, "a job's recipient that was not sent to"),
+        "JobStatus": _enum(JOB_STATUSES, "a reminder job's status"),
+        "Role": _enum(ROLES, "an API key's role (x-roles of each operation; admin: all)"),
+        "TemplateName": _enum(template_names or [], "GET /v1/templates describes each"),
+    }
     for r in routes:
         ok: dict[str, Any] = {"description": "OK"}
         if r.response is not None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from gateway.api import routes_binding as binding
 from gateway.api import routes_jobs as jobs
+from gateway.api import routes_messages as messages
 from gateway.api import routes_notices as notices
 from gateway.api import routes_ops as ops
 from gateway.api import routes_optouts as optouts
+from gateway.api import routes_templates as templates
 from gateway.api import routes_voice as voice
 from gateway.api.models import (
     AccidentAlert,
@@ -38,7 +40,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/v1/messages",
-        notices.post_message,
+        messages.post_message,
         "Send a templated or plain notice",
         ("command_center",),
         body=Message,
@@ -189,5 +191,13 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", ops.healthz, "Process is up", PUBLIC),
     Route("GET", "/readyz", ops.readyz, "Redis and SMPP bind state", PUBLIC),
     Route("GET", "/metrics", ops.metrics, "Prometheus metrics", PUBLIC),
+    Route(
+        "GET",
+        "/v1/templates",
+        templates.list_templates,
+        "The templates: params, channels, text, SMS parts",
+        ANY_KEY,
+    ),
+    Route("GET", "/v1/templates/{name}", templates.get_template, "One template", ANY_KEY),
     Route("GET", "/openapi.json", ops.openapi, "This document", PUBLIC),
 )

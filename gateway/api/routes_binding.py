@@ -17,6 +17,7 @@ from gateway.api.body import read_model
 from gateway.api.context import BINDING_REQUESTS, BINDINGS, KEYS, METRICS, NOTICES, SETTINGS
 from gateway.api.errors import ApiError
 from gateway.api.models import BindingIn, BindingRequestIn, BindingVerifyIn
+from gateway.api.responses import json_response
 from gateway.api.routes_notices import _phone
 from gateway.core.binding_codes import is_code, is_ref, new_code, new_ref, sms_text
 from gateway.core.phones import Msisdn, mask
@@ -141,7 +142,7 @@ async def post_binding_request(request: web.Request) -> web.Response:
     notice_id = await _send_code(request, ref, plate, phone, code)
     await store.set_code_notice(ref, notice_id)
     record["code_notice_id"] = notice_id
-    return web.json_response(
+    return json_response(
         {**_request_view(record), "attempts_left": settings.binding_max_attempts},
         status=201,
         headers={"Location": f"/v1/binding-requests/{ref}"},
@@ -153,7 +154,7 @@ async def get_binding_request(request: web.Request) -> web.Response:
     if record is None:
         raise ApiError(404, "unknown_reference", "no binding request has this reference")
     left = max(0, request.app[SETTINGS].binding.binding_max_attempts - int(record["attempts"]))
-    return web.json_response({**_request_view(record), "attempts_left": left})
+    return json_response({**_request_view(record), "attempts_left": left})
 
 
 def _verify_error(v: Verified) -> ApiError:
@@ -221,7 +222,7 @@ async def verify_binding_request(request: web.Request) -> web.Response:
     record = await store.get(ref)
     assert record is not None
     binding = await request.app[BINDINGS].get(record["plate"])
-    return web.json_response(
+    return json_response(
         {
             **_request_view(record),
             "binding": _binding_view(binding) if binding else None,
@@ -245,11 +246,12 @@ async def cancel_binding_request(request: web.Request) -> web.Response:
         )
     record = await store.get(ref)
     assert record is not None
-    return web.json_response(_request_view(record))
+    return json_response(_request_view(record))
 
 
 async def get_binding_audit(request: web.Request) -> web.Response:
-    """The audit trail, newest first: ``?plate=`` for one plate, ``limit`` up to 1000."""
+    """The audit trail, newest first: ``?plate=`` for one plate, ``limit`` up to 1000. Phone
+    numbers are masked; ``?unmasked=true`` shows them whole and is itself audited."""
     plate = request.query.get("plate")
     if plate is not None:
         plate = plate_or_422(plate)
@@ -259,8 +261,18 @@ async def get_binding_audit(request: web.Request) -> web.Response:
         raise ApiError(422, "invalid_limit", "limit must be an integer") from None
     if not 1 <= limit <= AUDIT_MAX:
         raise ApiError(422, "invalid_limit", f"limit must be between 1 and {AUDIT_MAX}")
-    entries = await request.app[BINDINGS].read_audit(plate, limit)
-    return web.json_response({"plate": plate, "entries": entries})
+    unmasked = request.query.get("unmasked", "false")
+    if unmasked not in ("true", "false"):
+        raise ApiError(
+            422,
+            "invalid_unmasked",
+            "unmasked must be true or false",
+            details={"allowed": ["true", "false"]},
+        )
+    entries = await request.app[BINDINGS].read_audit(
+        plate, limit, unmasked_for=request[CALLER].id if unmasked == "true" else ""
+    )
+    return json_response({"plate": plate, "entries": entries})
 
 
 async def post_binding(request: web.Request) -> web.Response:
@@ -276,7 +288,7 @@ async def post_binding(request: web.Request) -> web.Response:
         channel="admin",
         agent_id=body.agent_id or "",
     )
-    return web.json_response(
+    return json_response(
         {**_binding_view(record), "replaced": replaced}, status=200 if replaced else 201
     )
 
@@ -286,7 +298,7 @@ async def get_binding(request: web.Request) -> web.Response:
     b = await request.app[BINDINGS].get(plate)
     if b is None:
         raise ApiError(404, "no_binding", f"plate {plate} is not bound")
-    return web.json_response(_binding_view(b))
+    return json_response(_binding_view(b))
 
 
 async def delete_binding(request: web.Request) -> web.Response:

@@ -12,8 +12,10 @@ from gateway.api.body import parse_model, validation_error
 from gateway.api.context import CATALOGUE, JOBS, METRICS, SETTINGS
 from gateway.api.errors import ApiError
 from gateway.api.models import JobOptions, ReminderJobIn
+from gateway.api.responses import json_response
 from gateway.api.routes_notices import _callback
 from gateway.core.templates import Template, TemplateError
+from gateway.jobs.charsets import UnknownCharset
 from gateway.jobs.intake import Intake, NotCsv, TooManyRows
 from gateway.store.jobs import new_job_id
 from gateway.store.notices import now_iso
@@ -26,10 +28,13 @@ def _template(request: web.Request, opts: JobOptions) -> Template:
     try:
         template = request.app[CATALOGUE].get(opts.template)
     except TemplateError as exc:
-        raise ApiError(422, exc.code, str(exc)) from None
+        raise ApiError(422, exc.code, str(exc), details=exc.details) from None
     if opts.channel not in template.channels:
         raise ApiError(
-            422, "channel_not_supported", f"template {template.name} is not for {opts.channel}"
+            422,
+            "channel_not_supported",
+            f"template {template.name} is not for {opts.channel}",
+            details={"allowed": list(template.channels)},
         )
     if opts.channel == "voice" and not request.app[SETTINGS].voice.voice_enabled:
         raise ApiError(422, "channel_unavailable", "voice is not enabled on this gateway")
@@ -61,7 +66,11 @@ async def post_reminder_job(request: web.Request) -> web.Response:
         opts = body = await _json_body(request)
     else:
         raise ApiError(
-            415, "unsupported_media_type", "send recipients as application/json or text/csv"
+            415,
+            "unsupported_media_type",
+            "send recipients as application/json or text/csv; with curl: "
+            "-H 'Content-Type: text/csv' --data-binary @file.csv",
+            details={"allowed": ["application/json", *CSV_TYPES]},
         )
     template = _template(request, opts)
     key = request[CALLER]
@@ -89,19 +98,27 @@ async def post_reminder_job(request: web.Request) -> web.Response:
         if body is not None:
             await intake.json_list(body.recipients)
         else:
-            await intake.csv_stream(request.content.iter_chunked(1 << 16))
+            await intake.csv_stream(request.content.iter_chunked(1 << 16), request.charset)
     except TemplateError as exc:
         await store.abort(job_id, exc.code)
-        raise ApiError(422, exc.code, str(exc)) from None
+        raise ApiError(422, exc.code, str(exc), details=exc.details) from None
     except NotCsv as exc:
         await store.abort(job_id, "not_csv")
         raise ApiError(400, "invalid_csv", str(exc)) from None
+    except UnknownCharset as exc:
+        await store.abort(job_id, "unknown_charset")
+        raise ApiError(
+            415, "unsupported_charset", f"{exc}; send UTF-8, GB18030 (GBK) or UTF-16"
+        ) from None
     except TooManyRows as exc:
         await store.abort(job_id, "too_many_rows")
         raise ApiError(413, "too_many_rows", str(exc)) from None
     except BaseException:
         await store.abort(job_id, "upload_interrupted")
         raise
+    if intake.total == 0:
+        await store.abort(job_id, "no_valid_rows")
+        raise _no_rows(intake, csv=body is None)
     status = await store.open(job_id, intake.total, intake.bad)
     request.app[METRICS].notices_created.labels("reminder_job", opts.channel).inc()
     out: dict[str, Any] = {
@@ -114,7 +131,25 @@ async def post_reminder_job(request: web.Request) -> web.Response:
     }
     if opts.channel == "sms":
         out["segments"] = {"total": intake.segments, "max_per_message": intake.max_segments}
-    return web.json_response(out, status=202, headers={"Location": f"/v1/reminder-jobs/{job_id}"})
+    return json_response(out, status=202, headers={"Location": f"/v1/reminder-jobs/{job_id}"})
+
+
+def _no_rows(intake: Intake, *, csv: bool) -> ApiError:
+    """A job with nothing to send is refused rather than accepted and finished empty."""
+    if not intake.bad:
+        return ApiError(422, "no_recipients", "the upload has a header but no recipient rows")
+    hint = (
+        '; if the file came from Excel, save it as "CSV UTF-8 (逗号分隔)(*.csv)", or declare '
+        "its encoding: Content-Type: text/csv; charset=gbk"
+        if csv
+        else ""
+    )
+    return ApiError(
+        422,
+        "no_valid_rows",
+        f"none of the {intake.bad} rows can be sent (first: {intake.bad_sample[0]['error']}){hint}",
+        details=intake.bad_sample[:20],
+    )
 
 
 async def _own_job(request: web.Request) -> dict[str, Any]:
@@ -149,7 +184,7 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
 
 async def get_reminder_job(request: web.Request) -> web.Response:
     """Progress: counts per status, rows dispatched, bad rows by line."""
-    return web.json_response(job_view(await _own_job(request)))
+    return json_response(job_view(await _own_job(request)))
 
 
 async def cancel_reminder_job(request: web.Request) -> web.Response:
@@ -157,4 +192,4 @@ async def cancel_reminder_job(request: web.Request) -> web.Response:
     before = await request.app[JOBS].cancel(job["id"])
     if before not in ("running", "waiting_window", "receiving"):
         raise ApiError(409, "job_closed", f"the job is already {before}")
-    return web.json_response(job_view(await _own_job(request)))
+    return json_response(job_view(await _own_job(request)))

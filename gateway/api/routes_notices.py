@@ -1,4 +1,4 @@
-"""Notice routes: accident alerts, messages, and reading a notice back."""
+"""Notice routes: accident alerts, creating a notice of any channel, reading one back."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from gateway.api.auth import CALLER
 from gateway.api.body import read_model
 from gateway.api.context import CATALOGUE, KEYS, METRICS, NOTICES
 from gateway.api.errors import ApiError
-from gateway.api.models import AccidentAlert, Message
+from gateway.api.models import AccidentAlert
+from gateway.api.responses import json_response
+from gateway.core.emails import mask_email
 from gateway.core.phones import InvalidPhone, Msisdn, mask, parse_cn_mobile
-from gateway.core.records import Notice
-from gateway.core.templates import ACCIDENT_TYPES, TemplateError
+from gateway.core.records import Notice, QueueEntry
+from gateway.core.templates import ACCIDENT_TYPES
 from gateway.receipts.callbacks import CallbackRejected, check_callback_url
 from gateway.sms.encoding import TextTooLong, encode_sms
 from gateway.store.apikeys import ApiKey
@@ -38,7 +40,15 @@ def _callback(url: str | None, key: ApiKey) -> str:
     try:
         return check_callback_url(url, key.callback_hosts)
     except CallbackRejected as exc:
-        raise ApiError(422, exc.code, str(exc)) from None
+        if exc.code != "callback_host_not_allowed":
+            raise ApiError(422, exc.code, str(exc)) from None
+        raise ApiError(
+            422,
+            exc.code,
+            f"{exc}; an operator allows it with: "
+            f"gateway keys update {key.id} --add-callback-host {exc.host}",
+            details={"host": exc.host, "allowed": list(key.callback_hosts)},
+        ) from None
 
 
 def idempotency_conflict(exc: IdempotencyConflict) -> ApiError:
@@ -62,40 +72,19 @@ def _idempotency_key(request: web.Request) -> str | None:
     return value
 
 
-async def _create_sms(
+async def create_notice(
     request: web.Request,
-    *,
-    kind: str,
-    to: Msisdn,
-    text: str,
-    callback_url: str,
+    notice: Notice,
+    queue: str,
     body_hash: str,
-    meta: dict[str, Any],
+    entry: QueueEntry | None = None,
 ) -> web.Response:
-    key = request[CALLER]
-    notice_id = new_notice_id()
-    try:
-        sms = encode_sms(text, notice_id)
-    except TextTooLong as exc:
-        raise ApiError(422, "text_too_long", str(exc)) from None
-    notice = Notice(
-        id=notice_id,
-        kind=kind,
-        channel="sms",
-        to=to.national,
-        text=text,
-        parts=sms.count,
-        encoding=sms.encoding,
-        callback_url=callback_url,
-        key_id=key.id,
-        created_at=now_iso(),
-        **meta,
-    )
-    keys = request.app[KEYS]
+    """Store a notice (any channel) and queue it; 202, or 200 for an idempotent replay."""
     try:
         result = await request.app[NOTICES].create(
             notice,
-            keys.sms_queue,
+            queue,
+            entry,
             idempotency_key=_idempotency_key(request),
             body_hash=body_hash,
         )
@@ -105,26 +94,66 @@ async def _create_sms(
         earlier = await request.app[NOTICES].get(result.notice_id)
         if earlier is None:
             raise ApiError(409, "idempotency_conflict", "the earlier notice has expired")
-        return web.json_response(
+        return json_response(
             _summary(earlier),
             status=200,
             headers={"Idempotent-Replayed": "true", "Location": f"/v1/notices/{earlier.id}"},
         )
-    request.app[METRICS].notices_created.labels(kind, "sms").inc()
-    return web.json_response(
-        _summary(notice), status=202, headers={"Location": f"/v1/notices/{notice_id}"}
+    request.app[METRICS].notices_created.labels(notice.kind, notice.channel).inc()
+    return json_response(
+        _summary(notice), status=202, headers={"Location": f"/v1/notices/{notice.id}"}
     )
 
 
+def sms_notice(
+    request: web.Request, notice_id: str, to: Msisdn, text: str, **fields: Any
+) -> Notice:
+    """A notice carrying an SMS text: its parts and encoding (422 if it is too long). Voice
+    notices carry one too: it is their fallback when nobody answers."""
+    try:
+        sms = encode_sms(text, notice_id)
+    except TextTooLong as exc:
+        raise ApiError(422, "text_too_long", str(exc)) from None
+    fields.setdefault("channel", "sms")
+    return Notice(
+        id=notice_id,
+        to=to.national,
+        text=text,
+        parts=sms.count,
+        encoding=sms.encoding,
+        key_id=request[CALLER].id,
+        created_at=now_iso(),
+        **fields,
+    )
+
+
+async def create_sms(
+    request: web.Request,
+    *,
+    kind: str,
+    to: Msisdn,
+    text: str,
+    callback_url: str,
+    body_hash: str,
+    meta: dict[str, Any],
+) -> web.Response:
+    notice = sms_notice(
+        request, new_notice_id(), to, text, kind=kind, callback_url=callback_url, **meta
+    )
+    return await create_notice(request, notice, request.app[KEYS].sms_queue, body_hash)
+
+
 def _summary(n: Notice) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "id": n.id,
         "kind": n.kind,
         "status": n.status,
         "channel": n.channel,
-        "to": mask(n.to),
-        "segments": n.parts,
+        "to": mask_email(n.to) if n.channel == "email" else mask(n.to),
     }
+    if n.channel == "sms":
+        out["segments"] = n.parts
+    return out
 
 
 async def post_accident_alert(request: web.Request) -> web.Response:
@@ -135,12 +164,13 @@ async def post_accident_alert(request: web.Request) -> web.Response:
             422,
             "unknown_accident_type",
             f"accident_type must be one of {', '.join(ACCIDENT_TYPES)}",
+            details={"allowed": list(ACCIDENT_TYPES)},
         )
     to = _phone(alert.reporter_phone, "reporter_phone")
     callback = _callback(alert.callback_url, request[CALLER])
     template = request.app[CATALOGUE].get(f"accident_{alert.accident_type}")
     text = template.render({"location": alert.location, "case_id": alert.case_id})
-    return await _create_sms(
+    return await create_sms(
         request,
         kind="accident_alert",
         to=to,
@@ -153,43 +183,6 @@ async def post_accident_alert(request: web.Request) -> web.Response:
             "template": template.name,
             "template_version": str(template.version),
         },
-    )
-
-
-async def post_message(request: web.Request) -> web.Response:
-    """A one-off notice from a template or plain text."""
-    msg, body_hash = await read_model(request, Message)
-    if msg.channel != "sms":
-        raise ApiError(
-            422, "channel_unavailable", f"channel {msg.channel} is not enabled on this gateway yet"
-        )
-    to = _phone(msg.to, "to")
-    callback = _callback(msg.callback_url, request[CALLER])
-    meta: dict[str, Any] = {}
-    if msg.template is not None:
-        try:
-            template = request.app[CATALOGUE].get(msg.template)
-            if msg.channel not in template.channels:
-                raise ApiError(
-                    422,
-                    "channel_not_supported",
-                    f"template {template.name} is not for {msg.channel}",
-                )
-            text = template.render(msg.params or {})
-        except TemplateError as exc:
-            raise ApiError(422, exc.code, str(exc)) from None
-        meta = {"template": template.name, "template_version": str(template.version)}
-    else:
-        assert msg.text is not None
-        text = msg.text
-    return await _create_sms(
-        request,
-        kind="message",
-        to=to,
-        text=text,
-        callback_url=callback,
-        body_hash=body_hash,
-        meta=meta,
     )
 
 
@@ -214,4 +207,4 @@ async def get_notice(request: web.Request) -> web.Response:
     for extra in ("accident_type", "case_id", "template", "template_version"):
         if value := getattr(notice, extra):
             body[extra] = value
-    return web.json_response(body)
+    return json_response(body)

@@ -9,11 +9,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api.context import KEYS, METRICS, OPENAPI, READINESS, REDIS
 from gateway.api.errors import ApiError
+from gateway.api.responses import json_response
 
 
 async def healthz(request: web.Request) -> web.Response:
     """The process is up."""
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -40,14 +41,14 @@ async def readyz(request: web.Request) -> web.Response:
         if name != "smpp":
             checks[name] = probe()
     ok = all(checks.values())
-    return web.json_response(
+    return json_response(
         {"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503
     )
 
 
 async def openapi(request: web.Request) -> web.Response:
     """The OpenAPI document of every route."""
-    return web.json_response(request.app[OPENAPI])
+    return json_response(request.app[OPENAPI])
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -70,4 +71,4 @@ async def webhook_dead_letters(request: web.Request) -> web.Response:
         item = json.loads(raw)
         item["body"] = json.loads(item.get("body", "{}"))
         out.append(item)
-    return web.json_response({"items": out, "count": len(out)})
+    return json_response({"items": out, "count": len(out)})

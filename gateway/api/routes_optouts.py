@@ -10,6 +10,7 @@ from gateway.api.body import read_model
 from gateway.api.context import OPT_OUTS
 from gateway.api.errors import ApiError
 from gateway.api.models import _STRICT
+from gateway.api.responses import json_response
 from gateway.api.routes_notices import _phone
 
 
@@ -29,14 +30,14 @@ async def list_opt_outs(request: web.Request) -> web.Response:
     if cursor < 0 or not 1 <= count <= 1000:
         raise ApiError(422, "invalid_cursor", "cursor >= 0, count 1..1000")
     next_cursor, items = await request.app[OPT_OUTS].list(cursor, count)
-    return web.json_response({"opt_outs": items, "next_cursor": next_cursor})
+    return json_response({"opt_outs": items, "next_cursor": next_cursor})
 
 
 async def add_opt_out(request: web.Request) -> web.Response:
     body, _ = await read_model(request, OptOutIn)
     number = _phone(body.phone, "phone").national
     added = await request.app[OPT_OUTS].add(number, "admin", body.reason or request[CALLER].id)
-    return web.json_response({"phone": number, "opted_out": True}, status=201 if added else 200)
+    return json_response({"phone": number, "opted_out": True}, status=201 if added else 200)
 
 
 async def remove_opt_out(request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ from gateway.api.body import read_model
 from gateway.api.context import BINDINGS, KEYS, METRICS, NOTICES, REDIS, SETTINGS
 from gateway.api.errors import ApiError
 from gateway.api.models import ParkingNotice
+from gateway.api.responses import json_response
 from gateway.api.routes_binding import plate_or_422
 from gateway.api.routes_notices import (
     _callback,
@@ -82,7 +83,7 @@ async def post_parking_notice(request: web.Request) -> web.Response:
     if created:
         request.app[METRICS].notices_created.labels("parking_notice", channel).inc()
     reminder = stored.reminder_number
-    return web.json_response(
+    return json_response(
         {
             "id": stored.id,
             "kind": "parking_notice",
@@ -105,4 +106,4 @@ async def suspected_clones(request: web.Request) -> web.Response:
     """Plates whose owners said "not my vehicle" (2) to a parking call, most recent first."""
     raw = await request.app[REDIS].hgetall(request.app[KEYS].suspected_clones)
     items = sorted((json.loads(v) for v in raw.values()), key=lambda i: i["last_at"], reverse=True)
-    return web.json_response({"items": items, "count": len(items)})
+    return json_response({"items": items, "count": len(items)})

@@ -19,6 +19,7 @@ from gateway.sms.sender import SmsSender
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.voice.caller import VoiceCaller
+from gateway.voice.progress import CallProgressStore
 
 CHANNELS = ("sms", "voice", "email")
 
@@ -86,7 +87,9 @@ class ChannelRegistry:
             streams = self._lanes("sms", frozenset(link_lanes))
             out[sms.name] = self._worker(sms, streams, redis, store, consumer, sms.ack_interval)
         if Lane.PRIORITY in lanes and s.voice.voice_enabled:
-            voice = VoiceCaller(redis, self.keys, store, s, consumer, s.voice.voice_channel)
+            # Its store also prints each step of a call (the local stack's terminal).
+            progress = CallProgressStore(redis, self.keys)
+            voice = VoiceCaller(redis, self.keys, progress, s, consumer, s.voice.voice_channel)
             out["voice"] = self._worker(voice, self.streams("voice"), redis, store, consumer)
         if Lane.BULK in lanes:
             email = EmailSender(store, s.smtp)

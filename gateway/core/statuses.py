@@ -11,6 +11,31 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
+# Every status a notice can have (GET /v1/notices/{id}, webhooks), in the order they come;
+# a job's counts may also say a recipient was skipped: opted_out, capped, duplicate.
+NOTICE_STATUSES: Final = (
+    "queued",
+    "submitted",
+    "dialing",
+    "answered",
+    "delivered",
+    "undeliverable",
+    "expired",
+    "rejected",
+    "failed",
+    "sent",
+    "acknowledged",
+    "disputed",
+    "no_input",
+    "listened",
+    "busy",
+    "no_answer",
+    "unreachable",
+    "cancelled",
+)
+SKIPPED_STATUSES: Final = ("opted_out", "capped", "duplicate")
+JOB_STATUSES: Final = ("receiving", "running", "waiting_window", "finished", "cancelled", "aborted")
+
 
 class Finality(StrEnum):
     OPEN = "open"  # more is to come

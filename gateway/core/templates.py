@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import string
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 
 class TemplateError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, details: Any = None) -> None:
         super().__init__(message)
         self.code = code
+        self.details = details  # what would have been right: names, the expected header
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,14 +24,20 @@ class Template:
     params: tuple[str, ...]
     text: str
     subject: str = ""  # for email
+    sample: dict[str, str] = field(default_factory=dict)  # typical values, for the docs
 
     def render(self, params: dict[str, Any]) -> str:
         missing = [p for p in self.params if p not in params]
         extra = [p for p in params if p not in self.params]
+        expected = {"template": self.name, "params": list(self.params)}
         if missing:
-            raise TemplateError("missing_params", f"missing template parameters: {missing}")
+            raise TemplateError(
+                "missing_params", f"missing template parameters: {missing}", expected
+            )
         if extra:
-            raise TemplateError("unknown_params", f"parameters not in the template: {extra}")
+            raise TemplateError(
+                "unknown_params", f"parameters not in the template: {extra}", expected
+            )
         for k, v in params.items():
             if not isinstance(v, str | int | float) or isinstance(v, bool):
                 raise TemplateError("invalid_params", f"parameter {k} must be text or a number")
@@ -51,6 +58,8 @@ class Catalogue:
             fields = {f for _, f, _, _ in string.Formatter().parse(t["text"]) if f}
             if fields != set(t["params"]):
                 raise ValueError(f"template {name}: text fields {fields} != params")
+            if set(t.get("sample", {})) != fields:
+                raise ValueError(f"template {name}: sample values must be the params")
             out[name] = Template(
                 name,
                 int(t["version"]),
@@ -58,6 +67,7 @@ class Catalogue:
                 tuple(t["params"]),
                 t["text"],
                 t.get("subject", ""),
+                dict(t["sample"]),
             )
         return cls(out)
 
@@ -65,7 +75,12 @@ class Catalogue:
         try:
             return self.templates[name]
         except KeyError:
-            raise TemplateError("unknown_template", f"unknown template {name!r}") from None
+            names = sorted(self.templates)
+            raise TemplateError(
+                "unknown_template",
+                f"unknown template {name!r}; one of {', '.join(names)} (GET /v1/templates)",
+                {"allowed": names},
+            ) from None
 
 
 ACCIDENT_TYPES = (

@@ -20,14 +20,22 @@ import aiohttp
 from tqdm import tqdm
 
 ENDED = ("finished", "cancelled", "aborted")
+# Outcomes of a recipient that nothing was sent to: skipped, refused or given up.
+NOT_SENT = frozenset(
+    {"opted_out", "capped", "duplicate", "cancelled", "failed", "rejected", "unreachable"}
+)
 
 
-def add_parser(sub: Any) -> None:
-    j = sub.add_parser("jobs", help="reminder jobs through the HTTP API")
-    j.add_argument("--url", help="the gateway's base URL (default from GATEWAY_HTTP_*)")
-    j.add_argument("--key", help="API key (default: GATEWAY_API_KEY)")
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``gateway jobs``; ``--url`` and ``--key`` go before or after the subcommand."""
+    conn = argparse.ArgumentParser(add_help=False, parents=[common])
+    conn.add_argument("--url", default=argparse.SUPPRESS, help="the gateway's base URL")
+    conn.add_argument("--key", default=argparse.SUPPRESS, help="API key (or GATEWAY_API_KEY)")
+    j = sub.add_parser("jobs", help="reminder jobs through the HTTP API", parents=[conn])
     js = j.add_subparsers(dest="jobs_cmd", required=True)
-    submit = js.add_parser("submit", help="upload a CSV (header: to + the template's params)")
+    submit = js.add_parser(
+        "submit", help="upload a CSV (header: to + the template's params)", parents=[conn]
+    )
     submit.add_argument("file", type=Path)
     submit.add_argument("--template", required=True)
     submit.add_argument("--channel", default="sms", choices=["sms", "email", "voice"])
@@ -36,10 +44,10 @@ def add_parser(sub: Any) -> None:
     submit.add_argument("--callback-url")
     submit.add_argument("--name")
     submit.add_argument("--no-wait", action="store_true", help="print the job id and return")
-    status = js.add_parser("status", help="a job's counts per status")
+    status = js.add_parser("status", help="a job's counts per status", parents=[conn])
     status.add_argument("job_id")
     status.add_argument("--json", action="store_true")
-    cancel = js.add_parser("cancel", help="stop a job")
+    cancel = js.add_parser("cancel", help="stop a job", parents=[conn])
     cancel.add_argument("job_id")
 
 
@@ -80,11 +88,11 @@ async def _follow(http: aiohttp.ClientSession, base: str, job_id: str) -> dict[s
 
 
 async def run(args: argparse.Namespace, default_base: str) -> int:
-    key = args.key or os.environ.get("GATEWAY_API_KEY", "")
+    key = getattr(args, "key", "") or os.environ.get("GATEWAY_API_KEY", "")
     if not key:
         print("gateway jobs: give --key or set GATEWAY_API_KEY", file=sys.stderr)
         return 2
-    base = (args.url or default_base).rstrip("/")
+    base = (getattr(args, "url", "") or default_base).rstrip("/")
     headers = {"Authorization": f"Bearer {key}"}
     timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
     async with aiohttp.ClientSession(headers=headers, timeout=timeout) as http:
@@ -131,6 +139,9 @@ async def _submit(http: aiohttp.ClientSession, base: str, args: argparse.Namespa
             body = await r.json()
     if r.status != 202:
         print(f"gateway jobs: {r.status} {body['error']['message']}", file=sys.stderr)
+        details = body["error"].get("details")
+        for bad in details if isinstance(details, list) else []:
+            print(f"  line {bad.get('line', bad.get('index'))}: {bad['error']}", file=sys.stderr)
         return 1
     print(f"job {body['job_id']}: {body['total']} recipients, {body['bad_rows']} bad row(s)")
     for bad in body["bad_rows_sample"][:20]:
@@ -139,4 +150,9 @@ async def _submit(http: aiohttp.ClientSession, base: str, args: argparse.Namespa
         return 0
     job = await _follow(http, base, body["job_id"])
     print(_summary(job))
-    return 0 if job["status"] == "finished" else 1
+    if job["status"] != "finished":
+        return 1
+    if not any(n for status, n in job["counts"].items() if status not in NOT_SENT):
+        print("gateway jobs: the job ended with nothing sent", file=sys.stderr)
+        return 1
+    return 0

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.core.templates import Template, TemplateError
+from gateway.jobs.charsets import Encoding, NotText, decoded_lines
 from gateway.jobs.rows import BadRow, Columns, RowChecker, check_header, split_stored
 from gateway.sms.encoding import MAX_PARTS, count_parts
 from gateway.store.jobs import JobStore
@@ -48,6 +49,7 @@ class Intake:
     _rows: list[str] = field(default_factory=list)
     _bad: list[dict[str, Any]] = field(default_factory=list)
     checker: RowChecker = field(init=False)
+    _one_line: bool = False  # the body has no newline at all
 
     def __post_init__(self) -> None:
         self.checker = RowChecker(self.template, self.channel)
@@ -81,33 +83,31 @@ class Intake:
             await self.store.append(self.job_id, rows, bad)
 
     # -- CSV --------------------------------------------------------------------------------
-    async def csv_stream(self, chunks: AsyncIterator[bytes]) -> None:
+    async def csv_stream(self, chunks: AsyncIterator[bytes], charset: str | None = None) -> None:
+        """Rows from a CSV body in UTF-8, GB18030/GBK or UTF-16 (see ``charsets``)."""
         columns: Columns | None = None
         line_no = 0
-        tail = b""
-        async for chunk in chunks:
-            lines = (tail + chunk).split(b"\n")
-            tail = lines.pop()
-            columns, line_no = self._csv_lines(lines, columns, line_no)
-            await self.flush()
-            await asyncio.sleep(0)  # let other requests in between slices
-        if tail.strip():
-            columns, line_no = self._csv_lines([tail], columns, line_no)
+        try:
+            async for lines, enc, last in decoded_lines(chunks, charset):
+                self._one_line = last and line_no == 0
+                columns, line_no = self._csv_lines(lines, enc, columns, line_no)
+                await self.flush()
+                await asyncio.sleep(0)  # let other requests in between slices
+        except NotText as exc:
+            raise NotCsv(str(exc)) from None
         if columns is None:
             raise NotCsv("the upload has no header row")
         await self.flush(force=True)
 
     def _csv_lines(
-        self, raw: Iterable[bytes], columns: Columns | None, line_no: int
+        self, raw: Iterable[str | None], enc: Encoding, columns: Columns | None, line_no: int
     ) -> tuple[Columns | None, int]:
-        for b in raw:
+        for text in raw:
             line_no += 1
-            try:
-                text = b.decode("utf-8-sig" if line_no == 1 else "utf-8").rstrip("\r")
-            except UnicodeDecodeError:
+            if text is None:
                 if columns is None:
-                    raise NotCsv("the header row is not UTF-8 text") from None
-                self._reject({"line": line_no}, "not UTF-8 text")
+                    raise NotCsv(f"the header row is not {enc.label} text")
+                self._reject({"line": line_no}, f"not {enc.label} text")
                 continue
             if not text.strip():
                 continue
@@ -119,13 +119,29 @@ class Intake:
                 self._reject({"line": line_no}, f"not CSV: {exc}")
                 continue
             if columns is None:
-                columns = check_header(fields, self.template)  # TemplateError -> 422
+                columns = self._header(fields, line_no)
                 continue
             try:
                 self._good(self.checker.row(fields, columns))
             except BadRow as exc:
                 self._reject({"line": line_no}, str(exc))
         return columns, line_no
+
+    def _header(self, fields: list[str], line_no: int) -> Columns:
+        try:
+            return check_header(fields, self.template)  # TemplateError -> 422
+        except TemplateError as exc:
+            # The whole upload on one line with more fields than a header: curl -d (and
+            # --data) strip the file's newlines.
+            if line_no == 1 and self._one_line and len(fields) > len(self.template.params) + 1:
+                raise TemplateError(
+                    "csv_newlines_stripped",
+                    f"the upload is a single line of {len(fields)} fields: its newlines were "
+                    "stripped (curl -d does that); send the file with curl --data-binary "
+                    "@file.csv, or with gateway jobs submit",
+                    exc.details,
+                ) from None
+            raise
 
     # -- JSON -------------------------------------------------------------------------------
     async def json_list(self, recipients: list[Any]) -> None:

@@ -10,11 +10,11 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from gateway.core.emails import is_email
 from gateway.core.phones import InvalidPhone, MobileRanges
 from gateway.core.templates import Template, TemplateError
 
 MAX_PARAM_LEN: Final = 200
-_EMAIL: Final = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251})\.[A-Za-z]{2,}$")
 _FORBIDDEN: Final = re.compile(r"[\t\r\n\x00]")
 
 
@@ -30,20 +30,43 @@ class Columns:
     params: tuple[int, ...]
 
 
+def expected_header(template: Template) -> str:
+    return ",".join(("to", *template.params))
+
+
+def _header_error(code: str, problem: str, names: list[str], template: Template) -> TemplateError:
+    """The problem, the header the template wants and the one that was read."""
+    want = expected_header(template)
+    hint = ""
+    if len(names) == 1:
+        sep = next((s for s in (";", "\t", "|") if s in names[0]), "")
+        if sep:
+            hint = f"; the file is separated by {sep!r}: save it as CSV with commas"
+    return TemplateError(
+        code,
+        f"{problem}; expected the header {want}, read {','.join(names)[:200]}{hint}",
+        {"expected": want.split(","), "read": names[:50]},
+    )
+
+
 def check_header(header: list[str], template: Template) -> Columns:
-    """A missing or extra column is a TemplateError naming it."""
+    """A missing or extra column is a TemplateError naming it and the expected header."""
     names = [h.strip() for h in header]
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
-        raise TemplateError("duplicate_columns", f"duplicate columns: {dupes}")
+        raise _header_error("duplicate_columns", f"duplicate columns: {dupes}", names, template)
     if "to" not in names:
-        raise TemplateError("missing_params", "the header has no 'to' column")
+        raise _header_error("missing_params", "the header has no 'to' column", names, template)
     missing = [p for p in template.params if p not in names]
     if missing:
-        raise TemplateError("missing_params", f"missing template parameters: {missing}")
+        raise _header_error(
+            "missing_params", f"missing template parameters: {missing}", names, template
+        )
     extra = [n for n in names if n != "to" and n not in template.params]
     if extra:
-        raise TemplateError("unknown_params", f"columns not in the template: {extra}")
+        raise _header_error(
+            "unknown_params", f"columns not in the template: {extra}", names, template
+        )
     return Columns(names.index("to"), tuple(names.index(p) for p in template.params))
 
 
@@ -58,7 +81,7 @@ class RowChecker:
     def recipient(self, to: str) -> str:
         to = to.strip()
         if self.channel == "email":
-            if not _EMAIL.match(to) or len(to) > 254:
+            if not is_email(to):
                 raise BadRow(f"to: {to[:40]!r} is not an email address")
             return to
         try:

@@ -16,9 +16,10 @@ MAX_URL_LENGTH = 2048
 
 
 class CallbackRejected(ValueError):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, host: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.host = host  # for callback_host_not_allowed: the host to put on the allow-list
 
 
 def _special_ip(host: str) -> bool:
@@ -55,11 +56,14 @@ def check_callback_url(url: str, allowed_hosts: Iterable[str]) -> str:
         raise CallbackRejected(
             "callback_host_not_allowed",
             f"callback host {host} is a local or private address not named by this key",
+            host,
         )
     if not exact and not any(
         a.startswith("*.") and host.endswith(a[1:]) and host != a[2:] for a in allowed
     ):
         raise CallbackRejected(
-            "callback_host_not_allowed", f"callback host {host} is not on this key's allow-list"
+            "callback_host_not_allowed",
+            f"callback host {host} is not on this key's allow-list",
+            host,
         )
     return url

@@ -185,8 +185,10 @@ class WebhookDispatcher:
         )
         self.metrics.webhooks.labels("retry").inc()
         log.info(
-            "webhook for %s failed (%s); attempt %d in %.0fs",
+            "webhook for %s (%s) failed on attempt %d (%s); attempt %d in %.0fs",
             f.get("id"),
+            _carried_status(f),
+            attempt,
             error,
             attempt + 1,
             delay,
@@ -200,7 +202,13 @@ class WebhookDispatcher:
 
     async def _dead(self, eid: str, f: dict[str, str], error: str) -> None:
         self.metrics.webhooks.labels("dead").inc()
-        log.warning("webhook for %s given up: %s", f.get("id"), error)
+        log.warning(
+            "webhook for %s (%s) given up after attempt %s: %s",
+            f.get("id"),
+            _carried_status(f),
+            f.get("attempt", "1"),
+            error,
+        )
         item = json.dumps(
             {**f, "last_error": error, "dead_at": datetime.now(UTC).isoformat(timespec="seconds")},
             ensure_ascii=False,
@@ -211,3 +219,16 @@ class WebhookDispatcher:
         pipe.xack(self.keys.webhook_queue, GROUP, eid)
         pipe.xdel(self.keys.webhook_queue, eid)
         await pipe.execute()
+
+
+def _carried_status(f: dict[str, str]) -> str:
+    """What a webhook carries (a notice's or a job's status, or an event's kind), for logs."""
+    try:
+        body = json.loads(f.get("body", ""))
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return "unreadable body"
+    if isinstance(body.get("status"), str):
+        return f"status {body['status']}"
+    return str(body.get("kind", "event"))

@@ -6,7 +6,8 @@ import hashlib
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 import redis.asyncio as aioredis
@@ -114,6 +115,35 @@ class ApiKeyStore:
             if raw:
                 out.append(_from_hash(raw))
         return sorted(out, key=lambda k: k.created_at)
+
+    async def update(
+        self,
+        key_id: str,
+        *,
+        callback_hosts: Sequence[str] | None = None,
+        add_callback_hosts: Sequence[str] = (),
+        rate: float | None = None,
+        burst: int | None = None,
+        events_url: str | None = None,
+    ) -> ApiKey | None:
+        """Change a key's allow-list, rate limit or events URL; None if there is no such key.
+        API processes see the change within their cache time (a few seconds)."""
+        h = await self.redis.hget(self.keys.api_key_index, key_id)
+        raw = await self.redis.hgetall(self.keys.api_key(h)) if h else {}
+        if not raw:
+            return None
+        key = _from_hash(raw)
+        hosts = list(key.callback_hosts if callback_hosts is None else callback_hosts)
+        hosts += [x for x in add_callback_hosts if x not in hosts]
+        new = replace(
+            key,
+            callback_hosts=tuple(hosts),
+            rate=key.rate if rate is None else rate,
+            burst=key.burst if burst is None else burst,
+            events_url=key.events_url if events_url is None else events_url,
+        )
+        await self.redis.hset(self.keys.api_key(h), mapping=_to_hash(new))
+        return new
 
     async def revoke(self, key_id: str) -> bool:
         h = await self.redis.hget(self.keys.api_key_index, key_id)

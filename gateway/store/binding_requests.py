@@ -33,7 +33,9 @@ class Actor:
     caller_id: str = ""
 
     def base(self, ref: str = "") -> str:
+        """The audit entry's common fields, stamped with the time of the step (UTC, ms)."""
         record = {k: v for k, v in asdict(self).items() if v}
+        record["at"] = now_iso()
         if ref:
             record["ref"] = ref
         return json.dumps(record, ensure_ascii=False)

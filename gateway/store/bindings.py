@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 
+from gateway.core.phones import mask
+from gateway.logs import mask_numbers
 from gateway.store.keys import Keys
 from gateway.store.notices import now_iso
+
+# Audit fields that hold a whole phone number; they are stored whole and masked when read.
+PHONE_FIELDS: Final = frozenset({"phone", "previous_phone", "caller_id"})
+
+
+def masked_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """An audit entry as a reader sees it: numbers as 138****8000."""
+    out: dict[str, Any] = {}
+    for k, v in entry.items():
+        if isinstance(v, str):
+            v = mask(v) if k in PHONE_FIELDS and v.isdigit() else mask_numbers(v)
+        out[k] = v
+    return out
 
 
 class BindingStore:
@@ -85,7 +100,16 @@ class BindingStore:
             pipe.ltrim(self.keys.binding_audit_of(plate), 0, 9_999)
         await pipe.execute()
 
-    async def read_audit(self, plate: str | None, limit: int) -> list[dict[str, Any]]:
-        """Newest first: one plate's trail, or the whole gateway's."""
+    async def read_audit(
+        self, plate: str | None, limit: int, *, unmasked_for: str = ""
+    ) -> list[dict[str, Any]]:
+        """Newest first: one plate's trail, or the whole gateway's, numbers masked. With
+        ``unmasked_for`` (the reading key's id) numbers are whole, and the reading is audited."""
         key = self.keys.binding_audit_of(plate) if plate else self.keys.binding_audit
-        return [json.loads(e) for e in await self.redis.lrange(key, 0, limit - 1)]
+        entries = [json.loads(e) for e in await self.redis.lrange(key, 0, limit - 1)]
+        if not unmasked_for:
+            return [masked_entry(e) for e in entries]
+        await self.audit(
+            "audit_read_unmasked", plate or "", key_id=unmasked_for, channel="admin", limit=limit
+        )
+        return entries

@@ -98,7 +98,10 @@ class AmiLink:
                 self.up = True
                 self.on_state(True)
                 await self._lost.wait()
-                log.warning("AMI link lost")
+                if self._closing:
+                    log.info("AMI link closed")
+                else:
+                    log.warning("AMI link lost")
             except (OSError, AmiError, TimeoutError) as exc:
                 log.warning("AMI connect failed: %s", exc or type(exc).__name__)
             finally:

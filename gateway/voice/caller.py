@@ -218,7 +218,9 @@ class VoiceCaller:
                 CallerID=self.settings.smpp.smpp_source_addr,
                 variables={
                     "NOTICE_ID": notice_id,
-                    "NOTICE_FLOW": "reminder" if notice.get("kind") == "reminder" else "parking",
+                    "NOTICE_FLOW": "parking"
+                    if notice.get("kind") == "parking_notice"
+                    else "reminder",
                     "NOTICE_PROMPT": str(prompt),
                     "NOTICE_AGI": self.agi_address,
                     "AGI_TOKEN": token,
