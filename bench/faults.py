@@ -48,6 +48,7 @@ import aiohttp
 from bench.fault_stack import Stack
 from bench.sms_path import wait_port
 from gateway.jobs.dispatcher import reminder_notice_id
+from gateway.store.keys import Keys
 
 SMS_FINAL = frozenset({"delivered", "undeliverable", "expired", "rejected", "failed", "cancelled"})
 VOICE_FINAL = frozenset({"acknowledged", "disputed", "no_input", "cancelled"})
@@ -55,6 +56,7 @@ VOICE_RETRIED = frozenset({"busy", "no_answer", "failed"})  # final once an SMS 
 JOB_RATE = 2000
 ALERT_RATE = 20.0
 PARKING_NOTICES = 150
+KEYS = Keys()  # the stack runs on the default prefix
 SMS_FAULTS = (
     "control",
     "worker-kill",
@@ -432,7 +434,7 @@ async def statuses(ctx: Ctx, ids: list[str]) -> dict[str, tuple[str, bool]] | No
         for at in range(0, len(ids), 2000):
             pipe = redis.pipeline(transaction=False)
             for nid in ids[at : at + 2000]:
-                pipe.hmget(f"gw:n:{nid}", "status", "fallback_id")
+                pipe.hmget(KEYS.notice(nid), "status", "fallback_id")
             for nid, (status, fallback) in zip(
                 ids[at : at + 2000], await pipe.execute(), strict=True
             ):
