@@ -48,36 +48,44 @@ def cpu_report(procs: list[subprocess.Popen[bytes]], names: list[str]) -> list[t
 UNTHROTTLED = ("--rate", "100000", "--burst", "100000")
 
 
+def add_key(
+    gw: list[str], env: dict[str, str], role: str, callback_hosts: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """An unthrottled API key made with ``gateway keys add``: its token and callback secret."""
+    hosts = [a for h in callback_hosts for a in ("--callback-host", h)]
+    out = subprocess.check_output(
+        [*gw, "keys", "add", "--name", role, "--role", role, *hosts, *UNTHROTTLED, "--json"],
+        env=env,
+    )
+    return dict(json.loads(out))
+
+
 def add_keys(gw: list[str], env: dict[str, str], roles: tuple[str, ...]) -> dict[str, str]:
-    """One API key per role, unthrottled, made with ``gateway keys add``."""
-    keys = {}
-    for role in roles:
-        out = subprocess.check_output(
-            [*gw, "keys", "add", "--name", role, "--role", role, *UNTHROTTLED, "--json"],
-            env=env,
-        )
-        keys[role] = json.loads(out)["key"]
-    return keys
+    """One API key per role, unthrottled."""
+    return {role: add_key(gw, env, role)["key"] for role in roles}
+
+
+def redis_command(port: int, directory: Path, aof: bool = False) -> list[str]:
+    """A private redis-server on loopback: non-persistent, or with an append-only file
+    fsynced every second (what a deployment runs)."""
+    persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if aof else []
+    return [
+        shutil.which("redis-server") or "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        *(persistence or ["--appendonly", "no"]),
+        "--dir",
+        str(directory),
+    ]
 
 
 def start_redis(port: int, directory: Path) -> subprocess.Popen[bytes]:
     """A private, non-persistent redis-server on loopback."""
-    return subprocess.Popen(
-        [
-            shutil.which("redis-server") or "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(directory),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    return subprocess.Popen(redis_command(port, directory), stdout=subprocess.DEVNULL)
 
 
 def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -157,27 +165,7 @@ async def main() -> int:
         await wait_port(redis_port)
         procs.append(subprocess.Popen([*gw, "smsc-sim", "--quiet"], env=env))
         await wait_port(smpp_port)
-        key = json.loads(
-            subprocess.check_output(
-                [
-                    *gw,
-                    "keys",
-                    "add",
-                    "--name",
-                    "bench",
-                    "--role",
-                    "command_center",
-                    "--callback-host",
-                    "127.0.0.1",
-                    "--rate",
-                    "1000000",
-                    "--burst",
-                    "1000000",
-                    "--json",
-                ],
-                env=env,
-            )
-        )
+        key = add_key(gw, env, "command_center", ("127.0.0.1",))
         for port in http_ports:
             procs.append(
                 subprocess.Popen([*gw, "serve"], env={**env, "GATEWAY_HTTP_PORT": str(port)})

@@ -32,6 +32,13 @@ def _ts(at: str) -> float:
     return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
 
 
+def asterisk_command(env: dict[str, str], directory: Path) -> list[str]:
+    """A private Asterisk rendered from dialplan/ with these settings (into ``directory``)."""
+    os.environ.update({k: v for k, v in env.items() if k.startswith("GATEWAY_")})
+    conf = render(Settings(), directory)
+    return [shutil.which("asterisk") or "asterisk", "-C", str(conf), "-f", "-n"]
+
+
 def _pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * p))]
@@ -63,8 +70,7 @@ async def main() -> int:
         "GATEWAY_MAX_CALLS": "400",
         "GATEWAY_AUDIO_DIR": str(tmp / "audio"),
     }
-    os.environ.update({k: v for k, v in env.items() if k.startswith("GATEWAY_")})
-    conf = render(Settings(), tmp / "asterisk")
+    asterisk = asterisk_command(env, tmp / "asterisk")
     gw = [str(ROOT / ".venv/bin/gateway"), "--log-level", "WARNING"]
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -72,7 +78,7 @@ async def main() -> int:
         with (tmp / "asterisk.log").open("wb") as log:
             procs.append(
                 subprocess.Popen(
-                    [shutil.which("asterisk") or "asterisk", "-C", str(conf), "-f", "-n"],
+                    asterisk,
                     stdout=log,
                     stderr=log,
                     stdin=subprocess.DEVNULL,

@@ -64,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--reject", action="append", default=[], metavar="NUMBER")
     sim.add_argument("--throttle-every", type=int, default=0)
     sim.add_argument("--quiet", action="store_true", help="do not print received messages")
+    sim.add_argument(
+        "--state-file", help="keep the receipts still owed here, and send them after a restart"
+    )
+    sim.add_argument("--accept-log", help="append a line per accepted submit_sm to this file")
     return p
 
 
@@ -79,7 +83,12 @@ async def _sim(args: argparse.Namespace, settings: SimulatorSettings) -> int:
         throttle_every=args.throttle_every,
     )
     sim = SmscSimulator(
-        args.host or settings.sim_host, args.port or settings.sim_port, script, echo=not args.quiet
+        args.host or settings.sim_host,
+        args.port or settings.sim_port,
+        script,
+        echo=not args.quiet,
+        state_file=args.state_file,
+        accept_log=args.accept_log,
     )
     await sim.start()
     tune_for_service(throughput=True)

@@ -67,6 +67,8 @@ Gateway starting on http://127.0.0.1:8080 (Ctrl-C stops everything). Try:
 See the README for a parking notice that rings the SIPp phone.
 
 MSG
-gateway serve &
+# The gateway runs under the restart supervisor, as compose restarts its container: a gateway
+# that exits non-zero is started again after 1 s; Ctrl-C stops the supervisor and the gateway.
+python -m gateway.supervisor --name gateway -- gateway serve &
 pids+=($!)
 wait -n "${pids[@]}"

@@ -3,7 +3,8 @@
 It accepts binds, answers submit_sm (with scripted refusals and throttling), reassembles
 concatenated parts, sends a delivery receipt per part after a delay (to the submitting session,
 or to the next session of the same system_id to bind if that one is gone), and can inject
-mobile-originated messages.
+mobile-originated messages. With a state file it keeps the receipts it owes on disk and sends
+them again after a crash; with an accept log it writes down every submit_sm it accepted.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import itertools
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,10 @@ from smpp34._smpp34 import TLV_MESSAGE_PAYLOAD, TLV_MESSAGE_STATE, TLV_RECEIPTED
 from gateway.core.phones import mask
 from gateway.sms.encoding import DATA_CODING_UCS2, decode_payload
 from gateway.sms.receipts import format_receipt
+from gateway.sms.sim_journal import AcceptLog, OwedReceipt, ReceiptJournal
+from gateway.sms.sim_script import ReceivedMessage, Script
+
+__all__ = ["ReceivedMessage", "Script", "SmscSimulator"]
 
 log = logging.getLogger(__name__)
 
@@ -32,41 +36,6 @@ ESME_RINVDSTADR = 0x0000000B
 ESME_RTHROTTLED = 0x00000058
 _RECEIPT_ESM_CLASS = 0x04
 _STATE = {"DELIVRD": 2, "UNDELIV": 5, "EXPIRED": 3, "REJECTD": 8}
-
-
-@dataclass
-class Script:
-    """Scripted behaviour; numbers are matched on their last 11 digits."""
-
-    receipt_delay: float = 0.2
-    undeliverable: set[str] = field(default_factory=set)
-    reject: set[str] = field(default_factory=set)
-    expire: set[str] = field(default_factory=set)
-    throttle_first: int = 0  # answer the first N submits with ESME_RTHROTTLED
-    throttle_every: int = 0  # and then every Nth submit
-    send_receipts: bool = True
-    # deliver_sm (receipts, MO) awaiting the ESME's response at once, like an SMSC's window.
-    receipt_window: int = 512
-
-
-@dataclass(frozen=True)
-class ReceivedMessage:
-    source: str
-    destination: str
-    text: str
-    parts: int
-    message_ids: tuple[str, ...]
-
-
-@dataclass
-class _Pending:
-    session_id: str
-    system_id: str
-    destination: str
-    source: str
-    message_id: str
-    stat: str
-    submitted: str  # the receipt's YYMMDDhhmm
 
 
 _minute: tuple[int, str] = (0, "")
@@ -93,6 +62,8 @@ class SmscSimulator:
         script: Script | None = None,
         system_id: str = "SIMSC",
         echo: bool = False,
+        state_file: str | None = None,
+        accept_log: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -105,12 +76,16 @@ class SmscSimulator:
         self.receipts_held = 0  # receipts that waited for a free place in the window
         self._server: smpp34.Server | None = None
         self._sessions: dict[str, smpp34.Esme] = {}
-        self._ids = itertools.count(1)
+        self.journal = ReceiptJournal(state_file) if state_file else None
+        self.accept_log = AcceptLog(accept_log) if accept_log else None
+        # Message ids go on from the last run's, so no carrier id is given out twice.
+        self._ids = itertools.count(self.journal.next_id if self.journal else 1)
         self._assembly: dict[tuple[str, int], dict[int, tuple[str, str]]] = {}
-        self._undelivered: list[_Pending] = []
+        # Receipts owed from a previous run go to the first session of their system_id.
+        self._undelivered = list(self.journal.owed.values()) if self.journal else []
         # Receipts: at most receipt_window deliver_sm unanswered, the rest wait in line.
         self._in_flight: set[asyncio.Future[Any]] = set()
-        self._waiting: collections.deque[_Pending] = collections.deque()
+        self._waiting: collections.deque[OwedReceipt] = collections.deque()
         self._timers: set[asyncio.TimerHandle] = set()
         self._bound = asyncio.Event()
         self._changed = asyncio.Event()
@@ -151,6 +126,9 @@ class SmscSimulator:
             for f in list(self._in_flight):
                 f.cancel()
             await self.stop()
+            for file in (self.journal, self.accept_log):
+                if file is not None:
+                    file.close()
 
     # -- events ---------------------------------------------------------------------------------
     def _handle(self, ev: object) -> None:
@@ -180,35 +158,37 @@ class SmscSimulator:
         if _tail(dest) in s.reject:
             ev.reject(ESME_RINVDSTADR)
             return
-        message_id = f"{next(self._ids):010x}"
-        ev.accept(message_id)
-        payload = ev.short_message
-        if not payload:
-            for t in ev.tlvs:
-                if t.tag == TLV_MESSAGE_PAYLOAD:
-                    payload = t.value
+        num = next(self._ids)
+        message_id = f"{num:010x}"
+        payload = ev.short_message or next(
+            (t.value for t in ev.tlvs if t.tag == TLV_MESSAGE_PAYLOAD), b""
+        )
         text, concat = decode_payload(payload, ev.data_coding, ev.esm_class)
-        self._assemble(ev.source_addr, dest, text, concat, message_id)
-        stat = "DELIVRD"
-        if _tail(dest) in s.undeliverable:
-            stat = "UNDELIV"
-        elif _tail(dest) in s.expire:
-            stat = "EXPIRED"
+        owed = None
         if s.send_receipts and ev.registered_delivery & 0x03:
+            stat = "DELIVRD"
+            if _tail(dest) in s.undeliverable:
+                stat = "UNDELIV"
+            elif _tail(dest) in s.expire:
+                stat = "EXPIRED"
             session = self._sessions.get(ev.session_id)
-            pending = _Pending(
-                ev.session_id,
-                session.system_id if session else "",
-                dest,
-                ev.source_addr,
-                message_id,
-                stat,
-                _stamp(),
+            system_id = session.system_id if session else ""
+            owed = OwedReceipt(
+                ev.session_id, system_id, dest, ev.source_addr, message_id, stat, _stamp()
             )
+            if self.journal is not None:  # on disk before the answer, as an SMSC stores it
+                self.journal.owe(owed, num + 1)
+        if self.accept_log is not None:
+            self.accept_log.accepted(
+                message_id, dest, f"{concat[2]}/{concat[1]}" if concat else "1/1"
+            )
+        ev.accept(message_id)
+        self._assemble(ev.source_addr, dest, text, concat, message_id)
+        if owed is not None:
             if s.receipt_delay:
-                self._later(s.receipt_delay, pending)
+                self._later(s.receipt_delay, owed)
             else:
-                self._send_receipt(pending)
+                self._send_receipt(owed)
 
     def _assemble(
         self, source: str, dest: str, text: str, concat: tuple[int, int, int] | None, mid: str
@@ -247,7 +227,7 @@ class SmscSimulator:
 
     # -- receipts and MO ----------------------------------------------------------------------
     # A receipt is a deliver_sm whose answer is a future; a callback, not a task, waits for it.
-    def _later(self, delay: float, p: _Pending) -> None:
+    def _later(self, delay: float, p: OwedReceipt) -> None:
         def fire() -> None:
             self._timers.discard(handle)
             self._send_receipt(p)
@@ -255,7 +235,7 @@ class SmscSimulator:
         handle = asyncio.get_running_loop().call_later(delay, fire)
         self._timers.add(handle)
 
-    def _session_for(self, p: _Pending) -> smpp34.Esme | None:
+    def _session_for(self, p: OwedReceipt) -> smpp34.Esme | None:
         s = self._sessions.get(p.session_id)
         if s is not None:
             return s
@@ -264,7 +244,7 @@ class SmscSimulator:
                 return other
         return None
 
-    def _send_receipt(self, p: _Pending) -> None:
+    def _send_receipt(self, p: OwedReceipt) -> None:
         if len(self._in_flight) >= self.script.receipt_window:
             self.receipts_held += 1
             self._waiting.append(p)
@@ -296,7 +276,7 @@ class SmscSimulator:
         self._in_flight.add(fut)
         fut.add_done_callback(functools.partial(self._receipt_answered, p))
 
-    def _receipt_answered(self, p: _Pending, fut: asyncio.Future[Any]) -> None:
+    def _receipt_answered(self, p: OwedReceipt, fut: asyncio.Future[Any]) -> None:
         self._in_flight.discard(fut)
         ok = False
         if not fut.cancelled():
@@ -307,12 +287,14 @@ class SmscSimulator:
                 log.info("receipt %s not delivered yet: %s", p.message_id, exc)
         if ok:
             self.receipts_sent += 1
+            if self.journal is not None:
+                self.journal.paid(p.message_id)
         else:
             self._undeliverable_now(p)
         while self._waiting and len(self._in_flight) < self.script.receipt_window:
             self._send_receipt(self._waiting.popleft())
 
-    def _undeliverable_now(self, p: _Pending) -> None:
+    def _undeliverable_now(self, p: OwedReceipt) -> None:
         """Keep the receipt for the next session of its system_id to bind."""
         self._sessions.pop(p.session_id, None)
         p.session_id = ""

@@ -1,0 +1,107 @@
+"""The SMSC simulator keeps the receipts it owes on disk, as a real SMSC does: killed without a
+clean shutdown and started again, it sends them to the next bind, and no carrier id twice."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import smpp34
+from smpp34._smpp34 import TLV_RECEIPTED_MESSAGE_ID
+
+from gateway.sms.receipts import parse_receipt
+from gateway.sms.sim_journal import read_accept_log
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def _simulator(port: int, tmp: Path, delay: float) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        [
+            str(ROOT / ".venv/bin/gateway"),
+            "--log-level",
+            "WARNING",
+            "smsc-sim",
+            "--quiet",
+            "--port",
+            str(port),
+            "--receipt-delay",
+            str(delay),
+            "--state-file",
+            str(tmp / "owed"),
+            "--accept-log",
+            str(tmp / "accepted"),
+        ]
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+
+
+async def _bind(port: int) -> smpp34.Smsc:
+    for _ in range(100):
+        try:
+            client = smpp34.Client("127.0.0.1", port, "gateway", "secret", bind_type="TRX")
+            return await client.connect()
+        except (OSError, smpp34.SmppError, RuntimeError):
+            await asyncio.sleep(0.1)
+    raise TimeoutError("the simulator did not accept a bind")
+
+
+async def _receipts(smsc: smpp34.Smsc, within: float) -> list[str]:
+    """Carrier ids of the receipts that arrive within ``within`` seconds (each is answered)."""
+    got: list[str] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while (left := deadline - loop.time()) > 0:
+        try:
+            ev = await asyncio.wait_for(smsc.next(), left)
+        except TimeoutError:
+            break
+        if isinstance(ev, smpp34.Disconnected):
+            break
+        tlv = next(t.value for t in ev.tlvs if t.tag == TLV_RECEIPTED_MESSAGE_ID)
+        got.append(tlv.rstrip(b"\x00").decode())
+        assert parse_receipt(ev.short_message.decode()) is not None
+    return got
+
+
+async def test_killed_simulator_sends_the_receipts_it_owed_after_restart(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    with _simulator(port, tmp_path, delay=60) as sim:
+        esme = await _bind(port)
+        ids = []
+        for i in range(5):
+            resp = await esme.submit_sm(f"8613900000{i:03d}", b"hello", registered_delivery=1)
+            assert resp.is_success
+            ids.append(resp.message_id)
+        assert await _receipts(esme, 0.3) == []  # the receipts are 60 s away
+        sim.send_signal(signal.SIGKILL)  # no clean shutdown: nothing written at exit
+        sim.wait(10)
+    with _simulator(port, tmp_path, delay=60):
+        esme = await _bind(port)
+        owed = await _receipts(esme, 5)
+        assert sorted(owed) == sorted(ids)
+        resp = await esme.submit_sm("8613900000999", b"again", registered_delivery=1)
+        assert resp.message_id not in ids  # ids go on from the last run's
+        await asyncio.sleep(0.3)  # the paid receipts reach the file before the next kill
+    with _simulator(port, tmp_path, delay=60):
+        esme = await _bind(port)
+        # Only the receipt still owed for the last submit comes back, not the paid ones.
+        assert await _receipts(esme, 2) == [resp.message_id]
+    log = read_accept_log(tmp_path / "accepted")
+    assert [dest for _, _, dest, _ in log] == [f"8613900000{i:03d}" for i in range(5)] + [
+        "8613900000999"
+    ]
+    assert [mid for _, mid, _, _ in log] == [*ids, resp.message_id]
