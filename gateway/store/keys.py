@@ -56,6 +56,14 @@ class Keys:
     def rate(self, name: str) -> str:
         return f"{self.prefix}:rate:{name}"
 
+    def link_rate(self, link: str) -> str:
+        """An SMPP link's GCRA limiter (its rate is ``link_rate_state``'s)."""
+        return f"{self.prefix}:rate:{{{link}}}"
+
+    def link_rate_state(self, link: str) -> str:
+        """An SMPP link's current rate after the SMSC's throttling (AIMD), when below its tps."""
+        return f"{self.prefix}:rate:{{{link}}}:aimd"
+
     def heartbeat(self, group: str, consumer: str) -> str:
         return f"{self.prefix}:hb:{group}:{consumer}"
 
