@@ -26,6 +26,7 @@ from gateway.core.statuses import NoticeStatus, SmppAction, smpp_outcome
 from gateway.metrics import Metrics
 from gateway.settings import SmppLink, SmppSettings, SmppThrottleSettings, WorkerSettings
 from gateway.sms import pdu
+from gateway.sms.carrier_ids import stored_form
 from gateway.sms.encoding import encode_sms
 from gateway.sms.in_flight import InFlight, Part
 from gateway.sms.inbound import Inbound
@@ -108,7 +109,7 @@ class SmsSender:
         self.batcher = store.sms_event_batcher(
             receipt_ttl, receipt_ttl, interval=0.002 if priority else 0.02
         )
-        self.inbound = Inbound(redis, keys, store, self.batcher, metrics)
+        self.inbound = Inbound(redis, keys, store, self.batcher, metrics, link)
         throttle = throttle or SmppThrottleSettings()  # type: ignore[call-arg]
         rate = link_rate(redis, keys, link, throttle)
         self.throttling = Throttling(link, smpp, rate, metrics)
@@ -185,6 +186,9 @@ class SmsSender:
         self.metrics.smpp_bound.set(1 if self.bound else 0)
         self.throttling.observe()
         self._expire_unanswered()
+        # Past the wait for a late submit_sm_resp, a parked receipt matches nothing.
+        grace = (_LATE_LIMIT + 1) * self.smpp.smpp_response_timeout
+        await self.inbound.report_unmatched(grace, self.smpp.smpp_receipt_ttl_hours * 3600)
 
     async def submit(self, delivery: Delivery) -> None:
         fields = delivery.fields
@@ -264,10 +268,8 @@ class SmsSender:
         self._flight.written(sequence, token, time.monotonic())
 
     def _expire_unanswered(self) -> None:
-        """Written parts without an answer within the response timeout free their window
-        slot but are not sent again while their answer may still come (``InFlight``); a
-        session that keeps one unanswered for ``_LATE_LIMIT`` timeouts is ended, and what it
-        held is sent again after the next bind."""
+        """Unanswered parts free their window slot, not sent again while an answer may come
+        (``InFlight``); a session holding one ``_LATE_LIMIT`` timeouts is ended."""
         timeout = self.smpp.smpp_response_timeout
         now = time.monotonic()
         for part in self._flight.expire(now - timeout):
@@ -297,8 +299,9 @@ class SmsSender:
             self.metrics.sms_submitted.inc()
             # Batched with the other writes; the queue entry is acked only after this one
             # lands, so a crash before it means a re-send, never a lost notice.
+            form = stored_form(message_id, self.link.receipt_id)
             fut = self.store.part_submitted_batched(
-                self.batcher, part.notice_id, part.index, len(part.sms.parts), message_id
+                self.batcher, part.notice_id, part.index, len(part.sms.parts), message_id, form
             )
             fut.add_done_callback(functools.partial(self._after_write, part=part))
         elif action is SmppAction.RETRY:

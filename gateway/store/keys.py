@@ -38,6 +38,16 @@ class Keys:
         """A receipt that arrived before its carrier id was recorded."""
         return f"{self.prefix}:smsc:{{{smsc_message_id}}}:early"
 
+    @property
+    def receipts_parked(self) -> str:
+        """Parked receipts by the time they came (sorted set of their summaries)."""
+        return f"{self.prefix}:smsc:parked"
+
+    @property
+    def receipts_unmatched(self) -> str:
+        """Parked receipts that no carrier id claimed in time: listed for admins."""
+        return f"{self.prefix}:smsc:unmatched"
+
     def sent_today(self, to: str, day: str) -> str:
         """Reminders sent to one recipient on one day (the daily cap)."""
         return f"{self.prefix}:cap:{{{to}}}:{day}"

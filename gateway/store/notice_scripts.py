@@ -157,13 +157,14 @@ class NoticeScripts:
 
     # -- the SMS receive path, batched (``ScriptBatcher``) -------------------------------------
     def submitted_event(
-        self, notice_id: str, part: int, parts: int, smsc_message_id: str, at: str
+        self, notice_id: str, part: int, parts: int, smsc_message_id: str, at: str, form: str
     ) -> tuple[list[Any], list[str]]:
-        """A part got its carrier id: the event's fields and keys for ``sms_events``."""
+        """A part got its carrier id (mapped under its stored ``form``): the event's fields
+        and keys for ``sms_events``."""
         k = self.keys
         keys = [
-            k.carrier_id(smsc_message_id),
-            k.early_receipt(smsc_message_id),
+            k.carrier_id(form),
+            k.early_receipt(form),
             k.notice(notice_id),
             k.history(notice_id),
             k.submitted_parts(notice_id),
@@ -172,11 +173,20 @@ class NoticeScripts:
         return ["s", notice_id, part, smsc_message_id, parts, at], keys
 
     def receipt_event(
-        self, smsc_message_id: str, status: NoticeStatus, at: str, stat: str, err: str
+        self,
+        smsc_message_id: str,
+        forms: list[str],
+        link: str,
+        status: NoticeStatus,
+        at: str,
+        stat: str,
+        err: str,
     ) -> tuple[list[Any], list[str]]:
-        """A final delivery receipt: its fields and keys for ``sms_events``."""
-        keys = [self.keys.carrier_id(smsc_message_id), self.keys.early_receipt(smsc_message_id)]
-        return ["r", smsc_message_id, status.value, at, stat, err], keys
+        """A final delivery receipt whose id may match the stored ``forms`` (best first):
+        its fields and keys for ``sms_events``."""
+        keys = [key for f in forms for key in (self.keys.carrier_id(f), self.keys.early_receipt(f))]
+        rid = {"id": smsc_message_id, "link": link, "forms": forms}
+        return ["r", rid, status.value, at, stat, err], keys
 
     async def sms_events(
         self, *, events: list[Any], event_keys: list[str], mapping_ttl_s: int, early_ttl_s: int
@@ -184,7 +194,12 @@ class NoticeScripts:
         """Per event: 1/0 for a carrier id (every part has one yet), ``final``, ``partial`` or
         ``early`` for a receipt."""
         res = await self._sms_events(
-            keys={"webhooks": self.keys.webhook_queue, "jobs_active": self.keys.jobs_active},
+            keys={
+                "webhooks": self.keys.webhook_queue,
+                "jobs_active": self.keys.jobs_active,
+                "receipts_parked": self.keys.receipts_parked,
+                "receipts_unmatched": self.keys.receipts_unmatched,
+            },
             args={
                 "mapping_ttl_s": mapping_ttl_s,
                 "early_ttl_s": early_ttl_s,
