@@ -79,6 +79,8 @@ async def gateway_on(redis_server: str, prefix: str, smsc: Smsc, **extra: str) -
             smsc.port,
             GATEWAY_SMPP_TPS="400",
             GATEWAY_SMPP_THROTTLE_BACKOFF=str(BACKOFF),
+            # The configured back-off is the longest a part waits (no doubling here).
+            GATEWAY_SMPP_THROTTLE_BACKOFF_MAX=str(BACKOFF),
             GATEWAY_SMPP_RESPONSE_TIMEOUT="3",
             **extra,
         )
@@ -104,7 +106,12 @@ async def post_alert(gw: Gateway) -> str:
         "POST",
         "/v1/accident-alerts",
         centre,
-        {"accident_type": "injury", "reporter_phone": "13900001111", "location": "北京路"},
+        {
+            "accident_type": "injury",
+            "reporter_phone": "13900001111",
+            "location": "北京路",
+            "case_id": "A-18",
+        },
     )
     assert code == 202, body
     return str(body["id"])
@@ -120,7 +127,8 @@ async def test_every_7th_submit_throttled_1000_delivered_no_stall_no_duplicate_a
     redis_server: str, prefix: str, server: str
 ) -> None:
     async for smsc in run_smsc(server, throttle_every=7):
-        gw = await gateway_on(redis_server, prefix, smsc)
+        # A quick recovery keeps the run short; the cuts still happen (counted below).
+        gw = await gateway_on(redis_server, prefix, smsc, GATEWAY_SMPP_THROTTLE_INCREASE="0.5")
         try:
             office, job_id = await send_job(gw, 1000)
             async with asyncio.timeout(60):
@@ -134,8 +142,10 @@ async def test_every_7th_submit_throttled_1000_delivered_no_stall_no_duplicate_a
             assert job["counts"] == {"delivered": 1000}
             await gw.wait_status(alert, "delivered")
             assert len(smsc.of("throttled")) >= 140
+            assert gw.metrics.smpp_rate_cuts.labels("main")._value.get() >= 1
             assert smsc.duplicates() == []
-            assert sending_gaps(smsc) < BACKOFF
+            # The longest pause is a lone retried part's back-off, plus scheduling slack.
+            assert sending_gaps(smsc) < BACKOFF + 0.1
             text = (await gw.request("GET", "/metrics", None))[1]
             assert "gateway_sms_parts_throttled_total" in str(text)
         finally:
@@ -219,8 +229,6 @@ async def test_mo_is_stored_and_answered(redis_server: str, prefix: str, server:
                 while not smsc.of("mo_answered"):
                     await asyncio.sleep(0.05)
             entries = await gw.redis.xrange(gw.keys.mo_queue)
-            assert [e[1]["text"] for e in entries] == ["TD"] or await gw.redis.exists(
-                gw.keys.opt_outs
-            )
+            assert [(e[1]["from"], e[1]["text"]) for e in entries] == [("8613700001111", "TD")]
         finally:
             await close_or_dump(gw)
