@@ -26,7 +26,33 @@ class Metrics:
             "gateway_sms_parts_submitted_total", "SMS parts accepted by the SMSC", registry=r
         )
         self.sms_throttled = Counter(
-            "gateway_sms_parts_throttled_total", "Submits answered with throttling", registry=r
+            "gateway_sms_parts_throttled_total",
+            "Submits the SMSC throttled, by link, SMPP status and lane",
+            ["link", "status", "lane"],
+            registry=r,
+        )
+        self.smpp_link_rate = Gauge(
+            "gateway_smpp_link_rate_tps",
+            "A link's send rate after throttling",
+            ["link"],
+            registry=r,
+        )
+        self.smpp_rate_cuts = Counter(
+            "gateway_smpp_rate_cuts_total",
+            "Cuts of a link's rate on throttling",
+            ["link"],
+            registry=r,
+        )
+        self.sms_late_answers = Counter(
+            "gateway_sms_late_answers_total",
+            "submit_sm_resp after the response timeout, reconciled (no second submit)",
+            ["link"],
+            registry=r,
+        )
+        self.sms_receipts_unmatched = Counter(
+            "gateway_sms_receipts_unmatched_total",
+            "Receipts whose carrier id matched no part in time",
+            registry=r,
         )
         self.sms_rejected = Counter(
             "gateway_sms_rejected_total", "Notices refused by the SMSC", registry=r

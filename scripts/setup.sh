@@ -12,6 +12,10 @@ done
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 # sox reads gTTS's MP3 only with this format plugin.
 dpkg -s libsox-fmt-mp3 >/dev/null 2>&1 || need_apt+=(libsox-fmt-mp3)
+# The interop tests' independent SMSCs: Net::SMPP (Perl), and node-smpp on Debian's Node.
+dpkg -s libnet-smpp-perl >/dev/null 2>&1 || need_apt+=(libnet-smpp-perl)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
@@ -20,6 +24,12 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
         systemctl disable --now redis-server >/dev/null 2>&1 || true
     fi
+fi
+
+# node-smpp at the version the lock file pins, into the interop folder (ignored by git).
+interop=tests/interop/node
+if [ ! -f "$interop/node_modules/.package-lock.json" ] || [ "$interop/package-lock.json" -nt "$interop/node_modules/.package-lock.json" ]; then
+    (cd "$interop" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
 # Debian 12 has no asterisk package; this adds Debian 11's (see the script).

@@ -107,7 +107,8 @@ async def test_throttled_submits_are_retried_and_delivered(
         ids.append(body["id"])
     for nid in ids:
         await gateway.wait_status(nid, "delivered")
-    assert gateway.metrics.sms_throttled._value.get() >= 5
+    throttled = gateway.metrics.sms_throttled.labels("main", "ESME_RTHROTTLED", "priority")
+    assert throttled._value.get() >= 5
 
 
 async def test_template_message_with_plain_gsm_text(gateway: Gateway, smsc: SmscSimulator) -> None:

@@ -12,9 +12,12 @@ import redis.asyncio as aioredis
 
 from gateway.core.records import QueueEntry
 from gateway.core.statuses import NoticeStatus
+from gateway.settings.smpp_links import ReceiptId
+from gateway.sms.carrier_ids import receipt_forms, stored_form
 from gateway.store.job_scripts import Admission, AdmitRow, JobScripts
 from gateway.store.keys import Keys
 from gateway.store.notice_scripts import NoticeScripts
+from gateway.store.unmatched_receipts import UnmatchedReceipts
 
 AT = "2026-11-28T08:00:00.000Z"
 
@@ -83,13 +86,15 @@ class Job:
 Event = Callable[[NoticeScripts], tuple[list[Any], list[str]]]
 
 
-def sub(i: int, mid: str, part: int = 0, parts: int = 1) -> Event:
-    return lambda ns: ns.submitted_event(f"ntc_t{i}", part, parts, mid, AT)
+def sub(i: int, mid: str, part: int = 0, parts: int = 1, mode: ReceiptId = "exact") -> Event:
+    form = stored_form(mid, mode)
+    return lambda ns: ns.submitted_event(f"ntc_t{i}", part, parts, mid, AT, form)
 
 
-def dlr(mid: str, status: str = "delivered") -> Event:
+def dlr(mid: str, status: str = "delivered", mode: ReceiptId = "exact") -> Event:
     stat = "DELIVRD" if status == "delivered" else "UNDELIV"
-    return lambda ns: ns.receipt_event(mid, NoticeStatus(status), AT, stat, "000")
+    forms = receipt_forms(mid, mode)
+    return lambda ns: ns.receipt_event(mid, forms, "main", NoticeStatus(status), AT, stat, "000")
 
 
 async def test_a_slice_of_rows_is_admitted_checked_and_counted(
@@ -165,6 +170,36 @@ async def test_a_receipt_that_overtakes_its_carrier_id_is_applied_when_the_id_ar
         last = json.loads(await r.lindex(job.keys.history(f"ntc_t{i}"), -1))
         assert last["detail"] == {"stat": "DELIVRD", "err": "000", "message_id": mid, "parts": 1}
     assert await job.counts() == {"delivered": 2}
+
+
+async def test_receipt_ids_in_another_base_case_or_with_zeros_match_their_part(
+    r: aioredis.Redis, prefix: str
+) -> None:
+    job = Job(r, prefix, total=4)
+    await job.open()
+    rows = [(f"1350000000{i}", "a") for i in range(4)]
+    await job.admit_rows(0, rows)
+    # hex resp, decimal receipt; zeros and case; receipt first (parked under every form),
+    # then its id in hex: only the right notice moves, and no park is left behind.
+    assert await job.apply(sub(0, "0000FF", mode="auto"), dlr("255", mode="auto")) == [1, "final"]
+    assert await job.apply(sub(1, "AbC01", mode="auto"), dlr("000abc01", mode="auto")) == [
+        1,
+        "final",
+    ]
+    assert await job.apply(dlr("4660", mode="auto")) == ["early"]
+    assert await r.zcard(job.keys.receipts_parked) == 1
+    assert await job.apply(sub(2, "1234", mode="auto")) == [1]  # 4660 = 0x1234
+    assert await job.notice(2) == ("delivered", ["queued", "submitted", "delivered"])
+    assert await r.zcard(job.keys.receipts_parked) == 0
+    assert not await r.keys(f"{prefix}:smsc:*:early")
+    # exact: a receipt in another form stays parked, and is reported once as unmatched.
+    assert await job.apply(sub(3, "00AB"), dlr("ab")) == [1, "early"]
+    assert await job.notice(3) == ("submitted", ["queued", "submitted"])
+    unmatched = UnmatchedReceipts(r, job.keys)
+    reported = await unmatched.report(0, 600)
+    assert [(u["id"], u["link"], u["stat"]) for u in reported] == [("ab", "main", "DELIVRD")]
+    assert await unmatched.report(0, 600) == []
+    assert [u["id"] for u in await unmatched.newest()] == ["ab"]
 
 
 async def test_a_notice_of_three_parts_waits_for_every_id_and_every_receipt(

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 import smpp34
 
 from gateway.metrics import Metrics
+from gateway.settings import SmppSettings
 from gateway.sms import pdu
 from gateway.sms.inbound import Inbound
 from gateway.sms.message_path import Answer
@@ -261,7 +262,7 @@ async def test_a_receipt_whose_write_fails_is_written_again_and_only_then_answer
     keys = Keys(prefix)
     store = NoticeStore(worker, keys)
     batcher = store.sms_event_batcher(3600, 3600, interval=0.002)
-    inbound = Inbound(worker, keys, store, batcher, Metrics())
+    inbound = Inbound(worker, keys, store, batcher, Metrics(), SmppSettings().links()[0])
     writes = asyncio.create_task(batcher.run())
     answered: list[int] = []
     try:

@@ -27,7 +27,8 @@ from gateway.store.job_scripts import Admission, AdmitRow, JobScripts
 from gateway.store.keys import Keys
 from gateway.store.notice_scripts import Fallback
 from gateway.store.notices import NoticeStore
-from gateway.store.ratelimit import Gcra
+from gateway.store.ratelimit import AdaptiveRate, Aimd, Gcra
+from gateway.store.unmatched_receipts import UnmatchedReceipts
 from gateway.store.voice_scripts import VoiceScripts
 
 AT = "2026-11-28T08:00:00.000Z"
@@ -42,7 +43,7 @@ async def r(redis_server: str) -> AsyncIterator[aioredis.Redis]:
 
 def test_every_script_names_its_keys_and_argv_and_indexes_neither_by_hand() -> None:
     names = scripts.script_names()
-    assert len(names) == 17
+    assert len(names) == 19
     for name in names:
         source = scripts.source_of(f"{name}.lua")
         header = scripts.parse_header(source)
@@ -134,6 +135,8 @@ async def test_every_wrapper_passes_exactly_the_keys_its_script_declares(
     await voice.move_due_retries(now_ms=0)
     await voice.record_suspected_clone(notice_id="ntc_w1", at=AT, recipients=[])
     await Gcra(r).take(k.rate("x"), 10, 1)
+    await AdaptiveRate(r, k, "link", 10, Aimd(1, 1)).acquire()
+    await UnmatchedReceipts(r, k).report(60, 600)
     requests = BindingRequestStore(r, k)
     actor = Actor("api", key_id="k")
     await requests.create(

@@ -188,6 +188,13 @@ ROUTES: tuple[Route, ...] = (
         "Callbacks given up",
         ("admin",),
     ),
+    Route(
+        "GET",
+        "/v1/admin/unmatched-receipts",
+        ops.unmatched_receipts,
+        "Delivery receipts that matched no sent message",
+        ("admin",),
+    ),
     Route("GET", "/healthz", ops.healthz, "Process is up", PUBLIC),
     Route("GET", "/readyz", ops.readyz, "Redis and SMPP bind state", PUBLIC),
     Route("GET", "/metrics", ops.metrics, "Prometheus metrics", PUBLIC),

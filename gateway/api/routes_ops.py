@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateway.api.context import KEYS, METRICS, OPENAPI, READINESS, REDIS
 from gateway.api.errors import ApiError
 from gateway.api.responses import json_response
+from gateway.store.unmatched_receipts import UnmatchedReceipts
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -57,14 +58,27 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def webhook_dead_letters(request: web.Request) -> web.Response:
-    """Callbacks given up after retrying for hours, newest first."""
+def _limit(request: web.Request) -> int:
     try:
         limit = int(request.query.get("limit", "100"))
     except ValueError:
         raise ApiError(400, "invalid_query", "limit must be an integer") from None
     if not 1 <= limit <= 1000:
         raise ApiError(400, "invalid_query", "limit must be between 1 and 1000")
+    return limit
+
+
+async def unmatched_receipts(request: web.Request) -> web.Response:
+    """Delivery receipts whose carrier id matched no sent part, newest first (a sign that a
+    link's GATEWAY_SMPP_<LINK>_RECEIPT_ID does not fit its carrier)."""
+    store = UnmatchedReceipts(request.app[REDIS], request.app[KEYS])
+    out = await store.newest(_limit(request))
+    return web.json_response({"items": out, "count": len(out)})
+
+
+async def webhook_dead_letters(request: web.Request) -> web.Response:
+    """Callbacks given up after retrying for hours, newest first."""
+    limit = _limit(request)
     items = await request.app[REDIS].lrange(request.app[KEYS].webhook_dead, 0, limit - 1)
     out = []
     for raw in items:

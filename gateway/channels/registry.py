@@ -83,6 +83,7 @@ class ChannelRegistry:
                 consumer,
                 links[name],
                 frozenset(link_lanes),
+                s.smpp_throttle,
             )
             streams = self._lanes("sms", frozenset(link_lanes))
             out[sms.name] = self._worker(sms, streams, redis, store, consumer, sms.ack_interval)

@@ -20,6 +20,7 @@ from gateway.settings.groups import (
     RedisSettings,
     SimulatorSettings,
     SipSettings,
+    SmppThrottleSettings,
     SmtpSettings,
     VoiceSettings,
     WebhookSettings,
@@ -45,6 +46,7 @@ __all__ = [
     "SipSettings",
     "SmppLink",
     "SmppSettings",
+    "SmppThrottleSettings",
     "SmtpSettings",
     "UnsafeSettings",
     "VoiceSettings",
@@ -66,6 +68,7 @@ class Settings:
         self.redis = RedisSettings(**kw)  # type: ignore[arg-type]
         self.http = HttpSettings(**kw)  # type: ignore[arg-type]
         self.smpp = SmppSettings(**kw)  # type: ignore[arg-type]
+        self.smpp_throttle = SmppThrottleSettings(**kw)  # type: ignore[arg-type]
         self.worker = WorkerSettings(**kw)  # type: ignore[arg-type]
         self.webhook = WebhookSettings(**kw)  # type: ignore[arg-type]
         self.api = ApiSettings(**kw)  # type: ignore[arg-type]

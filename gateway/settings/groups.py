@@ -188,3 +188,17 @@ class SimulatorSettings(BaseSettings):
     sim_host: str = "127.0.0.1"
     sim_port: int = Field(2775, ge=0, le=65535)
     sim_receipt_delay: float = Field(0.2, ge=0)
+
+
+class SmppThrottleSettings(BaseSettings):
+    """How a link slows when its SMSC throttles (ESME_RTHROTTLED, ESME_RMSGQFUL): the link's
+    shared rate is cut (AIMD) and the throttled part alone waits its back-off
+    (GATEWAY_SMPP_THROTTLE_BACKOFF); every other part keeps going."""
+
+    model_config = config()
+    # The rate is multiplied by this on throttling, at most once per hold.
+    smpp_throttle_decrease: float = Field(0.5, gt=0, lt=1)
+    smpp_throttle_hold: float = Field(1.0, ge=0)
+    # Share of the link's tps the rate regains each second, and the share it never goes below.
+    smpp_throttle_increase: float = Field(0.05, gt=0, le=10)
+    smpp_throttle_floor: float = Field(0.1, gt=0, le=1)

@@ -61,6 +61,7 @@ class Connection:
         self.paused = False  # not reading on purpose (back-pressure): not a silent link
         self.peer_unbind = asyncio.Event()  # the SMSC sent unbind: no submits, answers go on
         self.unbind_answered = asyncio.Event()  # our own unbind's answer came
+        self.dropped = ""  # why we closed it, when we did
         self.unknown = 0  # PDUs answered with generic_nack
         self.unanswered = 0  # deliver_sm read and not yet answered
         self.room = asyncio.Event()  # set when unanswered fell below the budget

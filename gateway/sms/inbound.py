@@ -18,12 +18,15 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway.metrics import Metrics
+from gateway.settings import SmppLink
+from gateway.sms.carrier_ids import mask_id, receipt_forms
 from gateway.sms.message_path import Answer
 from gateway.sms.mo import MoMessage
 from gateway.sms.receipts import BadReceipt, Receipt, ReceiptFields, parse_receipt
 from gateway.store.batch import ScriptBatcher
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
+from gateway.store.unmatched_receipts import UnmatchedReceipts
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,10 @@ class Inbound:
         store: NoticeStore,
         batcher: ScriptBatcher,
         metrics: Metrics,
+        link: SmppLink,
     ) -> None:
+        self.link = link
+        self.unmatched = UnmatchedReceipts(redis, keys)
         self.redis = redis
         self.keys = keys
         self.store = store
@@ -73,7 +79,13 @@ class Inbound:
 
     def _store(self, receipt: Receipt, sequence: int, answer: Answer, attempt: int) -> None:
         fut = self.store.receipt_batched(
-            self.batcher, receipt.message_id, receipt.status, receipt.stat, receipt.err
+            self.batcher,
+            receipt.message_id,
+            receipt.status,
+            receipt.stat,
+            receipt.err,
+            receipt_forms(receipt.message_id, self.link.receipt_id),
+            self.link.name,
         )
         fut.add_done_callback(functools.partial(self._written, receipt, sequence, answer, attempt))
 
@@ -100,6 +112,20 @@ class Inbound:
 
         handle = asyncio.get_running_loop().call_later(delay, retry)
         self._retries.add(handle)
+
+    async def report_unmatched(self, grace: float, forget: float) -> None:
+        """Receipts no carrier id claimed within ``grace`` seconds: one log line and one count
+        each (each is reported to one worker only)."""
+        for r in await self.unmatched.report(grace, forget):
+            self.metrics.sms_receipts_unmatched.inc()
+            log.warning(
+                "receipt for carrier id %s (link %s, %s) matched no part in %.0fs; it stays "
+                "parked for a late id and is listed at /v1/admin/unmatched-receipts",
+                mask_id(str(r.get("id", ""))),
+                r.get("link", "?"),
+                r.get("stat", "?"),
+                grace,
+            )
 
     # -- MO -------------------------------------------------------------------------------------
     async def mo(self, mo: MoMessage) -> bool:

@@ -10,7 +10,6 @@ live worker claims them (parts that already have a carrier id are not sent twice
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
 import itertools
 import logging
@@ -25,40 +24,26 @@ from gateway.channels.worker import Delivery, Lane
 from gateway.core.phones import mask
 from gateway.core.statuses import NoticeStatus, SmppAction, smpp_outcome
 from gateway.metrics import Metrics
-from gateway.settings import SmppLink, SmppSettings, WorkerSettings
+from gateway.settings import SmppLink, SmppSettings, SmppThrottleSettings, WorkerSettings
 from gateway.sms import pdu
-from gateway.sms.encoding import EncodedSms, encode_sms
+from gateway.sms.carrier_ids import stored_form
+from gateway.sms.encoding import encode_sms
+from gateway.sms.in_flight import InFlight, Part
 from gateway.sms.inbound import Inbound
 from gateway.sms.message_path import Answer, OutgoingSubmit
 from gateway.sms.mo import MoMessage
+from gateway.sms.part_queue import PartQueue
 from gateway.sms.receipts import ReceiptFields
 from gateway.sms.session import SessionSettings, SmppSession
+from gateway.sms.throttling import Throttling, link_rate
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore, now_iso
-from gateway.store.ratelimit import Gcra, SharedRate
 
 log = logging.getLogger(__name__)
 
 GROUP = "sms-senders"
-
-
-@dataclass(slots=True)
-class Part:
-    delivery: Delivery
-    to: str  # international digits
-    sms: EncodedSms
-    index: int
-    attempt: int = 0
-    token: str = ""
-    handed_at: float = 0.0
-
-    @property
-    def notice_id(self) -> str:
-        return self.delivery.notice_id
-
-    @property
-    def bulk(self) -> bool:
-        return self.delivery.bulk
+# Response timeouts a written part may stay unanswered before its session is ended.
+_LATE_LIMIT = 4
 
 
 @dataclass(slots=True)
@@ -84,6 +69,7 @@ class SmsSender:
         consumer: str,
         link: SmppLink,
         lanes: frozenset[str] = frozenset({"priority", "bulk"}),
+        throttle: SmppThrottleSettings | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -102,11 +88,7 @@ class SmsSender:
         priority = Lane.PRIORITY in self.lanes
         # Sharing the link with priority parts, bulk gets part of the window; alone, all of it.
         self._bulk_cap = link.bulk_window if priority else link.window
-        self._high: collections.deque[Part] = collections.deque()
-        self._low: collections.deque[Part] = collections.deque()
-        # Set whenever a part is ready or the window may have room.
-        self._wake = asyncio.Event()
-        self._bulk_out = 0  # bulk parts in the window
+        self._queue = PartQueue()
         self._held = {Lane.PRIORITY: 0, Lane.BULK: 0}  # entries held here, by lane
         # Priority entries have their own budget, so held bulk entries never keep an
         # accident alert unread in Redis.
@@ -115,11 +97,9 @@ class SmsSender:
             Lane.BULK: max(2000, link.window * 16),
         }
         self._room_changed: Callable[[], None] = lambda: None
-        self._outstanding: dict[str, Part] = {}
-        self._by_seq: dict[int, str] = {}
+        self._flight = InFlight()
         self._entries: dict[str, EntryState] = {}
         self._tokens = itertools.count(1)
-        self._timers: set[asyncio.TimerHandle] = set()
         self._closing = False
         # Where priority parts travel, carrier ids, receipts and acks reach Redis within 2 ms
         # (5 for acks). A bulk-only bind gathers them for 20 ms: fewer round trips and script
@@ -129,13 +109,15 @@ class SmsSender:
         self.batcher = store.sms_event_batcher(
             receipt_ttl, receipt_ttl, interval=0.002 if priority else 0.02
         )
-        self.inbound = Inbound(redis, keys, store, self.batcher, metrics)
-        host, port, system_id, tps = link.host, link.port, link.system_id, link.tps
+        self.inbound = Inbound(redis, keys, store, self.batcher, metrics, link)
+        throttle = throttle or SmppThrottleSettings()  # type: ignore[call-arg]
+        rate = link_rate(redis, keys, link, throttle)
+        self.throttling = Throttling(link, smpp, rate, metrics)
         self.session = SmppSession(
             SessionSettings(
-                host,
-                port,
-                system_id,
+                link.host,
+                link.port,
+                link.system_id,
                 link.password.get_secret_value(),
                 link.system_type,
                 enquire_link_interval=smpp.smpp_enquire_link_seconds,
@@ -147,7 +129,7 @@ class SmsSender:
                 quick_ack=priority,
             ),
             self,
-            SharedRate(Gcra(redis), keys.rate(f"smpp:{system_id}@{host}:{port}"), tps),
+            rate,
         )
         src = link.source_addr
         # service_type and source address: the same in every submit_sm of this bind.
@@ -161,7 +143,7 @@ class SmsSender:
 
     @property
     def in_flight(self) -> int:
-        return len(self._outstanding)
+        return len(self._flight) + self._flight.late
 
     # -- the Channel protocol -----------------------------------------------------------------
     def attach(self, wake: Callable[[], None]) -> None:
@@ -177,9 +159,7 @@ class SmsSender:
                 tg.create_task(self.session.run(), name="smpp-session")
                 tg.create_task(self.batcher.run(), name="sms-writes")
         finally:
-            for t in self._timers:
-                t.cancel()
-            self._timers.clear()
+            self._queue.close()
 
     async def stop(self) -> None:
         """Stop handing out parts, unbind, close the socket; the caller then cancels ``run``.
@@ -189,7 +169,7 @@ class SmsSender:
         until the socket is closed.
         """
         self._closing = True
-        self._wake.set()
+        self._queue.poke()
         await self.session.stop(unbind_within=1.0)
         self.inbound.close()
         self.batcher.close()
@@ -204,12 +184,16 @@ class SmsSender:
         else:
             await self.redis.delete(self.keys.smpp_bound(self.consumer))
         self.metrics.smpp_bound.set(1 if self.bound else 0)
+        self.throttling.observe()
         self._expire_unanswered()
         expired = await self.store.scripts.expire_unreceipted(
             now_ms=int(time.time() * 1000), at=now_iso()
         )
         if expired:
             log.warning("%d SMS notices had no receipt in time and are expired", expired)
+        # Past the wait for a late submit_sm_resp, a parked receipt matches nothing.
+        grace = (_LATE_LIMIT + 1) * self.smpp.smpp_response_timeout
+        await self.inbound.report_unmatched(grace, self.smpp.smpp_receipt_ttl_hours * 3600)
 
     async def submit(self, delivery: Delivery) -> None:
         fields = delivery.fields
@@ -234,11 +218,7 @@ class SmsSender:
         self._entries[delivery.entry_id] = EntryState(delivery, set(todo))
         self._held[delivery.lane] += 1
         for i in todo:
-            self._put(Part(delivery, to, sms, i))
-
-    def _put(self, part: Part) -> None:
-        (self._low if part.bulk else self._high).append(part)
-        self._wake.set()
+            self._queue.put(Part(delivery, to, sms, i))
 
     def _after_write(self, fut: asyncio.Future[Any], part: Part) -> None:
         if fut.cancelled() or fut.exception() is not None:
@@ -264,9 +244,10 @@ class SmsSender:
     async def next_submit(self) -> OutgoingSubmit:
         """Called by the session's send loop: the next part once the window has room."""
         while True:
-            part = await self._next_part()
+            part = await self._queue.next(
+                self._flight, self.link.window, self._bulk_cap, lambda: self._closing
+            )
             part.token = str(next(self._tokens))
-            part.handed_at = time.monotonic()
             part.attempt += 1
             p = part.sms.parts[part.index]
             try:
@@ -281,97 +262,66 @@ class SmsSender:
                 )
             except ValueError as exc:  # not a number an SMSC can take; it will never be
                 log.error("cannot build submit_sm for %s: %s", part.notice_id, exc)
-                self._release_bulk(part)
                 failed = {"reason": str(exc)}
                 await self.store.transition(part.notice_id, NoticeStatus.FAILED, failed)
                 self._part_done(part)
                 continue
-            self._outstanding[part.token] = part
+            self._flight.hand(part)
             return OutgoingSubmit(part.token, body)
 
-    async def _next_part(self) -> Part:
-        while True:
-            if not self._closing and len(self._outstanding) < self.link.window:
-                if self._high:
-                    return self._high.popleft()
-                # Bulk parts use only part of the window: what the SMSC has in hand is what a
-                # priority part waits behind.
-                if self._low and self._bulk_out < self._bulk_cap:
-                    self._bulk_out += 1
-                    return self._low.popleft()
-            self._wake.clear()
-            await self._wake.wait()
-
     def submit_written(self, sequence: int, token: str) -> None:
-        self._by_seq[sequence] = token
-
-    def _release_bulk(self, part: Part) -> None:
-        self._bulk_out -= part.bulk
-        self._wake.set()
-
-    def _release(self, token: str) -> Part | None:
-        part = self._outstanding.pop(token, None)
-        if part is not None:
-            self._release_bulk(part)
-        return part
-
-    def _requeue(self, part: Part, delay: float = 0.0) -> None:
-        if delay <= 0:
-            self._put(part)
-            return
-        loop = asyncio.get_running_loop()
-
-        def fire() -> None:
-            self._timers.discard(handle)
-            self._put(part)
-
-        handle = loop.call_later(delay, fire)
-        self._timers.add(handle)
+        self._flight.written(sequence, token, time.monotonic())
 
     def _expire_unanswered(self) -> None:
-        limit = time.monotonic() - self.smpp.smpp_response_timeout
-        for token, part in list(self._outstanding.items()):
-            if part.handed_at < limit:
-                log.warning(
-                    "no submit_sm_resp for %s part %d; resubmitting", part.notice_id, part.index
-                )
-                self._release(token)
-                self._requeue(part)
+        """Unanswered parts free their window slot, not sent again while an answer may come
+        (``InFlight``); a session holding one ``_LATE_LIMIT`` timeouts is ended."""
+        timeout = self.smpp.smpp_response_timeout
+        now = time.monotonic()
+        for part in self._flight.expire(now - timeout):
+            log.warning(
+                "no submit_sm_resp for %s within %.0fs: its window slot is freed; it is sent "
+                "again only if this session ends without an answer",
+                part.label,
+                timeout,
+            )
+        if self._flight.oldest_late() < now - _LATE_LIMIT * timeout:
+            self.session.drop(f"a submit_sm unanswered for {_LATE_LIMIT * timeout:.0f}s")
+        self._queue.poke()
 
     # -- the session's message path: answers and receipts in -------------------------------------
     async def submit_answered(self, sequence: int, status: int, message_id: str) -> None:
-        token = self._by_seq.pop(sequence, None)
-        part = self._release(token) if token is not None else None
-        if part is None:
-            return  # late answer for a part already re-queued
+        answered = self._flight.answered(sequence)
+        if answered is None:
+            log.info("submit_sm_resp for sequence %d, which awaits none: ignored", sequence)
+            return
+        part, late = answered
+        self._queue.poke()
+        if late:
+            self.metrics.sms_late_answers.labels(self.link.name).inc()
+            log.warning("late submit_sm_resp for %s reconciled: not sent again", part.label)
         name, action = smpp_outcome(status)
         if action is SmppAction.OK:
             self.metrics.sms_submitted.inc()
             # Batched with the other writes; the queue entry is acked only after this one
             # lands, so a crash before it means a re-send, never a lost notice.
+            form = stored_form(message_id, self.link.receipt_id)
             fut = self.store.part_submitted_batched(
-                self.batcher, part.notice_id, part.index, len(part.sms.parts), message_id
+                self.batcher, part.notice_id, part.index, len(part.sms.parts), message_id, form
             )
             fut.add_done_callback(functools.partial(self._after_write, part=part))
         elif action is SmppAction.RETRY:
-            self.metrics.sms_throttled.inc()
-            delay = min(
-                self.smpp.smpp_throttle_backoff * 2 ** (part.attempt - 1),
-                self.smpp.smpp_throttle_backoff_max,
-            )
-            self._requeue(part, delay)
+            self._queue.later(part, self.throttling.throttled(part, name))
         elif action is SmppAction.REBIND:
-            self._requeue(part, self.smpp.smpp_throttle_backoff)
+            self._queue.later(part, self.smpp.smpp_throttle_backoff)
         else:
             await self._final_refusal(part, name)
 
     async def submit_nacked(self, sequence: int) -> bool:
-        token = self._by_seq.pop(sequence, None)
-        if token is None:
+        answered = self._flight.answered(sequence)
+        if answered is None:
             return False  # not one of our submit_sm (the session logs it)
-        part = self._release(token)
-        if part is not None:
-            await self._final_refusal(part, "generic_nack")
+        self._queue.poke()
+        await self._final_refusal(answered[0], "generic_nack")
         return True
 
     def receipt(self, fields: ReceiptFields, sequence: int, answer: Answer) -> None:
@@ -382,17 +332,14 @@ class SmsSender:
 
     def on_new_session(self) -> None:
         """A (re)bind: whatever was in flight on the old session gets submitted again."""
-        lost = list(self._outstanding.values())
-        self._outstanding.clear()
-        self._bulk_out = 0
-        self._by_seq.clear()
+        lost = self._flight.lost()
         for part in lost:
-            self._put(part)
+            self._queue.put(part)
         if lost:
             log.warning("re-submitting %d parts left unanswered by the previous session", len(lost))
         self.metrics.smpp_binds.inc()
         self.metrics.smpp_bound.set(1)
-        self._wake.set()
+        self._queue.poke()
 
     async def _final_refusal(self, part: Part, smpp_status: str) -> None:
         self.metrics.sms_rejected.inc()

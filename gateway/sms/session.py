@@ -125,6 +125,14 @@ class SmppSession:
                 log.info("no unbind_resp within %.1fs; closing the SMPP socket", unbind_within)
         conn.close()
 
+    def drop(self, reason: str) -> None:
+        """Leave the current session (the next bind follows): the sender no longer trusts it."""
+        conn = self._conn
+        if conn is not None and conn.open:
+            log.warning("leaving the SMPP session to %s: %s", self.settings.host, reason)
+            conn.dropped = reason
+            conn.close()
+
     async def _bind(self, conn: Connection) -> bool:
         s = self.settings
         sequence = conn.next_sequence()
@@ -184,7 +192,7 @@ class SmppSession:
             if not chunk:
                 if conn.peer_unbound or self._closing:
                     return
-                raise ConnectionResetError("the SMSC closed the connection")
+                raise ConnectionResetError(conn.dropped or "the SMSC closed the connection")
             conn.heard = True
             if conn.probe is not None:
                 conn.probe.set()

@@ -43,6 +43,16 @@ class Keys:
         """A receipt that arrived before its carrier id was recorded."""
         return f"{self.prefix}:smsc:{{{smsc_message_id}}}:early"
 
+    @property
+    def receipts_parked(self) -> str:
+        """Parked receipts by the time they came (sorted set of their summaries)."""
+        return f"{self.prefix}:smsc:parked"
+
+    @property
+    def receipts_unmatched(self) -> str:
+        """Parked receipts that no carrier id claimed in time: listed for admins."""
+        return f"{self.prefix}:smsc:unmatched"
+
     def sent_today(self, to: str, day: str) -> str:
         """Reminders sent to one recipient on one day (the daily cap)."""
         return f"{self.prefix}:cap:{{{to}}}:{day}"
@@ -60,6 +70,14 @@ class Keys:
 
     def rate(self, name: str) -> str:
         return f"{self.prefix}:rate:{name}"
+
+    def link_rate(self, link: str) -> str:
+        """An SMPP link's GCRA limiter (its rate is ``link_rate_state``'s)."""
+        return f"{self.prefix}:rate:{{{link}}}"
+
+    def link_rate_state(self, link: str) -> str:
+        """An SMPP link's current rate after the SMSC's throttling (AIMD), when below its tps."""
+        return f"{self.prefix}:rate:{{{link}}}:aimd"
 
     def heartbeat(self, group: str, consumer: str) -> str:
         return f"{self.prefix}:hb:{group}:{consumer}"

@@ -158,13 +158,14 @@ class NoticeScripts:
 
     # -- the SMS receive path, batched (``ScriptBatcher``) -------------------------------------
     def submitted_event(
-        self, notice_id: str, part: int, parts: int, smsc_message_id: str, at: str
+        self, notice_id: str, part: int, parts: int, smsc_message_id: str, at: str, form: str
     ) -> tuple[list[Any], list[str]]:
-        """A part got its carrier id: the event's fields and keys for ``sms_events``."""
+        """A part got its carrier id (mapped under its stored ``form``): the event's fields
+        and keys for ``sms_events``."""
         k = self.keys
         keys = [
-            k.carrier_id(smsc_message_id),
-            k.early_receipt(smsc_message_id),
+            k.carrier_id(form),
+            k.early_receipt(form),
             k.notice(notice_id),
             k.history(notice_id),
             k.submitted_parts(notice_id),
@@ -173,11 +174,20 @@ class NoticeScripts:
         return ["s", notice_id, part, smsc_message_id, parts, at], keys
 
     def receipt_event(
-        self, smsc_message_id: str, status: NoticeStatus, at: str, stat: str, err: str
+        self,
+        smsc_message_id: str,
+        forms: list[str],
+        link: str,
+        status: NoticeStatus,
+        at: str,
+        stat: str,
+        err: str,
     ) -> tuple[list[Any], list[str]]:
-        """A final delivery receipt: its fields and keys for ``sms_events``."""
-        keys = [self.keys.carrier_id(smsc_message_id), self.keys.early_receipt(smsc_message_id)]
-        return ["r", smsc_message_id, status.value, at, stat, err], keys
+        """A final delivery receipt whose id may match the stored ``forms`` (best first):
+        its fields and keys for ``sms_events``."""
+        keys = [key for f in forms for key in (self.keys.carrier_id(f), self.keys.early_receipt(f))]
+        rid = {"id": smsc_message_id, "link": link, "forms": forms}
+        return ["r", rid, status.value, at, stat, err], keys
 
     async def sms_events(
         self,
@@ -195,6 +205,8 @@ class NoticeScripts:
             keys={
                 "webhooks": k.webhook_queue,
                 "jobs_active": k.jobs_active,
+                "receipts_parked": k.receipts_parked,
+                "receipts_unmatched": k.receipts_unmatched,
                 "awaiting": k.awaiting_receipts,
             },
             args={

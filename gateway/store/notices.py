@@ -170,10 +170,18 @@ class NoticeStore:
         return ScriptBatcher(send, width=6, interval=interval, max_batch=SMS_EVENTS_PER_CALL)
 
     def part_submitted_batched(
-        self, batcher: ScriptBatcher, notice_id: str, part: int, parts: int, smsc_message_id: str
+        self,
+        batcher: ScriptBatcher,
+        notice_id: str,
+        part: int,
+        parts: int,
+        smsc_message_id: str,
+        form: str | None = None,
     ) -> asyncio.Future[Any]:
+        """A part's carrier id, its mapping stored under ``form`` (``carrier_ids``; default:
+        the id as given)."""
         fields, keys = self.scripts.submitted_event(
-            notice_id, part, parts, smsc_message_id, now_iso()
+            notice_id, part, parts, smsc_message_id, now_iso(), form or smsc_message_id
         )
         return batcher.submit(fields, keys)
 
@@ -184,7 +192,12 @@ class NoticeStore:
         status: NoticeStatus,
         stat: str,
         err: str,
+        forms: list[str] | None = None,
+        link: str = "",
     ) -> asyncio.Future[Any]:
-        """A final receipt: ``status`` for the notice, the SMSC's ``stat`` and ``err``."""
-        fields, keys = self.scripts.receipt_event(smsc_message_id, status, now_iso(), stat, err)
+        """A final receipt: ``status`` for the notice, the SMSC's ``stat`` and ``err``; its id
+        may match the stored ``forms`` (``carrier_ids``; default: the id as given)."""
+        fields, keys = self.scripts.receipt_event(
+            smsc_message_id, forms or [smsc_message_id], link, status, now_iso(), stat, err
+        )
         return batcher.submit(fields, keys)

@@ -2,15 +2,17 @@
 -- happened. The events' fields are one JSON array, six per event (one argument rather than
 -- six per event: the client packs, and Redis parses, one string instead of thousands):
 --   's', notice_id, part_index, smsc_message_id, parts, at    a part got its carrier id
---   'r', smsc_message_id, status, at, stat, err               a final delivery receipt
+--   'r', {id, link, forms}, status, at, stat, err             a final delivery receipt
+-- A receipt's forms are the stored forms its id may match (gateway/sms/carrier_ids.py), best
+-- first; unmatched, it is parked under each, and listed in receipts_parked until claimed.
 -- Returns one result per event: for 's', 1 once every part of the notice has its id, else 0;
 -- for 'r', 'final', 'partial' (other parts still owe their receipt) or 'early' (the receipt
 -- overtook the carrier id's bookkeeping: it is parked and applied when the id arrives).
 -- A single-part notice keeps no per-part hashes: its part's outcome is the notice's.
 -- A notice that is submitted goes on the awaiting set, due when its receipt is overdue
 -- (receipt_ttl_ms): a receipt that never comes ends it ``expired`` (expire_unreceipted.lua).
--- KEYS: webhooks, jobs_active, awaiting
--- KEYS+: per event, in order: 's': carrier_id, early_receipt, notice, history, submitted_parts, receipt_parts; 'r': carrier_id, early_receipt
+-- KEYS: webhooks, jobs_active, receipts_parked, receipts_unmatched, awaiting
+-- KEYS+: per event, in order: 's': carrier_id, early_receipt, notice, history, submitted_parts, receipt_parts; 'r': per form: carrier_id, early_receipt
 -- ARGV: mapping_ttl_s, early_ttl_s, receipt_ttl_ms, events
 --!include transition.lua
 --!keys notice history receipt_parts
@@ -21,15 +23,22 @@ local n = #E / W
 PROGRESS = {}
 local at = ''
 
--- The keys each event brings: KEYS from 4 on, six for 's', two for 'r'.
+-- The keys each event brings: KEYS from 6 on, six for 's', two per form for 'r'.
 local EK = {}
-local ki = 4
+local ki = 6
 for e = 0, n - 1 do
-  local width = 2
-  if E[e * W + 1] == 's' then width = 6 end
-  EK[e] = {carrier=KEYS[ki], early=KEYS[ki + 1], notice=KEYS[ki + 2], history=KEYS[ki + 3],
-           sub=KEYS[ki + 4], dlr=KEYS[ki + 5]}
-  ki = ki + width
+  if E[e * W + 1] == 's' then
+    EK[e] = {carrier=KEYS[ki], early=KEYS[ki + 1], notice=KEYS[ki + 2], history=KEYS[ki + 3],
+             sub=KEYS[ki + 4], dlr=KEYS[ki + 5]}
+    ki = ki + 6
+  else
+    local forms = {}
+    for i = 1, #E[e * W + 2].forms do
+      forms[i] = {carrier=KEYS[ki], early=KEYS[ki + 1]}
+      ki = ki + 2
+    end
+    EK[e] = {forms=forms}
+  end
 end
 
 -- nk: the notice's keys {notice, history, dlr}.
@@ -88,7 +97,7 @@ for e = 0, n - 1 do
   if E[e * W + 1] == 's' then
     early_keys[#early_keys + 1] = EK[e].early
   else
-    map_keys[#map_keys + 1] = EK[e].carrier
+    for _, f in ipairs(EK[e].forms) do map_keys[#map_keys + 1] = f.carrier end
   end
 end
 local function found(keys)
@@ -114,19 +123,36 @@ for e = 0, n - 1 do
     out[#out + 1] = part_submitted(k, id, idx, mid, parts, at)
     local parked = early[k.early]
     if parked then
-      early[k.early] = nil
-      redis.call('DEL', k.early)
       local r = cjson.decode(parked)
+      -- The receipt was parked under each form its id may stand for: all go now.
+      for _, key in ipairs(r['parks']) do
+        early[key] = nil
+        redis.call('DEL', key)
+      end
+      redis.call('ZREM', K.receipts_parked, r['member'])
+      redis.call('ZREM', K.receipts_unmatched, r['member'])
       apply_receipt(k, id, idx, r['status'], r['at'], r['detail'])
     end
   else
-    local mid, status = E[b + 1], E[b + 2]
-    local detail = {stat=E[b + 4], err=E[b + 5], message_id=mid}
+    local rid, status = E[b + 1], E[b + 2]
+    local detail = {stat=E[b + 4], err=E[b + 5], message_id=rid.id}
     at = E[b + 3]
-    local map = mapped[k.carrier]
+    local map
+    for _, f in ipairs(k.forms) do
+      map = mapped[f.carrier]
+      if map then break end
+    end
     if not map then
-      early[k.early] = cjson.encode({status=status, at=at, detail=detail})
-      redis.call('SET', k.early, early[k.early], 'EX', early_ttl)
+      local member = cjson.encode({id=rid.id, link=rid.link, stat=E[b + 4], err=E[b + 5], at=at})
+      local parks = {}
+      for i, f in ipairs(k.forms) do parks[i] = f.early end
+      local value = cjson.encode({status=status, at=at, detail=detail, parks=parks, member=member})
+      for _, f in ipairs(k.forms) do
+        early[f.early] = value
+        redis.call('SET', f.early, value, 'EX', early_ttl)
+      end
+      local t = redis.call('TIME')
+      redis.call('ZADD', K.receipts_parked, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), member)
       out[#out + 1] = 'early'
     else
       local sep = string.find(map, '|', 1, true)
