@@ -19,6 +19,7 @@ from aiohttp import web
 from gateway.api.app import create_app
 from gateway.channels.registry import ChannelRegistry
 from gateway.channels.worker import ChannelWorker, Lane
+from gateway.housekeeping import Housekeeper
 from gateway.jobs.dispatcher import JobDispatcher
 from gateway.metrics import Metrics
 from gateway.receipts.dispatcher import WebhookDispatcher
@@ -34,11 +35,14 @@ from gateway.voice.caller import VoiceCaller
 
 log = logging.getLogger(__name__)
 
+Part = WebhookDispatcher | MoHandler | JobDispatcher | ChannelWorker | Housekeeper
+
 
 class Workers:
     """One process's workers, by lane.
 
-    priority: the SMS channel on the priority queue, webhooks, MO handling, voice.
+    priority: the SMS channel on the priority queue, webhooks, MO handling, voice,
+    housekeeping (missing follow-ups counted, the audit trail trimmed).
     bulk: the SMS channel on the bulk queue, email, the reminder-job dispatcher.
     A process with both lanes has one SMS bind that always serves priority parts first.
     """
@@ -57,7 +61,9 @@ class Workers:
         self.webhooks: WebhookDispatcher | None = None
         self.mo: MoHandler | None = None
         self.jobs: JobDispatcher | None = None
+        self.housekeeper: Housekeeper | None = None
         if Lane.PRIORITY in lanes:
+            self.housekeeper = Housekeeper(self.redis, keys, settings.follow_up)
             self.webhooks = WebhookDispatcher(
                 self.redis,
                 keys,
@@ -67,7 +73,7 @@ class Workers:
                 metrics,
                 consumer,
             )
-            self.mo = MoHandler(self.redis, keys, settings.worker, consumer)
+            self.mo = MoHandler(self.redis, keys, settings, consumer)
         if Lane.BULK in lanes:
             self.jobs = JobDispatcher(self.redis, keys, settings, consumer)
         self._tasks: list[asyncio.Task[None]] = []
@@ -94,11 +100,12 @@ class Workers:
         return worker.channel if worker is not None else None  # type: ignore[return-value]
 
     def start(self) -> None:
-        runs: dict[str, WebhookDispatcher | MoHandler | JobDispatcher | ChannelWorker | None] = {
+        runs: dict[str, Part | None] = {
             **{f"{name}-channel": worker for name, worker in self.channels.items()},
             "webhooks": self.webhooks,
             "mo-handler": self.mo,
             "job-dispatcher": self.jobs,
+            "housekeeping": self.housekeeper,
         }
         self._tasks = [
             asyncio.create_task(part.run(), name=name)
@@ -111,7 +118,7 @@ class Workers:
         return self._tasks
 
     async def stop(self) -> None:
-        for part in (self.webhooks, self.jobs, self.mo):
+        for part in (self.webhooks, self.jobs, self.mo, self.housekeeper):
             if part is not None:
                 part.close()
         for worker in self.channels.values():

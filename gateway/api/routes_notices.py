@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -9,7 +10,7 @@ from aiohttp import web
 
 from gateway.api.auth import CALLER
 from gateway.api.body import read_model
-from gateway.api.context import CATALOGUE, KEYS, METRICS, NOTICES
+from gateway.api.context import CATALOGUE, KEYS, METRICS, NOTICES, SETTINGS
 from gateway.api.errors import ApiError
 from gateway.api.models import AccidentAlert, Message
 from gateway.core.phones import InvalidPhone, Msisdn, mask, parse_cn_mobile
@@ -22,7 +23,7 @@ from gateway.store.notice_scripts import CreateOutcome
 from gateway.store.notices import IdempotencyConflict, new_notice_id, now_iso
 
 _IDEM_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
-_NOTICE_ID = re.compile(r"^ntc_[0-9a-z]{1,16}[0-9a-f]{16}$")
+NOTICE_ID = re.compile(r"^ntc_[0-9a-z]{1,16}[0-9a-f]{16}$")
 
 
 def _phone(text: str, field: str) -> Msisdn:
@@ -71,6 +72,7 @@ async def _create_sms(
     callback_url: str,
     body_hash: str,
     meta: dict[str, Any],
+    reply_window_s: int | None = None,
 ) -> web.Response:
     key = request[CALLER]
     notice_id = new_notice_id()
@@ -98,6 +100,8 @@ async def _create_sms(
             keys.sms_queue,
             idempotency_key=_idempotency_key(request),
             body_hash=body_hash,
+            key_name=key.name,
+            reply_window_s=reply_window_s,
         )
     except IdempotencyConflict as exc:
         raise idempotency_conflict(exc) from None
@@ -153,6 +157,7 @@ async def post_accident_alert(request: web.Request) -> web.Response:
             "template": template.name,
             "template_version": str(template.version),
         },
+        reply_window_s=math.ceil(request.app[SETTINGS].follow_up.accident_reply_hours * 3600),
     )
 
 
@@ -196,7 +201,7 @@ async def post_message(request: web.Request) -> web.Response:
 async def get_notice(request: web.Request) -> web.Response:
     """A notice with its status history; callers see only their own notices."""
     notice_id = request.match_info["id"]
-    if not _NOTICE_ID.match(notice_id):
+    if not NOTICE_ID.match(notice_id):
         raise ApiError(404, "not_found", "no such notice")
     notice = await request.app[NOTICES].get(notice_id)
     caller = request[CALLER]
@@ -211,7 +216,19 @@ async def get_notice(request: web.Request) -> web.Response:
             "links": {"self": f"/v1/notices/{notice_id}"},
         }
     )
-    for extra in ("accident_type", "case_id", "template", "template_version"):
+    for extra in (
+        "accident_type",
+        "case_id",
+        "template",
+        "template_version",
+        "plate",
+        "follow_up",
+        "reply",
+        "reply_text",
+    ):
         if value := getattr(notice, extra):
             body[extra] = value
+    if notice.follow_up == "still_parked":
+        body["warning_number"] = notice.warning_number
+        body["penalty_due"] = notice.penalty_due
     return web.json_response(body)
