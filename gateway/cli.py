@@ -9,6 +9,7 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -80,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--reject", action="append", default=[], metavar="NUMBER")
     sim.add_argument("--throttle-every", type=int, default=0)
     sim.add_argument("--quiet", action="store_true", help="do not print received messages")
+    sim.add_argument(
+        "--mo-inbox",
+        metavar="DIR",
+        help="send each DIR/*.sms file (line 1: sender, then the text) as an MO, then remove it",
+    )
     return p
 
 
@@ -166,11 +172,20 @@ async def _sim(args: argparse.Namespace, settings: SimulatorSettings) -> int:
     await sim.start()
     tune_for_service(throughput=True)
     task = asyncio.create_task(sim.serve())
+    inbox: asyncio.Task[None] | None = None
+    if args.mo_inbox:
+        from gateway.sms.mo_inbox import watch
+
+        inbox = asyncio.create_task(watch(sim, Path(args.mo_inbox), "12122"))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    if inbox is not None:
+        inbox.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await inbox
     return 0
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.core.replies import Reply, classify
 from gateway.receipts.signing import verify
+from gateway.sms import mo_inbox
 from gateway.sms.simulator import SmscSimulator
 from tests.conftest import Gateway, Receiver, close_or_dump, make_settings
 
@@ -126,3 +128,24 @@ async def test_a_reply_after_the_window_is_not_matched_and_goes_on_as_any_mo(
     _, stats, _ = await gw.request("GET", "/v1/stats", centre)
     row = stats["total"]["accidents"]["minor_property_damage"]
     assert (row["alerts"], row["self_settled"], row["no_reply"]) == (1, 0, 1)
+
+
+def _drop(inbox: Path, content: str) -> None:
+    (inbox / "r.tmp").write_text(content, encoding="utf-8")
+    (inbox / "r.tmp").rename(inbox / "r.sms")
+
+
+async def test_the_local_stacks_mo_inbox_sends_a_reply_through_the_simulator(
+    gateway: Gateway, smsc: SmscSimulator, tmp_path: Path
+) -> None:
+    centre = await gateway.add_key("command_center")
+    alert = await _alert(gateway, centre, "13800138400")
+    watcher = asyncio.create_task(mo_inbox.watch(smsc, tmp_path, "12122"))
+    try:
+        await asyncio.to_thread(_drop, tmp_path, "8613800138400\n「２」\n")
+        notice = await _reply_of(gateway, alert)
+        assert notice["reply"] == "officer_requested"
+        assert not await asyncio.to_thread(lambda: list(tmp_path.iterdir()))
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
