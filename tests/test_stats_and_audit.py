@@ -10,6 +10,7 @@ from typing import Any
 from gateway.sms.simulator import SmscSimulator
 from tests.conftest import Gateway
 from tests.test_parking_notices import _bind, _notice
+from tests.test_reminder_jobs import wait_job, window
 
 
 async def _stats(gw: Gateway, key: Any, query: str = "") -> dict[str, Any]:
@@ -186,3 +187,52 @@ async def test_the_audit_trail_is_paged_and_searching_a_person_is_audited(
     ]
     code, body, _ = await gw.request("GET", "/v1/admin/audit?phone=12345", gw._admin)
     assert code == 422
+
+
+async def test_reminder_rows_are_counted_per_template_and_channel_and_each_audited(
+    gateway: Gateway,
+) -> None:
+    gw = gateway
+    office = await gw.add_key("back_office")
+    code, _, _ = await gw.request("POST", "/v1/admin/opt-outs", gw._admin, {"phone": "13700002222"})
+    assert code == 201
+    params = {"name": "李", "due_date": "明年"}
+    code, body, _ = await gw.request(
+        "POST",
+        "/v1/reminder-jobs",
+        office,
+        {
+            "template": "licence_review_due",
+            "recipients": [
+                {"to": "13700002221", "params": params},
+                {"to": "13700002222", "params": params},
+                {"to": "13700002223", "params": params},
+            ],
+            "send_window": window(-1),
+        },
+    )
+    assert code == 202, body
+    await wait_job(gw, office, body["job_id"], "finished")
+    stats = await _stats(gw, gw._admin)
+    assert stats["total"]["reminders"] == {
+        "licence_review_due": {
+            "sms": {
+                "sent": 2,
+                "delivered": 2,
+                "failed": 0,
+                "opted_out": 1,
+                "capped": 0,
+                "duplicate": 0,
+            }
+        }
+    }
+    entries = [f for _, f in await gw.redis.xrange(gw.keys.audit_log)]
+    rows = [e for e in entries if e.get("job") == body["job_id"]]
+    assert sorted(e["to"] for e in rows) == ["137****2221", "137****2223"]
+    assert {(e["event"], e["key_name"], e["template"]) for e in rows} == {
+        ("notice_created", office.key.name, "licence_review_due")
+    }
+    code, page, _ = await gw.request("GET", "/v1/admin/audit?phone=13700002223", gw._admin)
+    assert [e["notice_id"] for e in page["items"]] == [
+        e["notice_id"] for e in rows if e["to"] == "137****2223"
+    ]
