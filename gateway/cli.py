@@ -8,6 +8,7 @@ import contextlib
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -68,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
         "--state-file", help="keep the receipts still owed here, and send them after a restart"
     )
     sim.add_argument("--accept-log", help="append a line per accepted submit_sm to this file")
+    sim.add_argument(
+        "--mo-inbox",
+        metavar="DIR",
+        help="send each DIR/*.sms file (line 1: sender, then the text) as an MO, then remove it",
+    )
     return p
 
 
@@ -93,11 +99,20 @@ async def _sim(args: argparse.Namespace, settings: SimulatorSettings) -> int:
     await sim.start()
     tune_for_service(throughput=True)
     task = asyncio.create_task(sim.serve())
+    inbox: asyncio.Task[None] | None = None
+    if args.mo_inbox:
+        from gateway.sms.mo_inbox import watch
+
+        inbox = asyncio.create_task(watch(sim, Path(args.mo_inbox), "12122"))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    if inbox is not None:
+        inbox.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await inbox
     return 0
 
 

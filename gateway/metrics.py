@@ -2,7 +2,47 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from gateway.core.figures import labels_of
+
+_FIGURE_FAMILIES = {
+    "parking": ("gateway_parking", "Parking notices and what followed them", ["measure"]),
+    "accident": (
+        "gateway_accident_alerts",
+        "Accident alerts and their replies, per accident type",
+        ["accident_type", "measure"],
+    ),
+    "reminder": (
+        "gateway_reminders",
+        "Reminder notices per template and channel",
+        ["template", "channel", "measure"],
+    ),
+}
+
+
+class FigureCollector(Collector):
+    """The /v1/stats figures as counters. Their totals live in Redis, written by the same
+    script calls that change statuses, so they are gateway-wide: every process reports the
+    same values (aggregate with max, not sum) and they survive restarts."""
+
+    def __init__(self) -> None:
+        self.totals: Mapping[str, int] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        families = {
+            name: CounterMetricFamily(metric, doc, labels=labels)
+            for name, (metric, doc, labels) in _FIGURE_FAMILIES.items()
+        }
+        for name, value in sorted(self.totals.items()):
+            found = labels_of(name)
+            if found is not None:
+                families[found[0]].add_metric(list(found[1]), value)
+        yield from families.values()
 
 
 class Metrics:
@@ -66,3 +106,5 @@ class Metrics:
         self.webhooks = Counter(
             "gateway_webhooks_total", "Webhook delivery attempts", ["outcome"], registry=r
         )
+        self.figures = FigureCollector()
+        r.register(self.figures)

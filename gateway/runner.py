@@ -20,6 +20,7 @@ from gateway.api.app import create_app
 from gateway.api.server import ApiRunner
 from gateway.channels.registry import ChannelRegistry
 from gateway.channels.worker import ChannelWorker, Lane
+from gateway.housekeeping import Housekeeper
 from gateway.jobs.dispatcher import JobDispatcher
 from gateway.metrics import Metrics
 from gateway.receipts.dispatcher import WebhookDispatcher
@@ -35,11 +36,14 @@ from gateway.voice.caller import VoiceCaller
 
 log = logging.getLogger(__name__)
 
+Part = WebhookDispatcher | MoHandler | JobDispatcher | ChannelWorker | Housekeeper
+
 
 class Workers:
     """One process's workers, by lane.
 
-    priority: the SMS channel on the priority queue, webhooks, MO handling, voice.
+    priority: the SMS channel on the priority queue, webhooks, MO handling, voice,
+    housekeeping (missing follow-ups counted, the audit trail trimmed).
     bulk: the SMS channel on the bulk queue, email, the reminder-job dispatcher.
     A process with both lanes has one SMS bind that always serves priority parts first.
     """
@@ -58,7 +62,9 @@ class Workers:
         self.webhooks: WebhookDispatcher | None = None
         self.mo: MoHandler | None = None
         self.jobs: JobDispatcher | None = None
+        self.housekeeper: Housekeeper | None = None
         if Lane.PRIORITY in lanes:
+            self.housekeeper = Housekeeper(self.redis, keys, settings.follow_up)
             self.webhooks = WebhookDispatcher(
                 self.redis,
                 keys,
@@ -68,7 +74,7 @@ class Workers:
                 metrics,
                 consumer,
             )
-            self.mo = MoHandler(self.redis, keys, settings.worker, consumer)
+            self.mo = MoHandler(self.redis, keys, settings, consumer)
         if Lane.BULK in lanes:
             self.jobs = JobDispatcher(self.redis, keys, settings, consumer)
         self._tasks: list[asyncio.Task[None]] = []
@@ -95,11 +101,12 @@ class Workers:
         return worker.channel if worker is not None else None  # type: ignore[return-value]
 
     def start(self) -> None:
-        runs: dict[str, WebhookDispatcher | MoHandler | JobDispatcher | ChannelWorker | None] = {
+        runs: dict[str, Part | None] = {
             **{f"{name}-channel": worker for name, worker in self.channels.items()},
             "webhooks": self.webhooks,
             "mo-handler": self.mo,
             "job-dispatcher": self.jobs,
+            "housekeeping": self.housekeeper,
         }
         self._tasks = [
             asyncio.create_task(part.run(), name=name)
@@ -112,7 +119,7 @@ class Workers:
         return self._tasks
 
     async def stop(self) -> None:
-        for part in (self.webhooks, self.jobs, self.mo):
+        for part in (self.webhooks, self.jobs, self.mo, self.housekeeper):
             if part is not None:
                 part.close()
         for worker in self.channels.values():

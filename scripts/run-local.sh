@@ -36,7 +36,7 @@ setsid redis-server --port 6379 --bind 127.0.0.1 --dir "$PWD/run" --save 60 1000
 pids+=($!)
 for _ in $(seq 50); do port_busy 6379 && break; sleep 0.1; done
 
-setsid gateway smsc-sim &
+setsid gateway smsc-sim --mo-inbox run/mo &
 pids+=($!)
 setsid gateway smtp-sink &  # email reminders land here, printed
 pids+=($!)

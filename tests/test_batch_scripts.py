@@ -45,8 +45,9 @@ class Job:
     async def admit_rows(self, first: int, rows: list[tuple[str, str]]) -> list[str]:
         admission = Admission(
             job_id="job_t1", at=AT, day="20261128", retention_s=3600, daily_cap=self.cap,
-            dedup_ttl_s=0, check_opt_out=True, key_id="k", template="traffic_conditions",
-            template_version="1", subject="", channel="sms", queue=self.keys.sms_bulk_queue,
+            dedup_ttl_s=0, check_opt_out=True, key_id="k", key_name="bo",
+            template="traffic_conditions", template_version="1", subject="", channel="sms",
+            queue=self.keys.sms_bulk_queue,
         )  # fmt: skip
         admit_rows = [
             AdmitRow(

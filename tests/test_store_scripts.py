@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from gateway.core.records import Notice, QueueEntry
+from gateway.core.replies import Reply
 from gateway.core.statuses import (
     HARD_STATUSES,
     JOB_FINAL_STATUSES,
@@ -22,7 +23,9 @@ from gateway.core.statuses import (
 from gateway.core.webhooks import OutboxEntry, webhook_envelope
 from gateway.receipts.dispatcher import WebhookDispatcher
 from gateway.store import scripts
+from gateway.store.accident_replies import AccidentReplies
 from gateway.store.binding_requests import Actor, BindingRequestStore
+from gateway.store.follow_ups import FollowUpStore
 from gateway.store.job_scripts import Admission, AdmitRow, JobScripts
 from gateway.store.keys import Keys
 from gateway.store.notice_scripts import Fallback
@@ -74,7 +77,7 @@ async def test_the_rendered_status_tables_are_the_enums(r: aioredis.Redis) -> No
     # The values the scripts had before the enum existed.
     assert set(tables["HARD"]) == {
         "delivered", "undeliverable", "expired", "rejected", "acknowledged", "disputed",
-        "no_input", "sent", "cancelled", "listened", "unreachable",
+        "no_input", "sent", "cancelled", "listened", "unreachable", "moved",
     }  # fmt: skip
     assert {s for s, n in tables["RANK"].items() if n < 3} == {
         "queued",
@@ -108,8 +111,9 @@ async def test_every_wrapper_passes_exactly_the_keys_its_script_declares(
         to="13800000001",
         created_at=AT,
         plate="云A1",
+        key_id="k",
     )
-    await notices.create(n, k.voice_queue, idempotency_key="i1", reminder_window_ms=1000)
+    await notices.create(n, k.voice_queue, idempotency_key="i1", warnings_window_ms=1000)
     await notices.transition("ntc_w1", NoticeStatus.DIALING, {"attempt": 1})
     fb = Fallback.of(n.fallback_to("sms", id="ntc_w2", at=AT), k.sms_queue)
     await notices.outcome("ntc_w1", NoticeStatus.BUSY, {}, fallback=fb)
@@ -120,7 +124,7 @@ async def test_every_wrapper_passes_exactly_the_keys_its_script_declares(
     await batcher.run()
     jobs = JobScripts(r, k)
     admission = Admission(
-        "job_w", AT, "20261128", 60, 0, 0, True, "k", "t", "1", "", "sms", k.sms_bulk_queue
+        "job_w", AT, "20261128", 60, 0, 0, True, "k", "key", "t", "1", "", "sms", k.sms_bulk_queue
     )
     await jobs.admit_rows(
         admission=admission,
@@ -137,6 +141,15 @@ async def test_every_wrapper_passes_exactly_the_keys_its_script_declares(
     await Gcra(r).take(k.rate("x"), 10, 1)
     await AdaptiveRate(r, k, "link", 10, Aimd(1, 1)).acquire()
     await UnmatchedReceipts(r, k).report(60, 600)
+    await FollowUpStore(r, k).record(
+        notice_id="ntc_w1", plate="云A1", key_id="k", admin=False, outcome="moved", at=AT,
+        now_ms=0, window_ms=1000, replay_mark="", detail={}, audit={"event": "follow_up"},
+    )  # fmt: skip
+    await FollowUpStore(r, k).count_missing(now_ms=0)
+    await AccidentReplies(r, k).record(
+        national="13800000001", reply=Reply.SELF_SETTLED, text="1", from_masked="138****0001",
+        mo_id="1-0", mo_ms=1, window_ms=1000, at=AT, recipients=[],
+    )  # fmt: skip
     requests = BindingRequestStore(r, k)
     actor = Actor("api", key_id="k")
     await requests.create(

@@ -10,9 +10,12 @@ from aiohttp import web
 
 from gateway.api.context import (
     API_KEYS,
+    AUDIT,
     BINDING_REQUESTS,
     BINDINGS,
     CATALOGUE,
+    FIGURES,
+    FOLLOW_UPS,
     GCRA,
     JOBS,
     KEYS,
@@ -32,8 +35,11 @@ from gateway.core.templates import Catalogue
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.store.apikeys import ApiKeyStore
+from gateway.store.audit_log import AuditLog
 from gateway.store.binding_requests import BindingRequestStore
 from gateway.store.bindings import BindingStore
+from gateway.store.figures import FigureStore
+from gateway.store.follow_ups import FollowUpStore
 from gateway.store.jobs import JobStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
@@ -111,6 +117,9 @@ def create_app(
         app[GCRA] = Gcra(redis)
         app[JOBS] = JobStore(redis, keys)
         app[OPT_OUTS] = OptOutStore(redis, keys)
+        app[FOLLOW_UPS] = FollowUpStore(redis, keys)
+        app[AUDIT] = AuditLog(redis, keys)
+        app[FIGURES] = FigureStore(redis, keys)
         yield
         await redis.aclose()
 

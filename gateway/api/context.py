@@ -12,8 +12,11 @@ from gateway.core.templates import Catalogue
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.store.apikeys import ApiKeyStore
+from gateway.store.audit_log import AuditLog
 from gateway.store.binding_requests import BindingRequestStore
 from gateway.store.bindings import BindingStore
+from gateway.store.figures import FigureStore
+from gateway.store.follow_ups import FollowUpStore
 from gateway.store.jobs import JobStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
@@ -30,6 +33,9 @@ BINDING_REQUESTS = web.AppKey("binding_requests", BindingRequestStore)
 GCRA = web.AppKey("gcra", Gcra)
 JOBS = web.AppKey("jobs", JobStore)
 OPT_OUTS = web.AppKey("opt_outs", OptOutStore)
+FOLLOW_UPS = web.AppKey("follow_ups", FollowUpStore)
+AUDIT = web.AppKey("audit", AuditLog)
+FIGURES = web.AppKey("figures", FigureStore)
 METRICS = web.AppKey("metrics", Metrics)
 CATALOGUE = web.AppKey("catalogue", Catalogue)
 # In-process components report their readiness here (the SMPP bind, when the worker runs here).

@@ -109,3 +109,12 @@ class JobOptions(BaseModel):
 
 class ReminderJobIn(JobOptions):
     recipients: list[Any] = Field(min_length=1, max_length=100_000)
+
+
+class FollowUpIn(BaseModel):
+    """What the officer found at the car when the time to move it was up."""
+
+    model_config = _STRICT
+    outcome: Literal["moved", "still_parked"]
+    officer_id: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
+    note: str | None = Field(default=None, max_length=200)

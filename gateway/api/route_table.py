@@ -6,12 +6,15 @@ decorator) and add one ``Route`` below. The role walk in tests/test_api_roles.py
 
 from __future__ import annotations
 
+from gateway.api import routes_audit as audit
 from gateway.api import routes_binding as binding
+from gateway.api import routes_follow_up as follow_up
 from gateway.api import routes_jobs as jobs
 from gateway.api import routes_messages as messages
 from gateway.api import routes_notices as notices
 from gateway.api import routes_ops as ops
 from gateway.api import routes_optouts as optouts
+from gateway.api import routes_stats as stats
 from gateway.api import routes_templates as templates
 from gateway.api import routes_voice as voice
 from gateway.api.models import (
@@ -19,6 +22,7 @@ from gateway.api.models import (
     BindingIn,
     BindingRequestIn,
     BindingVerifyIn,
+    FollowUpIn,
     Message,
     ParkingNotice,
     ReminderJobIn,
@@ -87,6 +91,29 @@ ROUTES: tuple[Route, ...] = (
         ("officer",),
         body=ParkingNotice,
         ok_status=202,
+    ),
+    # Not own_object: another officer's key is told 403 (the notice exists; it is not theirs).
+    Route(
+        "POST",
+        "/v1/parking-notices/{id}/follow-up",
+        follow_up.post_follow_up,
+        "What the officer found when the time was up: moved, or a warning slip",
+        ("officer",),
+        body=FollowUpIn,
+    ),
+    Route(
+        "GET",
+        "/v1/stats",
+        stats.get_stats,
+        "The seed's measures per local day or week: parking, accidents, reminders",
+        ("command_center",),
+    ),
+    Route(
+        "GET",
+        "/v1/admin/audit",
+        audit.get_audit,
+        "Who notified whom: notices created and follow-ups (filters by phone or plate audited)",
+        ("admin",),
     ),
     # Binding requests are not limited to the key that opened them: any binding_agent key
     # reads, verifies or cancels one by its reference.

@@ -82,6 +82,7 @@ async def post_reminder_job(request: web.Request) -> web.Response:
         "id": job_id,
         "name": opts.name or "",
         "key_id": key.id,
+        "key_name": key.name,
         "template": template.name,
         "template_version": template.version,
         "channel": opts.channel,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -9,7 +10,7 @@ from aiohttp import web
 
 from gateway.api.auth import CALLER
 from gateway.api.body import read_model
-from gateway.api.context import CATALOGUE, KEYS, METRICS, NOTICES
+from gateway.api.context import CATALOGUE, KEYS, METRICS, NOTICES, SETTINGS
 from gateway.api.errors import ApiError
 from gateway.api.models import AccidentAlert
 from gateway.api.responses import json_response
@@ -24,7 +25,7 @@ from gateway.store.notice_scripts import CreateOutcome
 from gateway.store.notices import IdempotencyConflict, new_notice_id, now_iso
 
 _IDEM_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
-_NOTICE_ID = re.compile(r"^ntc_[0-9a-z]{1,16}[0-9a-f]{16}$")
+NOTICE_ID = re.compile(r"^ntc_[0-9a-z]{1,16}[0-9a-f]{16}$")
 
 
 def _phone(text: str, field: str) -> Msisdn:
@@ -78,6 +79,7 @@ async def create_notice(
     queue: str,
     body_hash: str,
     entry: QueueEntry | None = None,
+    reply_window_s: int | None = None,
 ) -> web.Response:
     """Store a notice (any channel) and queue it; 202, or 200 for an idempotent replay."""
     try:
@@ -87,6 +89,8 @@ async def create_notice(
             entry,
             idempotency_key=_idempotency_key(request),
             body_hash=body_hash,
+            key_name=request[CALLER].name,
+            reply_window_s=reply_window_s,
         )
     except IdempotencyConflict as exc:
         raise idempotency_conflict(exc) from None
@@ -136,11 +140,13 @@ async def create_sms(
     callback_url: str,
     body_hash: str,
     meta: dict[str, Any],
+    reply_window_s: int | None = None,
 ) -> web.Response:
     notice = sms_notice(
         request, new_notice_id(), to, text, kind=kind, callback_url=callback_url, **meta
     )
-    return await create_notice(request, notice, request.app[KEYS].sms_queue, body_hash)
+    queue = request.app[KEYS].sms_queue
+    return await create_notice(request, notice, queue, body_hash, reply_window_s=reply_window_s)
 
 
 def _summary(n: Notice) -> dict[str, Any]:
@@ -183,13 +189,14 @@ async def post_accident_alert(request: web.Request) -> web.Response:
             "template": template.name,
             "template_version": str(template.version),
         },
+        reply_window_s=math.ceil(request.app[SETTINGS].follow_up.accident_reply_hours * 3600),
     )
 
 
 async def get_notice(request: web.Request) -> web.Response:
     """A notice with its status history; callers see only their own notices."""
     notice_id = request.match_info["id"]
-    if not _NOTICE_ID.match(notice_id):
+    if not NOTICE_ID.match(notice_id):
         raise ApiError(404, "not_found", "no such notice")
     notice = await request.app[NOTICES].get(notice_id)
     caller = request[CALLER]
@@ -204,7 +211,19 @@ async def get_notice(request: web.Request) -> web.Response:
             "links": {"self": f"/v1/notices/{notice_id}"},
         }
     )
-    for extra in ("accident_type", "case_id", "template", "template_version"):
+    for extra in (
+        "accident_type",
+        "case_id",
+        "template",
+        "template_version",
+        "plate",
+        "follow_up",
+        "reply",
+        "reply_text",
+    ):
         if value := getattr(notice, extra):
             body[extra] = value
+    if notice.follow_up == "still_parked":
+        body["warning_number"] = notice.warning_number
+        body["penalty_due"] = notice.penalty_due
     return json_response(body)

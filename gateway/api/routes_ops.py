@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.api.context import KEYS, METRICS, OPENAPI, READINESS, REDIS
+from gateway.api.context import FIGURES, KEYS, METRICS, OPENAPI, READINESS, REDIS
 from gateway.api.errors import ApiError
 from gateway.api.responses import json_response
+from gateway.store.outage import STORE_DOWN
 from gateway.store.unmatched_receipts import UnmatchedReceipts
 
 
@@ -53,8 +55,12 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format."""
-    data = generate_latest(request.app[METRICS].registry)
+    """Prometheus text format; the figures' totals are read from Redis for each scrape (the
+    last values read stay while Redis is away)."""
+    metrics = request.app[METRICS]
+    with contextlib.suppress(*STORE_DOWN):
+        metrics.figures.totals = await request.app[FIGURES].totals()
+    data = generate_latest(metrics.registry)
     return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -35,8 +36,14 @@ def parking_text(plate: str, location: str, minutes: int) -> str:
     )
 
 
+def warnings_window_ms(request: web.Request) -> int:
+    """The three-strike policy window, in ms."""
+    return request.app[SETTINGS].voice.reminder_window_days * 86400 * 1000
+
+
 async def post_parking_notice(request: web.Request) -> web.Response:
-    """Call the plate's bound phone (SMS in quiet hours); say which reminder this is."""
+    """Call the plate's bound phone (SMS in quiet hours); say where the plate stands: its
+    warning slips so far, and whether one more (the car still there) is due a penalty."""
     body, body_hash = await read_model(request, ParkingNotice)
     plate = plate_or_422(body.plate)
     key = request[CALLER]
@@ -44,13 +51,14 @@ async def post_parking_notice(request: web.Request) -> web.Response:
     binding = await request.app[BINDINGS].get(plate)
     if binding is None:
         raise ApiError(404, "no_binding", f"plate {plate} has no bound phone")
-    settings = request.app[SETTINGS].voice
     general = request.app[SETTINGS].general
     quiet = is_quiet(datetime.now(UTC), general.timezone, general.quiet_hours)
     channel = "sms" if quiet else "voice"
     text = parking_text(plate, body.location, body.move_within_minutes)
     notice_id = new_notice_id()
     keys = request.app[KEYS]
+    created_at = now_iso()
+    deadline_ms = int(time.time() * 1000) + body.move_within_minutes * 60_000
     notice = Notice(
         id=notice_id,
         kind="parking_notice",
@@ -62,18 +70,19 @@ async def post_parking_notice(request: web.Request) -> web.Response:
         officer_id=body.officer_id,
         callback_url=callback,
         key_id=key.id,
-        created_at=now_iso(),
+        created_at=created_at,
+        deadline_ms=deadline_ms,
         parts=encode_sms(text, notice_id).count,
         detail_reason="quiet_hours" if quiet else "",
     )
-    window_ms = settings.reminder_window_days * 86400 * 1000
     try:
         result = await request.app[NOTICES].create(
             notice,
             keys.sms_queue if quiet else keys.voice_queue,
             idempotency_key=_idempotency_key(request),
             body_hash=body_hash,
-            reminder_window_ms=window_ms,
+            key_name=key.name,
+            warnings_window_ms=warnings_window_ms(request),
         )
     except IdempotencyConflict as exc:
         raise idempotency_conflict(exc) from None
@@ -82,7 +91,7 @@ async def post_parking_notice(request: web.Request) -> web.Response:
     created = result.outcome is CreateOutcome.CREATED
     if created:
         request.app[METRICS].notices_created.labels("parking_notice", channel).inc()
-    reminder = stored.reminder_number
+    so_far = stored.warnings_so_far
     return json_response(
         {
             "id": stored.id,
@@ -91,8 +100,9 @@ async def post_parking_notice(request: web.Request) -> web.Response:
             "channel": stored.channel,
             "to": mask(stored.to),
             "plate": plate,
-            "reminder_number": reminder,
-            "penalty_due": reminder >= 3,
+            "warnings_so_far": so_far,
+            "penalty_if_not_moved": so_far + 1 >= 3,
+            "deadline": deadline_iso(stored.deadline_ms),
         },
         status=202 if created else 200,
         headers={
@@ -100,6 +110,11 @@ async def post_parking_notice(request: web.Request) -> web.Response:
             **({"Idempotent-Replayed": "true"} if not created else {}),
         },
     )
+
+
+def deadline_iso(ms: int) -> str:
+    stamp = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+    return stamp.replace("+00:00", "Z")
 
 
 async def suspected_clones(request: web.Request) -> web.Response:

@@ -16,6 +16,7 @@ from gateway.core.statuses import NoticeStatus
 
 # Written even when empty: the scripts and the API read them from every notice.
 _ALWAYS = frozenset({"id", "kind", "channel", "status", "to", "created_at", "key_id", "parts"})
+_INTS = frozenset({"parts", "attempt", "deadline_ms", "warnings_so_far", "warning_number"})
 
 
 @dataclass(slots=True)
@@ -47,8 +48,13 @@ class Notice:
     detail_reason: str = ""
     fallback_of: str = ""
     fallback_id: str = ""
-    reminder_number: int = 0
+    deadline_ms: int = 0  # a parking notice: when the time to move the car is up (epoch ms)
+    warnings_so_far: int = 0  # the plate's warning slips in the window when it was made
+    follow_up: str = ""  # what the officer found: moved | still_parked
+    warning_number: int = 0  # with still_parked: this slip's number in the window
     penalty_due: bool = False
+    reply: str = ""  # an accident alert: the reporter's answer (gateway.core.replies)
+    reply_text: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_hash(self) -> dict[str, str]:
@@ -69,7 +75,7 @@ class Notice:
             if f.name not in h:
                 continue
             raw = h[f.name]
-            if f.name in ("parts", "attempt", "reminder_number"):
+            if f.name in _INTS:
                 values[f.name] = int(raw or 0)
             elif f.name == "penalty_due":
                 values[f.name] = raw == "1"
@@ -93,8 +99,8 @@ class Notice:
             fallback_id="",
             officer_id="",
             location="",
-            reminder_number=0,
-            penalty_due=False,
+            deadline_ms=0,
+            warnings_so_far=0,
             history=[],
         )
 

@@ -45,7 +45,7 @@ class Finality(StrEnum):
 
 class NoticeStatus(StrEnum):
     """A notice's status. Ranks keep a notice from moving backwards when events arrive out
-    of order; rank 3 is an outcome."""
+    of order; rank 3 is an outcome, rank 4 what the officer found afterwards."""
 
     QUEUED = "queued"
     SUBMITTED = "submitted"
@@ -65,6 +65,9 @@ class NoticeStatus(StrEnum):
     CANCELLED = "cancelled"
     LISTENED = "listened"
     UNREACHABLE = "unreachable"
+    # The officer found the car gone after the notice: the parking notice's last word, after
+    # the call's own outcome (kept in the history before it).
+    MOVED = "moved"
 
     @property
     def rank(self) -> int:
@@ -99,6 +102,7 @@ _TABLE: Final[dict[NoticeStatus, tuple[int, Finality]]] = {
     _S.CANCELLED: (3, Finality.HARD),
     _S.LISTENED: (3, Finality.HARD),
     _S.UNREACHABLE: (3, Finality.HARD),
+    _S.MOVED: (4, Finality.HARD),
 }
 
 HARD_STATUSES: Final = frozenset(s for s in NoticeStatus if s.finality is Finality.HARD)

@@ -180,6 +180,7 @@ class JobDispatcher:
             dedup_ttl_s=int(jobs.reminder_dedup_hours * 3600),
             check_opt_out=channel != "email",
             key_id=job["key_id"],
+            key_name=job.get("key_name", ""),
             template=template.name,
             template_version=str(template.version),
             subject=template.subject,

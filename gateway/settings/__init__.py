@@ -14,6 +14,7 @@ from gateway.settings.groups import (
     AmiSettings,
     ApiSettings,
     BindingSettings,
+    FollowUpSettings,
     GeneralSettings,
     HttpSettings,
     JobSettings,
@@ -37,6 +38,7 @@ __all__ = [
     "AmiSettings",
     "ApiSettings",
     "BindingSettings",
+    "FollowUpSettings",
     "GeneralSettings",
     "HttpSettings",
     "JobSettings",
@@ -80,6 +82,7 @@ class Settings:
         self.binding = BindingSettings(**kw)  # type: ignore[arg-type]
         self.jobs = JobSettings(**kw)  # type: ignore[arg-type]
         self.smtp = SmtpSettings(**kw)  # type: ignore[arg-type]
+        self.follow_up = FollowUpSettings(**kw)  # type: ignore[arg-type]
         if self.general.env == "production":
             problems = unsafe_defaults(self)
             if problems:

@@ -132,6 +132,18 @@ class JobSettings(BaseSettings):
     reminder_dedup_hours: float = Field(24.0, ge=0)  # same template, same person; 0: off
 
 
+class FollowUpSettings(BaseSettings):
+    """What comes after a notice: replies to accident alerts, and the audit trail's life."""
+
+    model_config = config()
+    # A reporter's SMS this long after their latest accident alert is taken as a reply to it.
+    accident_reply_hours: float = Field(2.0, gt=0, le=72)
+    # Audit entries (who notified whom) older than this are trimmed.
+    audit_retention_days: int = Field(365, ge=1, le=3650)
+    # How often a worker counts missing follow-ups and trims the audit trail.
+    housekeeping_seconds: float = Field(60.0, gt=0)
+
+
 class SmtpSettings(BaseSettings):
     model_config = config()
     smtp_host: str = "127.0.0.1"

@@ -1,8 +1,10 @@
-"""Mobile-originated SMS: 退订, TD or STOP opts the sender out of reminders.
+"""Mobile-originated SMS: a reply to an accident alert, or 退订/TD/STOP (opt-out).
 
-The SMS worker writes every MO to a stream; this consumer reads it (at-least-once, so an
-opt-out is never lost in a restart). Opting out is idempotent. Other texts are kept in the
-stream for a year's worth of operators' curiosity, nothing more.
+The SMS worker writes every MO to a stream; this consumer reads it (at-least-once, so a
+reply or an opt-out is never lost in a restart; both are applied once). An MO from a reporter
+within the reply window of their latest accident alert is that alert's reply (1, 2, or any
+other text, kept). Opt-out words opt out whether or not they were also a reply. Other texts
+are kept in the stream for operators' curiosity, nothing more.
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ import unicodedata
 
 import redis.asyncio as aioredis
 
-from gateway.core.phones import InvalidPhone, parse_cn_mobile
-from gateway.settings import WorkerSettings
+from gateway.core.phones import InvalidPhone, mask, parse_cn_mobile
+from gateway.core.replies import classify
+from gateway.settings import Settings
+from gateway.store.accident_replies import AccidentReplies
+from gateway.store.apikeys import ApiKeyStore
 from gateway.store.keys import Keys
+from gateway.store.notices import now_iso
 from gateway.store.optouts import OptOutStore
 from gateway.store.outage import STORE_DOWN, Outage
 from gateway.store.streams import StreamGroup
@@ -23,6 +29,7 @@ log = logging.getLogger(__name__)
 
 GROUP = "mo-handlers"
 OPT_OUT_WORDS = frozenset({"退订", "TD", "STOP"})
+MAX_REPLY_TEXT = 500
 
 
 def is_opt_out(text: str) -> bool:
@@ -35,12 +42,17 @@ def is_opt_out(text: str) -> bool:
 
 class MoHandler:
     def __init__(
-        self, redis: aioredis.Redis, keys: Keys, worker: WorkerSettings, consumer: str
+        self, redis: aioredis.Redis, keys: Keys, settings: Settings, consumer: str
     ) -> None:
         self.group = StreamGroup(
-            redis, keys, keys.mo_queue, GROUP, consumer, worker.consumer_dead_after
+            redis, keys, keys.mo_queue, GROUP, consumer, settings.worker.consumer_dead_after
         )
+        self.redis = redis
+        self.keys = keys
         self.opt_outs = OptOutStore(redis, keys)
+        self.replies = AccidentReplies(redis, keys)
+        self.api_keys = ApiKeyStore(redis, keys)
+        self.reply_window_ms = int(settings.follow_up.accident_reply_hours * 3_600_000)
         self._closing = False
 
     def close(self) -> None:
@@ -66,12 +78,32 @@ class MoHandler:
 
     async def _handle(self, eid: str, fields: dict[str, str]) -> None:
         text, sender = fields.get("text", ""), fields.get("from", "")
+        try:
+            number = parse_cn_mobile(sender).national
+        except InvalidPhone:
+            number = ""
+        if number:
+            await self._maybe_reply(eid, number, text)
         if is_opt_out(text):
-            try:
-                number = parse_cn_mobile(sender).national
-            except InvalidPhone:
+            if not number:
                 log.warning("opt-out from an unusable number ignored")
-            else:
-                if await self.opt_outs.add(number, "mo", text.strip()[:20]):
-                    log.info("a number opted out of reminders by SMS")
+            elif await self.opt_outs.add(number, "mo", text.strip()[:20]):
+                log.info("a number opted out of reminders by SMS")
         await self.group.ack(eid)
+
+    async def _maybe_reply(self, eid: str, number: str, text: str) -> None:
+        if not await self.redis.exists(self.keys.latest_alert(number)):
+            return  # no alert to this number lately: the common case, one read
+        match = await self.replies.record(
+            national=number,
+            reply=classify(text),
+            text=text.strip()[:MAX_REPLY_TEXT],
+            from_masked=mask(number),
+            mo_id=eid,
+            mo_ms=int(eid.partition("-")[0]),  # when the MO was stored: its stream id's time
+            window_ms=self.reply_window_ms,
+            at=now_iso(),
+            recipients=await self.api_keys.event_recipients(),
+        )
+        if match.matched:
+            log.info("reply from %s matched accident alert %s", mask(number), match.alert_id)

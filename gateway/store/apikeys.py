@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import secrets
@@ -144,6 +145,15 @@ class ApiKeyStore:
         )
         await self.redis.hset(self.keys.api_key(h), mapping=_to_hash(new))
         return new
+
+    async def event_recipients(self) -> builtins.list[tuple[str, str]]:
+        """(key id, events URL) of every live command-centre key with an events URL: where
+        gateway-wide events (cloned plates, accident replies) go."""
+        return [
+            (k.id, k.events_url)
+            for k in await self.list()
+            if k.role == "command_center" and k.events_url and not k.revoked
+        ]
 
     async def revoke(self, key_id: str) -> bool:
         h = await self.redis.hget(self.keys.api_key_index, key_id)

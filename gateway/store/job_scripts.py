@@ -47,6 +47,7 @@ class Admission:
     dedup_ttl_s: int
     check_opt_out: bool
     key_id: str
+    key_name: str
     template: str
     template_version: str
     subject: str
@@ -85,6 +86,7 @@ class JobScripts:
                 "webhooks": k.webhook_queue,
                 "queue": a.queue,
                 "opt_outs": k.opt_outs,
+                "audit": k.audit_log,
             },
             args={
                 "job_id": a.job_id,
@@ -95,6 +97,7 @@ class JobScripts:
                 "dedup_ttl_s": a.dedup_ttl_s,
                 "check_opt_out": "1" if a.check_opt_out else "0",
                 "key_id": a.key_id,
+                "key_name": a.key_name,
                 "template": a.template,
                 "template_version": a.template_version,
                 "subject": a.subject,

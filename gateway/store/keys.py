@@ -98,8 +98,27 @@ class Keys:
     def binding_requests_per_day(self, phone: str, day: str) -> str:
         return f"{self.prefix}:breq-day:{{{phone}}}:{day}"
 
-    def reminders(self, plate: str) -> str:
-        return f"{self.prefix}:plate:{{{plate}}}:reminders"
+    def warnings(self, plate: str) -> str:
+        """The plate's warning slips (strikes): notice id -> when, over the policy window."""
+        return f"{self.prefix}:plate:{{{plate}}}:warnings"
+
+    def latest_alert(self, phone: str) -> str:
+        """The latest accident alert to a reporter, while a reply to it is still matched."""
+        return f"{self.prefix}:alert:{{{phone}}}:latest"
+
+    @property
+    def follow_ups_due(self) -> str:
+        """Parking notices by the time a missing follow-up is counted (deadline + 2 h)."""
+        return f"{self.prefix}:follow-ups-due"
+
+    def figures(self, bucket: str) -> str:
+        """The figures of /v1/stats: one hash per hour since the epoch, and ``total``."""
+        return f"{self.prefix}:figures:{bucket}"
+
+    @property
+    def audit_log(self) -> str:
+        """Who notified whom: every notice created and every follow-up (a stream)."""
+        return f"{self.prefix}:audit"
 
     @property
     def suspected_clones(self) -> str:

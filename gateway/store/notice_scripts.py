@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from gateway.core.audit import audit_entry
 from gateway.core.records import Notice, QueueEntry
 from gateway.core.statuses import NoticeStatus
 from gateway.store.batch import pack_events
@@ -31,7 +32,22 @@ class CreateOutcome(StrEnum):
 class CreateResult:
     outcome: CreateOutcome
     notice_id: str
-    reminder_number: int = 0
+    warnings_so_far: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CreateExtras:
+    """What a new notice brings along besides its record: Redis keys ('' for none) and the
+    values that go with them."""
+
+    audit: Mapping[str, str]
+    counters: Sequence[str] = ()  # figures to add 1 to (gateway.core.figures names)
+    warnings: str = ""  # the plate's warning slips, for warnings_so_far
+    window_ms: int = 0
+    latest_alert: str = ""  # the reporter's latest-alert mark, kept latest_ttl_s
+    latest_ttl_s: int = 0
+    follow_ups_due: str = ""  # the set of follow-ups due, at follow_up_due_ms
+    follow_up_due_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +57,23 @@ class Fallback:
     notice: Notice
     queue: str
     entry: QueueEntry
+    audit: Mapping[str, str]
 
     @classmethod
     def of(cls, notice: Notice, queue: str) -> Fallback:
-        return cls(notice, queue, QueueEntry.for_notice(notice))
+        audit = audit_entry(
+            "notice_created",
+            at=notice.created_at,
+            key_id=notice.key_id,
+            key_name="",
+            notice_id=notice.id,
+            kind=notice.kind,
+            to=notice.to,
+            channel=notice.channel,
+            fallback_of=notice.fallback_of,
+            plate=notice.plate,
+        )
+        return cls(notice, queue, QueueEntry.for_notice(notice), audit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,19 +102,21 @@ class NoticeScripts:
         body_hash: str,
         idempotency_ttl_s: int,
         retention_s: int,
-        reminders: str = "",
-        now_ms: int = 0,
-        window_ms: int = 0,
+        now_ms: int,
+        extras: CreateExtras,
     ) -> CreateResult:
-        """``idempotency_key`` and ``reminders`` (the plate's reminder set) are Redis keys or ''."""
-        k = self.keys
+        """``idempotency_key`` is a Redis key or ''."""
+        k, x = self.keys, extras
         res = await self._create(
             keys={
                 "notice": k.notice(notice.id),
                 "history": k.history(notice.id),
                 "queue": queue,
+                "audit": k.audit_log,
                 "idempotency": idempotency_key,
-                "reminders": reminders,
+                "warnings": x.warnings,
+                "latest_alert": x.latest_alert,
+                "follow_ups_due": x.follow_ups_due,
             },
             args={
                 "id": notice.id,
@@ -96,7 +127,11 @@ class NoticeScripts:
                 "history_json": _json(notice.history_entry()),
                 "entry_json": _json(entry.fields()),
                 "now_ms": now_ms,
-                "window_ms": window_ms,
+                "window_ms": x.window_ms,
+                "audit_json": _json(dict(x.audit)),
+                "counters_json": _json(list(x.counters)),
+                "latest_ttl_s": x.latest_ttl_s,
+                "follow_up_due_ms": x.follow_up_due_ms,
             },
         )
         return CreateResult(CreateOutcome(res[0]), str(res[1]), int(res[2]) if len(res) > 2 else 0)
@@ -137,6 +172,7 @@ class NoticeScripts:
             keys={
                 **self._notice_keys(notice_id),
                 "retry": retry_set,
+                "audit": k.audit_log,
                 "fallback_notice": k.notice(fb.id) if fb else "",
                 "fallback_history": k.history(fb.id) if fb else "",
                 "fallback_queue": fallback.queue if fallback else "",
@@ -151,6 +187,7 @@ class NoticeScripts:
                 "fallback_record_json": _json(fb.to_hash()) if fb else "",
                 "fallback_history_json": _json(fb.history_entry()) if fb else "",
                 "fallback_entry_json": _json(fallback.entry.fields()) if fallback else "",
+                "fallback_audit_json": _json(dict(fallback.audit)) if fallback else "",
                 "retention_s": retention_s,
             },
         )

@@ -12,11 +12,13 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from gateway.core.audit import audit_entry
 from gateway.core.records import Notice, QueueEntry
 from gateway.core.statuses import NoticeStatus
 from gateway.store.batch import ScriptBatcher
 from gateway.store.keys import Keys
 from gateway.store.notice_scripts import (
+    CreateExtras,
     CreateOutcome,
     CreateResult,
     Fallback,
@@ -30,6 +32,20 @@ RETENTION_SECONDS = 30 * 24 * 3600
 # was slow; 100 took 1.5 ms). With 20, and the smaller admission slices and stream reads that
 # came with them, a PING's p99 under a bulk job fell from 4.5-6.0 ms to 3.3 ms.
 SMS_EVENTS_PER_CALL = 20
+# A parking notice with no follow-up this long after its deadline counts as missing one.
+FOLLOW_UP_MISSING_AFTER_MS = 2 * 3600 * 1000
+# The latest-alert mark outlives the reply window by this much: an MO is matched by when it
+# was received, and the MO handler may read it late (the window itself is checked exactly).
+MO_LATENESS_S = 3600
+
+
+def notice_counters(notice: Notice) -> list[str]:
+    """The figures a new notice adds 1 to (gateway.core.figures)."""
+    if notice.kind == "parking_notice":
+        return ["parking:notices"]
+    if notice.kind == "accident_alert":
+        return [f"accident:{notice.accident_type}:alerts"]
+    return []
 
 
 _last_iso: tuple[int, str] = (0, "")
@@ -84,12 +100,43 @@ class NoticeStore:
         *,
         idempotency_key: str | None = None,
         body_hash: str = "",
-        reminder_window_ms: int | None = None,
+        key_name: str = "",
+        warnings_window_ms: int | None = None,
+        reply_window_s: int | None = None,
+        audit_extra: Mapping[str, str] | None = None,
     ) -> CreateResult:
         """Store a new notice and queue ``entry`` (by default the notice's own), or return
-        the one made with the same idempotency key. With ``reminder_window_ms`` the notice
-        is counted among its plate's reminders over that window."""
+        the one made with the same idempotency key. The notice's audit entry and figures are
+        written with it. With ``warnings_window_ms`` (a parking notice) the plate's warning
+        slips over that window are counted and the notice waits for its follow-up; with
+        ``reply_window_s`` (an accident alert) the reporter's replies are matched to it."""
         k = self.keys
+        now_ms = int(time.time() * 1000)
+        parking = warnings_window_ms is not None
+        extras = CreateExtras(
+            audit=audit_entry(
+                "notice_created",
+                at=notice.created_at,
+                key_id=notice.key_id,
+                key_name=key_name,
+                notice_id=notice.id,
+                kind=notice.kind,
+                to=notice.to,
+                channel=notice.channel,
+                template=notice.template,
+                officer_id=notice.officer_id,
+                plate=notice.plate,
+                case_id=notice.case_id,
+                **(audit_extra or {}),
+            ),
+            counters=notice_counters(notice),
+            warnings=k.warnings(notice.plate) if parking else "",
+            window_ms=warnings_window_ms or 0,
+            latest_alert=k.latest_alert(notice.to) if reply_window_s else "",
+            latest_ttl_s=reply_window_s + MO_LATENESS_S if reply_window_s else 0,
+            follow_ups_due=k.follow_ups_due if parking else "",
+            follow_up_due_ms=notice.deadline_ms + FOLLOW_UP_MISSING_AFTER_MS,
+        )
         res = await self.scripts.create_notice(
             notice=notice,
             queue=queue,
@@ -100,9 +147,8 @@ class NoticeStore:
             body_hash=body_hash,
             idempotency_ttl_s=self.idempotency_ttl,
             retention_s=RETENTION_SECONDS,
-            reminders=k.reminders(notice.plate) if reminder_window_ms is not None else "",
-            now_ms=int(time.time() * 1000),
-            window_ms=reminder_window_ms or 0,
+            now_ms=now_ms,
+            extras=extras,
         )
         if res.outcome is CreateOutcome.CONFLICT:
             raise IdempotencyConflict(res.notice_id)

@@ -31,12 +31,19 @@ Keys a script touches that its caller could not declare (input for Redis Cluster
 - ``move_voice_retries``: the notices named by the retry set (their ``kind`` picks the queue).
 - ``verify_binding_request``, ``close_binding_request``: the plate's binding and audit trail;
   the plate is a field of the request, which the caller knows only by reference.
+- every script that counts figures (``figures.lua``: ``create_notice``, ``set_status``,
+  ``outcome``, ``sms_events``, ``job_admit``, ``follow_up``, ``follow_ups_missing``,
+  ``accident_reply``, ``record_suspected_clone``): the hour bucket is the notice's
+  ``stats_hour``, a field read inside the script; and the all-time total.
+- ``follow_ups_missing``: the notices named by the due set.
+- ``accident_reply``: the alert (hash, history) named by the reporter's latest-alert mark.
 
 Scripts whose declared keys span several slots (one slot per entity is not possible there):
 ``create_notice`` (idempotency key, notice, queue stream, plate's reminders), ``outcome`` (the
 fallback notice, queue, retry set), ``job_admit`` (a notice, cap and dedup key per row),
 ``sms_events`` (the keys of every event in the batch), ``job_cancel``,
-``record_suspected_clone``, the binding-request scripts (the request, the per-phone counter and
+``record_suspected_clone``, ``follow_up`` (notice, plate's warnings, due set),
+``accident_reply``, the binding-request scripts (the request, the per-phone counter and
 the audit lists), and every script that writes a shared stream (the webhook outbox, the
 queues) or set (active jobs, cancelled jobs, retries).
 """

@@ -335,11 +335,7 @@ class VoiceCaller:
 
     async def _record_suspected_clone(self, notice_id: str) -> None:
         # Pushed to every command-centre key with an events URL, through the signed outbox.
-        recipients = [
-            (k.id, k.events_url)
-            for k in await self.api_keys.list()
-            if k.role == "command_center" and k.events_url and not k.revoked
-        ]
+        recipients = await self.api_keys.event_recipients()
         await self.scripts.record_suspected_clone(
             notice_id=notice_id, at=now_iso(), recipients=recipients
         )

@@ -1,10 +1,13 @@
 -- Store a new notice and queue it, or return the notice made earlier with the same
--- idempotency key ({'existing', id}, or {'conflict', id} when the body differed).
--- Optionally counts the plate's reminders over a window (three-strike policy), only for a new
--- notice, so an idempotent replay does not count twice: {'created', id, n}.
--- KEYS: notice, history, queue, idempotency?, reminders?
--- ARGV: id, body_hash, idempotency_ttl_s, retention_s, record_json, history_json, entry_json, now_ms, window_ms
+-- idempotency key ({'existing', id}, or {'conflict', id} when the body differed). A new
+-- notice gets, in the same step: its audit entry, its figures (counters_json: names to add 1
+-- to), and as asked: the plate's warning slips so far over the window (three strikes; only
+-- for a new notice, so a replay does not count twice), the reporter's latest-alert mark (for
+-- replies), its place among follow-ups due. Returns {'created', id, warnings_so_far}.
+-- KEYS: notice, history, queue, audit, idempotency?, warnings?, latest_alert?, follow_ups_due?
+-- ARGV: id, body_hash, idempotency_ttl_s, retention_s, record_json, history_json, entry_json, now_ms, window_ms, audit_json, counters_json, latest_ttl_s, follow_up_due_ms
 --!include new_notice.lua
+--!include figures.lua
 if K.idempotency ~= '' then
   local prev = redis.call('HMGET', K.idempotency, 'hash', 'id')
   if prev[2] then
@@ -18,13 +21,21 @@ if K.idempotency ~= '' then
   redis.call('HSET', K.idempotency, 'hash', A.body_hash, 'id', A.id)
   redis.call('EXPIRE', K.idempotency, tonumber(A.idempotency_ttl_s))
 end
-if K.reminders ~= '' then
-  local now, window = tonumber(A.now_ms), tonumber(A.window_ms)
-  redis.call('ZREMRANGEBYSCORE', K.reminders, '-inf', now - window)
-  redis.call('ZADD', K.reminders, now, A.id)
-  redis.call('PEXPIRE', K.reminders, window)
-  local n = redis.call('ZCARD', K.reminders)
-  redis.call('HSET', K.notice, 'reminder_number', n, 'penalty_due', n >= 3 and '1' or '0')
-  return {'created', A.id, n}
+local now = tonumber(A.now_ms)
+local hour = hour_of(now)
+redis.call('HSET', K.notice, 'stats_hour', hour)
+local n = 0
+if K.warnings ~= '' then
+  redis.call('ZREMRANGEBYSCORE', K.warnings, '-inf', now - tonumber(A.window_ms))
+  n = redis.call('ZCARD', K.warnings)
+  redis.call('HSET', K.notice, 'warnings_so_far', n)
 end
-return {'created', A.id}
+if K.latest_alert ~= '' then
+  redis.call('SET', K.latest_alert, A.id .. '|' .. A.now_ms, 'EX', tonumber(A.latest_ttl_s))
+end
+if K.follow_ups_due ~= '' then
+  redis.call('ZADD', K.follow_ups_due, tonumber(A.follow_up_due_ms), A.id)
+end
+redis.call('XADD', K.audit, '*', unpack(flat_pairs(A.audit_json)))
+for _, name in ipairs(cjson.decode(A.counters_json)) do figure(hour, name) end
+return {'created', A.id, n}

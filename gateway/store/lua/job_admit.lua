@@ -4,16 +4,18 @@
 -- text, parts. Returns one status per row: seen, queued, opted_out, capped or duplicate; or
 -- 'gap' for every row when the cursor has not reached this slice (an earlier slice sent in
 -- the same pipeline did not land): nothing is admitted past a hole, and the next step reads
--- from the cursor.
--- KEYS: job, job_counts, jobs_active, webhooks, queue, opt_outs
+-- from the cursor. Each notice made gets its audit entry (recipient masked and digested as
+-- gateway.core.audit does) and the rows' outcomes go into the figures.
+-- KEYS: job, job_counts, jobs_active, webhooks, queue, opt_outs, audit
 -- KEYS+: per row, in order: notice, history, sent_today, recent_reminder
--- ARGV: job_id, first_row, at, retention_s, daily_cap, dedup_ttl_s, check_opt_out, key_id, template, template_version, subject, channel, rows
+-- ARGV: job_id, first_row, at, retention_s, daily_cap, dedup_ttl_s, check_opt_out, key_id, key_name, template, template_version, subject, channel, rows
 --!include jobs.lua
+--!include figures.lua
 local job, first = A.job_id, tonumber(A.first_row)
 local at, retention = A.at, A.retention_s
 local cap, dedup = tonumber(A.daily_cap), tonumber(A.dedup_ttl_s)
 local template, channel = A.template, A.channel
-local W, KW, K0 = 5, 4, 6
+local W, KW, K0 = 5, 4, 7
 local E = cjson.decode(A.rows)
 local n = #E / W
 local out = {}
@@ -40,6 +42,14 @@ if cap > 0 then
   for k, to in ipairs(tos) do sent_today[to] = tonumber(got[k] or '0') or 0 end
 end
 
+local function masked(to)
+  local at_sign = string.find(to, '@', 1, true)
+  if at_sign then return string.sub(to, 1, 1) .. '***' .. string.sub(to, at_sign) end
+  if #to < 8 then return string.rep('*', #to) end
+  return string.sub(to, 1, 3) .. string.rep('*', #to - 7) .. string.sub(to, -4)
+end
+local hour = tostring(math.floor(tonumber(redis.call('TIME')[1]) / 3600))
+
 local counts, skipped = {}, 0
 for i = from, n - 1 do
   local b = i * W
@@ -61,20 +71,28 @@ for i = from, n - 1 do
     redis.call('HSET', nkey, 'id', id, 'kind', 'reminder', 'channel', channel,
                'status', 'queued', 'to', to, 'parts', E[b + 5], 'key_id', A.key_id,
                'job', job, 'template', template, 'template_version', A.template_version,
-               'created_at', at)
+               'created_at', at, 'stats_hour', hour)
     if channel == 'voice' then redis.call('HSET', nkey, 'text', E[b + 4]) end
     redis.call('RPUSH', hkey, cjson.encode({status='queued', at=at, detail={job=job}}))
     redis.call('EXPIRE', nkey, retention)
     redis.call('EXPIRE', hkey, retention)
     redis.call('XADD', K.queue, '*', 'id', id, 'to', E[b + 3], 'text', E[b + 4],
                'job', job, 'subject', A.subject)
+    redis.call('XADD', K.audit, '*', 'event', 'notice_created', 'at', at, 'key_id', A.key_id,
+               'key_name', A.key_name, 'notice_id', id, 'kind', 'reminder', 'channel', channel,
+               'template', template, 'job', job, 'to', masked(to),
+               'to_digest', string.sub(redis.sha1hex('to:' .. to), 1, 16))
   else
     skipped = skipped + 1
   end
   counts[status] = (counts[status] or 0) + 1
   out[#out + 1] = status
 end
-for status, c in pairs(counts) do redis.call('HINCRBY', K.job_counts, status, c) end
+local FIGURE = {queued='sent', opted_out='opted_out', capped='capped', duplicate='duplicate'}
+for status, c in pairs(counts) do
+  redis.call('HINCRBY', K.job_counts, status, c)
+  figure(hour, figure_name('reminder', template, channel, FIGURE[status]), c)
+end
 if skipped > 0 then
   job_maybe_finish(job, K.job, K.job_counts, redis.call('HINCRBY', K.job, 'done', skipped), at)
 end

@@ -1,13 +1,41 @@
 -- Fragment: a notice's status change, with its history entry, job counts and webhook.
 -- NEEDS: webhooks, jobs_active
 --!include jobs.lua
+--!include figures.lua
 -- Ranks keep a notice from moving backwards when events arrive out of order. A status in
 -- HARD is final; the others of rank 3 end one attempt: only a later attempt moves on.
 --!table RANK HARD
--- A notice's fields that a transition reads (and the part count, for receipts).
+-- A notice's fields that a transition reads (the part count for receipts; the last three
+-- for its figures).
 local function notice_state(nkey)
   return redis.call('HMGET', nkey, 'status', 'callback_url', 'key_id', 'kind', 'channel',
-                    'attempt', 'job', 'parts')
+                    'attempt', 'job', 'parts', 'stats_hour', 'template', 'accident_type')
+end
+local DELIVERED_LIKE = {delivered=1, sent=1, listened=1}
+-- The figures a status change adds to: calls answered (once per notice), the owner's answer,
+-- an alert delivered, a reminder's end.
+local function transition_figures(nkey, cur, old, new)
+  local hour, kind = cur[9], cur[4]
+  if not hour then return end
+  if kind == 'parking_notice' then
+    if new == 'answered' then
+      if redis.call('HSETNX', nkey, 'answered_counted', '1') == 1 then
+        figure(hour, 'parking:calls_answered')
+      end
+    elseif new == 'acknowledged' or new == 'disputed' then
+      figure(hour, figure_name('parking', new))
+    end
+  elseif kind == 'accident_alert' then
+    if new == 'delivered' then figure(hour, figure_name('accident', cur[11] or '', 'delivered')) end
+  elseif kind == 'reminder' and new ~= 'cancelled' then
+    local final = JOB_FINAL
+    if cur[5] == 'voice' then final = VOICE_FINAL end
+    if final[new] and not final[old] then
+      local measure = 'failed'
+      if DELIVERED_LIKE[new] then measure = 'delivered' end
+      figure(hour, figure_name('reminder', cur[10] or '', cur[5], measure))
+    end
+  end
 end
 -- cur: the notice_state already read by the caller, or nil. Returns 1 if the status changed.
 local function transition(nkey, hkey, id, status, at, detail, cur)
@@ -26,6 +54,7 @@ local function transition(nkey, hkey, id, status, at, detail, cur)
   if new_attempt then redis.call('HSET', nkey, 'attempt', attempt) end
   redis.call('RPUSH', hkey, cjson.encode({status=status, at=at, detail=detail}))
   if cur[7] then job_progress(cur[7], cur[1], status, at, cur[5]) end
+  transition_figures(nkey, cur, cur[1], status)
   if cur[2] and cur[2] ~= '' then
     webhook(K.webhooks, cur[3], cur[2], id, cur[4], cur[5], status, at, detail)
   end
