@@ -15,7 +15,13 @@ from gateway.store.apikeys import ROLES, ApiKeyStore, NewKey
 from tests.conftest import Gateway, close_or_dump, free_port, make_settings
 
 # Path values that name nothing: the handler answers 404/422, never 401/403.
-MISSING = {"id": "missing", "ref": "missing", "plate": "云Z99999", "phone": "13900000000"}
+MISSING = {
+    "id": "missing",
+    "ref": "missing",
+    "plate": "云Z99999",
+    "phone": "13900000000",
+    "name": "missing",
+}
 LATER = "03:00-03:01"  # a job that waits for its window sends nothing during the test
 
 

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from gateway.core.statuses import NOTICE_STATUSES
 from gateway.core.templates import ACCIDENT_TYPES, Catalogue
-from gateway.store import lua
+from gateway.store import scripts
 from gateway.store.apikeys import ROLES
 from tests.conftest import Gateway
 
@@ -77,7 +77,8 @@ async def test_openapi_names_the_allowed_values(gateway: Gateway) -> None:
 
 
 def test_every_status_the_scripts_rank_is_a_documented_status() -> None:
-    ranked = re.search(r"local RANK = \{(.*?)\}", lua.TRANSITION, re.S)
+    rendered = scripts.render("set_status", "gw")
+    ranked = re.search(r"local RANK = \{(.*?)\}", rendered, re.S)
     assert ranked is not None
     names = set(re.findall(r"(\w+)=\d", ranked.group(1)))
     assert names == set(NOTICE_STATUSES)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from gateway.sms.mo_inbox import watch
 from gateway.sms.simulator import SmscSimulator
 from tests.conftest import Gateway, running_voice_gateway
 from tests.sipp_phone import SippPhone
@@ -70,8 +71,8 @@ def try_it() -> tuple[list[str], list[Step]]:
             line = line.strip()
             if line.startswith("# {"):
                 steps[-1].expect = json.loads(re.sub(r": …", ': "…"', line[2:]))
-            elif line.startswith(("curl ", "gateway ")):
-                steps.append(Step(line))
+            elif line.startswith(("curl ", "gateway ")) or "run/mo/" in line:
+                steps.append(Step(line))  # an MO written to the simulator's inbox is a step
             elif line and not line.startswith("#"):
                 setup.append(line)
     return setup, steps
@@ -135,7 +136,13 @@ async def live_stack(
             GATEWAY_SMTP_PORT=str(smtp_server.port),  # type: ignore[attr-defined]
             GATEWAY_JOB_SEND_WINDOW=window(NOW),  # the default window may be closed now
         ) as gw:
-            yield gw
+            # The simulator's MO inbox, where run-local.sh has it (run/mo under the cwd).
+            inbox = asyncio.create_task(watch(smsc, tmp_path / "run" / "mo", "12122"))
+            try:
+                yield gw
+            finally:
+                inbox.cancel()
+                await asyncio.gather(inbox, return_exceptions=True)
     finally:
         phone.stop()
 

@@ -46,7 +46,7 @@ async def r(redis_server: str) -> AsyncIterator[aioredis.Redis]:
 
 def test_every_script_names_its_keys_and_argv_and_indexes_neither_by_hand() -> None:
     names = scripts.script_names()
-    assert len(names) == 19
+    assert len(names) == 22
     for name in names:
         source = scripts.source_of(f"{name}.lua")
         header = scripts.parse_header(source)

@@ -11,28 +11,6 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-# Every status a notice can have (GET /v1/notices/{id}, webhooks), in the order they come;
-# a job's counts may also say a recipient was skipped: opted_out, capped, duplicate.
-NOTICE_STATUSES: Final = (
-    "queued",
-    "submitted",
-    "dialing",
-    "answered",
-    "delivered",
-    "undeliverable",
-    "expired",
-    "rejected",
-    "failed",
-    "sent",
-    "acknowledged",
-    "disputed",
-    "no_input",
-    "listened",
-    "busy",
-    "no_answer",
-    "unreachable",
-    "cancelled",
-)
 SKIPPED_STATUSES: Final = ("opted_out", "capped", "duplicate")
 JOB_STATUSES: Final = ("receiving", "running", "waiting_window", "finished", "cancelled", "aborted")
 
@@ -81,6 +59,10 @@ class NoticeStatus(StrEnum):
     def is_hard(self) -> bool:
         return self.finality is Finality.HARD
 
+
+# Every status a notice can have (GET /v1/notices/{id}, webhooks), in the order they come;
+# a job's counts may also say a recipient was skipped: SKIPPED_STATUSES.
+NOTICE_STATUSES: Final = tuple(s.value for s in NoticeStatus)
 
 _S = NoticeStatus
 _TABLE: Final[dict[NoticeStatus, tuple[int, Finality]]] = {

@@ -57,6 +57,9 @@ class InFlight:
         return len(self._late)
 
     def hand(self, part: Part) -> None:
+        # Not on the wire in this attempt yet: a throttled part comes back with the time its
+        # previous attempt was written, and must not time out before it is written again.
+        part.written_at = 0.0
         self._handed[part.token] = part
         self.bulk += part.bulk
 

@@ -113,6 +113,7 @@ class VoiceCaller:
         )
         self.agi_address = ""
         self.placed = 0  # Originates sent by this process
+        self.results = 0  # flow results accepted for calls this process placed
         self.api_keys = ApiKeyStore(redis, keys)
         self.rate = SharedRate(Gcra(redis), keys.rate("calls"), settings.voice.calls_per_second)
         self.scripts = VoiceScripts(redis, keys)
@@ -288,6 +289,7 @@ class VoiceCaller:
             )
             return
         call.token = ""  # single use
+        self.results += 1
         detail = dict(result.outcome.get("detail", {}))
         await self.store.transition(notice_id, NoticeStatus(outcome), detail)
         if outcome == "disputed":
