@@ -37,7 +37,7 @@ from gateway.sms.receipts import ReceiptFields
 from gateway.sms.session import SessionSettings, SmppSession
 from gateway.sms.throttling import Throttling, link_rate
 from gateway.store.keys import Keys
-from gateway.store.notices import NoticeStore, now_iso
+from gateway.store.notices import NoticeStore
 
 log = logging.getLogger(__name__)
 
@@ -186,11 +186,7 @@ class SmsSender:
         self.metrics.smpp_bound.set(1 if self.bound else 0)
         self.throttling.observe()
         self._expire_unanswered()
-        expired = await self.store.scripts.expire_unreceipted(
-            now_ms=int(time.time() * 1000), at=now_iso()
-        )
-        if expired:
-            log.warning("%d SMS notices had no receipt in time and are expired", expired)
+        await self.store.expire_unreceipted()
         # Past the wait for a late submit_sm_resp, a parked receipt matches nothing.
         grace = (_LATE_LIMIT + 1) * self.smpp.smpp_response_timeout
         await self.inbound.report_unmatched(grace, self.smpp.smpp_receipt_ttl_hours * 3600)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import time
 from collections.abc import Mapping
@@ -25,6 +26,8 @@ from gateway.store.notice_scripts import (
     NoticeScripts,
     OutcomeResult,
 )
+
+log = logging.getLogger(__name__)
 
 RETENTION_SECONDS = 30 * 24 * 3600
 # Redis serves no one else while a script runs: time an accident alert's commands may wait.
@@ -201,6 +204,15 @@ class NoticeStore:
 
     # The SMPP receive path's writes: they return at once, and land within milliseconds in
     # one script call with the others (``sms_events.lua``).
+    async def expire_unreceipted(self) -> int:
+        """Submitted SMS notices whose receipt is overdue end ``expired`` (no_receipt)."""
+        expired = await self.scripts.expire_unreceipted(
+            now_ms=int(time.time() * 1000), at=now_iso()
+        )
+        if expired:
+            log.warning("%d SMS notices had no receipt in time and are expired", expired)
+        return expired
+
     def sms_event_batcher(
         self, mapping_ttl: float, early_ttl: float, interval: float
     ) -> ScriptBatcher:
