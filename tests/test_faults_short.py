@@ -4,6 +4,8 @@ a missing callback or more duplicates than the SMPP window (``bench/faults.py``)
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +18,19 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.faults
 @pytest.mark.timeout(600)
 def test_fault_suite_short_mode_loses_nothing() -> None:
-    run = subprocess.run(
+    # Its own session: when it overruns, the whole group (supervisor, Redis, workers) goes.
+    proc = subprocess.Popen(
         [sys.executable, "-m", "bench.faults", "--short"],
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=570,
-        check=False,
+        start_new_session=True,
     )
-    print(run.stdout)  # the table, shown by pytest -rA or on failure
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    try:
+        out, err = proc.communicate(timeout=570)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+    print(out)  # the table, shown by pytest -rA or on failure
+    assert proc.returncode == 0, out[-4000:] + err[-2000:]

@@ -1,8 +1,7 @@
 """Which channels exist, where their queues are, and which of them a process runs.
 
-The API and the job dispatcher ask the registry for a channel's queue (by lane) and whether a
-channel is enabled; the runner asks it for the channel workers of the lanes a process serves.
-Adding a channel is a module behind ``Channel`` and an entry here.
+The runner asks it for the channel workers of the lanes a process serves. Adding a channel is
+a module behind ``Channel`` and an entry here.
 """
 
 from __future__ import annotations
@@ -21,8 +20,6 @@ from gateway.store.notices import NoticeStore
 from gateway.voice.caller import VoiceCaller
 from gateway.voice.progress import CallProgressStore
 
-CHANNELS = ("sms", "voice", "email")
-
 
 @dataclass(frozen=True, slots=True)
 class ChannelRegistry:
@@ -40,16 +37,6 @@ class ChannelRegistry:
             case "email":
                 return {Lane.BULK: k.email_queue}
         raise KeyError(channel)
-
-    def queue(self, channel: str, lane: Lane) -> str:
-        """Where a notice of ``channel`` waits; a channel with one lane has one queue."""
-        streams = self.streams(channel)
-        return streams.get(lane) or next(iter(streams.values()))
-
-    def enabled(self, channel: str) -> bool:
-        if channel == "voice":
-            return self.settings.voice.voice_enabled
-        return channel in CHANNELS
 
     def workers(
         self,
