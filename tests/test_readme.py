@@ -181,7 +181,7 @@ async def test_every_try_it_example_works_on_the_live_stack(
     live_stack: Gateway, smsc: SmscSimulator, smtp_server: Inbox, tmp_path: Path
 ) -> None:
     gw = live_stack
-    (tmp_path / "run").mkdir()
+    (tmp_path / "run").mkdir(exist_ok=True)  # the MO inbox watcher may have made it
     (tmp_path / "run" / "demo-key").write_text(gw._admin.token + "\n")
     setup, steps = try_it()
     seen: dict[str, str] = {}
