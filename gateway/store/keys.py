@@ -31,17 +31,19 @@ class Keys:
     def idempotency(self, key_id: str, idem_key: str) -> str:
         return f"{self.prefix}:idem:{{{key_id}:{idem_key}}}"
 
-    def carrier_id(self, smsc_message_id: str) -> str:
-        return f"{self.prefix}:smsc:{{{smsc_message_id}}}"
+    def carrier_id(self, scope: str, smsc_message_id: str) -> str:
+        """A part a carrier id stands for. Ids are unique within one SMSC only (``scope``,
+        ``SmppLink.id_space``): two carriers may hand out the same one."""
+        return f"{self.prefix}:smsc:{{{scope}/{smsc_message_id}}}"
 
     @property
     def awaiting_receipts(self) -> str:
         """Submitted SMS notices, scored by when their receipt is overdue."""
         return f"{self.prefix}:sms:awaiting-receipts"
 
-    def early_receipt(self, smsc_message_id: str) -> str:
+    def early_receipt(self, scope: str, smsc_message_id: str) -> str:
         """A receipt that arrived before its carrier id was recorded."""
-        return f"{self.prefix}:smsc:{{{smsc_message_id}}}:early"
+        return f"{self.prefix}:smsc:{{{scope}/{smsc_message_id}}}:early"
 
     @property
     def receipts_parked(self) -> str:
