@@ -121,6 +121,15 @@ class Keys:
         return f"{self.prefix}:audit"
 
     @property
+    def events(self) -> str:
+        """Every status change and gateway event, capped: GET /v1/events/stream reads it."""
+        return f"{self.prefix}:events"
+
+    def console_session(self, session_hash: str) -> str:
+        """A console login: key hash, role, CSRF token (hash; TTL: the idle timeout)."""
+        return f"{self.prefix}:console:{{{session_hash}}}"
+
+    @property
     def suspected_clones(self) -> str:
         return f"{self.prefix}:suspected-clones"
 
