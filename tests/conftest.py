@@ -238,6 +238,8 @@ class Gateway:
         async with self.http.request(
             method, self.base + path, json=json_body, data=data, headers=h
         ) as resp:
+            if resp.content_type == "text/event-stream":  # never ends: the status is enough
+                return resp.status, "", resp.headers
             text = await resp.text()
             try:
                 body = json.loads(text)

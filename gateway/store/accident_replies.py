@@ -46,6 +46,7 @@ class AccidentReplies:
                 "latest_alert": k.latest_alert(national),
                 "webhooks": k.webhook_queue,
                 "events": k.events,
+                "replies": k.accident_replies,
             },
             args={
                 "reply": reply.value,

@@ -130,6 +130,16 @@ class Keys:
         return f"{self.prefix}:console:{{{session_hash}}}"
 
     @property
+    def accident_replies(self) -> str:
+        """The latest replies to accident alerts, newest first (a capped list)."""
+        return f"{self.prefix}:accident-replies"
+
+    @property
+    def jobs_recent(self) -> str:
+        """Reminder jobs by when they were made (the newest few hundred, for the console)."""
+        return f"{self.prefix}:jobs:recent"
+
+    @property
     def suspected_clones(self) -> str:
         return f"{self.prefix}:suspected-clones"
 
