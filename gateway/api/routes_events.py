@@ -145,6 +145,8 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
             if chunk:
                 await resp.write(chunk)
         await _live(request, resp, sub)
+    except ConnectionResetError:
+        pass  # the client went away: it resumes with Last-Event-ID when it comes back
     finally:
         hub.unsubscribe(sub)
     return resp

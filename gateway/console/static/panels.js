@@ -11,6 +11,7 @@ window.Panels = (() => {
   let timers = [];
   let streamUp = false;
   let lastReady = null;
+  let statsTimer = 0;
   const armed = new Map();  // job id -> when its cancel button was pressed once
 
   const bg = (path) => C.api("GET", path, undefined, { background: true });
@@ -108,7 +109,7 @@ window.Panels = (() => {
     drawSystem();
   }
 
-  function chart(title, points) {
+  function chart(name, title, points) {
     const w = 320, h = 90, top = 10, bottom = 16, n = Math.max(points.length, 1);
     const svg = document.createElementNS(SVG, "svg");
     svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
@@ -125,12 +126,14 @@ window.Panels = (() => {
     points.forEach((p, i) => {
       const x = i * slot + slot * 0.2, bw = slot * 0.6, full = h - top - bottom;
       const bh = p.value === null ? 0 : Math.max(1, full * p.value);
-      add("rect", { x, y: h - bottom - bh, width: bw, height: bh, class: "bar" });
+      add("rect", { x, y: h - bottom - bh, width: bw, height: bh, class: "chart-bar" });
       add("text", { x: x + bw / 2, y: h - 4, "text-anchor": "middle" }, p.label);
       add("text", { x: x + bw / 2, y: h - bottom - bh - 2, "text-anchor": "middle" },
         p.value === null ? "–" : Math.round(p.value * 100) + "%");
     });
-    return C.el("div", { class: "chart" }, C.el("h3", {}, title), svg);
+    const last = points.length ? points[points.length - 1].value : null;
+    return C.el("div", { class: "chart", "data-chart": name, "data-last": last === null ? "" : String(last) },
+      C.el("h3", {}, title), svg);
   }
   const share = (a, b) => (b ? a / b : null);
   async function stats() {
@@ -149,8 +152,8 @@ window.Panels = (() => {
       settled.push({ label, value: share(self, alerts) });
       delivery.push({ label, value: share(delivered, sent) });
     }
-    $("charts").replaceChildren(chart(C.T("chart_moved"), moved), chart(C.T("chart_settled"), settled),
-      chart(C.T("chart_delivery"), delivery));
+    $("charts").replaceChildren(chart("moved", C.T("chart_moved"), moved),
+      chart("settled", C.T("chart_settled"), settled), chart("delivery", C.T("chart_delivery"), delivery));
   }
 
   function every(ms, fn) { fn(); timers.push(setInterval(fn, ms)); }
@@ -160,11 +163,13 @@ window.Panels = (() => {
       this.stop();
       every(10000, clones); every(15000, replies); every(3000, jobs); every(5000, system); every(60000, stats);
     },
-    stop() { timers.forEach(clearInterval); timers = []; },
+    stop() { timers.forEach(clearInterval); timers = []; clearTimeout(statsTimer); statsTimer = 0; },
     refresh() { if (C) { clones(); replies(); jobs(); system(); stats(); } },
     onEvent(d) {
       if (d.type === "suspected_cloned_plate") clones();
       else if (d.type === "accident_reply") replies();
+      // The figures move with the statuses: drawn again a few seconds after a burst.
+      if (!statsTimer) statsTimer = setTimeout(() => { statsTimer = 0; stats(); }, 3000);
     },
     streamState(up) { streamUp = up; if (C) drawSystem(); },
   };
