@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway.core.statuses import NoticeStatus
+from gateway.store.apikeys import ApiKeyStore
 from gateway.store.notice_scripts import NoticeScripts
 from gateway.store.notices import now_iso
 from gateway.store.voice_scripts import VoiceScripts
@@ -181,3 +182,15 @@ async def test_open_streams_end_when_the_app_stops(api: Gateway) -> None:
             while await reader.next(within=5) is not None:
                 pass
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "event-hub"]
+
+
+async def test_a_stream_ends_within_a_heartbeat_once_its_key_is_revoked(api: Gateway) -> None:
+    cc = await api.add_key("command_center")
+    reader = await _stream(api, cc.token)
+    await _message(api, cc)
+    assert (await reader.next()).event == "status"
+    assert await ApiKeyStore(api.redis, api.keys).revoke(cc.key.id)
+    ended = await reader.next(within=5)
+    assert ended is not None
+    assert ended.event == "session_ended"
+    assert await reader.next(within=5) is None

@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 
 from aiohttp import web
 from redis.exceptions import ResponseError
 
 from gateway.api.auth import CALLER, SESSION
-from gateway.api.context import CONSOLE_SESSIONS, EVENT_HUB, KEYS, REDIS, SETTINGS
+from gateway.api.context import API_KEYS, CONSOLE_SESSIONS, EVENT_HUB, KEYS, REDIS, SETTINGS
 from gateway.api.errors import ApiError
 from gateway.api.event_hub import Subscriber, entry_key, frame, visible
 from gateway.store.apikeys import ApiKey
+from gateway.store.outage import STORE_DOWN
+
+log = logging.getLogger(__name__)
 
 _ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 MAX_BACKLOG = 200
@@ -93,11 +97,20 @@ async def _backlog_frames(request: web.Request, key: ApiKey, n: int, upto: str) 
     return b"".join(reversed(found))
 
 
+async def _still_allowed(request: web.Request, sub: Subscriber) -> bool:
+    """The console session still lives and the key is not revoked (looked at once a
+    heartbeat: a stream does not outlive its credentials by more than that)."""
+    session = request.get(SESSION)
+    if session is not None and not await request.app[CONSOLE_SESSIONS].alive(session):
+        return False
+    key = await request.app[API_KEYS].by_id(sub.key.id)
+    return key is not None and not key.revoked
+
+
 async def _live(request: web.Request, resp: web.StreamResponse, sub: Subscriber) -> None:
     """Live frames as they come; every heartbeat a comment (when idle) and, for a console
     stream, a look whether its session still lives."""
     beat = request.app[SETTINGS].console.events_heartbeat_seconds
-    session = request.get(SESSION)
     loop = asyncio.get_running_loop()
     due = loop.time() + beat
     while not sub.closed:
@@ -109,7 +122,7 @@ async def _live(request: web.Request, resp: web.StreamResponse, sub: Subscriber)
         if sub.closed or loop.time() < due:
             continue
         due = loop.time() + beat
-        if session is not None and not await request.app[CONSOLE_SESSIONS].alive(session):
+        if not await _still_allowed(request, sub):
             await resp.write(b'event: session_ended\ndata: {"reason":"session_ended"}\n\n')
             return
         if not frames:
@@ -147,6 +160,9 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
         await _live(request, resp, sub)
     except ConnectionResetError:
         pass  # the client went away: it resumes with Last-Event-ID when it comes back
+    except STORE_DOWN as exc:
+        # Redis is away: end the stream; the client resumes by Last-Event-ID once it is back.
+        log.warning("event stream ended, store unavailable: %r", exc)
     finally:
         hub.unsubscribe(sub)
     return resp
