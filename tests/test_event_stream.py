@@ -194,3 +194,36 @@ async def test_a_stream_ends_within_a_heartbeat_once_its_key_is_revoked(api: Gat
     assert ended is not None
     assert ended.event == "session_ended"
     assert await reader.next(within=5) is None
+
+
+async def test_a_client_too_far_behind_is_closed_and_resumes_without_loss(
+    api: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.api import event_hub
+
+    monkeypatch.setattr(event_hub, "MAX_BUFFERED", 3)
+    cc = await api.add_key("command_center")
+    reader = await _stream(api, cc.token)
+    # The hub hands entries over in one batch; more than 3 waiting closes the client.
+    scripts = NoticeScripts(api.redis, api.keys)
+    ids = [await _message(api, cc, f"1380013{n:04d}") for n in range(2)]
+    pipe = api.redis.pipeline(transaction=True)  # one MULTI: the hub reads all four at once
+    for nid in ids:
+        for status in (NoticeStatus.SUBMITTED, NoticeStatus.DELIVERED):
+            await scripts._set_status(
+                keys=scripts._notice_keys(nid),
+                args={"id": nid, "status": status.value, "at": now_iso(), "detail_json": "{}"},
+                client=pipe,
+            )
+    got = await reader.take(2)
+    await pipe.execute()
+    while (event := await reader.next()) is not None and event.event != "reconnect":
+        got.append(event)
+    assert event is not None
+    assert event.data == {"reason": "too_slow"}
+    again = await _stream(api, cc.token, last_event_id=got[-1].id)
+    got += await again.take(6 - len(got))
+    assert [(e.data["id"], e.data["status"]) for e in got] == [
+        (ids[0], "queued"), (ids[1], "queued"),
+        (ids[0], "submitted"), (ids[0], "delivered"), (ids[1], "submitted"), (ids[1], "delivered"),
+    ]  # fmt: skip

@@ -129,8 +129,16 @@ class EventHub:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 2.0)
                 continue
-            for _, entries in got or ():
-                self.dispatch(entries)
+            try:
+                for _, entries in got or ():
+                    self.dispatch(entries)
+            except Exception:
+                # A bug must not leave the clients waiting for ever: each is closed and
+                # resumes from its Last-Event-ID (the entries are still in Redis).
+                log.exception("event fan-out failed; closing %d streams", len(self.subscribers))
+                for sub in list(self.subscribers):
+                    self._close(sub, "fault")
+                self.position = got[-1][1][-1][0]
 
     async def stop(self) -> None:
         """Close every client's stream (their handlers return), then stop reading."""

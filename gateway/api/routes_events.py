@@ -127,8 +127,8 @@ async def _live(request: web.Request, resp: web.StreamResponse, sub: Subscriber)
             return
         if not frames:
             await resp.write(b": ping\n\n")
-    if sub.closed == "too_slow":
-        await resp.write(b'event: reconnect\ndata: {"reason":"too_slow"}\n\n')
+    if sub.closed in ("too_slow", "fault"):
+        await resp.write(f'event: reconnect\ndata: {{"reason":"{sub.closed}"}}\n\n'.encode())
 
 
 async def stream_events(request: web.Request) -> web.StreamResponse:
