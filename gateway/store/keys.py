@@ -123,6 +123,25 @@ class Keys:
         return f"{self.prefix}:audit"
 
     @property
+    def events(self) -> str:
+        """Every status change and gateway event, capped: GET /v1/events/stream reads it."""
+        return f"{self.prefix}:events"
+
+    def console_session(self, session_hash: str) -> str:
+        """A console login: key hash, role, CSRF token (hash; TTL: the idle timeout)."""
+        return f"{self.prefix}:console:{{{session_hash}}}"
+
+    @property
+    def accident_replies(self) -> str:
+        """The latest replies to accident alerts, newest first (a capped list)."""
+        return f"{self.prefix}:accident-replies"
+
+    @property
+    def jobs_recent(self) -> str:
+        """Reminder jobs by when they were made (the newest few hundred, for the console)."""
+        return f"{self.prefix}:jobs:recent"
+
+    @property
     def suspected_clones(self) -> str:
         return f"{self.prefix}:suspected-clones"
 

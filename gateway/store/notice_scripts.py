@@ -113,6 +113,7 @@ class NoticeScripts:
                 "history": k.history(notice.id),
                 "queue": queue,
                 "audit": k.audit_log,
+                "events": k.events,
                 "idempotency": idempotency_key,
                 "warnings": x.warnings,
                 "latest_alert": x.latest_alert,
@@ -143,6 +144,7 @@ class NoticeScripts:
             "history": k.history(notice_id),
             "webhooks": k.webhook_queue,
             "jobs_active": k.jobs_active,
+            "events": k.events,
         }
 
     async def set_status(
@@ -253,6 +255,7 @@ class NoticeScripts:
             keys={
                 "webhooks": k.webhook_queue,
                 "jobs_active": k.jobs_active,
+                "events": k.events,
                 "receipts_parked": k.receipts_parked,
                 "receipts_unmatched": k.receipts_unmatched,
                 "awaiting": k.awaiting_receipts,
@@ -275,6 +278,7 @@ class NoticeScripts:
                 "awaiting": k.awaiting_receipts,
                 "webhooks": k.webhook_queue,
                 "jobs_active": k.jobs_active,
+                "events": k.events,
             },
             args={"now_ms": now_ms, "max": max_expired, "at": at},
         )
