@@ -56,7 +56,11 @@ local function transition(nkey, hkey, id, status, at, detail, cur)
   redis.call('RPUSH', hkey, cjson.encode({status=status, at=at, detail=detail}))
   if cur[7] then job_progress(cur[7], cur[1], status, at, cur[5]) end
   transition_figures(nkey, cur, cur[1], status)
-  stream_event('status', id, cur[4], cur[5], status, at, cur[3], cur[12], {job=cur[7]})
+  -- A reminder job's rows stay off the events stream: a large job would push the alerts and
+  -- parking notices the stream is for out of its cap; the job's record counts them.
+  if cur[4] ~= 'reminder' then
+    stream_event('status', id, cur[4], cur[5], status, at, cur[3], cur[12], {job=cur[7]})
+  end
   if cur[2] and cur[2] ~= '' then
     webhook(K.webhooks, cur[3], cur[2], id, cur[4], cur[5], status, at, detail)
   end
