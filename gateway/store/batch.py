@@ -4,7 +4,8 @@
 one list (the wrapper packs them into one argument with ``pack_events``), and the keys the
 events bring, in order; the script returns one result per event, in order. ``submit``
 returns a future at once; ``run`` (an owned task) sends what is queued every ``interval``
-seconds or when ``max_batch`` events are waiting, and once more when cancelled. One call
+seconds or when ``max_batch`` events are waiting, up to ``in_flight`` calls at once, and
+what is left when cancelled. One call
 rather than a pipeline of one call per event: Redis pays a script's set-up, and the client
 its command packing, once per batch.
 """
@@ -37,14 +38,20 @@ class ScriptBatcher:
         width: int,
         interval: float = 0.002,
         max_batch: int = 100,
+        in_flight: int = 4,
     ) -> None:
         self.send = send
         self.width = width
         self.interval = interval
         self.max_batch = max_batch
+        # Calls at once. Whoever waits for an answer (an SMSC for its deliver_sm_resp) waits
+        # for a call's round trip, not for every call queued before it; the scripts do not
+        # need the calls' order (a receipt that overtakes its carrier id is parked).
+        self.in_flight = in_flight
         self._queue: list[tuple[list[Any], Sequence[str], asyncio.Future[Any]]] = []
         self._full = asyncio.Event()
         self._closing = False
+        self._calls: set[asyncio.Task[None]] = set()
 
     def close(self) -> None:
         """Let ``run`` flush what is queued and end."""
@@ -69,42 +76,62 @@ class ScriptBatcher:
                 except TimeoutError:
                     pass
                 self._full.clear()
-                await self._flush()
+                while self._queue and len(self._calls) < self.in_flight:
+                    call = asyncio.create_task(self._call(self._take()), name="script-batch")
+                    self._calls.add(call)
+                    call.add_done_callback(self._calls.discard)
+                if len(self._calls) >= self.in_flight:
+                    await asyncio.wait(self._calls, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            await asyncio.shield(self._flush())
+            await asyncio.shield(self._drain())
 
-    async def _flush(self) -> None:
-        outage = Outage("batched writes")
+    async def _drain(self) -> None:
+        if self._calls:
+            await asyncio.wait(self._calls)
         while self._queue:
-            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-            flat: list[Any] = []
-            keys: list[str] = []
-            for fields, event_keys, _ in batch:
-                flat += fields
-                keys += event_keys
+            await self._call(self._take())
+
+    def _take(self) -> list[tuple[list[Any], Sequence[str], asyncio.Future[Any]]]:
+        batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+        return batch
+
+    async def _call(
+        self, batch: list[tuple[list[Any], Sequence[str], asyncio.Future[Any]]]
+    ) -> None:
+        outage = Outage("batched writes")
+        flat: list[Any] = []
+        keys: list[str] = []
+        for fields, event_keys, _ in batch:
+            flat += fields
+            keys += event_keys
+        while True:
             try:
                 results = await self.send(flat, keys)
                 if not isinstance(results, list) or len(results) != len(batch):
                     raise RuntimeError(f"script answered {results!r:.80} for {len(batch)} events")
                 outage.ok()
+                break
             except STORE_DOWN as exc:
                 if not self._closing:
-                    # Sent again, in order, once Redis is back: the scripts are idempotent per
-                    # event (a status never moves twice), so a call that did land is harmless.
-                    self._queue[:0] = batch
+                    # Sent again once Redis is back: the scripts are idempotent per event (a
+                    # status never moves twice), so a call that did land is harmless.
                     await outage.pause(exc)
                     continue
                 log.error("Redis gone at shutdown: %d batched events not stored", len(batch))
-                for _, _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
+                self._fail(batch, exc)
+                return
             except Exception as exc:  # no event of the batch is known to have landed
                 log.error("Redis script call with %d events failed: %r", len(batch), exc)
-                for _, _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            for (_, _, fut), res in zip(batch, results, strict=True):
-                if not fut.done():
-                    fut.set_result(res)
+                self._fail(batch, exc)
+                return
+        for (_, _, fut), res in zip(batch, results, strict=True):
+            if not fut.done():
+                fut.set_result(res)
+
+    @staticmethod
+    def _fail(
+        batch: list[tuple[list[Any], Sequence[str], asyncio.Future[Any]]], exc: BaseException
+    ) -> None:
+        for _, _, fut in batch:
+            if not fut.done():
+                fut.set_exception(exc)

@@ -34,7 +34,7 @@ RETENTION_SECONDS = 30 * 24 * 3600
 # 40 events took 0.6-0.8 ms at the median in the slow log (1.0 ms, up to 4.9, while the host
 # was slow; 100 took 1.5 ms). With 20, and the smaller admission slices and stream reads that
 # came with them, a PING's p99 under a bulk job fell from 4.5-6.0 ms to 3.3 ms.
-SMS_EVENTS_PER_CALL = 20
+SMS_EVENTS_PER_CALL = 50
 # A parking notice with no follow-up this long after its deadline counts as missing one.
 FOLLOW_UP_MISSING_AFTER_MS = 2 * 3600 * 1000
 # The latest-alert mark outlives the reply window by this much: an MO is matched by when it
