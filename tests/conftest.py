@@ -121,6 +121,11 @@ class Receiver:
         self.event.set()
         return web.Response(status=204)
 
+    @property
+    def allow(self) -> str:
+        """The allow-list entry for this receiver: its exact address and port."""
+        return self.url.split("/")[2]
+
     def statuses(self, notice_id: str) -> list[str]:
         return [c["body"]["status"] for c in self.calls if c["body"]["id"] == notice_id]
 

@@ -58,7 +58,7 @@ async def _reply_of(gw: Gateway, notice_id: str, within: float = 10) -> dict[str
 async def test_replies_by_mo_mark_the_alert_and_reach_the_command_centre_signed(
     gateway: Gateway, smsc: SmscSimulator, receiver: Receiver
 ) -> None:
-    centre = await gateway.add_key("command_center", ["127.0.0.1"], events_url=receiver.url)
+    centre = await gateway.add_key("command_center", [receiver.allow], events_url=receiver.url)
     cases = [
         ("13800138100", "1", "self_settled"),
         ("13800138101", "２", "officer_requested"),

@@ -181,6 +181,13 @@ class WebhookSettings(BaseSettings):
     model_config = config()
     webhook_timeout: float = Field(10.0, gt=0)
     webhook_concurrency: int = Field(256, ge=1)
+    # POSTs in flight to one callback host (host:port) at most: a dead host cannot take the
+    # shared slots from the others.
+    webhook_host_concurrency: int = Field(16, ge=1)
+    # A host that times out (or cannot be reached) this many times in a row is parked this
+    # long: its webhooks are not tried, and go on along their retry schedule.
+    webhook_breaker_failures: int = Field(5, ge=1)
+    webhook_breaker_seconds: float = Field(60.0, gt=0)
     webhook_first_retry: float = Field(5.0, gt=0)
     webhook_max_retry_interval: float = Field(1800.0, gt=0)
     # Retries go on for this long before the callback moves to the dead-letter list.
