@@ -72,7 +72,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         code = HTTP_CODES.get(exc.status, "http_error")
         allowed = getattr(exc, "allowed_methods", None)  # 405 names the methods that work
         details = {"allowed": sorted(allowed)} if allowed else None
-        resp = ApiError(exc.status, code, exc.reason or code, details=details).response()
+        headers = {"Allow": ", ".join(sorted(allowed))} if allowed else None
+        resp = ApiError(
+            exc.status, code, exc.reason or code, details=details, headers=headers
+        ).response()
     except STORE_DOWN as exc:
         # Redis restarting or failing over: nothing was stored, the caller should try again.
         log.warning("store unavailable on %s %s: %r", request.method, route, exc)

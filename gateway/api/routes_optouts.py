@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 from pydantic import BaseModel, Field
 
@@ -13,6 +15,8 @@ from gateway.api.models import _STRICT
 from gateway.api.responses import json_response
 from gateway.api.routes_notices import _phone
 
+_DIGITS = re.compile(r"^[0-9]{1,20}$")
+
 
 class OptOutIn(BaseModel):
     model_config = _STRICT
@@ -22,13 +26,14 @@ class OptOutIn(BaseModel):
 
 async def list_opt_outs(request: web.Request) -> web.Response:
     """``?cursor=`` pages through them (``next_cursor`` 0 at the end)."""
-    try:
-        cursor = int(request.query.get("cursor", "0"))
-        count = int(request.query.get("count", "100"))
-    except ValueError:
-        raise ApiError(422, "invalid_cursor", "cursor and count are integers") from None
-    if cursor < 0 or not 1 <= count <= 1000:
-        raise ApiError(422, "invalid_cursor", "cursor >= 0, count 1..1000")
+    cursor_text = request.query.get("cursor", "0")
+    count_text = request.query.get("count", "100")
+    # Redis cursors are unsigned 64-bit: a larger one is refused here, not by Redis (a 500).
+    if not (_DIGITS.match(cursor_text) and _DIGITS.match(count_text)):
+        raise ApiError(400, "invalid_cursor", "cursor and count are non-negative integers")
+    cursor, count = int(cursor_text), int(count_text)
+    if cursor >= 2**64 or not 1 <= count <= 1000:
+        raise ApiError(400, "invalid_cursor", "cursor: a next_cursor of a page; count 1..1000")
     next_cursor, items = await request.app[OPT_OUTS].list(cursor, count)
     return json_response({"opt_outs": items, "next_cursor": next_cursor})
 

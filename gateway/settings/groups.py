@@ -43,6 +43,12 @@ class HttpSettings(BaseSettings):
     http_port: int = Field(8080, ge=0, le=65535)
     # Request budget: bodies above this are refused with 413 before parsing.
     http_max_body: int = Field(64 * 1024, ge=1024)
+    # Slow clients: a request's line and headers must arrive within this of its first byte,
+    # a JSON body within http_body_timeout; an idle keep-alive connection is closed after
+    # http_keepalive_timeout (aiohttp's own default is an hour).
+    http_header_timeout: float = Field(10.0, gt=0)
+    http_body_timeout: float = Field(30.0, gt=0)
+    http_keepalive_timeout: float = Field(15.0, gt=0)
 
 
 class AmiSettings(BaseSettings):
@@ -126,6 +132,10 @@ class JobSettings(BaseSettings):
     model_config = config()
     job_default_rate: float = Field(1000.0, gt=0)  # messages/s per job unless the job says
     job_max_rows: int = Field(2_000_000, ge=1)
+    # A reminder-job upload (CSV or JSON) is refused with 413 past this many bytes, and with
+    # 408 when it has not all arrived after job_upload_timeout seconds.
+    job_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    job_upload_timeout: float = Field(600.0, gt=0)
     # Bulk entries waiting in the queues at most: bounds how far a cancel lags, and memory.
     job_backlog: int = Field(5000, ge=100)
     reminder_daily_cap: int = Field(3, ge=0)  # reminders per recipient per day; 0: no cap
