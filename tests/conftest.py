@@ -23,6 +23,7 @@ from aiohttp import web
 
 from gateway.api.app import create_app
 from gateway.api.server import ApiRunner
+from gateway.core.secret_box import SecretBox
 from gateway.metrics import Metrics
 from gateway.runner import Workers
 from gateway.settings import Settings
@@ -221,7 +222,8 @@ class Gateway:
         burst: int = 1000,
         events_url: str = "",
     ) -> NewKey:
-        return await ApiKeyStore(self.redis, self.keys).add(
+        box = SecretBox(self.settings.security.secret_key.get_secret_value())
+        return await ApiKeyStore(self.redis, self.keys, box).add(
             f"test-{role}", role, hosts or [], rate, burst, events_url
         )
 

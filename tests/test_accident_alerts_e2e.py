@@ -47,7 +47,7 @@ async def test_three_part_alert_arrives_whole_and_webhooks_are_signed(
         call = await receiver.wait_for(body["id"], status)
         h = call["headers"]
         assert verify(
-            key.key.callback_secret, h["X-Gateway-Timestamp"], call["raw"], h["X-Gateway-Signature"]
+            key.callback_secret, h["X-Gateway-Timestamp"], call["raw"], h["X-Gateway-Signature"]
         )
         assert not verify(
             "wrong-secret", h["X-Gateway-Timestamp"], call["raw"], h["X-Gateway-Signature"]

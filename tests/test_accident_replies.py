@@ -80,7 +80,7 @@ async def test_replies_by_mo_mark_the_alert_and_reach_the_command_centre_signed(
         assert call["body"]["detail"]["from"] == phone[:3] + "****" + phone[-4:]
         h = call["headers"]
         assert verify(
-            centre.key.callback_secret,
+            centre.callback_secret,
             h["X-Gateway-Timestamp"],
             call["raw"],
             h["X-Gateway-Signature"],

@@ -66,7 +66,7 @@ async def test_a_plate_moved_after_every_call_is_never_due_a_penalty(
         assert call["body"]["detail"]["outcome"] == "moved"
         h = call["headers"]
         assert verify(
-            officer.key.callback_secret,
+            officer.callback_secret,
             h["X-Gateway-Timestamp"],
             call["raw"],
             h["X-Gateway-Signature"],

@@ -18,7 +18,12 @@ import pytest
 
 from tests.conftest import Gateway, close_or_dump, make_settings
 
-ALERT = {"accident_type": "injury", "reporter_phone": "13800138000", "location": "北京路"}
+ALERT = {
+    "accident_type": "injury",
+    "reporter_phone": "13800138000",
+    "location": "北京路",
+    "case_id": "A-1",
+}
 
 
 @pytest.fixture

@@ -75,7 +75,7 @@ async def test_owner_pressing_2_disputes_and_flags_a_cloned_plate(
     assert call["body"]["detail"]["plate"] == "云B54321"
     h = call["headers"]
     assert verify(
-        centre.key.callback_secret, h["X-Gateway-Timestamp"], call["raw"], h["X-Gateway-Signature"]
+        centre.callback_secret, h["X-Gateway-Timestamp"], call["raw"], h["X-Gateway-Signature"]
     )
 
 

@@ -150,7 +150,7 @@ async def test_every_wrapper_passes_exactly_the_keys_its_script_declares(
         national="13800000001", reply=Reply.SELF_SETTLED, text="1", from_masked="138****0001",
         mo_id="1-0", mo_ms=1, window_ms=1000, at=AT, recipients=[],
     )  # fmt: skip
-    requests = BindingRequestStore(r, k)
+    requests = BindingRequestStore(r, k, "pepper")
     actor = Actor("api", key_id="k")
     await requests.create(
         ref="R1",

@@ -116,7 +116,9 @@ def create_app(
         app[NOTICES] = NoticeStore(redis, keys, settings.api.idempotency_ttl_hours * 3600)
         app[API_KEYS] = ApiKeyStore(redis, keys)
         app[BINDINGS] = BindingStore(redis, keys)
-        app[BINDING_REQUESTS] = BindingRequestStore(redis, keys)
+        app[BINDING_REQUESTS] = BindingRequestStore(
+            redis, keys, settings.security.code_pepper.get_secret_value()
+        )
         app[GCRA] = Gcra(redis)
         app[JOBS] = JobStore(redis, keys)
         app[OPT_OUTS] = OptOutStore(redis, keys)

@@ -201,7 +201,7 @@ class WebhookDispatcher:
             "Host": target.host_header,
             "Content-Type": "application/json",
             TIMESTAMP_HEADER: ts,
-            SIGNATURE_HEADER: sign(key.callback_secret, ts, body),
+            SIGNATURE_HEADER: sign(self.api_keys.signing_secret(key), ts, body),
             "User-Agent": "notice-gateway-webhooks/1",
         }
         assert self._session is not None

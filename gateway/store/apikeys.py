@@ -1,4 +1,5 @@
-"""API keys: only a hash of each key is stored; the callback-signing secret is kept to sign."""
+"""API keys: only a hash of each key is stored; the callback-signing secret is kept, sealed
+(``gateway/core/secret_box.py``), to sign webhooks."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Final
 
 import redis.asyncio as aioredis
 
+from gateway.core.secret_box import SecretBox, is_sealed
 from gateway.store.keys import Keys
 from gateway.store.notices import now_iso
 
@@ -25,6 +27,8 @@ class ApiKey:
     name: str
     role: str
     callback_hosts: tuple[str, ...]
+    # As stored: sealed (``enc1:...``), or plain text from before sealing. The plain secret
+    # comes from ``ApiKeyStore.signing_secret`` (and once from ``add``/``rotate_secret``).
     callback_secret: str = field(repr=False)
     rate: float
     burst: int
@@ -38,6 +42,7 @@ class ApiKey:
 class NewKey:
     key: ApiKey
     token: str = field(repr=False)
+    callback_secret: str = field(repr=False, default="")  # plain, shown once
 
 
 def hash_token(token: str) -> str:
@@ -47,9 +52,16 @@ def hash_token(token: str) -> str:
 class ApiKeyStore:
     """Key records in Redis, with a short in-process cache for the request hot path."""
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys, cache_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        box: SecretBox | None = None,
+        cache_seconds: float = 5.0,
+    ) -> None:
         self.redis = redis
         self.keys = keys
+        self.box = box  # needed to make keys and to sign; not to authenticate
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
@@ -66,12 +78,13 @@ class ApiKeyStore:
             raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
         key_id = "key_" + secrets.token_hex(6)
         token = f"gwk_{key_id[4:]}_{secrets.token_urlsafe(32)}"
+        secret = new_callback_secret()
         record = ApiKey(
             id=key_id,
             name=name,
             role=role,
             callback_hosts=tuple(callback_hosts),
-            callback_secret="whsec_" + secrets.token_urlsafe(32),
+            callback_secret=self._box().seal(key_id, secret),
             rate=rate,
             burst=burst,
             created_at=now_iso(),
@@ -82,7 +95,42 @@ class ApiKeyStore:
         pipe.hset(self.keys.api_key(h), mapping=_to_hash(record))
         pipe.hset(self.keys.api_key_index, key_id, h)
         await pipe.execute()
-        return NewKey(record, token)
+        return NewKey(record, token, secret)
+
+    def _box(self) -> SecretBox:
+        if self.box is None:
+            raise RuntimeError("this ApiKeyStore has no SecretBox (GATEWAY_SECRET_KEY)")
+        return self.box
+
+    def signing_secret(self, key: ApiKey) -> str:
+        """The plain callback secret of ``key`` (sealed or, from before sealing, plain)."""
+        return self._box().open(key.id, key.callback_secret)
+
+    async def rotate_secret(self, key_id: str) -> tuple[ApiKey, str] | None:
+        """A new callback secret for the key, sealed; the plain one is returned once."""
+        h = await self.redis.hget(self.keys.api_key_index, key_id)
+        if not h or not await self.redis.exists(self.keys.api_key(h)):
+            return None
+        secret = new_callback_secret()
+        sealed = self._box().seal(key_id, secret)
+        await self.redis.hset(self.keys.api_key(h), "callback_secret", sealed)
+        key = await self.by_id(key_id)
+        assert key is not None
+        return key, secret
+
+    async def seal_all(self) -> int:
+        """Seal secrets stored in plain text, and re-seal others under the first key of
+        GATEWAY_SECRET_KEY; returns how many changed."""
+        box = self._box()
+        changed = 0
+        for key in await self.list():
+            plain = box.open(key.id, key.callback_secret)
+            if is_sealed(key.callback_secret) and box.is_current(key.id, key.callback_secret):
+                continue
+            h = await self.redis.hget(self.keys.api_key_index, key.id)
+            await self.redis.hset(self.keys.api_key(h), "callback_secret", box.seal(key.id, plain))
+            changed += 1
+        return changed
 
     async def authenticate(self, token: str) -> ApiKey | None:
         if not token.startswith("gwk_") or len(token) > 200:
@@ -161,6 +209,10 @@ class ApiKeyStore:
             return False
         await self.redis.hset(self.keys.api_key(h), "revoked", "1")
         return True
+
+
+def new_callback_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
 
 
 def _to_hash(k: ApiKey) -> dict[str, str]:
