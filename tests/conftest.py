@@ -352,5 +352,8 @@ async def voice_gateway(
         tmp_path,
         GATEWAY_VOICE_CHANNEL="Local/{number}@sink",
         GATEWAY_CALLS_PER_SECOND="50",
+        # The strike scenarios post four notices to one plate within a minute; the per-plate
+        # limit (3 an hour by default) has a test of its own.
+        GATEWAY_PLATE_CALLS_PER_HOUR="10",
     ) as gw:
         yield gw

@@ -142,8 +142,14 @@ async def test_opted_out_number_gets_no_reminder_but_still_gets_accident_procedu
         while not await gw.redis.sismember(gw.keys.opt_outs, "13700001111"):
             await asyncio.sleep(0.05)
     code, listed, _ = await gw.request("GET", "/v1/admin/opt-outs", gw._admin)
-    assert listed["opt_outs"][0]["phone"] == "13700001111"
+    assert listed["opt_outs"][0]["phone"] == "137****1111"  # masked unless asked
     assert listed["opt_outs"][0]["via"] == "mo"
+    code, listed, _ = await gw.request("GET", "/v1/admin/opt-outs?unmasked=true", gw._admin)
+    assert listed["opt_outs"][0]["phone"] == "13700001111"
+    read = [f for _, f in await gw.redis.xrange(gw.keys.audit_log)]
+    assert [f["key_id"] for f in read if f["event"] == "opt_outs_read_unmasked"] == [
+        gw._admin.key.id
+    ]
     recipients = [
         {"to": n, "params": {"plate": "云A12345", "due_date": "2026年12月31日"}}
         for n in ("13700001111", "13700002222")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +24,7 @@ from gateway.api.context import (
     NOTICES,
     OPENAPI,
     OPT_OUTS,
+    PLATE_CALLS,
     READINESS,
     REDIS,
     SETTINGS,
@@ -45,6 +47,7 @@ from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.store.optouts import OptOutStore
 from gateway.store.outage import STORE_DOWN
+from gateway.store.plate_calls import PlateCalls
 from gateway.store.ratelimit import Gcra
 from gateway.store.redis_conn import connect
 
@@ -114,7 +117,7 @@ def create_app(
         redis = connect(settings.redis)
         app[REDIS] = redis
         app[NOTICES] = NoticeStore(redis, keys, settings.api.idempotency_ttl_hours * 3600)
-        app[API_KEYS] = ApiKeyStore(redis, keys)
+        app[API_KEYS] = api_keys = ApiKeyStore(redis, keys)
         app[BINDINGS] = BindingStore(redis, keys)
         app[BINDING_REQUESTS] = BindingRequestStore(
             redis, keys, settings.security.code_pepper.get_secret_value()
@@ -125,7 +128,12 @@ def create_app(
         app[FOLLOW_UPS] = FollowUpStore(redis, keys)
         app[AUDIT] = AuditLog(redis, keys)
         app[FIGURES] = FigureStore(redis, keys)
+        app[PLATE_CALLS] = PlateCalls(redis, keys)
+        # A revoked or changed key leaves this process's cache at once, not after its TTL.
+        invalidation = asyncio.create_task(api_keys.follow_changes(), name="api-key-changes")
         yield
+        invalidation.cancel()
+        await asyncio.gather(invalidation, return_exceptions=True)
         await redis.aclose()
 
     app.cleanup_ctx.append(redis_ctx)

@@ -21,6 +21,7 @@ from gateway.store.jobs import JobStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.store.optouts import OptOutStore
+from gateway.store.plate_calls import PlateCalls
 from gateway.store.ratelimit import Gcra
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -36,6 +37,7 @@ OPT_OUTS = web.AppKey("opt_outs", OptOutStore)
 FOLLOW_UPS = web.AppKey("follow_ups", FollowUpStore)
 AUDIT = web.AppKey("audit", AuditLog)
 FIGURES = web.AppKey("figures", FigureStore)
+PLATE_CALLS = web.AppKey("plate_calls", PlateCalls)
 METRICS = web.AppKey("metrics", Metrics)
 CATALOGUE = web.AppKey("catalogue", Catalogue)
 # In-process components report their readiness here (the SMPP bind, when the worker runs here).

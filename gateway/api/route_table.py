@@ -115,8 +115,8 @@ ROUTES: tuple[Route, ...] = (
         "Who notified whom: notices created and follow-ups (filters by phone or plate audited)",
         ("admin",),
     ),
-    # Binding requests are not limited to the key that opened them: any binding_agent key
-    # reads, verifies or cancels one by its reference.
+    # A binding request is the business of the key that opened it (and admins): another
+    # binding_agent key is told 404, as for a reference that does not exist.
     Route(
         "POST",
         "/v1/binding-requests",
@@ -132,6 +132,7 @@ ROUTES: tuple[Route, ...] = (
         binding.get_binding_request,
         "A binding request",
         ("binding_agent",),
+        own_object=True,
     ),
     Route(
         "POST",
@@ -140,6 +141,7 @@ ROUTES: tuple[Route, ...] = (
         "Confirm a binding request with the code (the website's path)",
         ("binding_agent",),
         body=BindingVerifyIn,
+        own_object=True,
     ),
     Route(
         "POST",
@@ -147,6 +149,7 @@ ROUTES: tuple[Route, ...] = (
         binding.cancel_binding_request,
         "Cancel a pending binding request",
         ("binding_agent",),
+        own_object=True,
     ),
     Route(
         "GET",

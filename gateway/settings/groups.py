@@ -117,6 +117,9 @@ class VoiceSettings(BaseSettings):
     gtts_url: str = ""
     audio_dir: str = "audio"
     reminder_window_days: int = Field(365, ge=1, le=3650)
+    # Parking notices (calls, or SMS in quiet hours) to one plate's owner per hour at most,
+    # however many officers report the car; 0: no limit.
+    plate_calls_per_hour: int = Field(3, ge=0, le=1000)
 
 
 class BindingSettings(BaseSettings):

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import hashlib
 import json
+import logging
 import secrets
 import time
 from collections.abc import Sequence
@@ -17,6 +19,8 @@ import redis.asyncio as aioredis
 from gateway.core.secret_box import SecretBox, is_sealed
 from gateway.store.keys import Keys
 from gateway.store.notices import now_iso
+
+log = logging.getLogger(__name__)
 
 ROLES: Final = ("officer", "command_center", "back_office", "binding_agent", "admin")
 
@@ -62,6 +66,7 @@ class ApiKeyStore:
         self.redis = redis
         self.keys = keys
         self.box = box  # needed to make keys and to sign; not to authenticate
+        self._generation = 0  # counts evictions: a read that overlapped one is not cached
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
@@ -140,14 +145,46 @@ class ApiKeyStore:
         now = time.monotonic()
         if hit and hit[0] > now:
             return hit[1]
+        generation = self._generation
         raw = await self.redis.hgetall(self.keys.api_key(h))
         key = _from_hash(raw) if raw else None
         if key and key.revoked:
             key = None
-        self._cache[h] = (now + self.cache_seconds, key)
+        if generation == self._generation:
+            self._cache[h] = (now + self.cache_seconds, key)
         if len(self._cache) > 10000:
             self._cache.clear()
         return key
+
+    async def _changed(self, h: str) -> None:
+        """Tell every process's cache that the key with hash ``h`` changed."""
+        self._evict(h)
+        await self.redis.publish(self.keys.api_key_events, h)
+
+    def _evict(self, h: str | None) -> None:
+        self._generation += 1
+        if h is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(h, None)
+
+    async def follow_changes(self, retry_seconds: float = 1.0) -> None:
+        """Evict the keys other processes revoke or change, as they do (Redis pub/sub), so a
+        revoked key stops working at once. While the subscription is down the cache still
+        expires after ``cache_seconds``; after it is back the whole cache is dropped."""
+        while True:
+            try:
+                async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(self.keys.api_key_events)
+                    self._evict(None)  # whatever was missed while not subscribed
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self._evict(str(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis away: the cache's own expiry still holds
+                log.warning("API key changes not followed (%r); again in %.0fs", exc, retry_seconds)
+                await asyncio.sleep(retry_seconds)
 
     async def by_id(self, key_id: str) -> ApiKey | None:
         h = await self.redis.hget(self.keys.api_key_index, key_id)
@@ -176,7 +213,7 @@ class ApiKeyStore:
         events_url: str | None = None,
     ) -> ApiKey | None:
         """Change a key's allow-list, rate limit or events URL; None if there is no such key.
-        API processes see the change within their cache time (a few seconds)."""
+        API processes see the change at once (``follow_changes``)."""
         h = await self.redis.hget(self.keys.api_key_index, key_id)
         raw = await self.redis.hgetall(self.keys.api_key(h)) if h else {}
         if not raw:
@@ -192,6 +229,7 @@ class ApiKeyStore:
             events_url=key.events_url if events_url is None else events_url,
         )
         await self.redis.hset(self.keys.api_key(h), mapping=_to_hash(new))
+        await self._changed(h)
         return new
 
     async def event_recipients(self) -> builtins.list[tuple[str, str]]:
@@ -208,6 +246,7 @@ class ApiKeyStore:
         if not h:
             return False
         await self.redis.hset(self.keys.api_key(h), "revoked", "1")
+        await self._changed(h)
         return True
 
 
