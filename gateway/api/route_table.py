@@ -180,6 +180,7 @@ ROUTES: tuple[Route, ...] = (
         binding.delete_binding,
         "Remove a binding (admins)",
         ("admin",),
+        ok_status=204,
     ),
     Route(
         "GET",
@@ -210,6 +211,7 @@ ROUTES: tuple[Route, ...] = (
         optouts.remove_opt_out,
         "Reverse an opt-out",
         ("admin",),
+        ok_status=204,
     ),
     Route(
         "GET",

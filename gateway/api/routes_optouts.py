@@ -12,7 +12,7 @@ from gateway.api.auth import CALLER
 from gateway.api.body import read_model
 from gateway.api.context import AUDIT, OPT_OUTS
 from gateway.api.errors import ApiError
-from gateway.api.models import _STRICT
+from gateway.api.models import _PHONE_DOC, _STRICT
 from gateway.api.responses import json_response
 from gateway.api.routes_notices import _phone
 from gateway.core.audit import audit_entry
@@ -25,7 +25,7 @@ _DIGITS = re.compile(r"^[0-9]{1,20}$")
 
 class OptOutIn(BaseModel):
     model_config = _STRICT
-    phone: str = Field(min_length=1, max_length=32)
+    phone: str = Field(min_length=1, max_length=32, json_schema_extra=_PHONE_DOC)
     reason: str | None = Field(default=None, max_length=200)
 
 
