@@ -12,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from gateway.core.webhooks import OutboxEntry, webhook_envelope
 from gateway.store.apikeys import NewKey
-from tests.conftest import Gateway, Receiver
+from tests.conftest import Gateway, Receiver, free_port
 
 ALERT = {
     "accident_type": "injury",
@@ -162,3 +166,98 @@ async def test_port_rules_at_intake(gateway: Gateway) -> None:
     assert await post("https://a.partner.cn/x") == 422  # the entry names its port only
     assert await post("http://[::1]:9000/x") == 202
     assert await post("http://[::1]:9001/x") == 422
+
+
+def _certificate(tmp: Path, name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A CA, and a server certificate it signed for ``name``: (server context, client
+    context trusting the CA)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def subject(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    now = datetime.now(UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(subject("test CA"))
+        .issuer_name(subject("test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject(name))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    (tmp / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
+    client = ssl.create_default_context(cadata=ca.public_bytes(serialization.Encoding.PEM).decode())
+    return server, client
+
+
+async def test_https_to_a_pinned_address_keeps_the_name_for_sni_host_and_the_certificate(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    server_ctx, client_ctx = _certificate(tmp_path, "hooks.partner.test")
+    seen: list[tuple[str | None, str]] = []
+    sni: list[str | None] = []
+    server_ctx.sni_callback = lambda _sock, name, _ctx: sni.append(name)  # type: ignore[assignment,misc,return-value]
+
+    async def hook(request: web.Request) -> web.Response:
+        seen.append((sni[-1] if sni else None, request.headers["Host"]))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/in", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=server_ctx).start()
+    try:
+        resolver_for(
+            gateway, {"hooks.partner.test": ["127.0.0.1"], "evil.partner.test": ["127.0.0.1"]}
+        )
+        assert gateway.workers is not None
+        assert gateway.workers.webhooks is not None
+        gateway.workers.webhooks.ssl_context = client_ctx
+        key = await gateway.add_key(
+            "command_center",
+            [f"*.partner.test:{port}", f"127.0.0.1:{port}"],
+        )
+        await outbox(gateway, key, f"https://hooks.partner.test:{port}/in", tag="tls")
+        async with asyncio.timeout(10):
+            while not seen:
+                await asyncio.sleep(0.02)
+        assert seen == [("hooks.partner.test", f"hooks.partner.test:{port}")]
+        # Another name pinned to the same address: its certificate does not match; not sent.
+        await outbox(gateway, key, f"https://evil.partner.test:{port}/in", tag="evil")
+        async with asyncio.timeout(10):
+            while not await gateway.redis.zcard(gateway.keys.webhook_retry):
+                await asyncio.sleep(0.02)
+        [retry] = await gateway.redis.zrange(gateway.keys.webhook_retry, 0, -1)
+        assert "Certificate" in json.loads(retry)["last_error"]
+        assert len(seen) == 1
+    finally:
+        await runner.cleanup()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import time
 from datetime import UTC, datetime
 
@@ -67,6 +68,8 @@ class WebhookDispatcher:
         )
         self._due = Script(redis, "webhook_due", keys)
         self._keys: dict[str, tuple[float, ApiKey | None]] = {}
+        # A revoked key, a rotated secret, a changed allow-list: forgotten at once.
+        api_keys.listeners.append(lambda _hash: self._keys.clear())
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
         self.hosts = HostGate(
             settings.webhook_host_concurrency,
@@ -75,6 +78,8 @@ class WebhookDispatcher:
         )
         # Resolves callback hosts; each address is checked before it is connected to.
         self.resolver: AbstractResolver = aiohttp.ThreadedResolver()
+        # Certificates of https callbacks are checked against this (None: the system's CAs).
+        self.ssl_context: ssl.SSLContext | None = None
         self._session: aiohttp.ClientSession | None = None
         self._closing = False
         self._in_hand: set[str] = set()  # entry ids being delivered now
@@ -99,6 +104,7 @@ class WebhookDispatcher:
                 tg.create_task(self._deliver_loop(tg), name="webhook-deliver")
                 tg.create_task(self._housekeeping(tg), name="webhook-housekeeping")
                 tg.create_task(self.group.run_acker(), name="webhook-acker")
+                tg.create_task(self.api_keys.follow_changes(), name="webhook-key-changes")
 
     async def _deliver_loop(self, tg: asyncio.TaskGroup) -> None:
         outage = Outage("webhook dispatcher")
@@ -212,6 +218,7 @@ class WebhookDispatcher:
                 headers=headers,
                 allow_redirects=False,
                 server_hostname=target.server_hostname,
+                ssl=self.ssl_context or True,
             ) as resp:
                 await resp.content.readany()
                 if 200 <= resp.status < 300:

@@ -10,7 +10,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 
@@ -67,6 +67,9 @@ class ApiKeyStore:
         self.keys = keys
         self.box = box  # needed to make keys and to sign; not to authenticate
         self._generation = 0  # counts evictions: a read that overlapped one is not cached
+        # Called with the hash of a key that changed (None: any may have): other caches of
+        # key records (the webhook dispatcher's) follow changes through these.
+        self.listeners: list[Callable[[str | None], None]] = []
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
@@ -119,6 +122,7 @@ class ApiKeyStore:
         secret = new_callback_secret()
         sealed = self._box().seal(key_id, secret)
         await self.redis.hset(self.keys.api_key(h), "callback_secret", sealed)
+        await self._changed(h)
         key = await self.by_id(key_id)
         assert key is not None
         return key, secret
@@ -134,6 +138,7 @@ class ApiKeyStore:
                 continue
             h = await self.redis.hget(self.keys.api_key_index, key.id)
             await self.redis.hset(self.keys.api_key(h), "callback_secret", box.seal(key.id, plain))
+            await self._changed(h)
             changed += 1
         return changed
 
@@ -167,6 +172,8 @@ class ApiKeyStore:
             self._cache.clear()
         else:
             self._cache.pop(h, None)
+        for listener in self.listeners:
+            listener(h)
 
     async def follow_changes(self, retry_seconds: float = 1.0) -> None:
         """Evict the keys other processes revoke or change, as they do (Redis pub/sub), so a
