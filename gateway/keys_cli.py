@@ -28,7 +28,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "--callback-host",
         action="append",
         default=[],
-        help="host allowed in callback_url (repeat; *.example.com for subdomains)",
+        help="host allowed in callback_url (repeat; *.example.com for subdomains; "
+        "host:port for a port other than 80 and 443; a private address only exactly)",
     )
     add.add_argument(
         "--events-url",

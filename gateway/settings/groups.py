@@ -196,7 +196,7 @@ class WebhookSettings(BaseSettings):
     webhook_concurrency: int = Field(256, ge=1)
     # POSTs in flight to one callback host (host:port) at most: a dead host cannot take the
     # shared slots from the others.
-    webhook_host_concurrency: int = Field(16, ge=1)
+    webhook_host_concurrency: int = Field(64, ge=1)
     # A host that times out (or cannot be reached) this many times in a row is parked this
     # long: its webhooks are not tried, and go on along their retry schedule.
     webhook_breaker_failures: int = Field(5, ge=1)
