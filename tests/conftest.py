@@ -13,7 +13,6 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from gateway.sms.simulator import Script, SmscSimulator
 from gateway.store.apikeys import ApiKeyStore, NewKey
 from gateway.store.keys import Keys
 from gateway.store.redis_conn import connect
+from tests.receiver import Receiver
 from tests.voice_stack import settings_from
 
 
@@ -101,43 +101,6 @@ def make_settings(redis_url: str, prefix: str, smpp_port: int, **extra: str) -> 
         **extra,
     }
     return settings_from(env)
-
-
-@dataclass
-class Receiver:
-    """A webhook endpoint that records what it gets and can fail on purpose."""
-
-    url: str = ""
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    fail_first: int = 0
-    attempts: int = 0
-    event: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.attempts += 1
-        raw = await request.read()
-        if self.attempts <= self.fail_first:
-            return web.Response(status=503)
-        self.calls.append({"headers": dict(request.headers), "raw": raw, "body": json.loads(raw)})
-        self.event.set()
-        return web.Response(status=204)
-
-    @property
-    def allow(self) -> str:
-        """The allow-list entry for this receiver: its exact address and port."""
-        return self.url.split("/")[2]
-
-    def statuses(self, notice_id: str) -> list[str]:
-        return [c["body"]["status"] for c in self.calls if c["body"]["id"] == notice_id]
-
-    async def wait_for(self, notice_id: str, status: str, within: float = 10) -> dict[str, Any]:
-        async with asyncio.timeout(within):
-            while True:
-                for c in self.calls:
-                    if c["body"]["id"] == notice_id and c["body"]["status"] == status:
-                        return c
-                self.event.clear()
-                await self.event.wait()
 
 
 @pytest.fixture
