@@ -48,7 +48,7 @@ class HttpSettings(BaseSettings):
     # http_keepalive_timeout (aiohttp's own default is an hour).
     http_header_timeout: float = Field(10.0, gt=0)
     http_body_timeout: float = Field(30.0, gt=0)
-    http_keepalive_timeout: float = Field(15.0, gt=0)
+    http_keepalive_timeout: float = Field(75.0, gt=0)
 
 
 class AmiSettings(BaseSettings):
