@@ -96,6 +96,13 @@ async def test_numbers_and_emails_are_masked_unless_an_admin_asks_and_is_audited
     agent = await api.add_key("binding_agent")
     code, binding, _ = await api.request("GET", "/v1/bindings/云A7P004", agent)
     assert (binding["phone"], binding["email"]) == ("138****8004", "z***@example.cn")
+    code, body, _ = await api.request("GET", "/v1/bindings/云A7P004?unmasked=true", agent)
+    assert (code, body["error"]["code"]) == (403, "forbidden")  # admins only
+    code, binding, _ = await api.request("GET", "/v1/bindings/云A7P004?unmasked=true", api._admin)
+    assert (binding["phone"], binding["email"]) == ("13800138004", "zhang.san@example.cn")
+    code, trail, _ = await api.request("GET", "/v1/admin/binding-audit?plate=云A7P004", api._admin)
+    assert trail["entries"][0]["event"] == "binding_read_unmasked"
+    assert trail["entries"][0]["key_id"] == api._admin.key.id
     code, body, _ = await api.request(
         "POST", "/v1/binding-requests", agent,
         {"plate": "云A7P005", "phone": "13800138005", "email": "li.si@example.cn"},

@@ -19,6 +19,7 @@ from gateway.api.errors import ApiError
 from gateway.api.models import BindingIn, BindingRequestIn, BindingVerifyIn
 from gateway.api.responses import json_response
 from gateway.api.routes_notices import _phone
+from gateway.api.unmasked import wants_unmasked
 from gateway.core.binding_codes import is_code, is_ref, new_code, new_ref, sms_text
 from gateway.core.emails import mask_email
 from gateway.core.phones import Msisdn, mask
@@ -270,16 +271,8 @@ async def get_binding_audit(request: web.Request) -> web.Response:
         raise ApiError(422, "invalid_limit", "limit must be an integer") from None
     if not 1 <= limit <= AUDIT_MAX:
         raise ApiError(422, "invalid_limit", f"limit must be between 1 and {AUDIT_MAX}")
-    unmasked = request.query.get("unmasked", "false")
-    if unmasked not in ("true", "false"):
-        raise ApiError(
-            422,
-            "invalid_unmasked",
-            "unmasked must be true or false",
-            details={"allowed": ["true", "false"]},
-        )
     entries = await request.app[BINDINGS].read_audit(
-        plate, limit, unmasked_for=request[CALLER].id if unmasked == "true" else ""
+        plate, limit, unmasked_for=request[CALLER].id if wants_unmasked(request) else ""
     )
     return json_response({"plate": plate, "entries": entries})
 
@@ -307,7 +300,13 @@ async def get_binding(request: web.Request) -> web.Response:
     b = await request.app[BINDINGS].get(plate)
     if b is None:
         raise ApiError(404, "no_binding", f"plate {plate} is not bound")
-    return json_response(_binding_view(b))
+    view = _binding_view(b)
+    if wants_unmasked(request):  # an admin's: whole, and on the plate's audit trail
+        view.update(phone=b["phone"], email=b.get("email") or None)
+        await request.app[BINDINGS].audit(
+            "binding_read_unmasked", plate, key_id=request[CALLER].id, channel="admin"
+        )
+    return json_response(view)
 
 
 async def delete_binding(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ from gateway.api.errors import ApiError
 from gateway.api.models import _PHONE_DOC, _STRICT
 from gateway.api.responses import json_response
 from gateway.api.routes_notices import _phone
+from gateway.api.unmasked import wants_unmasked
 from gateway.core.audit import audit_entry
 from gateway.core.phones import mask
 from gateway.logs import mask_numbers
@@ -40,16 +41,9 @@ async def list_opt_outs(request: web.Request) -> web.Response:
     cursor, count = int(cursor_text), int(count_text)
     if cursor >= 2**64 or not 1 <= count <= 1000:
         raise ApiError(400, "invalid_cursor", "cursor: a next_cursor of a page; count 1..1000")
-    unmasked = request.query.get("unmasked", "false")
-    if unmasked not in ("true", "false"):
-        raise ApiError(
-            422,
-            "invalid_unmasked",
-            "unmasked must be true or false",
-            details={"allowed": ["true", "false"]},
-        )
+    unmasked = wants_unmasked(request)
     next_cursor, items = await request.app[OPT_OUTS].list(cursor, count)
-    if unmasked == "true":
+    if unmasked:
         caller = request[CALLER]
         await request.app[AUDIT].append(
             audit_entry(
