@@ -30,6 +30,7 @@ from pathlib import Path
 
 import aiohttp
 import psutil
+import redis.asyncio as redis
 
 from bench.sms_path import ROOT, add_keys, cpu_report, free_port, start_redis, stop_all, wait_port
 
@@ -138,6 +139,16 @@ def host_line(when: str) -> str:
         f"host {when}: sum loop {reference_loop_ms():.0f} ms, pipe round trip between two "
         f"processes {pipe_round_trip_us():.1f} us (smaller is faster)"
     )
+
+
+async def redis_calls(port: int) -> dict[str, int]:
+    """Calls per Redis command so far (scripts' inner calls included), from INFO commandstats."""
+    client = redis.Redis(port=port)
+    try:
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -273,12 +284,16 @@ async def main() -> int:
                 f"({job['total'] / intake:,.0f} rows/s), {job['bad_rows']} bad"
             )
 
+            counts: dict[str, int] = {}
+
             async def done_now() -> tuple[float, int, str]:
                 async with http.get(
                     f"{base}/v1/reminder-jobs/{job_id}",
                     headers={"Authorization": f"Bearer {keys['back_office']}"},
                 ) as r:
                     body = await r.json()
+                counts.clear()
+                counts.update(body["counts"])
                 return time.perf_counter(), int(body["counts"].get("delivered", 0)), body["status"]
 
             await asyncio.sleep(args.warmup)
@@ -287,17 +302,20 @@ async def main() -> int:
             )
             start = await done_now()
             cpu_start = dict(cpu_report(procs, names))
+            calls_start = await redis_calls(redis_port)
             end = start
             while end[0] - start[0] < args.measure and end[2] == "running":
                 await asyncio.sleep(1)
                 end = await done_now()
             cpu_end = dict(cpu_report(procs, names))
+            calls_end = await redis_calls(redis_port)
             during = await during_task
             rate = (end[1] - start[1]) / (end[0] - start[0])
             per_msg = {
                 n: (cpu_end[n] - cpu_start.get(n, 0.0)) * 1000 / max(1, end[1] - start[1])
                 for n in cpu_end
             }
+            print("job at the end of the window:", end[2], {k: v for k, v in counts.items() if v})
             async with http.post(
                 f"{base}/v1/reminder-jobs/{job_id}/cancel",
                 headers={"Authorization": f"Bearer {keys['back_office']}"},
@@ -310,6 +328,15 @@ async def main() -> int:
         print(
             f"CPU per message over that window: {sum(per_msg.values()):.2f} ms ("
             + ", ".join(f"{n} {ms:.3f}" for n, ms in per_msg.items() if ms >= 0.005)
+            + ")"
+        )
+        delivered = max(1, end[1] - start[1])
+        per_cmd = {c: (n - calls_start.get(c, 0)) / delivered for c, n in calls_end.items()}
+        print(
+            f"Redis calls per message: {sum(per_cmd.values()):.1f} ("
+            + ", ".join(
+                f"{c} {v:.2f}" for c, v in sorted(per_cmd.items(), key=lambda x: -x[1]) if v >= 0.05
+            )
             + ")"
         )
         for name, peak in sampler.peak.items():

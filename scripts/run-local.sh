@@ -64,7 +64,8 @@ Gateway starting on http://127.0.0.1:8080 (Ctrl-C stops everything). Try:
     -H "Authorization: Bearer \$(cat run/demo-key)" -H 'Content-Type: application/json' \\
     -d '{"accident_type":"injury","reporter_phone":"13800138000","location":"北京路","case_id":"A-1"}'
 
-See the README for a parking notice that rings the SIPp phone.
+See the README for a parking notice that rings the SIPp phone. The command centre's console:
+http://127.0.0.1:8080/console/ (log in with the key in run/demo-key).
 
 MSG
 # The gateway runs under the restart supervisor, as compose restarts its container: a gateway

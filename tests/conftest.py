@@ -208,7 +208,8 @@ class Gateway:
         async with self.http.request(
             method, self.base + path, json=json_body, data=data, headers=h
         ) as resp:
-            text = await resp.text()
+            sse = resp.content_type == "text/event-stream"  # never ends: the status is enough
+            text = "" if sse else await resp.text()
             try:
                 body = json.loads(text)
             except ValueError:

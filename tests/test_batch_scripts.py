@@ -87,15 +87,34 @@ class Job:
 Event = Callable[[NoticeScripts], tuple[list[Any], list[str]]]
 
 
-def sub(i: int, mid: str, part: int = 0, parts: int = 1, mode: ReceiptId = "exact") -> Event:
+SCOPE = "127.0.0.1:2775"  # the SMSC whose ids these are
+
+
+def sub(
+    i: int,
+    mid: str,
+    part: int = 0,
+    parts: int = 1,
+    mode: ReceiptId = "exact",
+    scope: str = SCOPE,
+    tail: str = "",
+) -> Event:
     form = stored_form(mid, mode)
-    return lambda ns: ns.submitted_event(f"ntc_t{i}", part, parts, mid, AT, form)
+    return lambda ns: ns.submitted_event(f"ntc_t{i}", part, parts, mid, AT, form, scope, tail)
 
 
-def dlr(mid: str, status: str = "delivered", mode: ReceiptId = "exact") -> Event:
+def dlr(
+    mid: str,
+    status: str = "delivered",
+    mode: ReceiptId = "exact",
+    scope: str = SCOPE,
+    tail: str = "",
+) -> Event:
     stat = "DELIVRD" if status == "delivered" else "UNDELIV"
     forms = receipt_forms(mid, mode)
-    return lambda ns: ns.receipt_event(mid, forms, "main", NoticeStatus(status), AT, stat, "000")
+    return lambda ns: ns.receipt_event(
+        mid, forms, "main", scope, NoticeStatus(status), AT, stat, "000", tail
+    )
 
 
 async def test_a_slice_of_rows_is_admitted_checked_and_counted(
@@ -152,6 +171,23 @@ async def test_single_part_notices_go_submitted_then_delivered_in_batches(
     assert (await job.job())["status"] == "finished"
 
 
+async def test_two_smscs_handing_out_the_same_id_each_reach_their_own_notice(
+    r: aioredis.Redis, prefix: str
+) -> None:
+    # Carrier ids are unique within one SMSC only: the priority carrier's "7" and the bulk
+    # carrier's "7" are two messages, whichever order their ids and receipts come in.
+    job = Job(r, prefix, total=2)
+    await job.open()
+    await job.admit_rows(0, [("13500000001", "a"), ("13500000002", "b")])
+    other = "127.0.0.1:2776"
+    assert await job.apply(sub(0, "7"), sub(1, "7", scope=other)) == [1, 1]
+    assert await job.apply(dlr("7", scope=other)) == ["final"]
+    assert await job.notice(0) == ("submitted", ["queued", "submitted"])
+    assert await job.notice(1) == ("delivered", ["queued", "submitted", "delivered"])
+    assert await job.apply(dlr("7", "undeliverable")) == ["final"]
+    assert await job.counts() == {"delivered": 1, "undeliverable": 1}
+
+
 async def test_a_receipt_that_overtakes_its_carrier_id_is_applied_when_the_id_arrives(
     r: aioredis.Redis, prefix: str
 ) -> None:
@@ -165,7 +201,9 @@ async def test_a_receipt_that_overtakes_its_carrier_id_is_applied_when_the_id_ar
     # ... and within one batch.
     assert await job.apply(dlr("m1"), sub(1, "m1")) == ["early", 1]
     assert await job.notice(1) == ("delivered", ["queued", "submitted", "delivered"])
-    assert not await r.exists(job.keys.early_receipt("m0"), job.keys.early_receipt("m1"))
+    assert not await r.exists(
+        job.keys.early_receipt(SCOPE, "m0"), job.keys.early_receipt(SCOPE, "m1")
+    )
     # What a webhook and GET /v1/notices show of a receipt, parked or not:
     for i, mid in ((0, "m0"), (1, "m1")):
         last = json.loads(await r.lindex(job.keys.history(f"ntc_t{i}"), -1))
@@ -180,16 +218,20 @@ async def test_receipt_ids_in_another_base_case_or_with_zeros_match_their_part(
     await job.open()
     rows = [(f"1350000000{i}", "a") for i in range(4)]
     await job.admit_rows(0, rows)
-    # hex resp, decimal receipt; zeros and case; receipt first (parked under every form),
-    # then its id in hex: only the right notice moves, and no park is left behind.
-    assert await job.apply(sub(0, "0000FF", mode="auto"), dlr("255", mode="auto")) == [1, "final"]
+    # hex resp, decimal receipt (trusted: the receipt names the same recipient); zeros and
+    # case; receipt first (parked under every form), then its id in hex: only the right
+    # notice moves, and no park is left behind.
+    t0, t2 = "50000000", "50000002"
+    assert await job.apply(
+        sub(0, "0000FF", mode="auto", tail=t0), dlr("255", mode="auto", tail=t0)
+    ) == [1, "final"]
     assert await job.apply(sub(1, "AbC01", mode="auto"), dlr("000abc01", mode="auto")) == [
         1,
         "final",
     ]
-    assert await job.apply(dlr("4660", mode="auto")) == ["early"]
+    assert await job.apply(dlr("4660", mode="auto", tail=t2)) == ["early"]
     assert await r.zcard(job.keys.receipts_parked) == 1
-    assert await job.apply(sub(2, "1234", mode="auto")) == [1]  # 4660 = 0x1234
+    assert await job.apply(sub(2, "1234", mode="auto", tail=t2)) == [1]  # 4660 = 0x1234
     assert await job.notice(2) == ("delivered", ["queued", "submitted", "delivered"])
     assert await r.zcard(job.keys.receipts_parked) == 0
     assert not await r.keys(f"{prefix}:smsc:*:early")
@@ -201,6 +243,32 @@ async def test_receipt_ids_in_another_base_case_or_with_zeros_match_their_part(
     assert [(u["id"], u["link"], u["stat"]) for u in reported] == [("ab", "main", "DELIVRD")]
     assert await unmatched.report(0, 600) == []
     assert [u["id"] for u in await unmatched.newest()] == ["ab"]
+
+
+async def test_a_sequential_id_read_in_another_base_never_takes_another_messages_receipt(
+    r: aioredis.Redis, prefix: str
+) -> None:
+    # An SMSC numbering in hex: message 164 is "a4", message 356 is "164". The receipt for
+    # "0000000164" that overtakes its carrier id must not land on message "a4" (whose id it
+    # also reads as in decimal), and must not push a4's own parked receipt aside.
+    job = Job(r, prefix, total=3)
+    await job.open()
+    await job.admit_rows(0, [(f"1350000000{i}", "a") for i in range(3)])
+    a4, x164 = "50000000", "50000001"
+    assert await job.apply(sub(0, "00000000a4", mode="auto", tail=a4)) == [1]
+    assert await job.apply(dlr("0000000164", mode="auto", tail=x164)) == ["early"]
+    assert await job.notice(0) == ("submitted", ["queued", "submitted"])
+    assert await job.apply(sub(1, "0000000164", mode="auto", tail=x164)) == [1]
+    assert await job.notice(1) == ("delivered", ["queued", "submitted", "delivered"])
+    assert await job.apply(dlr("00000000a4", "undeliverable", mode="auto", tail=a4)) == ["final"]
+    assert await job.notice(0) == ("undeliverable", ["queued", "submitted", "undeliverable"])
+    # Parked first under its own id, a receipt keeps that place when another parks there.
+    t2 = "50000002"
+    assert await job.apply(dlr("00000000b4", mode="auto", tail=t2)) == ["early"]  # 0xb4
+    assert await job.apply(dlr("00000000180", mode="auto", tail=x164)) == ["early"]  # 0x180
+    assert await job.apply(sub(2, "00000000b4", mode="auto", tail=t2)) == [1]
+    assert await job.notice(2) == ("delivered", ["queued", "submitted", "delivered"])
+    assert await r.zcard(job.keys.receipts_parked) == 1  # 0x180's, still waiting for its id
 
 
 async def test_a_notice_of_three_parts_waits_for_every_id_and_every_receipt(

@@ -1,7 +1,7 @@
 """Schemathesis against the live API with an admin and an officer key (issue 15, 10).
 
 The run is bounded (10 examples per operation, one worker, a fixed seed: about 15 s per key
-here) and checks every response against the document: no 5xx except the documented /readyz
+here; the event stream is left out, it never ends) and checks every response against the document: no 5xx except the documented /readyz
 503 (this API process has no SMPP link), status codes, content types, headers and bodies as
 declared, 405 with Allow, auth really required. Not checked: that the API refuses everything
 the schema's patterns exclude (it also accepts plates with separators, numbers with spaces).
@@ -51,6 +51,8 @@ async def test_schemathesis_finds_nothing_but_documented_answers(
             st, "--config-file", str(config), "--no-color", "run", f"{api.base}/openapi.json",
             "-H", f"Authorization: Bearer {key.token}",
             "--exclude-checks", "negative_data_rejection,positive_data_acceptance",
+            # A server-sent event stream never ends: each example would wait out the timeout.
+            "--exclude-path", "/v1/events/stream",
             "--phases", "examples,coverage,fuzzing",
             "--max-examples", "10", "--workers", "1", "--seed", "15",
             "--request-timeout", "10",

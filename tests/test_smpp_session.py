@@ -271,13 +271,14 @@ async def test_a_receipt_whose_write_fails_is_written_again_and_only_then_answer
         )
         await asyncio.sleep(0.5)  # a few failed writes, retried
         assert answered == []
-        assert not await admin.exists(keys.early_receipt("77aa"))
+        scope = SmppSettings().links()[0].id_space
+        assert not await admin.exists(keys.early_receipt(scope, "77aa"))
         await admin.execute_command("ACL", "SETUSER", user, "+evalsha")
         async with asyncio.timeout(5):
             while not answered:
                 await asyncio.sleep(0.01)
         assert answered == [5]  # once
-        assert await admin.exists(keys.early_receipt("77aa"))  # parked for its carrier id
+        assert await admin.exists(keys.early_receipt(scope, "77aa"))  # parked for its carrier id
     finally:
         inbound.close()
         batcher.close()

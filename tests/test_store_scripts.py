@@ -66,11 +66,11 @@ def test_every_script_names_its_keys_and_argv_and_indexes_neither_by_hand() -> N
 
 async def test_the_rendered_status_tables_are_the_enums(r: aioredis.Redis) -> None:
     probe = (
-        "-- KEYS: webhooks, jobs_active\n-- ARGV: none\n--!include transition.lua\n"
+        "-- KEYS: webhooks, jobs_active, events\n-- ARGV: none\n--!include transition.lua\n"
         "return cjson.encode({RANK=RANK, HARD=HARD, JOB_FINAL=JOB_FINAL,"
         " VOICE_FINAL=VOICE_FINAL})\n"
     )
-    tables = json.loads(await r.eval(scripts.render_text(probe, "gw"), 2, "a", "b"))
+    tables = json.loads(await r.eval(scripts.render_text(probe, "gw"), 3, "a", "b", "c"))
     assert tables["RANK"] == {s.value: s.rank for s in NoticeStatus}
     assert set(tables["HARD"]) == {s.value for s in HARD_STATUSES}
     assert set(tables["JOB_FINAL"]) == {s.value for s in JOB_FINAL_STATUSES}
@@ -119,8 +119,8 @@ async def test_every_wrapper_passes_exactly_the_keys_its_script_declares(
     fb = Fallback.of(n.fallback_to("sms", id="ntc_w2", at=AT), k.sms_queue)
     await notices.outcome("ntc_w1", NoticeStatus.BUSY, {}, fallback=fb)
     batcher = notices.sms_event_batcher(60, 60, 0.001)
-    notices.part_submitted_batched(batcher, "ntc_w2", 0, 1, "m1")
-    notices.receipt_batched(batcher, "m1", NoticeStatus.DELIVERED, "DELIVRD", "000")
+    notices.part_submitted_batched(batcher, "ntc_w2", 0, 1, "m1", scope="smsc")
+    notices.receipt_batched(batcher, "m1", NoticeStatus.DELIVERED, "DELIVRD", "000", scope="smsc")
     batcher.close()
     await batcher.run()
     jobs = JobScripts(r, k)
@@ -204,7 +204,9 @@ async def test_the_lua_envelopes_are_the_python_builders(r: aioredis.Redis, pref
     # The job's end is written inside the notice's transition, before the notice's own.
     got = [f for _, f in await r.xrange(k.webhook_queue)]
     at = json.loads(got[0]["body"])["at"]
+    behind = [{"id": "ntc_e1", "at": AT, "location": ""}]  # the notices behind the report
     report = {"plate": "云A1", "count": 1, "last_notice": "ntc_e1", "last_at": AT, "location": ""}
+    report["notices"] = behind
     envelopes = [
         (
             webhook_envelope(

@@ -177,7 +177,7 @@ class TestReceiptPdu:
             sequence_num=7,
         )
         fields = read_receipt_pdu(receipt.pdu())
-        assert fields == ReceiptFields(text, None, None)
+        assert fields == ReceiptFields(text, None, None, "8613800138000")
         mo = DeliverSm(
             short_message="TD",
             source=PhoneNumber("8613800138000"),
@@ -199,7 +199,7 @@ class TestReceiptPdu:
         payload = text.encode("utf-16-be")
         body += (0x0424).to_bytes(2) + len(payload).to_bytes(2) + payload
         pdu = (16 + len(body)).to_bytes(4) + (5).to_bytes(4) + bytes(4) + (3).to_bytes(4) + body
-        assert read_receipt_pdu(pdu) == ReceiptFields(text, None, None)
+        assert read_receipt_pdu(pdu) == ReceiptFields(text, None, None, "8613800138000")
 
     @pytest.mark.parametrize(
         "mangle",

@@ -15,6 +15,8 @@ from gateway.api.context import (
     BINDING_REQUESTS,
     BINDINGS,
     CATALOGUE,
+    CONSOLE_SESSIONS,
+    EVENT_HUB,
     FIGURES,
     FOLLOW_UPS,
     GCRA,
@@ -30,6 +32,7 @@ from gateway.api.context import (
     SETTINGS,
 )
 from gateway.api.errors import HTTP_CODES, ApiError
+from gateway.api.event_hub import EventHub
 from gateway.api.openapi import build
 from gateway.api.route_table import ROUTES
 from gateway.api.routing import register
@@ -40,6 +43,7 @@ from gateway.store.apikeys import ApiKeyStore
 from gateway.store.audit_log import AuditLog
 from gateway.store.binding_requests import BindingRequestStore
 from gateway.store.bindings import BindingStore
+from gateway.store.console_sessions import ConsoleSessions
 from gateway.store.figures import FigureStore
 from gateway.store.follow_ups import FollowUpStore
 from gateway.store.jobs import JobStore
@@ -129,14 +133,24 @@ def create_app(
         app[AUDIT] = AuditLog(redis, keys)
         app[FIGURES] = FigureStore(redis, keys)
         app[PLATE_CALLS] = PlateCalls(redis, keys)
+        minutes = settings.console.console_session_minutes
+        app[CONSOLE_SESSIONS] = ConsoleSessions(redis, keys, minutes * 60)
+        app[EVENT_HUB] = EventHub(redis, keys.events)
+        await app[EVENT_HUB].start()
         # A revoked or changed key leaves this process's cache at once, not after its TTL.
         invalidation = asyncio.create_task(api_keys.follow_changes(), name="api-key-changes")
         yield
         invalidation.cancel()
         await asyncio.gather(invalidation, return_exceptions=True)
+        await app[EVENT_HUB].stop()
         await redis.aclose()
 
+    async def close_streams(app: web.Application) -> None:
+        # Before the server waits for its handlers: open event streams end now.
+        await app[EVENT_HUB].stop()
+
     app.cleanup_ctx.append(redis_ctx)
+    app.on_shutdown.append(close_streams)
     app[OPENAPI] = build(ROUTES, sorted(app[CATALOGUE].templates))
     register(app, ROUTES)
     return app

@@ -8,6 +8,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from gateway.api.event_hub import EventHub
 from gateway.core.templates import Catalogue
 from gateway.metrics import Metrics
 from gateway.settings import Settings
@@ -15,6 +16,7 @@ from gateway.store.apikeys import ApiKeyStore
 from gateway.store.audit_log import AuditLog
 from gateway.store.binding_requests import BindingRequestStore
 from gateway.store.bindings import BindingStore
+from gateway.store.console_sessions import ConsoleSessions
 from gateway.store.figures import FigureStore
 from gateway.store.follow_ups import FollowUpStore
 from gateway.store.jobs import JobStore
@@ -38,6 +40,8 @@ FOLLOW_UPS = web.AppKey("follow_ups", FollowUpStore)
 AUDIT = web.AppKey("audit", AuditLog)
 FIGURES = web.AppKey("figures", FigureStore)
 PLATE_CALLS = web.AppKey("plate_calls", PlateCalls)
+CONSOLE_SESSIONS = web.AppKey("console_sessions", ConsoleSessions)
+EVENT_HUB = web.AppKey("event_hub", EventHub)
 METRICS = web.AppKey("metrics", Metrics)
 CATALOGUE = web.AppKey("catalogue", Catalogue)
 # In-process components report their readiness here (the SMPP bind, when the worker runs here).

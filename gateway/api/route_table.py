@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from gateway.api import routes_audit as audit
 from gateway.api import routes_binding as binding
+from gateway.api import routes_console as console_data
+from gateway.api import routes_events as events
 from gateway.api import routes_follow_up as follow_up
 from gateway.api import routes_jobs as jobs
 from gateway.api import routes_messages as messages
@@ -28,6 +30,7 @@ from gateway.api.models import (
     ReminderJobIn,
 )
 from gateway.api.routing import ANY_KEY, PUBLIC, Route
+from gateway.console import routes as console
 
 JOB_ROLES = ("command_center", "back_office")
 
@@ -40,6 +43,28 @@ ROUTES: tuple[Route, ...] = (
         ("command_center",),
         body=AccidentAlert,
         ok_status=202,
+    ),
+    Route(
+        "POST",
+        "/v1/accident-alerts/preview",
+        console_data.accident_preview,
+        "The SMS an accident alert would send (text, parts) and the reporter phone's check",
+        ("command_center",),
+        body=console_data.AccidentPreviewIn,
+    ),
+    Route(
+        "GET",
+        "/v1/accident-replies",
+        console_data.accident_replies,
+        "The latest replies to accident alerts (own alerts; admin all)",
+        ("command_center",),
+    ),
+    Route(
+        "GET",
+        "/v1/events/stream",
+        events.stream_events,
+        "Server-sent events of the notices' status changes the key may see (Last-Event-ID)",
+        ANY_KEY,
     ),
     Route(
         "POST",
@@ -66,6 +91,13 @@ ROUTES: tuple[Route, ...] = (
         JOB_ROLES,
         body=ReminderJobIn,
         ok_status=202,
+    ),
+    Route(
+        "GET",
+        "/v1/reminder-jobs",
+        console_data.list_reminder_jobs,
+        "The newest reminder jobs with their progress (own; admin all)",
+        JOB_ROLES,
     ),
     Route(
         "GET",
@@ -239,4 +271,33 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", "/v1/templates/{name}", templates.get_template, "One template", ANY_KEY),
     Route("GET", "/openapi.json", ops.openapi, "This document", PUBLIC),
+    # The console: its page and files, and its session (docs/api.md, "Console").
+    Route("GET", "/console", console.console_redirect, "The console (redirect)", PUBLIC),
+    Route("GET", "/console/", console.console_page, "The command-centre console", PUBLIC),
+    Route("GET", "/console/app.js", console.console_asset, "The console's script", PUBLIC),
+    Route("GET", "/console/app.css", console.console_asset, "The console's styles", PUBLIC),
+    Route("GET", "/console/i18n.js", console.console_asset, "The console's texts", PUBLIC),
+    Route("GET", "/console/panels.js", console.console_asset, "The console's panels", PUBLIC),
+    Route(
+        "GET",
+        "/console/session",
+        console.get_session,
+        "The console session: who is logged in and its CSRF token, or the login form's token",
+        PUBLIC,
+    ),
+    Route(
+        "POST",
+        "/console/login",
+        console.login,
+        "Exchange an API key (command_center, admin) for a console session cookie",
+        PUBLIC,
+        body=console.LoginIn,
+    ),
+    Route(
+        "POST",
+        "/console/logout",
+        console.logout,
+        "End the console session",
+        ("command_center",),
+    ),
 )

@@ -22,8 +22,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Redis reachable, an SMPP link bound (by this or any worker process), and the AMI link
-    up when this process places calls."""
+    up when this process places calls. ``detail.smpp_binds`` names the bound SMPP links'
+    consumers (each worker's link says so in Redis while it is bound)."""
     checks: dict[str, bool] = {}
+    binds: list[str] = []
     redis = request.app[REDIS]
     try:
         checks["redis"] = bool(await redis.ping())
@@ -34,18 +36,25 @@ async def readyz(request: web.Request) -> web.Response:
         checks["redis"] = False
     local = request.app[READINESS]
     smpp = any(f() for name, f in local.items() if name == "smpp")
-    if not smpp and checks["redis"]:
-        async for _ in redis.scan_iter(match=request.app[KEYS].smpp_bound_pattern, count=100):
-            smpp = True
-            break
-    checks["smpp"] = smpp
+    if checks["redis"]:
+        pattern = request.app[KEYS].smpp_bound_pattern
+        async for name in redis.scan_iter(match=pattern, count=100):
+            binds.append(name.removeprefix(pattern[:-1]))
+            if len(binds) >= 50:
+                break
+    checks["smpp"] = smpp or bool(binds)
     # Components that run in this process report themselves (the AMI link of a voice worker).
     for name, probe in local.items():
         if name != "smpp":
             checks[name] = probe()
     ok = all(checks.values())
     return json_response(
-        {"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503
+        {
+            "status": "ready" if ok else "not_ready",
+            "checks": checks,
+            "detail": {"smpp_binds": sorted(binds)},
+        },
+        status=200 if ok else 503,
     )
 
 

@@ -9,6 +9,7 @@ Lua for reminder rows (``job_admit.lua``).
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from gateway.core.phones import mask
@@ -53,3 +54,18 @@ def audit_entry(
         entry["to"] = mask_recipient(to)
         entry["to_digest"] = recipient_digest(to)
     return {k: str(v) for k, v in entry.items() if v not in ("", None)}
+
+
+def expand_entry(fields: dict[str, str]) -> list[dict[str, str]]:
+    """The entries one stream entry stands for: a 'notices_created' entry (the notices of one
+    admitted slice of a reminder job, written by ``job_admit.lua``) is one 'notice_created'
+    per notice, newest first like the stream; any other entry is itself."""
+    if fields.get("event") != "notices_created":
+        return [fields]
+    common = {k: v for k, v in fields.items() if k != "notices"}
+    common["event"] = "notice_created"
+    made = json.loads(fields.get("notices", "[]"))
+    return [
+        {**common, "notice_id": notice_id, "to": to, "to_digest": digest}
+        for notice_id, to, digest in reversed(made)
+    ]

@@ -14,6 +14,7 @@ from gateway.settings.groups import (
     AmiSettings,
     ApiSettings,
     BindingSettings,
+    ConsoleSettings,
     FollowUpSettings,
     GeneralSettings,
     HttpSettings,
@@ -39,6 +40,7 @@ __all__ = [
     "AmiSettings",
     "ApiSettings",
     "BindingSettings",
+    "ConsoleSettings",
     "FollowUpSettings",
     "GeneralSettings",
     "HttpSettings",
@@ -86,6 +88,7 @@ class Settings:
         self.smtp = SmtpSettings(**kw)  # type: ignore[arg-type]
         self.follow_up = FollowUpSettings(**kw)  # type: ignore[arg-type]
         self.security = SecuritySettings(**kw)  # type: ignore[arg-type]
+        self.console = ConsoleSettings(**kw)  # type: ignore[arg-type]
         if self.general.env == "production":
             problems = unsafe_defaults(self)
             if problems:

@@ -215,6 +215,18 @@ class ApiSettings(BaseSettings):
     idempotency_ttl_hours: float = Field(24.0, gt=0)
 
 
+class ConsoleSettings(BaseSettings):
+    """The command-centre console (/console/) and the event stream it reads."""
+
+    model_config = config()
+    # A console session ends after this many minutes without a request the operator made.
+    console_session_minutes: float = Field(30.0, gt=0, le=24 * 60)
+    # Set the cookie's Secure flag from X-Forwarded-Proto: only behind a TLS proxy that sets it.
+    console_trust_forwarded_proto: bool = False
+    # A comment line on every idle event stream this often, so proxies keep it open.
+    events_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
+
+
 class SimulatorSettings(BaseSettings):
     model_config = config()
     sim_host: str = "127.0.0.1"

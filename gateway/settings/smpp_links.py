@@ -55,6 +55,13 @@ class SmppLink(BaseModel):
     receipt_id: ReceiptId = "auto"
     lanes: frozenset[Lane]
 
+    @property
+    def id_space(self) -> str:
+        """Where this link's carrier ids are unique: its SMSC. Receipts are matched within
+        it, so two carriers handing out the same id never meet, while two binds to one SMSC
+        (whose receipts may come on either) share it."""
+        return f"{self.host}:{self.port}"
+
 
 # Variable suffix -> SmppLink field. Numbers given as 0 mean "unset", as they always have.
 SUFFIXES: dict[str, str] = {

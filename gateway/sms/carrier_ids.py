@@ -50,6 +50,15 @@ def receipt_forms(message_id: str, mode: ReceiptId) -> list[str]:
     return list(dict.fromkeys(forms))
 
 
+def recipient_tail(number: str) -> str:
+    """What a carrier id's mapping and a receipt both know of the handset: its last eight
+    digits (a receipt's source_addr may carry 86, +86 or nothing before them); '' if none.
+    A receipt id read in another base is trusted only when these agree: sequential ids make
+    one message's id in decimal another's in hex."""
+    digits = "".join(c for c in number if c.isdigit())
+    return digits[-8:] if len(digits) >= 8 else ""
+
+
 def mask_id(message_id: str) -> str:
     """A carrier id for logs: a long run of digits could be a phone number."""
     return mask(message_id) if message_id.isdigit() and len(message_id) >= 8 else message_id

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from gateway.metrics import Metrics
 from gateway.settings import SmppLink
-from gateway.sms.carrier_ids import mask_id, receipt_forms
+from gateway.sms.carrier_ids import mask_id, receipt_forms, recipient_tail
 from gateway.sms.message_path import Answer
 from gateway.sms.mo import MoMessage
 from gateway.sms.receipts import BadReceipt, Receipt, ReceiptFields, parse_receipt
@@ -75,23 +75,30 @@ class Inbound:
             answer(sequence)
             return
         self.metrics.sms_receipts.inc()
-        self._store(receipt, sequence, answer, 0)
+        self._store(receipt, recipient_tail(fields.source), sequence, answer, 0)
 
-    def _store(self, receipt: Receipt, sequence: int, answer: Answer, attempt: int) -> None:
+    def _store(
+        self, receipt: Receipt, tail: str, sequence: int, answer: Answer, attempt: int
+    ) -> None:
         fut = self.store.receipt_batched(
             self.batcher,
             receipt.message_id,
             receipt.status,
             receipt.stat,
             receipt.err,
-            receipt_forms(receipt.message_id, self.link.receipt_id),
-            self.link.name,
+            scope=self.link.id_space,
+            forms=receipt_forms(receipt.message_id, self.link.receipt_id),
+            link=self.link.name,
+            to_tail=tail,
         )
-        fut.add_done_callback(functools.partial(self._written, receipt, sequence, answer, attempt))
+        fut.add_done_callback(
+            functools.partial(self._written, receipt, tail, sequence, answer, attempt)
+        )
 
     def _written(
         self,
         receipt: Receipt,
+        tail: str,
         sequence: int,
         answer: Answer,
         attempt: int,
@@ -108,7 +115,7 @@ class Inbound:
 
         def retry() -> None:
             self._retries.discard(handle)
-            self._store(receipt, sequence, answer, attempt + 1)
+            self._store(receipt, tail, sequence, answer, attempt + 1)
 
         handle = asyncio.get_running_loop().call_later(delay, retry)
         self._retries.add(handle)

@@ -122,13 +122,14 @@ class ReceiptFields:
     text: str
     receipted_message_id: str | None
     message_state: int | None
+    source: str = ""  # the receipt's source_addr: the number the message was sent to
 
 
 def receipt_fields(deliver: DeliverSm) -> ReceiptFields:
     """The receipt fields of a deliver_sm already read (``deliver.is_receipt``)."""
     coding = "utf-16-be" if deliver.data_coding == _UCS2 else "latin-1"
     text = deliver.short_message.decode(coding, "replace")
-    return ReceiptFields(text, deliver.receipted_message_id, deliver.message_state)
+    return ReceiptFields(text, deliver.receipted_message_id, deliver.message_state, deliver.source)
 
 
 def read_receipt_pdu(pdu: bytes) -> ReceiptFields | None:

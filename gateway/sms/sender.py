@@ -26,7 +26,7 @@ from gateway.core.statuses import NoticeStatus, SmppAction, smpp_outcome
 from gateway.metrics import Metrics
 from gateway.settings import SmppLink, SmppSettings, SmppThrottleSettings, WorkerSettings
 from gateway.sms import pdu
-from gateway.sms.carrier_ids import stored_form
+from gateway.sms.carrier_ids import recipient_tail, stored_form
 from gateway.sms.encoding import encode_sms
 from gateway.sms.in_flight import InFlight, Part
 from gateway.sms.inbound import Inbound
@@ -302,7 +302,14 @@ class SmsSender:
             # lands, so a crash before it means a re-send, never a lost notice.
             form = stored_form(message_id, self.link.receipt_id)
             fut = self.store.part_submitted_batched(
-                self.batcher, part.notice_id, part.index, len(part.sms.parts), message_id, form
+                self.batcher,
+                part.notice_id,
+                part.index,
+                len(part.sms.parts),
+                message_id,
+                scope=self.link.id_space,
+                form=form,
+                to_tail=recipient_tail(part.to),
             )
             fut.add_done_callback(functools.partial(self._after_write, part=part))
         elif action is SmppAction.RETRY:

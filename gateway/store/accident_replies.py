@@ -42,7 +42,12 @@ class AccidentReplies:
         (key id, events URL) pairs. An MO applied before counts as matched again."""
         k = self.keys
         res = await self._reply(
-            keys={"latest_alert": k.latest_alert(national), "webhooks": k.webhook_queue},
+            keys={
+                "latest_alert": k.latest_alert(national),
+                "webhooks": k.webhook_queue,
+                "events": k.events,
+                "replies": k.accident_replies,
+            },
             args={
                 "reply": reply.value,
                 "text": text,

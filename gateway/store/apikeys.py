@@ -145,7 +145,10 @@ class ApiKeyStore:
     async def authenticate(self, token: str) -> ApiKey | None:
         if not token.startswith("gwk_") or len(token) > 200:
             return None
-        h = hash_token(token)
+        return await self.by_hash(hash_token(token))
+
+    async def by_hash(self, h: str) -> ApiKey | None:
+        """The live key whose token hashes to ``h`` (a console session holds only that)."""
         hit = self._cache.get(h)
         now = time.monotonic()
         if hit and hit[0] > now:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from gateway.core.audit import expand_entry
 from gateway.store.keys import Keys
 
 # Entries looked at for one page at most: a filter that matches little still answers quickly,
@@ -37,20 +38,27 @@ class AuditLog:
         limit: int,
     ) -> AuditPage:
         """Entries newest first whose fields equal every one of ``filters``, from ``cursor``
-        (an entry id, exclusive) back to ``from_ms``."""
-        top = f"({cursor}" if cursor else str(to_ms)
+        back to ``from_ms``. A cursor is an entry id (exclusive), or ``id/n`` when the page
+        ended inside an entry that stands for several (the first n of them were shown)."""
         items: list[dict[str, str]] = []
+        eid, _, shown = cursor.partition("/")
+        skip = int(shown or 0)
+        top = (eid if skip else f"({eid}") if eid else str(to_ms)
         looked = 0
         while looked < SCAN_BUDGET:
             batch = await self.redis.xrevrange(self.key, top, str(from_ms), count=500)
             if not batch:
                 return AuditPage(items, "")
-            for eid, fields in batch:
+            for entry_id, fields in batch:
                 looked += 1
-                if all(fields.get(k) == v for k, v in filters.items()):
-                    items.append({"entry_id": eid, **fields})
-                    if len(items) == limit:
-                        return AuditPage(items, eid)
+                rows = expand_entry(fields)
+                for i in range(skip if entry_id == eid else 0, len(rows)):
+                    row = rows[i]
+                    if all(row.get(k) == v for k, v in filters.items()):
+                        items.append({"entry_id": entry_id, **row})
+                        if len(items) == limit:
+                            more = i + 1 < len(rows)
+                            return AuditPage(items, f"{entry_id}/{i + 1}" if more else entry_id)
             top = f"({batch[-1][0]}"
         return AuditPage(items, top[1:])
 

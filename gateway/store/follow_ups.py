@@ -67,6 +67,7 @@ class FollowUpStore:
                 "warnings": k.warnings(plate),
                 "follow_ups_due": k.follow_ups_due,
                 "webhooks": k.webhook_queue,
+                "events": k.events,
                 "audit": k.audit_log,
             },
             args={

@@ -16,6 +16,7 @@ from gateway.store.notices import _b36, now_iso
 
 JOB_RETENTION = 30 * 86400
 BAD_ROWS_KEPT = 10_000
+RECENT_JOBS = 500  # jobs listed by ``recent`` (the console's panel)
 
 
 def new_job_id() -> str:
@@ -33,6 +34,8 @@ class JobStore:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self.keys.job(job["id"]), mapping={k: str(v) for k, v in job.items()})
         pipe.expire(self.keys.job(job["id"]), JOB_RETENTION)
+        pipe.zadd(self.keys.jobs_recent, {job["id"]: time.time()})
+        pipe.zremrangebyrank(self.keys.jobs_recent, 0, -RECENT_JOBS - 1)
         await pipe.execute()
 
     async def append(self, job_id: str, rows: list[str], bad: list[dict[str, Any]]) -> None:
@@ -100,6 +103,20 @@ class JobStore:
         """Stop a job: rows not yet queued are never sent, queued ones are dropped by the
         sender. One script call, with the job's callback. Returns the status it had."""
         return await self.scripts.cancel(job_id=job_id, at=now_iso())
+
+    async def recent(self, limit: int) -> list[dict[str, Any]]:
+        """The newest jobs (at most ``limit``), each with its counts, newest first."""
+        ids = await self.redis.zrevrange(self.keys.jobs_recent, 0, limit - 1)
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hgetall(self.keys.job(job_id))
+            pipe.hgetall(self.keys.job_counts(job_id))
+        got = await pipe.execute() if ids else []
+        out = []
+        for job, counts in zip(got[::2], got[1::2], strict=True):
+            if job:
+                out.append({**job, "counts": {k: int(v) for k, v in counts.items() if int(v)}})
+        return out
 
     async def cancelled_recently(self) -> set[str]:
         return set(await self.redis.zrange(self.keys.jobs_cancelled, 0, -1))

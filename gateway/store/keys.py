@@ -31,17 +31,19 @@ class Keys:
     def idempotency(self, key_id: str, idem_key: str) -> str:
         return f"{self.prefix}:idem:{{{key_id}:{idem_key}}}"
 
-    def carrier_id(self, smsc_message_id: str) -> str:
-        return f"{self.prefix}:smsc:{{{smsc_message_id}}}"
+    def carrier_id(self, scope: str, smsc_message_id: str) -> str:
+        """A part a carrier id stands for. Ids are unique within one SMSC only (``scope``,
+        ``SmppLink.id_space``): two carriers may hand out the same one."""
+        return f"{self.prefix}:smsc:{{{scope}/{smsc_message_id}}}"
 
     @property
     def awaiting_receipts(self) -> str:
         """Submitted SMS notices, scored by when their receipt is overdue."""
         return f"{self.prefix}:sms:awaiting-receipts"
 
-    def early_receipt(self, smsc_message_id: str) -> str:
+    def early_receipt(self, scope: str, smsc_message_id: str) -> str:
         """A receipt that arrived before its carrier id was recorded."""
-        return f"{self.prefix}:smsc:{{{smsc_message_id}}}:early"
+        return f"{self.prefix}:smsc:{{{scope}/{smsc_message_id}}}:early"
 
     @property
     def receipts_parked(self) -> str:
@@ -128,6 +130,25 @@ class Keys:
     def audit_log(self) -> str:
         """Who notified whom: every notice created and every follow-up (a stream)."""
         return f"{self.prefix}:audit"
+
+    @property
+    def events(self) -> str:
+        """Every status change and gateway event, capped: GET /v1/events/stream reads it."""
+        return f"{self.prefix}:events"
+
+    def console_session(self, session_hash: str) -> str:
+        """A console login: key hash, role, CSRF token (hash; TTL: the idle timeout)."""
+        return f"{self.prefix}:console:{{{session_hash}}}"
+
+    @property
+    def accident_replies(self) -> str:
+        """The latest replies to accident alerts, newest first (a capped list)."""
+        return f"{self.prefix}:accident-replies"
+
+    @property
+    def jobs_recent(self) -> str:
+        """Reminder jobs by when they were made (the newest few hundred, for the console)."""
+        return f"{self.prefix}:jobs:recent"
 
     @property
     def suspected_clones(self) -> str:

@@ -113,6 +113,7 @@ class NoticeScripts:
                 "history": k.history(notice.id),
                 "queue": queue,
                 "audit": k.audit_log,
+                "events": k.events,
                 "idempotency": idempotency_key,
                 "warnings": x.warnings,
                 "latest_alert": x.latest_alert,
@@ -143,6 +144,7 @@ class NoticeScripts:
             "history": k.history(notice_id),
             "webhooks": k.webhook_queue,
             "jobs_active": k.jobs_active,
+            "events": k.events,
         }
 
     async def set_status(
@@ -195,36 +197,47 @@ class NoticeScripts:
 
     # -- the SMS receive path, batched (``ScriptBatcher``) -------------------------------------
     def submitted_event(
-        self, notice_id: str, part: int, parts: int, smsc_message_id: str, at: str, form: str
+        self,
+        notice_id: str,
+        part: int,
+        parts: int,
+        smsc_message_id: str,
+        at: str,
+        form: str,
+        scope: str,
+        to_tail: str = "",
     ) -> tuple[list[Any], list[str]]:
-        """A part got its carrier id (mapped under its stored ``form``): the event's fields
-        and keys for ``sms_events``."""
+        """A part got its carrier id (mapped under its stored ``form`` in the SMSC's id
+        space ``scope``): the event's fields and keys for ``sms_events``."""
         k = self.keys
         keys = [
-            k.carrier_id(form),
-            k.early_receipt(form),
+            k.carrier_id(scope, form),
+            k.early_receipt(scope, form),
             k.notice(notice_id),
             k.history(notice_id),
             k.submitted_parts(notice_id),
             k.receipt_parts(notice_id),
         ]
-        return ["s", notice_id, part, smsc_message_id, parts, at], keys
+        return ["s", notice_id, part, smsc_message_id, parts, at, to_tail], keys
 
     def receipt_event(
         self,
         smsc_message_id: str,
         forms: list[str],
         link: str,
+        scope: str,
         status: NoticeStatus,
         at: str,
         stat: str,
         err: str,
+        to_tail: str = "",
     ) -> tuple[list[Any], list[str]]:
-        """A final delivery receipt whose id may match the stored ``forms`` (best first):
-        its fields and keys for ``sms_events``."""
-        keys = [key for f in forms for key in (self.keys.carrier_id(f), self.keys.early_receipt(f))]
+        """A final delivery receipt whose id may match the stored ``forms`` (best first) in
+        the SMSC's id space ``scope``: its fields and keys for ``sms_events``."""
+        k = self.keys
+        keys = [key for f in forms for key in (k.carrier_id(scope, f), k.early_receipt(scope, f))]
         rid = {"id": smsc_message_id, "link": link, "forms": forms}
-        return ["r", rid, status.value, at, stat, err], keys
+        return ["r", rid, status.value, at, stat, err, to_tail], keys
 
     async def sms_events(
         self,
@@ -242,6 +255,7 @@ class NoticeScripts:
             keys={
                 "webhooks": k.webhook_queue,
                 "jobs_active": k.jobs_active,
+                "events": k.events,
                 "receipts_parked": k.receipts_parked,
                 "receipts_unmatched": k.receipts_unmatched,
                 "awaiting": k.awaiting_receipts,
@@ -264,6 +278,7 @@ class NoticeScripts:
                 "awaiting": k.awaiting_receipts,
                 "webhooks": k.webhook_queue,
                 "jobs_active": k.jobs_active,
+                "events": k.events,
             },
             args={"now_ms": now_ms, "max": max_expired, "at": at},
         )

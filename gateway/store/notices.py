@@ -225,7 +225,7 @@ class NoticeStore:
                 receipt_ttl_ms=int(mapping_ttl * 1000),
             )
 
-        return ScriptBatcher(send, width=6, interval=interval, max_batch=SMS_EVENTS_PER_CALL)
+        return ScriptBatcher(send, width=7, interval=interval, max_batch=SMS_EVENTS_PER_CALL)
 
     def part_submitted_batched(
         self,
@@ -234,12 +234,23 @@ class NoticeStore:
         part: int,
         parts: int,
         smsc_message_id: str,
+        *,
+        scope: str,
         form: str | None = None,
+        to_tail: str = "",
     ) -> asyncio.Future[Any]:
         """A part's carrier id, its mapping stored under ``form`` (``carrier_ids``; default:
-        the id as given)."""
+        the id as given) in the id space of the SMSC that gave it (``scope``), with the
+        recipient's ``recipient_tail``."""
         fields, keys = self.scripts.submitted_event(
-            notice_id, part, parts, smsc_message_id, now_iso(), form or smsc_message_id
+            notice_id,
+            part,
+            parts,
+            smsc_message_id,
+            now_iso(),
+            form or smsc_message_id,
+            scope,
+            to_tail,
         )
         return batcher.submit(fields, keys)
 
@@ -250,12 +261,25 @@ class NoticeStore:
         status: NoticeStatus,
         stat: str,
         err: str,
+        *,
+        scope: str,
         forms: list[str] | None = None,
         link: str = "",
+        to_tail: str = "",
     ) -> asyncio.Future[Any]:
         """A final receipt: ``status`` for the notice, the SMSC's ``stat`` and ``err``; its id
-        may match the stored ``forms`` (``carrier_ids``; default: the id as given)."""
+        may match the stored ``forms`` (``carrier_ids``; default: the id as given) in the id
+        space of the SMSC that sent it (``scope``); ``to_tail`` is the receipt's source
+        (``recipient_tail``)."""
         fields, keys = self.scripts.receipt_event(
-            smsc_message_id, forms or [smsc_message_id], link, status, now_iso(), stat, err
+            smsc_message_id,
+            forms or [smsc_message_id],
+            link,
+            scope,
+            status,
+            now_iso(),
+            stat,
+            err,
+            to_tail,
         )
         return batcher.submit(fields, keys)

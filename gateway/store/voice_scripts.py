@@ -46,6 +46,7 @@ class VoiceScripts:
                 "notice": k.notice(notice_id),
                 "clones": k.suspected_clones,
                 "webhooks": k.webhook_queue,
+                "events": k.events,
             },
             args={
                 "notice_id": notice_id,

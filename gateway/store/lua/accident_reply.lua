@@ -2,10 +2,11 @@
 -- (a digit answer stands against a later 'other'), a history entry and its figures; the key
 -- that posted it (its callback) and every command-centre recipient get a webhook. Applied
 -- once per MO (at-least-once reading). Returns {'matched' | 'seen' | 'none', alert id}.
--- KEYS: latest_alert, webhooks
+-- KEYS: latest_alert, webhooks, events, replies
 -- ARGV: reply, text, from_masked, mo_id, mo_ms, window_ms, at, recipients_json
 --!include webhook.lua
 --!include figures.lua
+--!include events.lua
 --!keys notice history
 local latest = redis.call('GET', K.latest_alert)
 if not latest then return {'none', ''} end
@@ -15,7 +16,7 @@ local mo_ms = tonumber(A.mo_ms)
 if mo_ms < sent_ms or mo_ms > sent_ms + tonumber(A.window_ms) then return {'none', id} end
 local nkey = key_notice(id)
 local n = redis.call('HMGET', nkey, 'reply', 'reply_mo', 'key_id', 'callback_url', 'status',
-                     'accident_type', 'case_id', 'stats_hour')
+                     'accident_type', 'case_id', 'stats_hour', 'to')
 if not n[5] then return {'none', id} end
 if n[2] == A.mo_id then return {'seen', id} end
 local keep = A.reply
@@ -32,6 +33,14 @@ redis.call('HSET', nkey, 'reply', keep, 'reply_text', A.text, 'reply_at', A.at,
 local detail = {event='reply', reply=A.reply, text=A.text, case_id=n[7] or '',
                 accident_type=n[6] or '', from=A.from_masked}
 redis.call('RPUSH', key_history(id), cjson.encode({status=n[5], at=A.at, detail=detail}))
+-- The console's list of replies: the newest REPLIES_KEPT.
+local REPLIES_KEPT = 500
+redis.call('LPUSH', K.replies, cjson.encode({id=id, at=A.at, reply=keep, text=A.text,
+                                             case_id=n[7] or '', accident_type=n[6] or '',
+                                             from=A.from_masked, key=n[3] or ''}))
+redis.call('LTRIM', K.replies, 0, REPLIES_KEPT - 1)
+stream_event('accident_reply', id, 'accident_alert', 'sms', n[5], A.at, n[3], n[9],
+             {reply=keep, text=A.text, case_id=n[7], accident_type=n[6]})
 local has_callback = n[4] and n[4] ~= ''
 if has_callback then
   webhook(K.webhooks, n[3], n[4], id, 'accident_reply', 'sms', n[5], A.at, detail)

@@ -4,10 +4,11 @@
 -- to), and as asked: the plate's warning slips so far over the window (three strikes; only
 -- for a new notice, so a replay does not count twice), the reporter's latest-alert mark (for
 -- replies), its place among follow-ups due. Returns {'created', id, warnings_so_far}.
--- KEYS: notice, history, queue, audit, idempotency?, warnings?, latest_alert?, follow_ups_due?
+-- KEYS: notice, history, queue, audit, events, idempotency?, warnings?, latest_alert?, follow_ups_due?
 -- ARGV: id, body_hash, idempotency_ttl_s, retention_s, record_json, history_json, entry_json, now_ms, window_ms, audit_json, counters_json, latest_ttl_s, follow_up_due_ms
 --!include new_notice.lua
 --!include figures.lua
+--!include events.lua
 if K.idempotency ~= '' then
   local prev = redis.call('HMGET', K.idempotency, 'hash', 'id')
   if prev[2] then
@@ -37,5 +38,8 @@ if K.follow_ups_due ~= '' then
   redis.call('ZADD', K.follow_ups_due, tonumber(A.follow_up_due_ms), A.id)
 end
 redis.call('XADD', K.audit, '*', unpack(flat_pairs(A.audit_json)))
+local made = redis.call('HMGET', K.notice, 'kind', 'channel', 'key_id', 'to', 'status',
+                        'created_at')
+stream_event('status', A.id, made[1], made[2], made[5], made[6], made[3], made[4], nil)
 for _, name in ipairs(cjson.decode(A.counters_json)) do figure(hour, name) end
 return {'created', A.id, n}

@@ -5,14 +5,15 @@
 -- Returns {result, outcome, warning_number, penalty_due 0|1, status}; result: 'recorded',
 -- 'replayed' (the same request again), 'done' (another follow-up came first: its values),
 -- 'unknown', 'forbidden' (another key's notice) or 'too_late'.
--- KEYS: notice, history, warnings, follow_ups_due, webhooks, audit
+-- KEYS: notice, history, warnings, follow_ups_due, webhooks, events, audit
 -- ARGV: id, key_id, admin, outcome, at, now_ms, window_ms, late_ms, replay_mark, detail_json, audit_json
 --!include webhook.lua
 --!include new_notice.lua
 --!include figures.lua
+--!include events.lua
 local n = redis.call('HMGET', K.notice, 'kind', 'key_id', 'deadline_ms', 'follow_up',
                      'follow_up_mark', 'warning_number', 'penalty_due', 'status',
-                     'callback_url', 'channel', 'stats_hour', 'follow_up_missing')
+                     'callback_url', 'channel', 'stats_hour', 'follow_up_missing', 'to')
 if n[1] ~= 'parking_notice' then return {'unknown', '', '0', '0', ''} end
 if A.admin ~= '1' and n[2] ~= A.key_id then return {'forbidden', '', '0', '0', ''} end
 if n[4] then
@@ -50,6 +51,8 @@ redis.call('HSET', K.notice, 'follow_up', A.outcome, 'follow_up_at', A.at,
 redis.call('HDEL', K.notice, 'follow_up_missing')
 redis.call('RPUSH', K.history, cjson.encode({status=status, at=A.at, detail=detail}))
 redis.call('ZREM', K.follow_ups_due, A.id)
+stream_event('follow_up', A.id, 'parking_notice', n[10], status, A.at, n[2], n[13],
+             {outcome=A.outcome, warning_number=number})
 if n[9] and n[9] ~= '' then
   webhook(K.webhooks, n[2], n[9], A.id, 'parking_follow_up', n[10], status, A.at, detail)
 end

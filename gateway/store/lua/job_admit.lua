@@ -4,8 +4,10 @@
 -- text, parts. Returns one status per row: seen, queued, opted_out, capped or duplicate; or
 -- 'gap' for every row when the cursor has not reached this slice (an earlier slice sent in
 -- the same pipeline did not land): nothing is admitted past a hole, and the next step reads
--- from the cursor. Each notice made gets its audit entry (recipient masked and digested as
--- gateway.core.audit does) and the rows' outcomes go into the figures.
+-- from the cursor. The notices made share one audit entry, 'notices_created', whose 'notices'
+-- field lists [notice_id, masked recipient, digest] as gateway.core.audit builds them (the
+-- audit reader shows one 'notice_created' per notice), and the rows' outcomes go into the
+-- figures.
 -- KEYS: job, job_counts, jobs_active, webhooks, queue, opt_outs, audit
 -- KEYS+: per row, in order: notice, history, sent_today, recent_reminder
 -- ARGV: job_id, first_row, at, retention_s, daily_cap, dedup_ttl_s, check_opt_out, key_id, key_name, template, template_version, subject, channel, rows
@@ -50,7 +52,7 @@ local function masked(to)
 end
 local hour = tostring(math.floor(tonumber(redis.call('TIME')[1]) / 3600))
 
-local counts, skipped = {}, 0
+local counts, skipped, made = {}, 0, {}
 for i = from, n - 1 do
   local b = i * W
   local id, to = E[b + 1], E[b + 2]
@@ -78,15 +80,17 @@ for i = from, n - 1 do
     redis.call('EXPIRE', hkey, retention)
     redis.call('XADD', K.queue, '*', 'id', id, 'to', E[b + 3], 'text', E[b + 4],
                'job', job, 'subject', A.subject)
-    redis.call('XADD', K.audit, '*', 'event', 'notice_created', 'at', at, 'key_id', A.key_id,
-               'key_name', A.key_name, 'notice_id', id, 'kind', 'reminder', 'channel', channel,
-               'template', template, 'job', job, 'to', masked(to),
-               'to_digest', string.sub(redis.sha1hex('to:' .. to), 1, 16))
+    made[#made + 1] = {id, masked(to), string.sub(redis.sha1hex('to:' .. to), 1, 16)}
   else
     skipped = skipped + 1
   end
   counts[status] = (counts[status] or 0) + 1
   out[#out + 1] = status
+end
+if #made > 0 then
+  redis.call('XADD', K.audit, '*', 'event', 'notices_created', 'at', at, 'key_id', A.key_id,
+             'key_name', A.key_name, 'kind', 'reminder', 'channel', channel,
+             'template', template, 'job', job, 'notices', cjson.encode(made))
 end
 local FIGURE = {queued='sent', opted_out='opted_out', capped='capped', duplicate='duplicate'}
 for status, c in pairs(counts) do

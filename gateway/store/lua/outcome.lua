@@ -3,7 +3,7 @@
 -- notice on another channel, linked from this one by fallback_id (at most one: a notice that
 -- has one keeps it). Returns {changed 0|1, retry scheduled 0|1, fallback id or ''}.
 -- A fallback notice gets its audit entry as it is made.
--- KEYS: notice, history, webhooks, jobs_active, retry, audit, fallback_notice?, fallback_history?, fallback_queue?
+-- KEYS: notice, history, webhooks, jobs_active, events, retry, audit, fallback_notice?, fallback_history?, fallback_queue?
 -- ARGV: id, status, at, detail_json, retry_at_ms, fallback_id, fallback_record_json, fallback_history_json, fallback_entry_json, fallback_audit_json, retention_s
 --!include transition.lua
 --!include new_notice.lua
@@ -25,6 +25,9 @@ if A.fallback_id ~= '' then
                  A.fallback_history_json, tonumber(A.retention_s), K.fallback_queue,
                  A.fallback_entry_json)
     redis.call('HSET', K.notice, 'fallback_id', fallback)
+    local fb = redis.call('HMGET', K.fallback_notice, 'kind', 'channel', 'key_id', 'to')
+    stream_event('status', fallback, fb[1], fb[2], 'queued', A.at, fb[3], fb[4],
+                 {fallback_of=A.id})
     redis.call('XADD', K.audit, '*', unpack(flat_pairs(A.fallback_audit_json)))
     local f = redis.call('HMGET', K.notice, 'kind', 'stats_hour')
     if f[1] == 'parking_notice' then figure(f[2], 'parking:sms_fallbacks') end

@@ -1,15 +1,16 @@
 -- Fragment: a notice's status change, with its history entry, job counts and webhook.
--- NEEDS: webhooks, jobs_active
+-- NEEDS: webhooks, jobs_active, events
 --!include jobs.lua
+--!include events.lua
 --!include figures.lua
 -- Ranks keep a notice from moving backwards when events arrive out of order. A status in
 -- HARD is final; the others of rank 3 end one attempt: only a later attempt moves on.
 --!table RANK HARD
--- A notice's fields that a transition reads (the part count for receipts; the last three
--- for its figures).
+-- A notice's fields that a transition reads (the part count for receipts; 9-11 for its
+-- figures; the recipient for the events stream).
 local function notice_state(nkey)
   return redis.call('HMGET', nkey, 'status', 'callback_url', 'key_id', 'kind', 'channel',
-                    'attempt', 'job', 'parts', 'stats_hour', 'template', 'accident_type')
+                    'attempt', 'job', 'parts', 'stats_hour', 'template', 'accident_type', 'to')
 end
 local DELIVERED_LIKE = {delivered=1, sent=1, listened=1}
 -- The figures a status change adds to: calls answered (once per notice), the owner's answer,
@@ -55,6 +56,11 @@ local function transition(nkey, hkey, id, status, at, detail, cur)
   redis.call('RPUSH', hkey, cjson.encode({status=status, at=at, detail=detail}))
   if cur[7] then job_progress(cur[7], cur[1], status, at, cur[5]) end
   transition_figures(nkey, cur, cur[1], status)
+  -- A reminder job's rows stay off the events stream: a large job would push the alerts and
+  -- parking notices the stream is for out of its cap; the job's record counts them.
+  if cur[4] ~= 'reminder' then
+    stream_event('status', id, cur[4], cur[5], status, at, cur[3], cur[12], {job=cur[7]})
+  end
   if cur[2] and cur[2] ~= '' then
     webhook(K.webhooks, cur[3], cur[2], id, cur[4], cur[5], status, at, detail)
   end

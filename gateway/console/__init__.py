@@ -1,0 +1,1 @@
+"""The command-centre console: a web page served by the gateway at ``/console/``."""
