@@ -1,10 +1,11 @@
 """Schemathesis against the live API with an admin and an officer key (issue 15, 10).
 
 The run is bounded (10 examples per operation, one worker, a fixed seed: about 15 s per key
-here; the event stream is left out, it never ends) and checks every response against the document: no 5xx except the documented /readyz
-503 (this API process has no SMPP link), status codes, content types, headers and bodies as
-declared, 405 with Allow, auth really required. Not checked: that the API refuses everything
-the schema's patterns exclude (it also accepts plates with separators, numbers with spaces).
+here; the event stream is left out, it never ends) and checks every response against the
+document: no 5xx except the documented /readyz 503 (this API process has no SMPP link);
+status codes, content types, headers and bodies as declared; 405 with Allow; auth really
+required. Not checked: that the API refuses everything the schema's patterns exclude (it
+also accepts plates with separators, numbers with spaces).
 """
 
 from __future__ import annotations
