@@ -116,7 +116,9 @@ class Stack:
             self._add("asterisk", asterisk_command(self.env, self.tmp / "asterisk"))
             await wait_port(self.ports["ami"], 30)
         for role in ("command_center", "back_office", "officer", "admin"):
-            self.keys[role] = add_key(self.gw, self.env, role, ("127.0.0.1",))
+            # The webhook sink, allowed by its exact address and port.
+            hook = f"127.0.0.1:{self.ports['hooks']}"
+            self.keys[role] = add_key(self.gw, self.env, role, (hook,))
         secrets = ",".join(k["callback_secret"] for k in self.keys.values())
         sink = ["-m", "bench.webhook_sink", "--port", str(self.ports["hooks"])]
         self._add(

@@ -165,7 +165,7 @@ async def main() -> int:
         await wait_port(redis_port)
         procs.append(subprocess.Popen([*gw, "smsc-sim", "--quiet"], env=env))
         await wait_port(smpp_port)
-        key = add_key(gw, env, "command_center", ("127.0.0.1",))
+        key = add_key(gw, env, "command_center", (f"127.0.0.1:{hook_port}",))
         for port in http_ports:
             procs.append(
                 subprocess.Popen([*gw, "serve"], env={**env, "GATEWAY_HTTP_PORT": str(port)})

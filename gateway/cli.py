@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve(settings, args.role, ready=lambda: tune_for_service(throughput=bulk_only))
         )
     if args.cmd == "keys":
-        return asyncio.run(keys_cli.run(args, settings.redis, settings.api))
+        return asyncio.run(keys_cli.run(args, settings.redis, settings.api, settings.security))
     if args.cmd == "asterisk-config":
         from gateway.voice.asterisk_config import render
 

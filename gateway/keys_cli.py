@@ -1,4 +1,5 @@
-"""``gateway keys``: add, list, update and revoke API keys (straight in Redis)."""
+"""``gateway keys``: add, list, update, revoke API keys and rotate their callback secrets
+(straight in Redis; callback secrets sealed with GATEWAY_SECRET_KEY)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import json
 import sys
 from typing import Any
 
+from gateway.core.secret_box import SecretBox
 from gateway.receipts.callbacks import CallbackRejected, check_callback_url
-from gateway.settings import ApiSettings, RedisSettings
+from gateway.settings import ApiSettings, RedisSettings, SecuritySettings
 from gateway.store.apikeys import ROLES, ApiKey, ApiKeyStore
 from gateway.store.keys import Keys
 from gateway.store.redis_conn import connect
@@ -26,7 +28,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "--callback-host",
         action="append",
         default=[],
-        help="host allowed in callback_url (repeat; *.example.com for subdomains)",
+        help="host allowed in callback_url (repeat; *.example.com for subdomains; "
+        "host:port for a port other than 80 and 443; a private address only exactly)",
     )
     add.add_argument(
         "--events-url",
@@ -55,6 +58,20 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     up.add_argument("--json", action="store_true")
     rv = ks.add_parser("revoke", parents=[common])
     rv.add_argument("key_id")
+    rs = ks.add_parser(
+        "rotate-secret",
+        help="a new callback-signing secret for the key; prints it once (the old one stops "
+        "signing at once)",
+        parents=[common],
+    )
+    rs.add_argument("key_id")
+    rs.add_argument("--json", action="store_true")
+    ks.add_parser(
+        "seal-secrets",
+        help="seal callback secrets still stored in plain text, and re-seal the rest under "
+        "the first GATEWAY_SECRET_KEY",
+        parents=[common],
+    )
 
 
 def _events_url_ok(url: str, hosts: list[str] | tuple[str, ...]) -> bool:
@@ -80,10 +97,16 @@ def _view(k: ApiKey) -> dict[str, Any]:
     }
 
 
-async def run(args: argparse.Namespace, redis_settings: RedisSettings, api: ApiSettings) -> int:
+async def run(
+    args: argparse.Namespace,
+    redis_settings: RedisSettings,
+    api: ApiSettings,
+    security: SecuritySettings,
+) -> int:
     redis = connect(redis_settings)
     try:
-        store = ApiKeyStore(redis, Keys(redis_settings.redis_prefix))
+        box = SecretBox(security.secret_key.get_secret_value())
+        store = ApiKeyStore(redis, Keys(redis_settings.redis_prefix), box)
         if args.keys_cmd == "add":
             if args.events_url and not _events_url_ok(args.events_url, args.callback_host):
                 return 2
@@ -100,7 +123,7 @@ async def run(args: argparse.Namespace, redis_settings: RedisSettings, api: ApiS
                 "key": new.token,
                 "role": new.key.role,
                 "name": new.key.name,
-                "callback_secret": new.key.callback_secret,
+                "callback_secret": new.callback_secret,
                 "callback_hosts": list(new.key.callback_hosts),
             }
             if args.json:
@@ -121,6 +144,19 @@ async def run(args: argparse.Namespace, redis_settings: RedisSettings, api: ApiS
                     )
         elif args.keys_cmd == "update":
             return await _update(store, args)
+        elif args.keys_cmd == "rotate-secret":
+            rotated = await store.rotate_secret(args.key_id)
+            if rotated is None:
+                print(f"no key {args.key_id}", file=sys.stderr)
+                return 1
+            out = {"id": args.key_id, "callback_secret": rotated[1]}
+            if args.json:
+                print(json.dumps(out))
+            else:
+                print(f"callback_secret: {rotated[1]}")
+                print("Give it to the receiver now; webhooks are signed with it from now on.")
+        elif args.keys_cmd == "seal-secrets":
+            print(f"sealed {await store.seal_all()} callback secret(s)")
         elif args.keys_cmd == "revoke":
             if not await store.revoke(args.key_id):
                 print(f"no key {args.key_id}", file=sys.stderr)

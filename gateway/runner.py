@@ -20,6 +20,7 @@ from gateway.api.app import create_app
 from gateway.api.server import ApiRunner
 from gateway.channels.registry import ChannelRegistry
 from gateway.channels.worker import ChannelWorker, Lane
+from gateway.core.secret_box import SecretBox
 from gateway.housekeeping import Housekeeper
 from gateway.jobs.dispatcher import JobDispatcher
 from gateway.metrics import Metrics
@@ -68,7 +69,9 @@ class Workers:
             self.webhooks = WebhookDispatcher(
                 self.redis,
                 keys,
-                ApiKeyStore(self.redis, keys),
+                ApiKeyStore(
+                    self.redis, keys, SecretBox(settings.security.secret_key.get_secret_value())
+                ),
                 settings.webhook,
                 settings.worker,
                 metrics,

@@ -13,7 +13,6 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from aiohttp import web
 
 from gateway.api.app import create_app
 from gateway.api.server import ApiRunner
+from gateway.core.secret_box import SecretBox
 from gateway.metrics import Metrics
 from gateway.runner import Workers
 from gateway.settings import Settings
@@ -30,6 +30,7 @@ from gateway.sms.simulator import Script, SmscSimulator
 from gateway.store.apikeys import ApiKeyStore, NewKey
 from gateway.store.keys import Keys
 from gateway.store.redis_conn import connect
+from tests.receiver import Receiver
 from tests.voice_stack import settings_from
 
 
@@ -100,38 +101,6 @@ def make_settings(redis_url: str, prefix: str, smpp_port: int, **extra: str) -> 
         **extra,
     }
     return settings_from(env)
-
-
-@dataclass
-class Receiver:
-    """A webhook endpoint that records what it gets and can fail on purpose."""
-
-    url: str = ""
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    fail_first: int = 0
-    attempts: int = 0
-    event: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.attempts += 1
-        raw = await request.read()
-        if self.attempts <= self.fail_first:
-            return web.Response(status=503)
-        self.calls.append({"headers": dict(request.headers), "raw": raw, "body": json.loads(raw)})
-        self.event.set()
-        return web.Response(status=204)
-
-    def statuses(self, notice_id: str) -> list[str]:
-        return [c["body"]["status"] for c in self.calls if c["body"]["id"] == notice_id]
-
-    async def wait_for(self, notice_id: str, status: str, within: float = 10) -> dict[str, Any]:
-        async with asyncio.timeout(within):
-            while True:
-                for c in self.calls:
-                    if c["body"]["id"] == notice_id and c["body"]["status"] == status:
-                        return c
-                self.event.clear()
-                await self.event.wait()
 
 
 @pytest.fixture
@@ -216,7 +185,8 @@ class Gateway:
         burst: int = 1000,
         events_url: str = "",
     ) -> NewKey:
-        return await ApiKeyStore(self.redis, self.keys).add(
+        box = SecretBox(self.settings.security.secret_key.get_secret_value())
+        return await ApiKeyStore(self.redis, self.keys, box).add(
             f"test-{role}", role, hosts or [], rate, burst, events_url
         )
 
@@ -346,5 +316,8 @@ async def voice_gateway(
         tmp_path,
         GATEWAY_VOICE_CHANNEL="Local/{number}@sink",
         GATEWAY_CALLS_PER_SECOND="50",
+        # The strike scenarios post four notices to one plate within a minute; the per-plate
+        # limit (3 an hour by default) has a test of its own.
+        GATEWAY_PLATE_CALLS_PER_HOUR="10",
     ) as gw:
         yield gw

@@ -70,10 +70,9 @@ async def test_openapi_names_the_allowed_values(gateway: Gateway) -> None:
     )
     assert schemas["JobStatus"]["enum"][-1] == "aborted"
     assert "/v1/templates" in spec["paths"]
-    plate = spec["paths"]["/v1/bindings/{plate}"]["get"]["parameters"]
-    assert plate == [
-        {"name": "plate", "in": "path", "required": True, "schema": {"type": "string"}}
-    ]
+    [plate] = spec["paths"]["/v1/bindings/{plate}"]["get"]["parameters"]
+    assert (plate["name"], plate["in"], plate["required"]) == ("plate", "path", True)
+    assert plate["schema"]["pattern"].startswith("^[京津沪")  # the rule, in the schema
 
 
 def test_every_status_the_scripts_rank_is_a_documented_status() -> None:

@@ -33,7 +33,7 @@ def _notice(plate: str, **extra: Any) -> dict[str, Any]:
 async def test_owner_pressing_1_acknowledges(voice_gateway: Gateway, receiver: Receiver) -> None:
     gw = voice_gateway
     await _bind(gw, "云a12345", "13800138001")  # the sink callee presses the last digit: 1
-    officer = await gw.add_key("officer", ["127.0.0.1"])
+    officer = await gw.add_key("officer", [receiver.allow])
     code, body, _ = await gw.request(
         "POST", "/v1/parking-notices", officer, _notice("云A·12345", callback_url=receiver.url)
     )
@@ -58,7 +58,7 @@ async def test_owner_pressing_2_disputes_and_flags_a_cloned_plate(
     voice_gateway: Gateway, receiver: Receiver
 ) -> None:
     gw = voice_gateway
-    centre = await gw.add_key("command_center", ["127.0.0.1"], events_url=receiver.url)
+    centre = await gw.add_key("command_center", [receiver.allow], events_url=receiver.url)
     await _bind(gw, "云B54321", "13800138002")
     officer = await gw.add_key("officer")
     _, body, _ = await gw.request("POST", "/v1/parking-notices", officer, _notice("云B54321"))
@@ -75,7 +75,7 @@ async def test_owner_pressing_2_disputes_and_flags_a_cloned_plate(
     assert call["body"]["detail"]["plate"] == "云B54321"
     h = call["headers"]
     assert verify(
-        centre.key.callback_secret, h["X-Gateway-Timestamp"], call["raw"], h["X-Gateway-Signature"]
+        centre.callback_secret, h["X-Gateway-Timestamp"], call["raw"], h["X-Gateway-Signature"]
     )
 
 

@@ -105,7 +105,7 @@ async def test_csv_job_of_10000_rows_with_3_bad_rows(
     jobs_gateway: Gateway, smsc: SmscSimulator, receiver: Receiver
 ) -> None:
     gw = jobs_gateway
-    office = await gw.add_key("back_office", hosts=["127.0.0.1"])
+    office = await gw.add_key("back_office", hosts=[receiver.allow])
     rows = [f"1390{i:07d},人民路,明天8时至18时,北京路" for i in range(10_000)]
     rows[99] = "1390000abcd,人民路,明天,北京路"  # line 101: not a phone number
     rows[4999] = "13900004999,,明天,北京路"  # line 5001: empty parameter
@@ -142,8 +142,14 @@ async def test_opted_out_number_gets_no_reminder_but_still_gets_accident_procedu
         while not await gw.redis.sismember(gw.keys.opt_outs, "13700001111"):
             await asyncio.sleep(0.05)
     code, listed, _ = await gw.request("GET", "/v1/admin/opt-outs", gw._admin)
-    assert listed["opt_outs"][0]["phone"] == "13700001111"
+    assert listed["opt_outs"][0]["phone"] == "137****1111"  # masked unless asked
     assert listed["opt_outs"][0]["via"] == "mo"
+    code, listed, _ = await gw.request("GET", "/v1/admin/opt-outs?unmasked=true", gw._admin)
+    assert listed["opt_outs"][0]["phone"] == "13700001111"
+    read = [f for _, f in await gw.redis.xrange(gw.keys.audit_log)]
+    assert [f["key_id"] for f in read if f["event"] == "opt_outs_read_unmasked"] == [
+        gw._admin.key.id
+    ]
     recipients = [
         {"to": n, "params": {"plate": "云A12345", "due_date": "2026年12月31日"}}
         for n in ("13700001111", "13700002222")
@@ -244,7 +250,7 @@ async def test_job_outside_its_window_waits_and_a_cancelled_job_stops(
     jobs_gateway: Gateway, smsc: SmscSimulator, receiver: Receiver
 ) -> None:
     gw = jobs_gateway
-    office = await gw.add_key("back_office", hosts=["127.0.0.1"])
+    office = await gw.add_key("back_office", hosts=[receiver.allow])
     rows = [f"1360{i:07d},人民路,明天,北京路" for i in range(2000)]
     code, waiting = await post_csv(gw, office, csv_body(rows[:10]), send_window=window(LATER))
     assert code == 202
@@ -558,7 +564,7 @@ async def test_a_receipt_that_never_comes_expires_the_notice_and_the_job_still_f
     await gw.start()
     gw._admin = await gw.add_key("admin")
     try:
-        office = await gw.add_key("back_office", hosts=["127.0.0.1"])
+        office = await gw.add_key("back_office", hosts=[receiver.allow])
         rows = [f"1371{i:07d},人民路,明天,北京路" for i in range(20)]
         code, job = await post_csv(
             gw, office, csv_body(rows), send_window=window(NOW), callback_url=receiver.url

@@ -16,6 +16,8 @@ SAFE = {
     "GATEWAY_SMPP_PASSWORD": "Pr0d-pw",
     "GATEWAY_AMI_SECRET": "a-long-ami-secret",
     "GATEWAY_AGI_SECRET": "a-long-agi-token-for-tests",
+    "GATEWAY_SECRET_KEY": "a-long-sealing-passphrase-for-tests",
+    "GATEWAY_CODE_PEPPER": "a-long-code-pepper-for-tests",
 }
 
 
@@ -89,6 +91,8 @@ def test_production_refuses_each_shipped_secret_by_name(monkeypatch: pytest.Monk
         "GATEWAY_SMPP_PASSWORD (link main) is the shipped default",
         "GATEWAY_AMI_SECRET is the shipped default",
         "GATEWAY_AGI_SECRET is the shipped default or empty",
+        "GATEWAY_SECRET_KEY is the shipped default or empty",
+        "GATEWAY_CODE_PEPPER is the shipped default or empty",
     ]
     assert "secret" not in str(caught.value).replace("shipped default", "")
 

@@ -30,6 +30,7 @@ from gateway.store.job_scripts import Admission, AdmitRow, JobScripts
 from gateway.store.keys import Keys
 from gateway.store.notice_scripts import Fallback
 from gateway.store.notices import NoticeStore
+from gateway.store.plate_calls import PlateCalls
 from gateway.store.ratelimit import AdaptiveRate, Aimd, Gcra
 from gateway.store.unmatched_receipts import UnmatchedReceipts
 from gateway.store.voice_scripts import VoiceScripts
@@ -46,7 +47,7 @@ async def r(redis_server: str) -> AsyncIterator[aioredis.Redis]:
 
 def test_every_script_names_its_keys_and_argv_and_indexes_neither_by_hand() -> None:
     names = scripts.script_names()
-    assert len(names) == 22
+    assert len(names) == 23
     for name in names:
         source = scripts.source_of(f"{name}.lua")
         header = scripts.parse_header(source)
@@ -138,6 +139,7 @@ async def test_every_wrapper_passes_exactly_the_keys_its_script_declares(
     await voice.take_call_slot(member="m", ttl_ms=100, max_calls=1)
     await voice.move_due_retries(now_ms=0)
     await voice.record_suspected_clone(notice_id="ntc_w1", at=AT, recipients=[])
+    assert await PlateCalls(r, k).count(plate="云A1", notice_id="ntc_w1", max_calls=1) == 0
     await Gcra(r).take(k.rate("x"), 10, 1)
     await AdaptiveRate(r, k, "link", 10, Aimd(1, 1)).acquire()
     await UnmatchedReceipts(r, k).report(60, 600)
@@ -150,7 +152,7 @@ async def test_every_wrapper_passes_exactly_the_keys_its_script_declares(
         national="13800000001", reply=Reply.SELF_SETTLED, text="1", from_masked="138****0001",
         mo_id="1-0", mo_ms=1, window_ms=1000, at=AT, recipients=[],
     )  # fmt: skip
-    requests = BindingRequestStore(r, k)
+    requests = BindingRequestStore(r, k, "pepper")
     actor = Actor("api", key_id="k")
     await requests.create(
         ref="R1",

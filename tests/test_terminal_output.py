@@ -84,7 +84,7 @@ async def test_a_webhook_retry_line_names_the_notice_the_status_and_the_attempt(
 ) -> None:
     caplog.set_level(logging.INFO, logger="gateway.receipts.dispatcher")
     receiver.fail_first = 1
-    centre = await gateway.add_key("command_center", ["127.0.0.1"])
+    centre = await gateway.add_key("command_center", [receiver.allow])
     code, body, _ = await gateway.request(
         "POST",
         "/v1/accident-alerts",

@@ -483,9 +483,24 @@ class TestCallbacks:
         assert err.value.code == code
 
     def test_private_address_only_when_named_exactly(self) -> None:
-        assert check_callback_url("http://10.0.0.5:8080/cb", ["10.0.0.5"])
+        assert check_callback_url("http://10.0.0.5/cb", ["10.0.0.5"])
+        assert check_callback_url("http://10.0.0.5:8080/cb", ["10.0.0.5:8080"])
         with pytest.raises(CallbackRejected):
             check_callback_url("http://10.0.0.6/", ["10.0.0.5", "*.0.0.6"])
+
+    def test_ports_other_than_80_and_443_only_when_the_entry_names_them(self) -> None:
+        """A key allowing 127.0.0.1 does not reach Redis's port on it."""
+        with pytest.raises(CallbackRejected, match="only 80 and 443") as err:
+            check_callback_url("http://127.0.0.1:6379/", ["127.0.0.1"])
+        assert err.value.host == "127.0.0.1:6379"  # the entry that would allow it
+        assert check_callback_url("http://127.0.0.1:6379/", ["127.0.0.1:6379"])
+        with pytest.raises(CallbackRejected):
+            check_callback_url("http://127.0.0.1:6380/", ["127.0.0.1:6379"])
+        assert check_callback_url("https://a.partner.cn:8443/", ["*.partner.cn:8443"])
+        with pytest.raises(CallbackRejected):
+            check_callback_url("https://a.partner.cn/", ["*.partner.cn:8443"])
+        assert check_callback_url("http://[::1]:9000/", ["[::1]:9000"])
+        assert check_callback_url("http://[0:0::1]/", ["::1"])  # one address, two spellings
 
 
 def test_signature_matches_the_documented_construction() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +26,7 @@ from gateway.api.context import (
     NOTICES,
     OPENAPI,
     OPT_OUTS,
+    PLATE_CALLS,
     READINESS,
     REDIS,
     SETTINGS,
@@ -49,6 +51,7 @@ from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.store.optouts import OptOutStore
 from gateway.store.outage import STORE_DOWN
+from gateway.store.plate_calls import PlateCalls
 from gateway.store.ratelimit import Gcra
 from gateway.store.redis_conn import connect
 
@@ -76,7 +79,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         code = HTTP_CODES.get(exc.status, "http_error")
         allowed = getattr(exc, "allowed_methods", None)  # 405 names the methods that work
         details = {"allowed": sorted(allowed)} if allowed else None
-        resp = ApiError(exc.status, code, exc.reason or code, details=details).response()
+        headers = {"Allow": ", ".join(sorted(allowed))} if allowed else None
+        resp = ApiError(
+            exc.status, code, exc.reason or code, details=details, headers=headers
+        ).response()
     except STORE_DOWN as exc:
         # Redis restarting or failing over: nothing was stored, the caller should try again.
         log.warning("store unavailable on %s %s: %r", request.method, route, exc)
@@ -115,20 +121,27 @@ def create_app(
         redis = connect(settings.redis)
         app[REDIS] = redis
         app[NOTICES] = NoticeStore(redis, keys, settings.api.idempotency_ttl_hours * 3600)
-        app[API_KEYS] = ApiKeyStore(redis, keys)
+        app[API_KEYS] = api_keys = ApiKeyStore(redis, keys)
         app[BINDINGS] = BindingStore(redis, keys)
-        app[BINDING_REQUESTS] = BindingRequestStore(redis, keys)
+        app[BINDING_REQUESTS] = BindingRequestStore(
+            redis, keys, settings.security.code_pepper.get_secret_value()
+        )
         app[GCRA] = Gcra(redis)
         app[JOBS] = JobStore(redis, keys)
         app[OPT_OUTS] = OptOutStore(redis, keys)
         app[FOLLOW_UPS] = FollowUpStore(redis, keys)
         app[AUDIT] = AuditLog(redis, keys)
         app[FIGURES] = FigureStore(redis, keys)
+        app[PLATE_CALLS] = PlateCalls(redis, keys)
         minutes = settings.console.console_session_minutes
         app[CONSOLE_SESSIONS] = ConsoleSessions(redis, keys, minutes * 60)
         app[EVENT_HUB] = EventHub(redis, keys.events)
         await app[EVENT_HUB].start()
+        # A revoked or changed key leaves this process's cache at once, not after its TTL.
+        invalidation = asyncio.create_task(api_keys.follow_changes(), name="api-key-changes")
         yield
+        invalidation.cancel()
+        await asyncio.gather(invalidation, return_exceptions=True)
         await app[EVENT_HUB].stop()
         await redis.aclose()
 

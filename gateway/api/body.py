@@ -9,7 +9,9 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from gateway.api.context import SETTINGS
 from gateway.api.errors import ApiError
+from gateway.api.limits import MAX_JSON_DEPTH, json_depth, read_body, too_deep
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -32,10 +34,14 @@ def parse_model(raw: bytes | bytearray, model: type[M]) -> tuple[dict[str, Any],
         raise ApiError(400, "empty_body", "the request body is empty")
     try:
         data: Any = json.loads(raw)
+    except RecursionError:
+        raise too_deep() from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_body", "the body must be a JSON object")
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise too_deep()
     try:
         return data, model.model_validate(data)
     except ValidationError as exc:
@@ -47,6 +53,7 @@ async def read_model(request: web.Request, model: type[M]) -> tuple[M, str]:
     ctype = request.content_type
     if ctype not in ("application/json", "") and not ctype.endswith("+json"):
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    data, obj = parse_model(await request.read(), model)
+    raw = await read_body(request, request.app[SETTINGS].http.http_body_timeout)
+    data, obj = parse_model(raw, model)
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
     return obj, digest

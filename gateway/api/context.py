@@ -23,6 +23,7 @@ from gateway.store.jobs import JobStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.store.optouts import OptOutStore
+from gateway.store.plate_calls import PlateCalls
 from gateway.store.ratelimit import Gcra
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -38,6 +39,7 @@ OPT_OUTS = web.AppKey("opt_outs", OptOutStore)
 FOLLOW_UPS = web.AppKey("follow_ups", FollowUpStore)
 AUDIT = web.AppKey("audit", AuditLog)
 FIGURES = web.AppKey("figures", FigureStore)
+PLATE_CALLS = web.AppKey("plate_calls", PlateCalls)
 CONSOLE_SESSIONS = web.AppKey("console_sessions", ConsoleSessions)
 EVENT_HUB = web.AppKey("event_hub", EventHub)
 METRICS = web.AppKey("metrics", Metrics)

@@ -30,7 +30,10 @@ class ApiError(Exception):
         body: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.details is not None:
             body["details"] = self.details
-        return json_response({"error": body}, status=self.status, headers=self.headers)
+        resp = json_response({"error": body}, status=self.status, headers=self.headers)
+        if self.status == 408:
+            resp.force_close()  # the rest of a late body is not waited for
+        return resp
 
 
 # aiohttp's own HTTP errors (routing, body size) mapped to stable error codes.
@@ -40,6 +43,11 @@ HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "body_too_large",
     415: "unsupported_media_type",
+    431: "headers_too_large",
+    500: "internal_error",
+    503: "unavailable",
+    504: "handler_timeout",
 }

@@ -6,12 +6,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.core.plates import PLATE_PATTERN
 from gateway.core.templates import ACCIDENT_TYPES, Catalogue
 
 _STRICT = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
 CaseId = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 # Named in the OpenAPI document; the handlers check them and answer with the allowed values.
 TEMPLATE_NAMES = sorted(Catalogue.load().templates)
+# The rules of phones and plates, as the OpenAPI document states them. The handlers check
+# them (gateway/core/phones.py, plates.py) and also accept spaces, dashes, separators, lower
+# case and full width, so the models do not enforce these patterns themselves.
+PHONE_PATTERN = r"^(\+?86|0086)?1[3-9][0-9]{9}$"
+_PHONE_DOC: dict[str, Any] = {"pattern": PHONE_PATTERN, "description": "a Chinese mobile"}
+_PLATE_DOC: dict[str, Any] = {
+    "pattern": PLATE_PATTERN,
+    "description": "a plate; separators, lower case and full width are accepted too",
+}
 
 
 class AccidentAlert(BaseModel):
@@ -21,7 +31,7 @@ class AccidentAlert(BaseModel):
     accident_type: str = Field(
         min_length=1, max_length=40, json_schema_extra={"enum": list(ACCIDENT_TYPES)}
     )
-    reporter_phone: str = Field(min_length=1, max_length=32, description="Chinese mobile")
+    reporter_phone: str = Field(min_length=1, max_length=32, json_schema_extra=_PHONE_DOC)
     location: str = Field(min_length=1, max_length=120)
     case_id: str = CaseId
     callback_url: str | None = Field(default=None, max_length=2048)
@@ -61,8 +71,8 @@ class BindingIn(BaseModel):
     """Bind a plate to the phone (and optionally email) that receives its notices."""
 
     model_config = _STRICT
-    plate: str = Field(min_length=1, max_length=16)
-    phone: str = Field(min_length=1, max_length=32)
+    plate: str = Field(min_length=1, max_length=16, json_schema_extra=_PLATE_DOC)
+    phone: str = Field(min_length=1, max_length=32, json_schema_extra=_PHONE_DOC)
     email: str | None = Field(
         default=None, max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
     )
@@ -73,7 +83,7 @@ class ParkingNotice(BaseModel):
     """An officer's handheld asks the owner of a badly parked car to move it."""
 
     model_config = _STRICT
-    plate: str = Field(min_length=1, max_length=16)
+    plate: str = Field(min_length=1, max_length=16, json_schema_extra=_PLATE_DOC)
     location: str = Field(min_length=1, max_length=120)
     move_within_minutes: int = Field(ge=1, le=120)
     officer_id: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")

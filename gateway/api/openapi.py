@@ -9,7 +9,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from gateway import __version__
+from gateway.api.models import PHONE_PATTERN
 from gateway.api.routing import Route
+from gateway.core.plates import PLATE_PATTERN
 from gateway.core.statuses import JOB_STATUSES, NOTICE_STATUSES, SKIPPED_STATUSES
 from gateway.core.templates import ACCIDENT_TYPES
 from gateway.store.apikeys import ROLES
@@ -24,11 +26,57 @@ _ERROR = {
             "properties": {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
-                "details": {"type": "array", "items": {"type": "object"}},
+                # What the code's message refers to: the bad fields, the allowed values ...
+                "details": {"description": "structured detail of the error (any JSON)"},
             },
         }
     },
 }
+
+
+# Answers besides the success and 4XX that an operation documents.
+_MORE_RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/readyz"): {
+        "503": {
+            "description": "Not ready: a dependency is down (the checks say which)",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["status", "checks"],
+                        "properties": {
+                            "status": {"type": "string", "enum": ["not_ready"]},
+                            "checks": {
+                                "type": "object",
+                                "additionalProperties": {"type": "boolean"},
+                            },
+                        },
+                    }
+                }
+            },
+        }
+    },
+    ("POST", "/v1/admin/opt-outs"): {"200": {"description": "The number had opted out already"}},
+    ("POST", "/v1/bindings"): {"200": {"description": "It replaced the plate's binding"}},
+}
+
+
+def _path_schema(path: str, name: str, template_names: list[str]) -> dict[str, Any]:
+    """What a path parameter may be (the handler answers 404/422 for anything else)."""
+    if name == "plate":
+        return {
+            "type": "string",
+            "pattern": PLATE_PATTERN,
+            "description": "a plate (separators, lower case and full width also accepted)",
+        }
+    if name == "phone":
+        return {"type": "string", "pattern": PHONE_PATTERN, "description": "a Chinese mobile"}
+    if name == "ref":
+        return {"type": "string", "pattern": "^[1-9][0-9]{7}$", "description": "8 digits"}
+    if name == "name" and template_names:
+        return {"type": "string", "enum": template_names}
+    prefix = "job_" if path.startswith("/v1/reminder-jobs/") else "ntc_"
+    return {"type": "string", "pattern": f"^{prefix}[0-9a-z]{{1,40}}$", "maxLength": 64}
 
 
 def _ref(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +122,10 @@ def build(routes: Iterable[Route], template_names: list[str] | None = None) -> d
             op["x-roles"] = list(r.roles) or ["any"]
         if r.body is not None:
             op["requestBody"] = {"required": True, "content": _ref(r.body, schemas)}
+        if r.method == "POST" and r.ok_status in (201, 202):
+            op["responses"]["200"] = {
+                "description": "A retry with the same Idempotency-Key: the first answer"
+            }
         if r.method == "POST" and r.path.startswith("/v1/") and "notices" not in r.path:
             op.setdefault("parameters", []).append(
                 {
@@ -85,8 +137,14 @@ def build(routes: Iterable[Route], template_names: list[str] | None = None) -> d
             )
         for name in re.findall(r"\{(\w+)\}", r.path):
             op.setdefault("parameters", []).append(
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": _path_schema(r.path, name, template_names or []),
+                }
             )
+        op["responses"].update(_MORE_RESPONSES.get((r.method, r.path), {}))
         paths.setdefault(r.path, {})[r.method.lower()] = op
     return {
         "openapi": "3.1.0",

@@ -147,8 +147,8 @@ ROUTES: tuple[Route, ...] = (
         "Who notified whom: notices created and follow-ups (filters by phone or plate audited)",
         ("admin",),
     ),
-    # Binding requests are not limited to the key that opened them: any binding_agent key
-    # reads, verifies or cancels one by its reference.
+    # A binding request is the business of the key that opened it (and admins): another
+    # binding_agent key is told 404, as for a reference that does not exist.
     Route(
         "POST",
         "/v1/binding-requests",
@@ -164,6 +164,7 @@ ROUTES: tuple[Route, ...] = (
         binding.get_binding_request,
         "A binding request",
         ("binding_agent",),
+        own_object=True,
     ),
     Route(
         "POST",
@@ -172,6 +173,7 @@ ROUTES: tuple[Route, ...] = (
         "Confirm a binding request with the code (the website's path)",
         ("binding_agent",),
         body=BindingVerifyIn,
+        own_object=True,
     ),
     Route(
         "POST",
@@ -179,6 +181,7 @@ ROUTES: tuple[Route, ...] = (
         binding.cancel_binding_request,
         "Cancel a pending binding request",
         ("binding_agent",),
+        own_object=True,
     ),
     Route(
         "GET",
@@ -209,6 +212,7 @@ ROUTES: tuple[Route, ...] = (
         binding.delete_binding,
         "Remove a binding (admins)",
         ("admin",),
+        ok_status=204,
     ),
     Route(
         "GET",
@@ -239,6 +243,7 @@ ROUTES: tuple[Route, ...] = (
         optouts.remove_opt_out,
         "Reverse an opt-out",
         ("admin",),
+        ok_status=204,
     ),
     Route(
         "GET",

@@ -19,7 +19,9 @@ from gateway.api.errors import ApiError
 from gateway.api.models import BindingIn, BindingRequestIn, BindingVerifyIn
 from gateway.api.responses import json_response
 from gateway.api.routes_notices import _phone
+from gateway.api.unmasked import wants_unmasked
 from gateway.core.binding_codes import is_code, is_ref, new_code, new_ref, sms_text
+from gateway.core.emails import mask_email
 from gateway.core.phones import Msisdn, mask
 from gateway.core.plates import InvalidPlate, display, normalise_plate
 from gateway.core.records import Notice, QueueEntry
@@ -41,7 +43,7 @@ def _binding_view(b: dict[str, str]) -> dict[str, Any]:
     return {
         "plate": b["plate"],
         "phone": mask(b["phone"]),
-        "email": b.get("email") or None,
+        "email": mask_email(b["email"]) if b.get("email") else None,
         "created_at": b["created_at"],
         "channel": b["channel"],
         "created_by": b["created_by"],
@@ -57,7 +59,7 @@ def _request_view(r: dict[str, Any]) -> dict[str, Any]:
         "status": r["status"],
         "plate": r["plate"],
         "phone": mask(str(r["phone"])),
-        "email": r.get("email") or None,
+        "email": mask_email(str(r["email"])) if r.get("email") else None,
         "agent_id": r.get("agent_id") or None,
         "created_at": r["created_at"],
         "expires_at": _iso(int(r["expires_ms"])),
@@ -149,10 +151,18 @@ async def post_binding_request(request: web.Request) -> web.Response:
     )
 
 
-async def get_binding_request(request: web.Request) -> web.Response:
-    record = await request.app[BINDING_REQUESTS].get(_ref(request))
-    if record is None:
+async def _own_request(request: web.Request, ref: str) -> dict[str, str]:
+    """The request, if the caller's key opened it (or the caller is an admin): another agent
+    key is told what it would be told of a reference that does not exist."""
+    record = await request.app[BINDING_REQUESTS].get(ref) if is_ref(ref) else None
+    caller = request[CALLER]
+    if record is None or (record.get("key_id") != caller.id and caller.role != "admin"):
         raise ApiError(404, "unknown_reference", "no binding request has this reference")
+    return record
+
+
+async def get_binding_request(request: web.Request) -> web.Response:
+    record = await _own_request(request, _ref(request))
     left = max(0, request.app[SETTINGS].binding.binding_max_attempts - int(record["attempts"]))
     return json_response({**_request_view(record), "attempts_left": left})
 
@@ -190,9 +200,8 @@ async def verify_binding_request(request: web.Request) -> web.Response:
     store = request.app[BINDING_REQUESTS]
     actor = Actor("website", request[CALLER].id)
     try:
+        await _own_request(request, ref)
         body, _ = await read_model(request, BindingVerifyIn)
-        if not is_ref(ref):
-            raise ApiError(404, "unknown_reference", "no binding request has this reference")
         if not is_code(body.code):
             raise ApiError(422, "invalid_code", "the code is 6 digits")
     except ApiError as exc:
@@ -233,6 +242,7 @@ async def verify_binding_request(request: web.Request) -> web.Response:
 
 async def cancel_binding_request(request: web.Request) -> web.Response:
     ref = _ref(request)
+    await _own_request(request, ref)
     store = request.app[BINDING_REQUESTS]
     outcome = await store.close(ref, "cancelled", Actor("api", request[CALLER].id), "cancelled")
     if outcome == "unknown":
@@ -261,16 +271,8 @@ async def get_binding_audit(request: web.Request) -> web.Response:
         raise ApiError(422, "invalid_limit", "limit must be an integer") from None
     if not 1 <= limit <= AUDIT_MAX:
         raise ApiError(422, "invalid_limit", f"limit must be between 1 and {AUDIT_MAX}")
-    unmasked = request.query.get("unmasked", "false")
-    if unmasked not in ("true", "false"):
-        raise ApiError(
-            422,
-            "invalid_unmasked",
-            "unmasked must be true or false",
-            details={"allowed": ["true", "false"]},
-        )
     entries = await request.app[BINDINGS].read_audit(
-        plate, limit, unmasked_for=request[CALLER].id if unmasked == "true" else ""
+        plate, limit, unmasked_for=request[CALLER].id if wants_unmasked(request) else ""
     )
     return json_response({"plate": plate, "entries": entries})
 
@@ -298,7 +300,13 @@ async def get_binding(request: web.Request) -> web.Response:
     b = await request.app[BINDINGS].get(plate)
     if b is None:
         raise ApiError(404, "no_binding", f"plate {plate} is not bound")
-    return json_response(_binding_view(b))
+    view = _binding_view(b)
+    if wants_unmasked(request):  # an admin's: whole, and on the plate's audit trail
+        view.update(phone=b["phone"], email=b.get("email") or None)
+        await request.app[BINDINGS].audit(
+            "binding_read_unmasked", plate, key_id=request[CALLER].id, channel="admin"
+        )
+    return json_response(view)
 
 
 async def delete_binding(request: web.Request) -> web.Response:

@@ -17,6 +17,7 @@ from gateway.api.responses import json_response
 from gateway.api.routes_jobs import job_view
 from gateway.core.phones import InvalidPhone, parse_cn_mobile
 from gateway.core.templates import ACCIDENT_TYPES
+from gateway.logs import mask_numbers
 from gateway.sms.encoding import TextTooLong, encode_sms
 
 LIST_LIMIT = 200
@@ -97,6 +98,8 @@ async def accident_replies(request: web.Request) -> web.Response:
         item = json.loads(entry)
         if caller.role == "admin" or item.pop("key", "") == caller.id:
             item.pop("key", None)
+            if isinstance(item.get("text"), str):  # a number the citizen wrote, masked
+                item["text"] = mask_numbers(item["text"])
             items.append(item)
             if len(items) >= limit:
                 break

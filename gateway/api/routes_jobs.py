@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from gateway.api.auth import CALLER
 from gateway.api.body import parse_model, validation_error
 from gateway.api.context import CATALOGUE, JOBS, METRICS, SETTINGS
 from gateway.api.errors import ApiError
+from gateway.api.limits import limited_chunks
 from gateway.api.models import JobOptions, ReminderJobIn
 from gateway.api.responses import json_response
 from gateway.api.routes_notices import _callback
@@ -41,14 +43,16 @@ def _template(request: web.Request, opts: JobOptions) -> Template:
     return template
 
 
+def _upload(request: web.Request, limit: int, what: str) -> AsyncIterator[bytes]:
+    jobs = request.app[SETTINGS].jobs
+    return limited_chunks(request, limit, jobs.job_upload_timeout, what)
+
+
 async def _json_body(request: web.Request) -> ReminderJobIn:
+    limit = min(JSON_MAX, request.app[SETTINGS].jobs.job_max_bytes)
     raw = bytearray()
-    async for chunk in request.content.iter_chunked(1 << 16):
+    async for chunk in _upload(request, limit, "a JSON job (upload larger ones as CSV)"):
         raw += chunk
-        if len(raw) > JSON_MAX:
-            raise ApiError(
-                413, "body_too_large", "JSON jobs take up to 32 MB; upload larger ones as CSV"
-            )
     return parse_model(raw, ReminderJobIn)[1]
 
 
@@ -99,7 +103,8 @@ async def post_reminder_job(request: web.Request) -> web.Response:
         if body is not None:
             await intake.json_list(body.recipients)
         else:
-            await intake.csv_stream(request.content.iter_chunked(1 << 16), request.charset)
+            chunks = _upload(request, settings.jobs.job_max_bytes, "the CSV upload")
+            await intake.csv_stream(chunks, request.charset)
     except TemplateError as exc:
         await store.abort(job_id, exc.code)
         raise ApiError(422, exc.code, str(exc), details=exc.details) from None

@@ -18,6 +18,7 @@ from gateway.core.emails import mask_email
 from gateway.core.phones import InvalidPhone, Msisdn, mask, parse_cn_mobile
 from gateway.core.records import Notice, QueueEntry
 from gateway.core.templates import ACCIDENT_TYPES
+from gateway.logs import mask_numbers
 from gateway.receipts.callbacks import CallbackRejected, check_callback_url
 from gateway.sms.encoding import TextTooLong, encode_sms
 from gateway.store.apikeys import ApiKey
@@ -50,6 +51,15 @@ def _callback(url: str | None, key: ApiKey) -> str:
             f"gateway keys update {key.id} --add-callback-host {exc.host}",
             details={"host": exc.host, "allowed": list(key.callback_hosts)},
         ) from None
+
+
+def _masked_entry(entry: Any) -> Any:
+    """A history entry as callers see it: a number a citizen's reply carried, masked (only
+    the reply's text: carrier ids elsewhere may look like numbers)."""
+    detail = entry.get("detail") if isinstance(entry, dict) else None
+    if isinstance(detail, dict) and detail.get("event") == "reply" and "text" in detail:
+        return {**entry, "detail": {**detail, "text": mask_numbers(str(detail["text"]))}}
+    return entry
 
 
 def idempotency_conflict(exc: IdempotencyConflict) -> ApiError:
@@ -207,7 +217,7 @@ async def get_notice(request: web.Request) -> web.Response:
         {
             "created_at": notice.created_at,
             "updated_at": notice.updated_at or notice.created_at,
-            "history": notice.history,
+            "history": [_masked_entry(h) for h in notice.history],
             "links": {"self": f"/v1/notices/{notice_id}"},
         }
     )
@@ -222,7 +232,7 @@ async def get_notice(request: web.Request) -> web.Response:
         "reply_text",
     ):
         if value := getattr(notice, extra):
-            body[extra] = value
+            body[extra] = mask_numbers(value) if extra == "reply_text" else value
     if notice.follow_up == "still_parked":
         body["warning_number"] = notice.warning_number
         body["penalty_due"] = notice.penalty_due

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from gateway.api.auth import CALLER
 from gateway.api.body import read_model
-from gateway.api.context import BINDINGS, KEYS, METRICS, NOTICES, REDIS, SETTINGS
+from gateway.api.context import BINDINGS, KEYS, METRICS, NOTICES, PLATE_CALLS, REDIS, SETTINGS
 from gateway.api.errors import ApiError
 from gateway.api.models import ParkingNotice
 from gateway.api.responses import json_response
@@ -59,6 +59,8 @@ async def post_parking_notice(request: web.Request) -> web.Response:
     keys = request.app[KEYS]
     created_at = now_iso()
     deadline_ms = int(time.time() * 1000) + body.move_within_minutes * 60_000
+    idem = _idempotency_key(request)
+    await _count_against_plate(request, plate, notice_id, idem)
     notice = Notice(
         id=notice_id,
         kind="parking_notice",
@@ -79,16 +81,19 @@ async def post_parking_notice(request: web.Request) -> web.Response:
         result = await request.app[NOTICES].create(
             notice,
             keys.sms_queue if quiet else keys.voice_queue,
-            idempotency_key=_idempotency_key(request),
+            idempotency_key=idem,
             body_hash=body_hash,
             key_name=key.name,
             warnings_window_ms=warnings_window_ms(request),
         )
     except IdempotencyConflict as exc:
+        await request.app[PLATE_CALLS].uncount(plate=plate, notice_id=notice_id)
         raise idempotency_conflict(exc) from None
     stored = await request.app[NOTICES].get(result.notice_id)
     assert stored is not None
     created = result.outcome is CreateOutcome.CREATED
+    if not created:  # a replay of an earlier request: counted then, not again
+        await request.app[PLATE_CALLS].uncount(plate=plate, notice_id=notice_id)
     if created:
         request.app[METRICS].notices_created.labels("parking_notice", channel).inc()
     so_far = stored.warnings_so_far
@@ -109,6 +114,31 @@ async def post_parking_notice(request: web.Request) -> web.Response:
             "Location": f"/v1/notices/{stored.id}",
             **({"Idempotent-Replayed": "true"} if not created else {}),
         },
+    )
+
+
+async def _count_against_plate(
+    request: web.Request, plate: str, notice_id: str, idem: str | None
+) -> None:
+    """429 ``plate_rate_limited`` when the plate's owner was notified too often this hour
+    (a retried request with its Idempotency-Key still gets its first answer)."""
+    limit = request.app[SETTINGS].voice.plate_calls_per_hour
+    if not limit:
+        return
+    wait = await request.app[PLATE_CALLS].count(plate=plate, notice_id=notice_id, max_calls=limit)
+    if not wait:
+        return
+    if idem and await request.app[REDIS].exists(
+        request.app[KEYS].idempotency(request[CALLER].id, idem)
+    ):
+        return  # the store answers with the earlier notice
+    raise ApiError(
+        429,
+        "plate_rate_limited",
+        f"plate {display(plate)} has had {limit} parking notices in the last hour; "
+        f"the next may go out in {int(wait) + 1} s",
+        details={"limit_per_hour": limit, "retry_after_seconds": int(wait) + 1},
+        headers={"Retry-After": str(int(wait) + 1)},
     )
 
 

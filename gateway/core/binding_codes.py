@@ -2,7 +2,9 @@
 
 A request's reference is 8 digits, so a caller can key it on a phone and the agent seat can
 dial it as the extension of the transfer. The one-time code is 6 digits from ``secrets``; only
-a keyed hash of it is stored, bound to the reference so a hash cannot be replayed elsewhere.
+a hash of it is stored, keyed by a server-side secret (``GATEWAY_CODE_PEPPER``) and bound to
+the reference: a million codes are tried in a second, so without the pepper a copy of Redis
+would give the code away.
 """
 
 from __future__ import annotations
@@ -37,8 +39,15 @@ def is_code(text: str) -> bool:
     return bool(_CODE.match(text))
 
 
-def code_hash(ref: str, code: str) -> str:
+def code_hash(ref: str, code: str, pepper: str) -> str:
     """What is stored and compared instead of the code."""
+    mac = hmac.new(pepper.encode(), f"{ref}:{code}".encode(), hashlib.sha256)
+    return "p1:" + mac.hexdigest()
+
+
+def legacy_code_hash(ref: str, code: str) -> str:
+    """The hash of requests made before the pepper (keyed by the reference alone): still
+    compared, so those pending when the gateway is upgraded can be confirmed."""
     return hmac.new(ref.encode(), code.encode(), hashlib.sha256).hexdigest()
 
 

@@ -14,9 +14,10 @@ from typing import Final
 
 PROVINCES: Final = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
 _BODY: Final = "[A-HJ-NP-Z0-9]"
-_PLATE: Final = re.compile(
+PLATE_PATTERN: Final = (
     rf"^[{PROVINCES}][A-HJ-NP-Z]({_BODY}{{5}}|[DF]{_BODY}{{5}}|{_BODY}{{5}}[DF])$"
 )
+_PLATE: Final = re.compile(PLATE_PATTERN)
 _SEPARATORS: Final = str.maketrans("", "", " ·•.-_")
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import codecs
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 SNIFF_BYTES: Final = 64 * 1024
+# No CSV row is this long; an upload whose newlines were stripped is (curl -d strips them).
+MAX_LINE: Final = 1024 * 1024
 _GB: Final = frozenset({"gbk", "gb2312", "gb18030", "cp936", "hz"})
 _BOMS: Final = (
     (codecs.BOM_UTF8, "utf-8"),
@@ -28,7 +30,45 @@ class UnknownCharset(ValueError):
 
 
 class NotText(ValueError):
-    """A stream in a wide encoding (UTF-16) that does not decode: no line can be trusted."""
+    """A stream in a wide encoding (UTF-16) that does not decode, or a line longer than
+    ``MAX_LINE``: no line can be trusted."""
+
+
+def _too_long() -> NotText:
+    return NotText(
+        f"a line of the upload is longer than {MAX_LINE // 1024} KiB: its newlines were "
+        "probably stripped (curl -d does that); send the file with curl --data-binary "
+        "@file.csv, or with gateway jobs submit"
+    )
+
+
+class _Lines:
+    """Splits a stream into lines in linear time: a line that spans many chunks is kept as
+    parts and joined once (re-joining the tail per chunk is quadratic in the line's length)."""
+
+    def __init__(self, newline: Any) -> None:
+        self.newline = newline
+        self.parts: list[Any] = []
+        self.pending = 0
+
+    def feed(self, chunk: Any) -> list[Any]:
+        if self.newline not in chunk:
+            self.parts.append(chunk)
+            self.pending += len(chunk)
+            if self.pending > MAX_LINE:
+                raise _too_long()
+            return []
+        lines: list[Any] = chunk.split(self.newline)
+        if self.parts:
+            lines[0] = chunk[:0].join([*self.parts, lines[0]])
+        if len(lines[0]) > MAX_LINE:
+            raise _too_long()
+        tail = lines.pop()
+        self.parts, self.pending = ([tail], len(tail)) if tail else ([], 0)
+        return lines
+
+    def rest(self, empty: Any) -> Any:
+        return empty.join(self.parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,25 +136,22 @@ async def decoded_lines(
     enc, skip = sniff(head, charset, complete)
     rest = _rest(head[skip:], it, complete)
     if enc.bytewise:
-        tail = b""
+        split = _Lines(b"\n")
         async for chunk in rest:
-            lines = (tail + chunk).split(b"\n")
-            tail = lines.pop()
-            yield [_decode(b, enc.name) for b in lines], enc, False
-        if tail:
+            yield [_decode(b, enc.name) for b in split.feed(chunk)], enc, False
+        if tail := split.rest(b""):
             yield [_decode(tail, enc.name)], enc, True
         return
     decoder = codecs.getincrementaldecoder(enc.name)()
-    text_tail = ""
+    texts = _Lines("\n")
     try:
         async for chunk in rest:
-            texts = (text_tail + decoder.decode(chunk)).split("\n")
-            text_tail = texts.pop()
-            yield [t.rstrip("\r") for t in texts], enc, False
-        text_tail += decoder.decode(b"", final=True)
+            yield [t.rstrip("\r") for t in texts.feed(decoder.decode(chunk))], enc, False
+        if last := texts.feed(decoder.decode(b"", final=True)):
+            yield [t.rstrip("\r") for t in last], enc, False
     except UnicodeDecodeError as exc:
         raise NotText(f"the upload is not valid {enc.label} text: {exc.reason}") from None
-    if text_tail:
+    if text_tail := texts.rest(""):
         yield [text_tail.rstrip("\r")], enc, True
 
 

@@ -10,17 +10,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import time
 from datetime import UTC, datetime
 
 import aiohttp
 import redis.asyncio as aioredis
+from aiohttp.abc import AbstractResolver
 
 from gateway.metrics import Metrics
 from gateway.receipts.backoff import next_delay
+from gateway.receipts.host_gate import Admit, HostGate, Result, host_of
+from gateway.receipts.pinning import AddressRefused, pin
 from gateway.receipts.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from gateway.settings import WebhookSettings, WorkerSettings
-from gateway.store.apikeys import ApiKeyStore
+from gateway.store.apikeys import ApiKey, ApiKeyStore
 from gateway.store.keys import Keys
 from gateway.store.outage import STORE_DOWN, Outage
 from gateway.store.scripts import Script
@@ -29,6 +33,10 @@ from gateway.store.streams import Entry, StreamGroup
 log = logging.getLogger(__name__)
 
 GROUP = "webhook-senders"
+# A webhook whose host has no free slot goes back to the outbox this much later (no attempt).
+BUSY_DELAY = 1.0
+# Errors that mean the host did not answer in time or could not be reached.
+STALLED = (aiohttp.ClientConnectionError, TimeoutError)
 
 
 def _parse_iso(at: str) -> float:
@@ -59,8 +67,19 @@ class WebhookDispatcher:
             redis, keys, keys.webhook_queue, GROUP, consumer, worker.consumer_dead_after
         )
         self._due = Script(redis, "webhook_due", keys)
-        self._secrets: dict[str, tuple[float, str | None]] = {}
+        self._keys: dict[str, tuple[float, ApiKey | None]] = {}
+        # A revoked key, a rotated secret, a changed allow-list: forgotten at once.
+        api_keys.listeners.append(lambda _hash: self._keys.clear())
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
+        self.hosts = HostGate(
+            settings.webhook_host_concurrency,
+            settings.webhook_breaker_failures,
+            settings.webhook_breaker_seconds,
+        )
+        # Resolves callback hosts; each address is checked before it is connected to.
+        self.resolver: AbstractResolver = aiohttp.ThreadedResolver()
+        # Certificates of https callbacks are checked against this (None: the system's CAs).
+        self.ssl_context: ssl.SSLContext | None = None
         self._session: aiohttp.ClientSession | None = None
         self._closing = False
         self._in_hand: set[str] = set()  # entry ids being delivered now
@@ -73,7 +92,10 @@ class WebhookDispatcher:
     async def run(self) -> None:
         await self.group.ensure()
         timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout)
-        connector = aiohttp.TCPConnector(limit=self.settings.webhook_concurrency, limit_per_host=0)
+        connector = aiohttp.TCPConnector(
+            limit=self.settings.webhook_concurrency,
+            limit_per_host=self.settings.webhook_host_concurrency,
+        )
         async with aiohttp.ClientSession(
             timeout=timeout, connector=connector, auto_decompress=False
         ) as session:
@@ -82,6 +104,7 @@ class WebhookDispatcher:
                 tg.create_task(self._deliver_loop(tg), name="webhook-deliver")
                 tg.create_task(self._housekeeping(tg), name="webhook-housekeeping")
                 tg.create_task(self.group.run_acker(), name="webhook-acker")
+                tg.create_task(self.api_keys.follow_changes(), name="webhook-key-changes")
 
     async def _deliver_loop(self, tg: asyncio.TaskGroup) -> None:
         outage = Outage("webhook dispatcher")
@@ -124,46 +147,44 @@ class WebhookDispatcher:
         )
         return int(res)
 
-    async def _secret(self, key_id: str) -> str | None:
-        hit = self._secrets.get(key_id)
+    async def _key(self, key_id: str) -> ApiKey | None:
+        """The live key a webhook belongs to (its secret, its allow-list), cached briefly."""
+        hit = self._keys.get(key_id)
         now = time.monotonic()
         if hit and hit[0] > now:
             return hit[1]
         key = await self.api_keys.by_id(key_id)
-        secret = key.callback_secret if key and not key.revoked else None
-        self._secrets[key_id] = (now + 30, secret)
-        return secret
+        key = key if key and not key.revoked else None
+        self._keys[key_id] = (now + 30, key)
+        return key
 
     async def _deliver(self, entry: Entry) -> None:
         eid, f = entry
         try:
-            secret = await self._secret(f.get("key_id", ""))
-            if secret is None:
+            key = await self._key(f.get("key_id", ""))
+            if key is None:
                 await self._dead(eid, f, "api key revoked or unknown")
                 return
-            body = f["body"].encode()
-            ts = str(int(time.time()))
-            headers = {
-                "Content-Type": "application/json",
-                TIMESTAMP_HEADER: ts,
-                SIGNATURE_HEADER: sign(secret, ts, body),
-                "User-Agent": "notice-gateway-webhooks/1",
-            }
-            error = ""
-            assert self._session is not None
+            host = host_of(f["url"])
+            admit = self.hosts.admit(host)
+            if admit is Admit.BUSY:
+                await self._put_back(eid, f)
+                return
+            if admit is Admit.PARKED:
+                self.metrics.webhooks.labels("parked").inc()
+                await self._retry_later(eid, f, f"host {host} parked: it keeps timing out")
+                return
+            result, error = Result.OTHER, ""
             try:
-                async with self._session.post(
-                    f["url"], data=body, headers=headers, allow_redirects=False
-                ) as resp:
-                    await resp.content.readany()
-                    if 200 <= resp.status < 300:
-                        self.metrics.webhooks.labels("delivered").inc()
-                        self.group.ack_later(eid)
-                        return
-                    error = f"HTTP {resp.status}"
-            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-                error = type(exc).__name__ + (f": {exc}" if str(exc) else "")
-            await self._retry_later(eid, f, error)
+                result, error = await self._post(eid, f, key)
+            except AddressRefused as exc:
+                self.metrics.webhooks.labels("refused").inc()
+                await self._dead(eid, f, f"refused: {exc}")
+                return
+            finally:
+                self.hosts.release(host, result)
+            if error:
+                await self._retry_later(eid, f, error)
         except STORE_DOWN as exc:
             # Still pending on this consumer: read again when the loop resumes.
             log.warning("webhook entry %s waits for Redis (%r)", eid, exc)
@@ -173,6 +194,48 @@ class WebhookDispatcher:
         finally:
             self._in_hand.discard(eid)
             self._slots.release()
+
+    async def _post(self, eid: str, f: dict[str, str], key: ApiKey) -> tuple[Result, str]:
+        """One signed POST to the checked address; (how the host did, error or "")."""
+        try:
+            target = await pin(f["url"], key.callback_hosts, self.resolver)
+        except OSError as exc:  # the name does not resolve (now): retried later
+            return Result.OTHER, f"lookup failed: {type(exc).__name__}: {exc}"
+        body = f["body"].encode()
+        ts = str(int(time.time()))
+        headers = {
+            "Host": target.host_header,
+            "Content-Type": "application/json",
+            TIMESTAMP_HEADER: ts,
+            SIGNATURE_HEADER: sign(self.api_keys.signing_secret(key), ts, body),
+            "User-Agent": "notice-gateway-webhooks/1",
+        }
+        assert self._session is not None
+        try:
+            async with self._session.post(
+                target.url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                server_hostname=target.server_hostname,
+                ssl=self.ssl_context or True,
+            ) as resp:
+                await resp.content.readany()
+                if 200 <= resp.status < 300:
+                    self.metrics.webhooks.labels("delivered").inc()
+                    self.group.ack_later(eid)
+                    return Result.OK, ""
+                return Result.OK, f"HTTP {resp.status}"
+        except STALLED as exc:
+            return Result.STALLED, _describe(exc)
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return Result.OTHER, _describe(exc)
+
+    async def _put_back(self, eid: str, f: dict[str, str]) -> None:
+        """The host's slots are taken: the webhook waits a moment in the retry set, its
+        attempt count unchanged, and the dispatcher goes on with other hosts' webhooks."""
+        self.metrics.webhooks.labels("deferred").inc()
+        await self._requeue(eid, json.dumps(f, ensure_ascii=False), BUSY_DELAY)
 
     async def _retry_later(self, eid: str, f: dict[str, str], error: str) -> None:
         attempt = int(f.get("attempt", "1"))
@@ -194,6 +257,10 @@ class WebhookDispatcher:
             delay,
         )
         item = json.dumps({**f, "attempt": attempt + 1, "last_error": error}, ensure_ascii=False)
+        await self._requeue(eid, item, delay)
+
+    async def _requeue(self, eid: str, item: str, delay: float) -> None:
+        """Off the outbox, into the retry set ``delay`` seconds ahead, in one transaction."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.zadd(self.keys.webhook_retry, {item: int((time.time() + delay) * 1000)})
         pipe.xack(self.keys.webhook_queue, GROUP, eid)
@@ -219,6 +286,10 @@ class WebhookDispatcher:
         pipe.xack(self.keys.webhook_queue, GROUP, eid)
         pipe.xdel(self.keys.webhook_queue, eid)
         await pipe.execute()
+
+
+def _describe(exc: BaseException) -> str:
+    return type(exc).__name__ + (f": {exc}" if str(exc) else "")
 
 
 def _carried_status(f: dict[str, str]) -> str:

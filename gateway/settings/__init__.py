@@ -29,6 +29,7 @@ from gateway.settings.groups import (
     WorkerSettings,
 )
 from gateway.settings.production import UnsafeSettings, unsafe_defaults
+from gateway.settings.security import SecuritySettings
 from gateway.settings.smpp import SmppSettings
 from gateway.settings.smpp_links import LANES, LEGACY_BULK, SUFFIXES, SmppLink, link_var
 
@@ -45,6 +46,7 @@ __all__ = [
     "HttpSettings",
     "JobSettings",
     "RedisSettings",
+    "SecuritySettings",
     "Settings",
     "SimulatorSettings",
     "SipSettings",
@@ -85,6 +87,7 @@ class Settings:
         self.jobs = JobSettings(**kw)  # type: ignore[arg-type]
         self.smtp = SmtpSettings(**kw)  # type: ignore[arg-type]
         self.follow_up = FollowUpSettings(**kw)  # type: ignore[arg-type]
+        self.security = SecuritySettings(**kw)  # type: ignore[arg-type]
         self.console = ConsoleSettings(**kw)  # type: ignore[arg-type]
         if self.general.env == "production":
             problems = unsafe_defaults(self)

@@ -43,6 +43,12 @@ class HttpSettings(BaseSettings):
     http_port: int = Field(8080, ge=0, le=65535)
     # Request budget: bodies above this are refused with 413 before parsing.
     http_max_body: int = Field(64 * 1024, ge=1024)
+    # Slow clients: a request's line and headers must arrive within this of its first byte,
+    # a JSON body within http_body_timeout; an idle keep-alive connection is closed after
+    # http_keepalive_timeout (aiohttp's own default is an hour).
+    http_header_timeout: float = Field(10.0, gt=0)
+    http_body_timeout: float = Field(30.0, gt=0)
+    http_keepalive_timeout: float = Field(75.0, gt=0)
 
 
 class AmiSettings(BaseSettings):
@@ -111,6 +117,9 @@ class VoiceSettings(BaseSettings):
     gtts_url: str = ""
     audio_dir: str = "audio"
     reminder_window_days: int = Field(365, ge=1, le=3650)
+    # Parking notices (calls, or SMS in quiet hours) to one plate's owner per hour at most,
+    # however many officers report the car; 0: no limit.
+    plate_calls_per_hour: int = Field(3, ge=0, le=1000)
 
 
 class BindingSettings(BaseSettings):
@@ -126,6 +135,10 @@ class JobSettings(BaseSettings):
     model_config = config()
     job_default_rate: float = Field(1000.0, gt=0)  # messages/s per job unless the job says
     job_max_rows: int = Field(2_000_000, ge=1)
+    # A reminder-job upload (CSV or JSON) is refused with 413 past this many bytes, and with
+    # 408 when it has not all arrived after job_upload_timeout seconds.
+    job_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    job_upload_timeout: float = Field(600.0, gt=0)
     # Bulk entries waiting in the queues at most: bounds how far a cancel lags, and memory.
     job_backlog: int = Field(5000, ge=100)
     reminder_daily_cap: int = Field(3, ge=0)  # reminders per recipient per day; 0: no cap
@@ -181,6 +194,13 @@ class WebhookSettings(BaseSettings):
     model_config = config()
     webhook_timeout: float = Field(10.0, gt=0)
     webhook_concurrency: int = Field(256, ge=1)
+    # POSTs in flight to one callback host (host:port) at most: a dead host cannot take the
+    # shared slots from the others.
+    webhook_host_concurrency: int = Field(64, ge=1)
+    # A host that times out (or cannot be reached) this many times in a row is parked this
+    # long: its webhooks are not tried, and go on along their retry schedule.
+    webhook_breaker_failures: int = Field(5, ge=1)
+    webhook_breaker_seconds: float = Field(60.0, gt=0)
     webhook_first_retry: float = Field(5.0, gt=0)
     webhook_max_retry_interval: float = Field(1800.0, gt=0)
     # Retries go on for this long before the callback moves to the dead-letter list.

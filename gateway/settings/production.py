@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gateway.settings.security import SHIPPED_CODE_PEPPER, SHIPPED_SECRET_KEY
 from gateway.settings.smpp_links import link_var
 
 if TYPE_CHECKING:
@@ -38,6 +39,11 @@ def unsafe_defaults(settings: Settings) -> list[str]:
         problems.append("GATEWAY_AMI_SECRET is the shipped default")
     if settings.agi.agi_secret.get_secret_value() in ("", SHIPPED_AGI_SECRET):
         problems.append("GATEWAY_AGI_SECRET is the shipped default or empty")
+    secret_keys = settings.security.secret_key.get_secret_value().split(",")
+    if not any(k.strip() for k in secret_keys) or SHIPPED_SECRET_KEY in secret_keys:
+        problems.append("GATEWAY_SECRET_KEY is the shipped default or empty")
+    if settings.security.code_pepper.get_secret_value() in ("", SHIPPED_CODE_PEPPER):
+        problems.append("GATEWAY_CODE_PEPPER is the shipped default or empty")
     # A login name with no password: the account is open, or the login fails at the first use.
     for user, secret, var in (
         (settings.sip.sip_trunk_username, settings.sip.sip_trunk_password, "GATEWAY_SIP_TRUNK"),

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from gateway.core.binding_codes import code_hash
+from gateway.core.binding_codes import code_hash, legacy_code_hash
 from gateway.store.keys import Keys
 from gateway.store.notices import now_iso
 from gateway.store.scripts import Script
@@ -50,9 +50,10 @@ class Verified:
 
 
 class BindingRequestStore:
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, pepper: str) -> None:
         self.redis = redis
         self.keys = keys
+        self.pepper = pepper
         self._create = Script(redis, "create_binding_request", keys)
         self._verify = Script(redis, "verify_binding_request", keys)
         self._close = Script(redis, "close_binding_request", keys)
@@ -80,7 +81,7 @@ class BindingRequestStore:
             "agent_id": actor.agent_id,
             "key_id": actor.key_id,
             "status": "pending",
-            "code_hash": code_hash(ref, code),
+            "code_hash": code_hash(ref, code, self.pepper),
             "attempts": 0,
             "created_at": now_iso(),
             "expires_ms": int((now + ttl_seconds) * 1000),
@@ -124,7 +125,8 @@ class BindingRequestStore:
             keys={"request": self.keys.binding_request(ref), "audit": self.keys.binding_audit},
             args={
                 "mode": "confirm" if confirm else "check",
-                "code_hash": code_hash(ref, code),
+                "code_hash": code_hash(ref, code, self.pepper),
+                "legacy_hash": legacy_code_hash(ref, code),
                 "now_ms": int(time.time() * 1000),
                 "max_attempts": max_attempts,
                 "at": now_iso(),

@@ -94,6 +94,15 @@ class Keys:
     def binding_audit_of(self, plate: str) -> str:
         return f"{self.prefix}:plate:{{{plate}}}:audit"
 
+    def plate_calls(self, plate: str) -> str:
+        """Parking notices for a plate in the last hour (zset: notice id -> ms)."""
+        return f"{self.prefix}:plate:{{{plate}}}:calls"
+
+    @property
+    def api_key_events(self) -> str:
+        """Pub/sub channel: a key was revoked or changed (its hash), for API caches."""
+        return f"{self.prefix}:apikeys:changed"
+
     def binding_request(self, ref: str) -> str:
         return f"{self.prefix}:breq:{{{ref}}}"
 

@@ -96,7 +96,7 @@ class VoiceCaller:
         self.tts = Tts(settings.voice.audio_dir, settings.voice.tts_engine, settings.voice.gtts_url)
         self.bindings = BindingStore(redis, keys)
         self.binding_flow = BindingFlow(
-            BindingRequestStore(redis, keys),
+            BindingRequestStore(redis, keys, settings.security.code_pepper.get_secret_value()),
             self.bindings,
             self.tts,
             settings.binding.binding_max_attempts,

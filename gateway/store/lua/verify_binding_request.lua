@@ -2,7 +2,9 @@
 -- 'confirm' mode it makes (or replaces) the plate's binding. A wrong one spends an attempt;
 -- the last one fails the request. Returns {outcome, attempts_left or replaced, status}.
 -- KEYS: request, audit
--- ARGV: mode, code_hash, now_ms, max_attempts, at, audit_base_json
+-- A code is stored as its peppered hash ('p1:' ...); requests made before the pepper have the
+-- older hash keyed by the reference alone, which legacy_hash matches until they expire.
+-- ARGV: mode, code_hash, legacy_hash, now_ms, max_attempts, at, audit_base_json
 --!include audit.lua
 --!keys binding binding_audit_of
 local base = cjson.decode(A.audit_base_json)
@@ -25,7 +27,7 @@ if tonumber(A.now_ms) > tonumber(r[3]) then
 end
 local max = tonumber(A.max_attempts)
 local attempts = tonumber(r[4] or '0') or 0
-if A.code_hash ~= r[2] then
+if A.code_hash ~= r[2] and A.legacy_hash ~= r[2] then
   attempts = attempts + 1
   redis.call('HSET', K.request, 'attempts', attempts)
   if attempts >= max then

@@ -1,0 +1,138 @@
+"""One caller's dead callback host cannot delay another's webhooks (issue 15, 4).
+
+A tarpit (accepts connections, reads, never answers) gets 200 webhooks beside a healthy
+receiver. The dispatcher has 24 shared slots and a 2 s timeout: without per-host slots the
+tarpit holds every slot and the healthy webhooks wait seconds. With 4 slots per host and the
+breaker parking the tarpit, each healthy webhook arrives within a bound; none of the
+tarpit's webhooks is lost (each is still on the outbox or its retry schedule).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from gateway.receipts.host_gate import Admit, HostGate, Result
+from gateway.sms.simulator import SmscSimulator
+from tests.conftest import Gateway, close_or_dump, free_port, make_settings
+from tests.test_callback_addresses import outbox
+
+
+class Tarpit:
+    """A TCP server that takes connections and never says anything."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.most = 0
+        self.connections = 0
+        self.port = free_port()
+
+    async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open += 1
+        self.connections += 1
+        self.most = max(self.most, self.open)
+        try:
+            while await reader.read(4096):
+                pass
+        finally:
+            self.open -= 1
+            writer.close()
+
+
+@pytest.fixture
+async def tarpit() -> AsyncIterator[Tarpit]:
+    pit = Tarpit()
+    server = await asyncio.start_server(pit._hold, "127.0.0.1", pit.port)
+    yield pit
+    server.close()
+
+
+async def test_a_tarpit_host_does_not_delay_a_healthy_one(
+    redis_server: str, prefix: str, smsc: SmscSimulator, tarpit: Tarpit
+) -> None:
+    arrived: dict[str, float] = {}
+
+    async def healthy(request: web.Request) -> web.Response:
+        arrived[json.loads(await request.read())["id"]] = time.monotonic()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", healthy)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    gw = Gateway(
+        make_settings(
+            redis_server,
+            prefix,
+            smsc.port,
+            GATEWAY_WEBHOOK_TIMEOUT="2",
+            GATEWAY_WEBHOOK_CONCURRENCY="24",
+            GATEWAY_WEBHOOK_HOST_CONCURRENCY="4",
+            GATEWAY_WEBHOOK_BREAKER_FAILURES="3",
+            GATEWAY_WEBHOOK_BREAKER_SECONDS="30",
+            GATEWAY_WEBHOOK_FIRST_RETRY="5",
+        )
+    )
+    await gw.start(api=False)
+    try:
+        dead_key = await gw.add_key("command_center", [f"127.0.0.1:{tarpit.port}"])
+        good_key = await gw.add_key("command_center", [f"127.0.0.1:{port}"])
+        pit_ids = await outbox(gw, dead_key, f"http://127.0.0.1:{tarpit.port}/hook", 200, "pit")
+        latencies = []
+        for i in range(20):  # one healthy webhook every 0.2 s, over 4 s (two timeouts)
+            sent = time.monotonic()
+            [wid] = await outbox(gw, good_key, f"http://127.0.0.1:{port}/hook", 1, f"ok{i}")
+            async with asyncio.timeout(5):
+                while wid not in arrived:
+                    await asyncio.sleep(0.005)
+            latencies.append(arrived[wid] - sent)
+            await asyncio.sleep(0.2)
+        assert max(latencies) < 0.5, latencies
+        assert tarpit.most <= 4  # never more than the host's slots
+        assert gw.workers is not None
+        assert gw.workers.webhooks is not None
+        assert gw.workers.webhooks.hosts.parked() == [f"127.0.0.1:{tarpit.port}"]
+        # Parked: the tarpit saw its first few deliveries only, not 200.
+        assert tarpit.connections <= 4 + 4
+    finally:
+        await gw.stop_workers()
+        await runner.cleanup()
+    # Nothing lost: every tarpit webhook is on the outbox or in the retry set.
+    queued = {f["id"] for _, f in await gw.redis.xrange(gw.keys.webhook_queue)}
+    retry = {json.loads(m)["id"] for m in await gw.redis.zrange(gw.keys.webhook_retry, 0, -1)}
+    assert set(pit_ids) <= queued | retry
+    assert await gw.redis.llen(gw.keys.webhook_dead) == 0
+    await close_or_dump(gw)
+
+
+def test_the_breaker_parks_a_stalling_host_and_one_probe_reopens_it() -> None:
+    now = [0.0]
+    gate = HostGate(per_host=2, failures=2, park_seconds=10, clock=lambda: now[0])
+    assert gate.admit("a:80") is Admit.GO
+    assert gate.admit("a:80") is Admit.GO
+    assert gate.admit("a:80") is Admit.BUSY  # two slots per host
+    assert gate.admit("b:80") is Admit.GO  # another host is not affected
+    gate.release("a:80", Result.STALLED)
+    gate.release("a:80", Result.STALLED)
+    assert gate.parked() == ["a:80"]
+    assert gate.admit("a:80") is Admit.PARKED
+    now[0] = 11
+    assert gate.admit("a:80") is Admit.GO  # the probe
+    assert gate.admit("a:80") is Admit.PARKED  # only one
+    gate.release("a:80", Result.STALLED)  # the probe failed: parked again
+    assert gate.admit("a:80") is Admit.PARKED
+    now[0] = 22
+    assert gate.admit("a:80") is Admit.GO
+    gate.release("a:80", Result.OK)
+    assert gate.parked() == []
+    assert gate.admit("a:80") is Admit.GO
+    gate.release("b:80", Result.OK)
+    gate.release("a:80", Result.OK)
+    assert gate._hosts == {}  # nothing kept for hosts that are fine
