@@ -113,24 +113,8 @@ class SmsSender:
         throttle = throttle or SmppThrottleSettings()  # type: ignore[call-arg]
         rate = link_rate(redis, keys, link, throttle)
         self.throttling = Throttling(link, smpp, rate, metrics)
-        self.session = SmppSession(
-            SessionSettings(
-                link.host,
-                link.port,
-                link.system_id,
-                link.password.get_secret_value(),
-                link.system_type,
-                enquire_link_interval=smpp.smpp_enquire_link_seconds,
-                response_timeout=smpp.smpp_response_timeout,
-                unanswered_max=smpp.smpp_unanswered_max,
-                reconnect_min=smpp.smpp_reconnect_min,
-                reconnect_max=smpp.smpp_reconnect_max,
-                # Where priority parts travel, what the SMSC sends is ACKed at once.
-                quick_ack=priority,
-            ),
-            self,
-            rate,
-        )
+        # Where priority parts travel, what the SMSC sends is ACKed at once.
+        self.session = SmppSession(SessionSettings.of_link(link, smpp, priority), self, rate)
         src = link.source_addr
         # service_type and source address: the same in every submit_sm of this bind.
         ton = pdu.TON_UNKNOWN if src.isdigit() else pdu.TON_ALPHANUMERIC

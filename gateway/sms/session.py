@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.core.statuses import smpp_outcome
+from gateway.settings import SmppLink, SmppSettings
 from gateway.sms import pdu
 from gateway.sms.connection import Connection
 from gateway.sms.message_path import MessagePath
@@ -51,6 +52,22 @@ class SessionSettings:
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
     quick_ack: bool = False  # ACK what the SMSC sends at once (where alerts travel)
+
+    @classmethod
+    def of_link(cls, link: SmppLink, smpp: SmppSettings, quick_ack: bool) -> SessionSettings:
+        return cls(
+            link.host,
+            link.port,
+            link.system_id,
+            link.password.get_secret_value(),
+            link.system_type,
+            enquire_link_interval=smpp.smpp_enquire_link_seconds,
+            response_timeout=smpp.smpp_response_timeout,
+            unanswered_max=smpp.smpp_unanswered_max,
+            reconnect_min=smpp.smpp_reconnect_min,
+            reconnect_max=smpp.smpp_reconnect_max,
+            quick_ack=quick_ack,
+        )
 
 
 _READ_SIZE = 1 << 16
