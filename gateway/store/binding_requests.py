@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from gateway.core.binding_codes import code_hash, legacy_code_hash
 from gateway.store.keys import Keys
 from gateway.store.notices import now_iso
-from gateway.store.scripts import Script
+from gateway.store.scripts import scripts
 
 KEEP_AFTER_EXPIRY = 7 * 86400
 
@@ -54,10 +54,14 @@ class BindingRequestStore:
         self.redis = redis
         self.keys = keys
         self.pepper = pepper
-        self._create = Script(redis, "create_binding_request", keys)
-        self._verify = Script(redis, "verify_binding_request", keys)
-        self._close = Script(redis, "close_binding_request", keys)
-        self._remove = Script(redis, "remove_binding_if_phone", keys)
+        self._create, self._verify, self._close, self._remove = scripts(
+            redis,
+            keys,
+            "create_binding_request",
+            "verify_binding_request",
+            "close_binding_request",
+            "remove_binding_if_phone",
+        )
 
     async def create(
         self,

@@ -15,7 +15,7 @@ from gateway.core.records import Notice, QueueEntry
 from gateway.core.statuses import NoticeStatus
 from gateway.store.batch import pack_events
 from gateway.store.keys import Keys
-from gateway.store.scripts import Script
+from gateway.store.scripts import scripts
 
 
 def _json(value: Any) -> str:
@@ -86,11 +86,15 @@ class OutcomeResult:
 class NoticeScripts:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self.keys = keys
-        self._create = Script(redis, "create_notice", keys)
-        self._set_status = Script(redis, "set_status", keys)
-        self._outcome = Script(redis, "outcome", keys)
-        self._sms_events = Script(redis, "sms_events", keys)
-        self._expire_unreceipted = Script(redis, "expire_unreceipted", keys)
+        self._create, self._set_status, self._outcome, self._sms_events, self._expire = scripts(
+            redis,
+            keys,
+            "create_notice",
+            "set_status",
+            "outcome",
+            "sms_events",
+            "expire_unreceipted",
+        )
 
     async def create_notice(
         self,
@@ -273,7 +277,7 @@ class NoticeScripts:
     async def expire_unreceipted(self, *, now_ms: int, at: str, max_expired: int = 500) -> int:
         """Submitted notices whose receipt is overdue end ``expired`` (no_receipt)."""
         k = self.keys
-        res = await self._expire_unreceipted(
+        res = await self._expire(
             keys={
                 "awaiting": k.awaiting_receipts,
                 "webhooks": k.webhook_queue,

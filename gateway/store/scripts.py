@@ -206,6 +206,11 @@ def render_text(source: str, prefix: str, name: str = "script") -> str:
     return _bindings(header) + "\n".join(expand(source)) + "\n"
 
 
+def scripts(redis: aioredis.Redis, keys: Keys, *names: str) -> tuple[Script, ...]:
+    """The scripts named, each registered with ``redis``."""
+    return tuple(Script(redis, name, keys) for name in names)
+
+
 class Script:
     """One script, registered with a client; called with its keys and arguments by name."""
 

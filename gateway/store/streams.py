@@ -13,6 +13,7 @@ import os
 import socket
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -31,26 +32,18 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
+@dataclass(eq=False)
 class StreamGroup:
-    def __init__(
-        self,
-        redis: aioredis.Redis,
-        keys: Keys,
-        stream: str,
-        group: str,
-        consumer: str,
-        dead_after: float,
-    ) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.stream = stream
-        self.group = group
-        self.consumer = consumer
-        self.dead_after = dead_after
-        self._to_ack: list[str] = []
-        self._ack_wanted = asyncio.Event()
-        self._closing = False
-        self._upkept = 0.0
+    redis: aioredis.Redis
+    keys: Keys
+    stream: str
+    group: str
+    consumer: str
+    dead_after: float
+    _to_ack: list[str] = field(default_factory=list, init=False)
+    _ack_wanted: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _closing: bool = field(default=False, init=False)
+    _upkept: float = field(default=0.0, init=False)
 
     def close(self) -> None:
         """Let ``run_acker`` flush and end."""
