@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from gateway.store.keys import Keys
+from gateway.store.outage import STORE_DOWN, Outage
 from gateway.store.scripts import Script
 
 
@@ -45,8 +46,14 @@ class SharedRate:
 
     async def acquire(self) -> None:
         async with self._lock:
+            outage = Outage(f"rate {self.key}")
             while self._tokens <= 0:
-                granted, wait = await self._take(self.batch)
+                try:
+                    granted, wait = await self._take(self.batch)
+                except STORE_DOWN as exc:  # a sender waits Redis out, it does not end
+                    await outage.pause(exc)
+                    continue
+                outage.ok()
                 if granted:
                     self._tokens += granted
                 else:
