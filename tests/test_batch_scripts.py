@@ -87,7 +87,7 @@ class Job:
 Event = Callable[[NoticeScripts], tuple[list[Any], list[str]]]
 
 
-SCOPE = "127.0.0.1:2775"  # the SMSC whose ids these are
+SCOPE = "main"  # the id space of the SMSC whose ids these are
 
 
 def sub(
@@ -179,7 +179,7 @@ async def test_two_smscs_handing_out_the_same_id_each_reach_their_own_notice(
     job = Job(r, prefix, total=2)
     await job.open()
     await job.admit_rows(0, [("13500000001", "a"), ("13500000002", "b")])
-    other = "127.0.0.1:2776"
+    other = "bulk"
     assert await job.apply(sub(0, "7"), sub(1, "7", scope=other)) == [1, 1]
     assert await job.apply(dlr("7", scope=other)) == ["final"]
     assert await job.notice(0) == ("submitted", ["queued", "submitted"])

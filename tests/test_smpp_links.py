@@ -118,6 +118,20 @@ def test_old_bulk_names_mean_a_bulk_link_and_are_logged_as_deprecated_once(
     assert "mainpw" not in caplog.text
 
 
+def test_each_link_matches_receipts_in_its_own_id_space_unless_binds_share_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = {"GATEWAY_SMPP_LINKS": "main,bulk", "GATEWAY_SMPP_MAIN_ID_SPACE": "carrier-a"}
+    main, bulk = _smpp(monkeypatch, **env).links()
+    # Not inherited from link main: bulk is another carrier's until it says otherwise.
+    assert (main.id_space, bulk.id_space) == ("carrier-a", "bulk")
+    # Two binds to one SMSC (its receipts may come on either) share one.
+    main, bulk = _smpp(monkeypatch, **env, GATEWAY_SMPP_BULK_ID_SPACE="carrier-a").links()
+    assert (main.id_space, bulk.id_space) == ("carrier-a", "carrier-a")
+    refused = _refused(monkeypatch, GATEWAY_SMPP_BULK_ID_SPACE="a/b")
+    assert "GATEWAY_SMPP_BULK_ID_SPACE" in refused
+
+
 def test_named_links_read_their_own_names_and_take_link_mains_for_the_rest(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

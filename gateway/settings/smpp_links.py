@@ -53,14 +53,16 @@ class SmppLink(BaseModel):
     window: Window
     bulk_window: Window
     receipt_id: ReceiptId = "auto"
+    # Links that are binds to one SMSC (its receipts may come on either) name one id space.
+    id_space_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{0,40}$")] = ""
     lanes: frozenset[Lane]
 
     @property
     def id_space(self) -> str:
         """Where this link's carrier ids are unique: its SMSC. Receipts are matched within
-        it, so two carriers handing out the same id never meet, while two binds to one SMSC
-        (whose receipts may come on either) share it."""
-        return f"{self.host}:{self.port}"
+        it, so two carriers handing out the same id never meet, while binds to one SMSC
+        share theirs. By default a link's own: its name."""
+        return self.id_space_name or self.name
 
 
 # Variable suffix -> SmppLink field. Numbers given as 0 mean "unset", as they always have.
@@ -75,6 +77,7 @@ SUFFIXES: dict[str, str] = {
     "WINDOW": "window",
     "BULK_WINDOW": "bulk_window",
     "RECEIPT_ID": "receipt_id",
+    "ID_SPACE": "id_space_name",
     "LANES": "lanes",
 }
 _NUMBERS = frozenset({"PORT", "TPS", "WINDOW", "BULK_WINDOW"})
@@ -198,5 +201,7 @@ def parse_links(
     _check_names(names, reserved)
     given = {name: _overrides(name, env, reserved) for name in {*names, "main"}}
     lanes = _assign_lanes(names, given)
-    base = {k: v for k, v in {**main, **given["main"]}.items() if k != "lanes"}
+    # Not inherited: lanes are assigned, and another link's id space is its own carrier's.
+    own = ("lanes", "id_space_name")
+    base = {k: v for k, v in {**main, **given["main"]}.items() if k not in own}
     return tuple(_build(name, {**base, **given[name], "lanes": lanes[name]}) for name in names)
