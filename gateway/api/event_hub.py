@@ -146,6 +146,9 @@ class EventHub:
             self._close(sub, "shutdown")
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Bounded: a task cancelled inside a blocking XREAD has been seen to wait on its
+            # connection for ever, and shutdown must not.
+            done, _ = await asyncio.wait({self._task}, timeout=5.0)
+            if not done:
+                log.warning("the event stream reader did not stop within 5 s")
             self._task = None
