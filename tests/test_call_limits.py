@@ -1,13 +1,27 @@
-"""GATEWAY_MAX_CALLS holds across worker processes: the slot set lives in Redis."""
+"""GATEWAY_MAX_CALLS holds across worker processes: the slot set lives in Redis, and a slot
+is taken in the same script call that moves the notice to dialing."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import redis.asyncio as aioredis
 
+from gateway.core.records import Notice
+from gateway.core.statuses import NoticeStatus
 from gateway.store.keys import Keys
+from gateway.store.notices import NoticeStore, now_iso
 from gateway.store.voice_scripts import VoiceScripts
+
+
+async def _parking(store: NoticeStore, keys: Keys, n: int) -> str:
+    notice = Notice(
+        id=f"ntc_slot{n}", kind="parking_notice", channel="voice", to=f"1380000000{n}",
+        created_at=now_iso(), key_id="k1", text=f"请挪车 {n}",
+    )  # fmt: skip
+    await store.create(notice, keys.voice_queue)
+    return notice.id
 
 
 async def test_call_slots_are_shared_and_expire(redis_server: str, prefix: str) -> None:
@@ -16,15 +30,62 @@ async def test_call_slots_are_shared_and_expire(redis_server: str, prefix: str) 
     b = aioredis.Redis.from_url(redis_server, decode_responses=True)
     try:
         keys = Keys(prefix)
-        slot_a = VoiceScripts(a, keys).take_call_slot
-        slot_b = VoiceScripts(b, keys).take_call_slot
-        assert await slot_a(member="n1:1", ttl_ms=300, max_calls=2)
-        assert await slot_b(member="n2:1", ttl_ms=60_000, max_calls=2)
-        assert not await slot_a(member="n3:1", ttl_ms=60_000, max_calls=2)  # full for everyone
-        await asyncio.sleep(0.4)  # n1's slot expired (its process "died")
-        assert await slot_b(member="n3:1", ttl_ms=60_000, max_calls=2)
-        await b.zrem(keys.active_calls, "n2:1")  # a call ends
-        assert await slot_a(member="n4:1", ttl_ms=60_000, max_calls=2)
+        store = NoticeStore(a, keys)
+        ids = [await _parking(store, keys, n) for n in range(5)]
+
+        async def begin(r: aioredis.Redis, nid: str, ttl_ms: int = 60_000) -> str:
+            start = await VoiceScripts(r, keys).begin_call(
+                notice_id=nid, at=now_iso(), ttl_ms=ttl_ms, max_calls=2, max_attempts=2
+            )
+            return start.state
+
+        assert await begin(a, ids[0], ttl_ms=300) == "dial"
+        assert await begin(b, ids[1]) == "dial"
+        assert await begin(a, ids[2]) == "full"  # full for everyone
+        assert (await a.hget(keys.notice(ids[2]), "status")) == "queued"  # not dialing
+        await asyncio.sleep(0.4)  # the first slot expired (its process "died")
+        assert await begin(b, ids[2]) == "dial"
+        await b.zrem(keys.active_calls, f"{ids[1]}:1")  # a call ends
+        assert await begin(a, ids[3]) == "dial"
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def test_a_call_starts_with_what_the_worker_needs_or_not_at_all(
+    redis_server: str, prefix: str
+) -> None:
+    r = aioredis.Redis.from_url(redis_server, decode_responses=True)
+    try:
+        keys = Keys(prefix)
+        store = NoticeStore(r, keys)
+        voice = VoiceScripts(r, keys)
+        nid = await _parking(store, keys, 7)
+
+        async def begin():  # type: ignore[no-untyped-def]
+            return await voice.begin_call(
+                notice_id=nid, at=now_iso(), ttl_ms=60_000, max_calls=10, max_attempts=2
+            )
+
+        first = await begin()
+        assert (first.state, first.attempt, first.to, first.text) == (
+            "dial", 1, "13800000007", "请挪车 7",
+        )  # fmt: skip
+        assert first.kind == "parking_notice"
+        history = [json.loads(h) for h in await r.lrange(keys.history(nid), 0, -1)]
+        assert [h["detail"] for h in history if h["status"] == "dialing"] == [{"attempt": 1}]
+        assert (await begin()).attempt == 2  # the retry's attempt
+        assert (await begin()).state == "skip"  # no attempts left: no slot taken
+        assert await r.zcard(keys.active_calls) == 2
+        other = await _parking(store, keys, 8)
+        await store.transition(other, NoticeStatus.CANCELLED, {})
+        gone = await voice.begin_call(
+            notice_id=other, at=now_iso(), ttl_ms=1, max_calls=10, max_attempts=2
+        )
+        missing = await voice.begin_call(
+            notice_id="ntc_none", at=now_iso(), ttl_ms=1, max_calls=10, max_attempts=2
+        )
+        assert (gone.state, missing.state) == ("skip", "skip")
+        assert await r.zcard(keys.active_calls) == 2
+    finally:
+        await r.aclose()

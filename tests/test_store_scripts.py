@@ -136,7 +136,7 @@ async def test_every_wrapper_passes_exactly_the_keys_its_script_declares(
     await jobs.release_lease(job_id="job_w", holder="me")
     await notices.scripts.expire_unreceipted(now_ms=0, at=AT)
     voice = VoiceScripts(r, k)
-    await voice.take_call_slot(member="m", ttl_ms=100, max_calls=1)
+    await voice.begin_call(notice_id="ntc_w1", at=AT, ttl_ms=100, max_calls=1, max_attempts=2)
     await voice.move_due_retries(now_ms=0)
     await voice.record_suspected_clone(notice_id="ntc_w1", at=AT, recipients=[])
     assert await PlateCalls(r, k).count(plate="云A1", notice_id="ntc_w1", max_calls=1) == 0
@@ -178,11 +178,11 @@ async def test_every_wrapper_passes_exactly_the_keys_its_script_declares(
 async def test_a_call_with_other_keys_than_the_header_names_is_refused(
     r: aioredis.Redis, prefix: str
 ) -> None:
-    slot = scripts.Script(r, "call_slot", Keys(prefix))
+    slot = scripts.Script(r, "gcra", Keys(prefix))
     with pytest.raises(scripts.ScriptCallError):
-        await slot(keys={"calls": "x"}, args={"member": "m", "ttl_ms": 1, "max": 1})
+        await slot(keys={"limit": "x"}, args={"rate_per_s": 1, "burst": 1, "want": 1})
     with pytest.raises(scripts.ScriptCallError):
-        await slot(keys={"active_calls": "x"}, args={"ttl_ms": 1, "member": "m", "max": 1})
+        await slot(keys={"limiter": "x"}, args={"burst": 1, "rate_per_s": 1, "want": 1})
 
 
 async def test_the_lua_envelopes_are_the_python_builders(r: aioredis.Redis, prefix: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 
@@ -11,20 +13,55 @@ from gateway.store.keys import Keys
 from gateway.store.scripts import Script
 
 
+@dataclass(frozen=True, slots=True)
+class CallStart:
+    """What ``begin_call`` decided: ``dial`` (the notice is ``dialing`` and holds a slot),
+    ``full`` (every slot taken: try again later) or ``skip`` (final, gone, no attempts left)."""
+
+    state: Literal["dial", "full", "skip"]
+    attempt: int = 0
+    to: str = ""
+    text: str = ""
+    kind: str = ""
+
+    @classmethod
+    def of(cls, res: Any) -> CallStart:
+        if res[0] != "dial":
+            return cls(res[0])
+        return cls("dial", int(res[1]), str(res[2]), str(res[3]), str(res[4]))
+
+
 class VoiceScripts:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self.keys = keys
-        self._slot = Script(redis, "call_slot", keys)
+        self._begin = Script(redis, "begin_call", keys)
         self._retries = Script(redis, "move_voice_retries", keys)
         self._clone = Script(redis, "record_suspected_clone", keys)
 
-    async def take_call_slot(self, *, member: str, ttl_ms: int, max_calls: int) -> bool:
-        """A slot under the call limit all workers share; False when every slot is taken."""
-        res = await self._slot(
-            keys={"active_calls": self.keys.active_calls},
-            args={"member": member, "ttl_ms": ttl_ms, "max": max_calls},
+    async def begin_call(
+        self, *, notice_id: str, at: str, ttl_ms: int, max_calls: int, max_attempts: int
+    ) -> CallStart:
+        """The notice's next attempt: a slot under the call limit all workers share (its
+        member ``<notice id>:<attempt>``) and the move to ``dialing``, together."""
+        k = self.keys
+        res = await self._begin(
+            keys={
+                "notice": k.notice(notice_id),
+                "history": k.history(notice_id),
+                "webhooks": k.webhook_queue,
+                "jobs_active": k.jobs_active,
+                "events": k.events,
+                "active_calls": k.active_calls,
+            },
+            args={
+                "id": notice_id,
+                "at": at,
+                "ttl_ms": ttl_ms,
+                "max_calls": max_calls,
+                "max_attempts": max_attempts,
+            },
         )
-        return bool(res)
+        return CallStart.of(res)
 
     async def move_due_retries(self, *, now_ms: int, max_moved: int = 100) -> int:
         """Due retries back on their queue (reminders on the bulk one), each exactly once."""

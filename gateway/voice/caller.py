@@ -27,7 +27,6 @@ import redis.asyncio as aioredis
 from gateway.channels.worker import Delivery, Lane
 from gateway.core.statuses import (
     ATTEMPT_STATUSES,
-    HARD_STATUSES,
     NoticeStatus,
     originate_outcome,
 )
@@ -47,6 +46,7 @@ from gateway.tasks import OwnedTasks
 from gateway.voice.agi_address import advertised_agi, agi_allow
 from gateway.voice.ami import AmiError, AmiLink
 from gateway.voice.dial_status import DialTracker
+from gateway.voice.progress import print_progress
 from gateway.voice.tts import Tts
 
 log = logging.getLogger(__name__)
@@ -177,32 +177,34 @@ class VoiceCaller:
 
     async def _start(self, delivery: Delivery) -> None:
         notice_id = delivery.notice_id
-        notice = await self.redis.hgetall(self.keys.notice(notice_id))
-        if not notice or notice.get("status") in HARD_STATUSES or notice_id in self._by_notice:
+        if notice_id in self._by_notice:
             delivery.settle()
             return
-        attempt = int(notice.get("attempt", "0")) + 1
-        if attempt > self.voice.voice_attempts:
-            delivery.settle()
-            return
-        # Speech is rendered while the phone rings (started after the Originate: spawning
-        # espeak-ng costs the loop a few ms); the flow waits for the file if needed.
-        prompt = self.tts.path_for(notice["text"])
-        action_id = f"{notice_id}:{attempt}"
-        # GATEWAY_MAX_CALLS holds for all worker processes together.
-        while not await self.scripts.take_call_slot(
-            member=action_id, ttl_ms=self._slot_ttl_ms, max_calls=self.voice.max_calls
-        ):
+        # GATEWAY_MAX_CALLS holds for all worker processes together; the slot and the move to
+        # dialing are one script call, after the calls-per-second token.
+        while True:
+            await self.rate.acquire()
+            start = await self.scripts.begin_call(
+                notice_id=notice_id,
+                at=now_iso(),
+                ttl_ms=self._slot_ttl_ms,
+                max_calls=self.voice.max_calls,
+                max_attempts=self.voice.voice_attempts,
+            )
+            if start.state != "full":
+                break
             if self._closing:
                 return
             await asyncio.sleep(0.1)
-        await self.rate.acquire()
-        number = notice["to"]
-        try:
-            await self.store.transition(notice_id, NoticeStatus.DIALING, {"attempt": attempt})
-        except BaseException:
-            await asyncio.shield(self.redis.zrem(self.keys.active_calls, action_id))
-            raise
+        if start.state == "skip":
+            delivery.settle()
+            return
+        attempt, number = start.attempt, start.to
+        action_id = f"{notice_id}:{attempt}"
+        print_progress(number, notice_id, NoticeStatus.DIALING, {"attempt": attempt})
+        # Speech is rendered while the phone rings (started after the Originate: spawning
+        # espeak-ng costs the loop a few ms); the flow waits for the file if needed.
+        prompt = self.tts.path_for(start.text)
         token = secrets.token_urlsafe(18)
         self.calls[action_id] = Call(delivery, attempt, time.monotonic(), token)
         self._by_notice[notice_id] = action_id
@@ -219,9 +221,7 @@ class VoiceCaller:
                 CallerID=self.settings.smpp.smpp_source_addr,
                 variables={
                     "NOTICE_ID": notice_id,
-                    "NOTICE_FLOW": "parking"
-                    if notice.get("kind") == "parking_notice"
-                    else "reminder",
+                    "NOTICE_FLOW": "parking" if start.kind == "parking_notice" else "reminder",
                     "NOTICE_PROMPT": str(prompt),
                     "NOTICE_AGI": self.agi_address,
                     "AGI_TOKEN": token,
@@ -229,7 +229,7 @@ class VoiceCaller:
                 },
             )
             self.placed += 1
-            self._tasks.spawn(self.tts.render(notice["text"]))
+            self._tasks.spawn(self.tts.render(start.text))
         except AmiError as exc:
             await self._attempt_ended(action_id, NoticeStatus.FAILED, {"reason": str(exc)})
 

@@ -71,4 +71,12 @@ class CallProgressStore(NoticeStore):
         if log.isEnabledFor(logging.INFO):
             to, channel = await self.redis.hmget(self.keys.notice(notice_id), "to", "channel")
             if channel == "voice":
-                log.info("%s", progress_line(str(to), notice_id, status, dict(detail or {})))
+                print_progress(str(to), notice_id, status, detail)
+
+
+def print_progress(
+    to: str, notice_id: str, status: NoticeStatus, detail: Mapping[str, Any] | None
+) -> None:
+    """The progress line of a call's status change whose recipient the caller has."""
+    if log.isEnabledFor(logging.INFO):
+        log.info("%s", progress_line(to, notice_id, status, dict(detail or {})))
