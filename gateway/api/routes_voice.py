@@ -89,14 +89,15 @@ async def post_parking_notice(request: web.Request) -> web.Response:
     except IdempotencyConflict as exc:
         await request.app[PLATE_CALLS].uncount(plate=plate, notice_id=notice_id)
         raise idempotency_conflict(exc) from None
-    stored = await request.app[NOTICES].get(result.notice_id)
-    assert stored is not None
     created = result.outcome is CreateOutcome.CREATED
-    if not created:  # a replay of an earlier request: counted then, not again
-        await request.app[PLATE_CALLS].uncount(plate=plate, notice_id=notice_id)
     if created:
         request.app[METRICS].notices_created.labels("parking_notice", channel).inc()
-    so_far = stored.warnings_so_far
+        stored, so_far = notice, result.warnings_so_far
+    else:  # a replay of an earlier request: counted then, not again; answered as then
+        await request.app[PLATE_CALLS].uncount(plate=plate, notice_id=notice_id)
+        earlier = await request.app[NOTICES].get(result.notice_id)
+        assert earlier is not None
+        stored, so_far = earlier, earlier.warnings_so_far
     return json_response(
         {
             "id": stored.id,
