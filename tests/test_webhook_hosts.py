@@ -131,6 +131,7 @@ def test_the_breaker_parks_a_stalling_host_and_one_probe_reopens_it() -> None:
     assert gate.admit("a:80") is Admit.PARKED  # only one
     gate.release("a:80", Result.STALLED)  # the probe failed: parked again
     assert gate.admit("a:80") is Admit.PARKED
+    assert gate.wait_of("a:80") == 10
     now[0] = 22
     assert gate.admit("a:80") is Admit.GO
     gate.release("a:80", Result.OK)
@@ -139,3 +140,21 @@ def test_the_breaker_parks_a_stalling_host_and_one_probe_reopens_it() -> None:
     gate.release("b:80", Result.OK)
     gate.release("a:80", Result.OK)
     assert gate._hosts == {}  # nothing kept for hosts that are fine
+
+
+def test_a_parked_host_is_probed_sooner_after_a_short_outage_than_a_long_one() -> None:
+    now = [0.0]
+    gate = HostGate(per_host=8, failures=1, park_seconds=60, clock=lambda: now[0], first_park=5)
+    pauses = []
+    for _ in range(6):  # the host stays down: each probe fails
+        assert gate.admit("a:80") is Admit.GO
+        gate.release("a:80", Result.STALLED)
+        pauses.append(gate.wait_of("a:80"))
+        assert gate.admit("a:80") is Admit.PARKED
+        now[0] += pauses[-1]
+    assert pauses == [5, 10, 20, 40, 60, 60]
+    assert gate.admit("a:80") is Admit.GO  # back: the probe answers
+    gate.release("a:80", Result.OK)
+    assert gate.wait_of("a:80") == 0
+    gate.release("a:80", Result.STALLED)  # down again later: the pauses start short again
+    assert gate.wait_of("a:80") == 5

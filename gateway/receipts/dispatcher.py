@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import ssl
 import time
 from datetime import UTC, datetime
@@ -75,6 +76,7 @@ class WebhookDispatcher:
             settings.webhook_host_concurrency,
             settings.webhook_breaker_failures,
             settings.webhook_breaker_seconds,
+            first_park=settings.webhook_first_retry,
         )
         # Resolves callback hosts; each address is checked before it is connected to.
         self.resolver: AbstractResolver = aiohttp.ThreadedResolver()
@@ -171,8 +173,7 @@ class WebhookDispatcher:
                 await self._put_back(eid, f)
                 return
             if admit is Admit.PARKED:
-                self.metrics.webhooks.labels("parked").inc()
-                await self._retry_later(eid, f, f"host {host} parked: it keeps timing out")
+                await self._wait_for_probe(eid, f, host)
                 return
             result, error = Result.OTHER, ""
             try:
@@ -236,6 +237,17 @@ class WebhookDispatcher:
         attempt count unchanged, and the dispatcher goes on with other hosts' webhooks."""
         self.metrics.webhooks.labels("deferred").inc()
         await self._requeue(eid, json.dumps(f, ensure_ascii=False), BUSY_DELAY)
+
+    async def _wait_for_probe(self, eid: str, f: dict[str, str], host: str) -> None:
+        """The host is parked: not tried, so not an attempt (a long outage must not leave
+        its webhooks hours apart once it is back). The webhook waits until the host's probe
+        may go, spread over a second so they do not all come due at once."""
+        if time.time() - _parse_iso(f.get("first_at", "")) > self.settings.webhook_give_up_after:
+            await self._dead(eid, f, f"host {host} parked: it kept timing out")
+            return
+        self.metrics.webhooks.labels("parked").inc()
+        delay = max(BUSY_DELAY, self.hosts.wait_of(host)) + random.random()
+        await self._requeue(eid, json.dumps(f, ensure_ascii=False), delay)
 
     async def _retry_later(self, eid: str, f: dict[str, str], error: str) -> None:
         attempt = int(f.get("attempt", "1"))
