@@ -89,6 +89,14 @@ class Metrics:
             ["link"],
             registry=r,
         )
+        self.sms_resent = Counter(
+            "gateway_sms_parts_resent_total",
+            "Parts submitted again that the SMSC may already have (possible duplicates): "
+            "session_ended (written, unanswered when the session ended), taken_over (a dead "
+            "worker's notice without its carrier id), id_not_stored (a failed write)",
+            ["link", "reason"],
+            registry=r,
+        )
         self.sms_receipts_unmatched = Counter(
             "gateway_sms_receipts_unmatched_total",
             "Receipts whose carrier id matched no part in time",

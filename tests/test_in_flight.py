@@ -38,3 +38,30 @@ def test_a_late_answer_is_reconciled_not_ignored() -> None:
     assert flight.late == 1
     assert flight.answered(9) == (part, True)
     assert flight.late == 0
+
+
+def test_an_accepted_part_holds_its_window_place_until_its_carrier_id_is_stored() -> None:
+    """What a crash can make the gateway send twice (accepted by the SMSC, id not yet in
+    Redis) is then bounded by the window."""
+    flight, part = InFlight(), _part()
+    part.token = "t1"
+    flight.hand(part)
+    flight.written(3, "t1", now=1.0)
+    assert flight.answered(3) == (part, False)
+    assert len(flight) == 0
+    flight.storing(part)
+    assert (len(flight), flight.bulk) == (1, 1)
+    assert flight.lost() == []  # a new session does not send it again: it was answered
+    assert len(flight) == 1  # ... and it still holds its place across the re-bind
+    flight.stored(part)
+    assert (len(flight), flight.bulk) == (0, 0)
+
+
+def test_a_lost_session_counts_the_written_parts_it_held() -> None:
+    flight, written, handed = InFlight(), _part(), _part()
+    written.token, handed.token = "t1", "t2"
+    flight.hand(written)
+    flight.hand(handed)
+    flight.written(1, "t1", now=1.0)
+    assert len(flight.lost()) == 2
+    assert flight.lost_written == 1  # the one the SMSC may have: a possible duplicate

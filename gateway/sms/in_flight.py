@@ -7,6 +7,10 @@ again on the same session: its answer may still come, and a second submit would 
 message to the citizen. It stays *late* until that answer comes (then it is settled like any
 other) or the session ends (``lost``: it is sent again after the next bind, as every part in
 flight is).
+
+An accepted part keeps its place in the window until its carrier id is stored
+(``storing`` .. ``stored``): what a crash can make the gateway send twice, the parts the SMSC
+took whose ids were not yet in Redis, is then never more than the window.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ class Part:
     attempt: int = 0
     token: str = ""
     written_at: float = 0.0  # monotonic; 0 while not on the wire
+    rewrites: int = 0  # sent again because its carrier id could not be stored
 
     @property
     def notice_id(self) -> str:
@@ -46,11 +51,26 @@ class InFlight:
         self._handed: dict[str, Part] = {}  # token -> part, in the window
         self._late: dict[str, Part] = {}  # token -> part, out of the window, answer awaited
         self._by_seq: dict[int, str] = {}
+        self._storing = 0  # accepted parts whose carrier id is being stored
+        self._storing_bulk = 0
+        self.lost_written = 0  # of the parts the last ended session held
         self.bulk = 0  # bulk parts in the window
 
     def __len__(self) -> int:
-        """Parts in the window."""
-        return len(self._handed)
+        """Parts in the window: handed and unanswered, or accepted and not yet stored."""
+        return len(self._handed) + self._storing
+
+    def storing(self, part: Part) -> None:
+        """An accepted part's carrier id is on its way to Redis: it holds its window place."""
+        self._storing += 1
+        self._storing_bulk += part.bulk
+        self.bulk += part.bulk
+
+    def stored(self, part: Part) -> None:
+        """The write ended (landed or failed): the place is free."""
+        self._storing -= 1
+        self._storing_bulk -= part.bulk
+        self.bulk -= part.bulk
 
     @property
     def late(self) -> int:
@@ -98,10 +118,12 @@ class InFlight:
     def lost(self) -> list[Part]:
         """The session ended: every part it held, written or not, late or not."""
         parts = [*self._handed.values(), *self._late.values()]
+        # Written ones the SMSC may have taken: submitted again, they may be duplicates.
+        self.lost_written = sum(1 for part in parts if part.written_at)
         for part in parts:
             part.written_at = 0.0
         self._handed.clear()
         self._late.clear()
         self._by_seq.clear()
-        self.bulk = 0
+        self.bulk = self._storing_bulk
         return parts

@@ -42,8 +42,8 @@ from gateway.store.notices import NoticeStore
 log = logging.getLogger(__name__)
 
 GROUP = "sms-senders"
-# Response timeouts a written part may stay unanswered before its session is ended.
-_LATE_LIMIT = 4
+_LATE_LIMIT = 4  # response timeouts a written part may stay unanswered: the session ends
+_MAX_REWRITES = 2  # times a part whose carrier id could not be stored is sent again
 
 
 @dataclass(slots=True)
@@ -80,18 +80,16 @@ class SmsSender:
         self.worker = worker
         self.metrics = metrics
         self.consumer = consumer
-        # Two lanes: notices that must not wait (accident alerts, parking fallbacks, binding
-        # codes) and bulk reminders. Parts of the first always go to the SMSC first, and only a
-        # bounded number of bulk parts is held here, so an alert never queues behind a job.
-        # A process may serve one lane only (its own bind, its own CPU priority).
+        # Two lanes: notices that must not wait (alerts, parking fallbacks, binding codes) go
+        # to the SMSC first, and few bulk parts are held here: an alert never waits behind a
+        # job. A process may serve one lane only (its own bind, its own CPU priority).
         self.lanes = frozenset(Lane(lane) for lane in lanes)
         priority = Lane.PRIORITY in self.lanes
         # Sharing the link with priority parts, bulk gets part of the window; alone, all of it.
         self._bulk_cap = link.bulk_window if priority else link.window
         self._queue = PartQueue()
         self._held = {Lane.PRIORITY: 0, Lane.BULK: 0}  # entries held here, by lane
-        # Priority entries have their own budget, so held bulk entries never keep an
-        # accident alert unread in Redis.
+        # Priority entries have their own budget: held bulk entries never keep an alert unread.
         self._limits = {
             Lane.PRIORITY: max(256, link.window * 8),
             Lane.BULK: max(2000, link.window * 16),
@@ -101,9 +99,8 @@ class SmsSender:
         self._entries: dict[str, EntryState] = {}
         self._tokens = itertools.count(1)
         self._closing = False
-        # Where priority parts travel, carrier ids, receipts and acks reach Redis within 2 ms
-        # (5 for acks). A bulk-only bind gathers them for 20 ms: fewer round trips and script
-        # calls per message, and nobody waits on a reminder's status.
+        # Where priority parts travel, writes start every 2 ms (acks 5); a bulk-only bind
+        # gathers them for 20 ms: fewer script calls per message; nobody waits on reminders.
         receipt_ttl = smpp.smpp_receipt_ttl_hours * 3600
         self.ack_interval = 0.005 if priority else 0.02
         self.batcher = store.sms_event_batcher(
@@ -197,18 +194,27 @@ class SmsSender:
             return
         self._entries[delivery.entry_id] = EntryState(delivery, set(todo))
         self._held[delivery.lane] += 1
+        if delivery.reclaimed:
+            self.metrics.sms_resent.labels(self.link.name, "taken_over").inc(len(todo))
         for i in todo:
             self._queue.put(Part(delivery, to, sms, i))
 
     def _after_write(self, fut: asyncio.Future[Any], part: Part) -> None:
-        if fut.cancelled() or fut.exception() is not None:
-            log.error(
-                "recording the carrier id of %s failed (%r); it will be re-sent",
-                part.notice_id,
-                None if fut.cancelled() else fut.exception(),
-            )
+        self._flight.stored(part)
+        self._queue.poke()
+        if not fut.cancelled() and fut.exception() is None:
+            self._part_done(part)
             return
-        self._part_done(part)
+        # Not an outage (the batcher waits those out): a script error, or a shutdown (the
+        # entry stays pending for the next process). The SMSC has the part, but its receipt
+        # would match nothing: sent again, a duplicate, at most _MAX_REWRITES times.
+        again = not self._closing and part.rewrites < _MAX_REWRITES
+        error = None if fut.cancelled() else fut.exception()
+        log.error("carrier id of %s not stored (%r); sent again: %s", part.label, error, again)
+        if again:
+            part.rewrites += 1
+            self.metrics.sms_resent.labels(self.link.name, "id_not_stored").inc()
+            self._queue.later(part, 1.0)
 
     def _part_done(self, part: Part) -> None:
         state = self._entries.get(part.delivery.entry_id)
@@ -295,6 +301,7 @@ class SmsSender:
                 form=form,
                 to_tail=recipient_tail(part.to),
             )
+            self._flight.storing(part)
             fut.add_done_callback(functools.partial(self._after_write, part=part))
         elif action is SmppAction.RETRY:
             self._queue.later(part, self.throttling.throttled(part, name))
@@ -320,6 +327,9 @@ class SmsSender:
     def on_new_session(self) -> None:
         """A (re)bind: whatever was in flight on the old session gets submitted again."""
         lost = self._flight.lost()
+        self.metrics.sms_resent.labels(self.link.name, "session_ended").inc(
+            self._flight.lost_written
+        )
         for part in lost:
             self._queue.put(part)
         if lost:
