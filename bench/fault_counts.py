@@ -72,12 +72,16 @@ class Row:
     missing: int = 0
     job_end: bool = False
     recovery: float | None = None
+    faults: int = 1  # fault events in the row (kills): duplicates are bounded per event
     error: str = ""  # the row could not run to its end
     notes: list[str] = field(default_factory=list)
 
     def ok(self, window: int) -> bool:
         return (
-            not self.error and self.stuck == 0 and self.missing == 0 and self.duplicates <= window
+            not self.error
+            and self.stuck == 0
+            and self.missing == 0
+            and self.duplicates <= window * self.faults
         )
 
 
@@ -154,7 +158,7 @@ def table(rows: list[Row], window: int) -> str:
                 r.fault,
                 str(r.accepted),
                 str(r.delivered),
-                str(r.duplicates),
+                str(r.duplicates) + (f" ({r.faults} faults)" if r.faults > 1 else ""),
                 str(r.stuck),
                 str(r.missing),
                 "yes" if r.job_end else "no",

@@ -22,7 +22,8 @@ for everything to settle. Every row has numbers of its own, so rows are counted 
   call acknowledged after Asterisk is back.
 
 Exit code 1 when any row has stuck > 0, webhooks missing > 0 or more duplicates than the SMPP
-window (``GATEWAY_SMPP_WINDOW``), so it can gate CI. Settling is bounded (30 s after the
+window (``GATEWAY_SMPP_WINDOW``) per fault event (a row of several kills: the window for each),
+so it can gate CI. Settling is bounded (30 s after the
 traffic in ``--short``, 90 s in a full run, less when the run's time budget of about 4 or 14
 minutes runs short; the row's notes say so): a row that needs longer counts as stuck.
 """
@@ -76,6 +77,7 @@ class Ctx:
     callers: Callers
     short: bool
     rnd: random.Random
+    faults: int = 1  # fault events the row's fault made (set by the fault)
 
     def job_number(self, n: str) -> bool:
         return n.startswith(f"139{self.row:02d}")
@@ -123,6 +125,7 @@ async def f_rebind_kill(ctx: Ctx) -> tuple[float, Probe | None]:
     proxy = ctx.stack.proxies["worker-bulk"]
     await _kill(ctx, "worker-bulk")
     kills = 1 if ctx.short else 5
+    ctx.faults = kills + 1
     t0 = time.time()
     for _ in range(kills):
         seen = proxy.connections
@@ -238,7 +241,9 @@ async def run_row(ctx: Ctx, fault: str, n: int, settle_s: float) -> Row:
         senders.append(asyncio.create_task(callers.run(callers.parking, 5, stop, PARKING_NOTICES)))
         await asyncio.sleep(4)  # calls in progress: the sink callee holds each for ~30 s
     await wait_dispatched(ctx, int(n * 0.4), 60)
+    ctx.faults = 1
     t0, probe = await RUNS[fault](ctx)
+    row.faults = ctx.faults
     # Traffic goes on until the job is dispatched and for 5 s after the fault at least.
     await asyncio.sleep(5)
     await wait_dispatched(ctx, n, 30)
