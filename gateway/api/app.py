@@ -27,6 +27,7 @@ from gateway.api.context import (
     OPENAPI,
     OPT_OUTS,
     PLATE_CALLS,
+    QUEUES,
     READINESS,
     REDIS,
     SETTINGS,
@@ -36,6 +37,7 @@ from gateway.api.event_hub import EventHub
 from gateway.api.openapi import build
 from gateway.api.route_table import ROUTES
 from gateway.api.routing import register
+from gateway.channels.queues import ChannelQueues
 from gateway.core.templates import Catalogue
 from gateway.metrics import Metrics
 from gateway.settings import Settings
@@ -116,6 +118,7 @@ def create_app(
     app[CATALOGUE] = Catalogue.load()
     keys = Keys(settings.redis.redis_prefix)
     app[KEYS] = keys
+    app[QUEUES] = ChannelQueues(keys)
 
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         redis = connect(settings.redis)

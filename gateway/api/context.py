@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from gateway.api.event_hub import EventHub
+from gateway.channels.queues import ChannelQueues
 from gateway.core.templates import Catalogue
 from gateway.metrics import Metrics
 from gateway.settings import Settings
@@ -29,6 +30,8 @@ from gateway.store.ratelimit import Gcra
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", aioredis.Redis)
 KEYS = web.AppKey("keys", Keys)
+# Which queue each channel's lanes use: where a new notice goes.
+QUEUES = web.AppKey("queues", ChannelQueues)
 NOTICES = web.AppKey("notices", NoticeStore)
 API_KEYS = web.AppKey("api_keys", ApiKeyStore)
 BINDINGS = web.AppKey("bindings", BindingStore)

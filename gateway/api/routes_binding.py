@@ -14,7 +14,7 @@ from aiohttp import web
 
 from gateway.api.auth import CALLER
 from gateway.api.body import read_model
-from gateway.api.context import BINDING_REQUESTS, BINDINGS, KEYS, METRICS, NOTICES, SETTINGS
+from gateway.api.context import BINDING_REQUESTS, BINDINGS, METRICS, NOTICES, QUEUES, SETTINGS
 from gateway.api.errors import ApiError
 from gateway.api.models import BindingIn, BindingRequestIn, BindingVerifyIn
 from gateway.api.responses import json_response
@@ -91,7 +91,6 @@ async def _send_code(request: web.Request, ref: str, plate: str, to: Msisdn, cod
     settings = request.app[SETTINGS].binding
     notice_id = new_notice_id()
     text = sms_text(display(plate), code, ref, max(1, settings.binding_code_ttl // 60))
-    keys = request.app[KEYS]
     notice = Notice(
         id=notice_id,
         kind="binding_code",
@@ -105,7 +104,7 @@ async def _send_code(request: web.Request, ref: str, plate: str, to: Msisdn, cod
     )
     # The queue carries the code itself; the stored copy has it blanked out.
     entry = QueueEntry.for_notice(notice, text=text)
-    await request.app[NOTICES].create(notice, keys.sms_queue, entry)
+    await request.app[NOTICES].create(notice, request.app[QUEUES].queue("sms"), entry)
     request.app[METRICS].notices_created.labels("binding_code", "sms").inc()
     return notice_id
 

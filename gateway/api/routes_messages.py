@@ -15,7 +15,7 @@ from aiohttp import web
 
 from gateway.api.auth import CALLER
 from gateway.api.body import read_model
-from gateway.api.context import CATALOGUE, KEYS, SETTINGS
+from gateway.api.context import CATALOGUE, QUEUES, SETTINGS
 from gateway.api.errors import ApiError
 from gateway.api.models import Message
 from gateway.api.routes_notices import _callback, _phone, create_notice, create_sms, sms_notice
@@ -69,7 +69,6 @@ async def post_message(request: web.Request) -> web.Response:
         raise ApiError(422, "invalid_email", "to: an email channel message goes to an address")
     template, text, meta = _body(request, msg)
     callback = _callback(msg.callback_url, request[CALLER])
-    keys = request.app[KEYS]
     notice_id = new_notice_id()
     if msg.channel == "email":
         subject = template.subject or DEFAULT_SUBJECT
@@ -85,7 +84,9 @@ async def post_message(request: web.Request) -> web.Response:
             **meta,
         )
         entry = QueueEntry(notice_id, msg.to, text, subject=subject)
-        return await create_notice(request, notice, keys.email_queue, body_hash, entry)
+        return await create_notice(
+            request, notice, request.app[QUEUES].queue("email"), body_hash, entry
+        )
     to = _phone(msg.to, "to")
     general = settings.general
     if msg.channel == "sms" or is_quiet(datetime.now(UTC), general.timezone, general.quiet_hours):
@@ -104,4 +105,4 @@ async def post_message(request: web.Request) -> web.Response:
     notice = sms_notice(
         request, notice_id, to, text, kind="message", channel="voice", callback_url=callback, **meta
     )
-    return await create_notice(request, notice, keys.voice_queue, body_hash)
+    return await create_notice(request, notice, request.app[QUEUES].queue("voice"), body_hash)

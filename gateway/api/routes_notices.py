@@ -10,7 +10,7 @@ from aiohttp import web
 
 from gateway.api.auth import CALLER
 from gateway.api.body import read_model
-from gateway.api.context import CATALOGUE, KEYS, METRICS, NOTICES, SETTINGS
+from gateway.api.context import CATALOGUE, METRICS, NOTICES, QUEUES, SETTINGS
 from gateway.api.errors import ApiError
 from gateway.api.models import AccidentAlert
 from gateway.api.responses import json_response
@@ -155,7 +155,7 @@ async def create_sms(
     notice = sms_notice(
         request, new_notice_id(), to, text, kind=kind, callback_url=callback_url, **meta
     )
-    queue = request.app[KEYS].sms_queue
+    queue = request.app[QUEUES].queue("sms")
     return await create_notice(request, notice, queue, body_hash, reply_window_s=reply_window_s)
 
 

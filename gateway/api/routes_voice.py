@@ -10,7 +10,16 @@ from aiohttp import web
 
 from gateway.api.auth import CALLER
 from gateway.api.body import read_model
-from gateway.api.context import BINDINGS, KEYS, METRICS, NOTICES, PLATE_CALLS, REDIS, SETTINGS
+from gateway.api.context import (
+    BINDINGS,
+    KEYS,
+    METRICS,
+    NOTICES,
+    PLATE_CALLS,
+    QUEUES,
+    REDIS,
+    SETTINGS,
+)
 from gateway.api.errors import ApiError
 from gateway.api.models import ParkingNotice
 from gateway.api.responses import json_response
@@ -56,7 +65,6 @@ async def post_parking_notice(request: web.Request) -> web.Response:
     channel = "sms" if quiet else "voice"
     text = parking_text(plate, body.location, body.move_within_minutes)
     notice_id = new_notice_id()
-    keys = request.app[KEYS]
     created_at = now_iso()
     deadline_ms = int(time.time() * 1000) + body.move_within_minutes * 60_000
     idem = _idempotency_key(request)
@@ -80,7 +88,7 @@ async def post_parking_notice(request: web.Request) -> web.Response:
     try:
         result = await request.app[NOTICES].create(
             notice,
-            keys.sms_queue if quiet else keys.voice_queue,
+            request.app[QUEUES].queue(channel),
             idempotency_key=idem,
             body_hash=body_hash,
             key_name=key.name,

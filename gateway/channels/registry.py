@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from gateway.channels.queues import ChannelQueues
 from gateway.channels.worker import ChannelWorker, Lane
 from gateway.mail.sender import EmailSender
 from gateway.metrics import Metrics
@@ -28,15 +29,7 @@ class ChannelRegistry:
 
     def streams(self, channel: str) -> dict[Lane, str]:
         """The queue (Redis Stream) of each lane the channel serves."""
-        k = self.keys
-        match channel:
-            case "sms":
-                return {Lane.PRIORITY: k.sms_queue, Lane.BULK: k.sms_bulk_queue}
-            case "voice":
-                return {Lane.PRIORITY: k.voice_queue, Lane.BULK: k.voice_bulk_queue}
-            case "email":
-                return {Lane.BULK: k.email_queue}
-        raise KeyError(channel)
+        return ChannelQueues(self.keys).streams(channel)
 
     def workers(
         self,

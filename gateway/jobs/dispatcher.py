@@ -20,6 +20,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from gateway.channels.queues import ChannelQueues
+from gateway.channels.worker import Lane
 from gateway.core.quiet_hours import is_quiet
 from gateway.core.records import QueueEntry
 from gateway.core.templates import Catalogue, Template
@@ -36,7 +38,7 @@ log = logging.getLogger(__name__)
 CHUNK = 500
 ADMIT_SLICE = 12  # rows per script call: about 0.3 ms of Redis time (see SMS_EVENTS_PER_CALL)
 REMINDER_RETENTION = 7 * 86400
-LEASE_MS = 10_000
+LEASE_MS = 5_000  # renewed by every dispatch step of the holder (at most 0.1 s apart)
 
 
 def reminder_notice_id(job_id: str, row: int) -> str:
@@ -70,6 +72,7 @@ class JobDispatcher:
         self.consumer = consumer
         self.catalogue = Catalogue.load()
         self.scripts = JobScripts(redis, keys)
+        self.queues = ChannelQueues(keys)
         self._buckets: dict[str, Bucket] = {}
         self._closing = False
         self.admitted = 0
@@ -115,9 +118,7 @@ class JobDispatcher:
             log.warning("job leases not released (%r)", exc)
 
     def _queue(self, channel: str) -> str:
-        if channel == "voice":
-            return self.keys.voice_bulk_queue
-        return self.keys.email_queue if channel == "email" else self.keys.sms_bulk_queue
+        return self.queues.queue(channel, Lane.BULK)
 
     async def _lease(self, job_id: str) -> bool:
         key = self.keys.job_lease(job_id)

@@ -183,7 +183,7 @@ class WorkerSettings(BaseSettings):
     worker_nice: int = Field(0, ge=0, le=19)
     worker_sched_idle: bool = False
     # A consumer whose heartbeat is older than this is dead; its pending entries are reclaimed.
-    consumer_dead_after: float = Field(15.0, gt=0)
+    consumer_dead_after: float = Field(10.0, gt=0)
     heartbeat_seconds: float = Field(3.0, gt=0)
     # Queue entries read at once. Reading 200 took Redis about 1 ms under a bulk job on a slow
     # host, time an accident alert's commands wait; 100 keep it near half that.
