@@ -158,3 +158,57 @@ def test_a_parked_host_is_probed_sooner_after_a_short_outage_than_a_long_one() -
     assert gate.wait_of("a:80") == 0
     gate.release("a:80", Result.STALLED)  # down again later: the pauses start short again
     assert gate.wait_of("a:80") == 5
+
+
+async def test_a_burst_to_one_host_waits_for_its_slots_here_not_in_the_retry_set(
+    redis_server: str, prefix: str, smsc: SmscSimulator
+) -> None:
+    """More webhooks for one host than it has slots: the rest wait in the dispatcher for a
+    slot to end (no Redis round trip, no second decoding) rather than going back to the
+    outbox; every one arrives once, and never more than the host's slots at once."""
+    arrived: list[str] = []
+    at_once = [0, 0]
+
+    async def slow(request: web.Request) -> web.Response:
+        at_once[0] += 1
+        at_once[1] = max(at_once[1], at_once[0])
+        await asyncio.sleep(0.02)
+        arrived.append(json.loads(await request.read())["id"])
+        at_once[0] -= 1
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", slow)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    gw = Gateway(
+        make_settings(
+            redis_server,
+            prefix,
+            smsc.port,
+            GATEWAY_WEBHOOK_CONCURRENCY="64",
+            GATEWAY_WEBHOOK_HOST_CONCURRENCY="4",
+        )
+    )
+    await gw.start(api=False)
+    try:
+        key = await gw.add_key("command_center", [f"127.0.0.1:{port}"])
+        # 4 slots and a line of 16 per slot: 60 fit.
+        ids = await outbox(gw, key, f"http://127.0.0.1:{port}/hook", 60, "burst")
+        async with asyncio.timeout(30):
+            while len(arrived) < len(ids):
+                await asyncio.sleep(0.05)
+        assert sorted(arrived) == sorted(ids)  # each once
+        assert at_once[1] <= 4
+        assert gw.workers is not None
+        counted = gw.workers.webhooks.metrics.webhooks  # type: ignore[union-attr]
+        waited = counted.labels("waiting")._value.get()
+        bounced = counted.labels("deferred")._value.get()
+        assert waited >= 50  # all but the first few waited here for a slot
+        assert bounced == 0
+    finally:
+        await gw.stop_workers()
+        await close_or_dump(gw)
+        await runner.cleanup()

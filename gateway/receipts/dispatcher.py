@@ -8,6 +8,7 @@ entries back on the stream. Past the give-up horizon an entry goes to the dead-l
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import random
@@ -34,7 +35,9 @@ from gateway.store.streams import Entry, StreamGroup
 log = logging.getLogger(__name__)
 
 GROUP = "webhook-senders"
-# A webhook whose host has no free slot goes back to the outbox this much later (no attempt).
+# A webhook whose host's slots are taken waits here (taking no shared slot), this many per
+# host slot at most; past that it goes back to the outbox a second later (no attempt).
+WAITING_PER_SLOT = 16
 BUSY_DELAY = 1.0
 # Errors that mean the host did not answer in time or could not be reached.
 STALLED = (aiohttp.ClientConnectionError, TimeoutError)
@@ -84,7 +87,8 @@ class WebhookDispatcher:
         self.ssl_context: ssl.SSLContext | None = None
         self._session: aiohttp.ClientSession | None = None
         self._closing = False
-        self._in_hand: set[str] = set()  # entry ids being delivered now
+        self._in_hand: set[str] = set()  # entry ids being delivered now, or waiting here
+        self._waiting: dict[str, collections.deque[Entry]] = {}  # per host: for a slot
 
     def close(self) -> None:
         """Ask the loops to end (cancellation stays the backstop)."""
@@ -161,27 +165,57 @@ class WebhookDispatcher:
         return key
 
     async def _deliver(self, entry: Entry) -> None:
+        """Deliver ``entry``, then what waits for its host, in one shared slot, until none is
+        left or one must wait again (then the host's deliveries in flight drain it)."""
+        host = host_of(entry[1].get("url", ""))
+        try:
+            if await self._deliver_one(entry):
+                return
+            while queue := self._waiting.get(host):
+                waiting = queue.popleft()
+                if not queue:
+                    del self._waiting[host]
+                if await self._deliver_one(waiting):
+                    return
+        finally:
+            self._slots.release()
+
+    def _wait_for_slot(self, entry: Entry, host: str) -> bool:
+        """Hold a webhook for one of its host's deliveries to end; False if its share waits."""
+        queue = self._waiting.setdefault(host, collections.deque())
+        if len(queue) >= WAITING_PER_SLOT * self.settings.webhook_host_concurrency:
+            return False
+        queue.append(entry)
+        return True
+
+    async def _deliver_one(self, entry: Entry) -> bool:
+        """One delivery attempt; True when it waits here for a slot of its host instead."""
         eid, f = entry
+        waiting = False
         try:
             key = await self._key(f.get("key_id", ""))
             if key is None:
                 await self._dead(eid, f, "api key revoked or unknown")
-                return
+                return False
             host = host_of(f["url"])
             admit = self.hosts.admit(host)
             if admit is Admit.BUSY:
-                await self._put_back(eid, f)
-                return
+                waiting = self._wait_for_slot(entry, host)
+                if waiting:  # still in hand: a delivery to its host takes it
+                    self.metrics.webhooks.labels("waiting").inc()
+                else:
+                    await self._put_back(eid, f)
+                return waiting
             if admit is Admit.PARKED:
                 await self._wait_for_probe(eid, f, host)
-                return
+                return False
             result, error = Result.OTHER, ""
             try:
                 result, error = await self._post(eid, f, key)
             except AddressRefused as exc:
                 self.metrics.webhooks.labels("refused").inc()
                 await self._dead(eid, f, f"refused: {exc}")
-                return
+                return False
             finally:
                 self.hosts.release(host, result)
             if error:
@@ -193,8 +227,9 @@ class WebhookDispatcher:
             # A malformed entry: it stays pending; one bad entry must not stop the dispatcher.
             log.exception("webhook entry %s could not be handled", eid)
         finally:
-            self._in_hand.discard(eid)
-            self._slots.release()
+            if not waiting:
+                self._in_hand.discard(eid)
+        return waiting
 
     async def _post(self, eid: str, f: dict[str, str], key: ApiKey) -> tuple[Result, str]:
         """One signed POST to the checked address; (how the host did, error or "")."""
@@ -233,15 +268,13 @@ class WebhookDispatcher:
             return Result.OTHER, _describe(exc)
 
     async def _put_back(self, eid: str, f: dict[str, str]) -> None:
-        """The host's slots are taken: the webhook waits a moment in the retry set, its
-        attempt count unchanged, and the dispatcher goes on with other hosts' webhooks."""
+        """Its host's slots and waiting line are full: a moment in the retry set, no attempt."""
         self.metrics.webhooks.labels("deferred").inc()
         await self._requeue(eid, json.dumps(f, ensure_ascii=False), BUSY_DELAY)
 
     async def _wait_for_probe(self, eid: str, f: dict[str, str], host: str) -> None:
-        """The host is parked: not tried, so not an attempt (a long outage must not leave
-        its webhooks hours apart once it is back). The webhook waits until the host's probe
-        may go, spread over a second so they do not all come due at once."""
+        """The host is parked: not tried, so no attempt (after a long outage its webhooks
+        must not be hours apart). It waits for the host's probe, spread over a second."""
         if time.time() - _parse_iso(f.get("first_at", "")) > self.settings.webhook_give_up_after:
             await self._dead(eid, f, f"host {host} parked: it kept timing out")
             return
