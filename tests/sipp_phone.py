@@ -61,11 +61,8 @@ class SippPhone(SippProcess):
                     "-timeout",
                     "120",
                     # SIPp refuses variables its scenario does not use.
-                    *(
-                        ["-set", "digit", digit, "-set", "asterisk", asterisk_sip]
-                        if scenario == "answer_dtmf"
-                        else []
-                    ),
+                    *(["-set", "digit", digit] if scenario == "answer_dtmf" else []),
+                    *(["-set", "asterisk", asterisk_sip] if scenario.startswith("answer") else []),
                     "-trace_err",
                     "-error_file",
                     str(workdir / f"sipp-{scenario}-errors.log"),

@@ -8,7 +8,15 @@ import time
 from ipaddress import ip_network
 from typing import Any
 
-from gateway.ivr_flows.agi_server import HEADER_SECONDS, FastAgiServer, FlowResult
+from gateway.ivr_flows.agi_env import AgiRequest
+from gateway.ivr_flows.agi_server import HEADER_SECONDS, FastAgi, FastAgiServer, FlowResult
+from gateway.ivr_flows.parking import call_identity
+
+
+def _reads_identity_then_plays(agi: FastAgi, req: AgiRequest) -> dict[str, Any]:
+    call_identity(agi)
+    agi.stream_file("notice", escape_digits="12")
+    return {"outcome": "acknowledged"}
 
 
 async def _serve(**kw: Any) -> tuple[FastAgiServer, list[FlowResult], asyncio.Task[None]]:
@@ -17,7 +25,8 @@ async def _serve(**kw: Any) -> tuple[FastAgiServer, list[FlowResult], asyncio.Ta
     async def on_result(result: FlowResult) -> None:
         results.append(result)
 
-    server = FastAgiServer("127.0.0.1", 0, {"parking": lambda agi, req: {}}, on_result, **kw)
+    flows = {"parking": lambda agi, req: {}, "broken": _reads_identity_then_plays}
+    server = FastAgiServer("127.0.0.1", 0, flows, on_result, **kw)
     server.bind()
     return server, results, asyncio.create_task(server.serve())
 
@@ -69,3 +78,27 @@ async def _closed(reader: asyncio.StreamReader) -> bool:
         return await asyncio.wait_for(reader.read(1), 0.25) == b""
     except TimeoutError:
         return False
+
+
+async def test_a_flow_broken_off_by_asterisk_still_names_its_call() -> None:
+    """Asterisk answers an error mid-flow (as when it is restarted): the result carries the
+    notice and token the flow had read, so the gateway can end that call's attempt."""
+    server, results, task = await _serve()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"agi_request: agi://127.0.0.1/broken\nagi_channel: Local/x\n\n")
+        for answer in (b"200 result=1 (ntc_b1)\n", b"200 result=1 (tok1)\n", b"510 Invalid\n"):
+            assert (await asyncio.wait_for(reader.readline(), 5)).strip()  # the command
+            writer.write(answer)
+        async with asyncio.timeout(5):
+            while not results:
+                await asyncio.sleep(0.02)
+        outcome = results[0].outcome
+        assert (outcome["notice_id"], outcome["token"]) == ("ntc_b1", "tok1")
+        assert outcome["error"]
+        assert "outcome" not in outcome
+        writer.close()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await server.shutdown(1)

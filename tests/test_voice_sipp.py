@@ -63,6 +63,24 @@ async def test_sipp_phone_answers_and_presses_a_digit(
         phone.stop()
 
 
+async def test_a_phone_hung_up_mid_message_ends_the_call_no_input_at_once(
+    trunk_gateway: Gateway, asterisk: Any, tmp_path: Path
+) -> None:
+    """The citizen answers and hangs up before any digit: the flow says so (no_input,
+    reason hangup) then and there, not after a horizon."""
+    phone = _phone(asterisk, "answer_hangup", 1, tmp_path)
+    try:
+        nid = await _notice(trunk_gateway, "云F10001", "13900139001")
+        notice = await trunk_gateway.wait_status(nid, "no_input", within=20)
+        assert notice["history"][-1]["detail"]["reason"] == "hangup"
+        assert [h["status"] for h in notice["history"]] == [
+            "queued", "dialing", "answered", "no_input",
+        ]  # fmt: skip
+        assert await asyncio.to_thread(phone.finish, 30) == 0
+    finally:
+        phone.stop()
+
+
 async def test_busy_phone_is_retried_then_gets_the_sms_fallback(
     trunk_gateway: Gateway, asterisk: Any, smsc: SmscSimulator, tmp_path: Path
 ) -> None:

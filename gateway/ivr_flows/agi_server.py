@@ -101,6 +101,9 @@ class FastAgi(AGI):  # type: ignore[misc]
         self.stderr = io.StringIO()
         self._got_sighup = False
         self.env = env
+        # The notice and token of the call, once a flow has read them: a flow that breaks
+        # off later still names its call, so the call's attempt can be ended.
+        self.identity: dict[str, str] = {}
 
     def get_result(self, stdin: Any = None) -> dict[str, Any]:
         try:
@@ -279,4 +282,5 @@ class FastAgiServer:
         except (SessionEnded, AGIException) as exc:
             # The caller hung up, or Asterisk answered an error: the flow's partial state is
             # reported so the notice still gets an outcome.
-            return FlowResult(request, {"error": type(exc).__name__, "partial": True})
+            error = {"error": type(exc).__name__, "partial": True}
+            return FlowResult(request, {**agi.identity, **error})

@@ -165,8 +165,9 @@ class VoiceCaller:
 
     async def housekeeping(self) -> None:
         await self.scripts.move_due_retries(now_ms=int(time.time() * 1000))
-        # A call that never reported back (Asterisk lost it) is a failed attempt.
-        limit = time.monotonic() - (self.voice.ring_seconds + 300)
+        # A call that never reported back (Asterisk lost it) is a failed attempt once its
+        # slot would have expired: longer than any ring and FastAGI session.
+        limit = time.monotonic() - self._slot_ttl_ms / 1000
         for action_id, call in list(self.calls.items()):
             if call.started < limit:
                 await self._attempt_ended(action_id, NoticeStatus.FAILED, {"reason": "no_report"})
@@ -180,8 +181,7 @@ class VoiceCaller:
         if notice_id in self._by_notice:
             delivery.settle()
             return
-        # GATEWAY_MAX_CALLS holds for all worker processes together; the slot and the move to
-        # dialing are one script call, after the calls-per-second token.
+        # GATEWAY_MAX_CALLS holds for all workers; slot and dialing are one script call.
         while True:
             await self.rate.acquire()
             start = await self.scripts.begin_call(
@@ -273,8 +273,11 @@ class VoiceCaller:
             return
         notice_id = str(result.outcome.get("notice_id", ""))
         outcome = str(result.outcome.get("outcome", ""))
-        if not notice_id or outcome not in ("acknowledged", "disputed", "no_input", "listened"):
-            log.warning("FastAGI flow ended without an outcome: %s", result.outcome.get("error"))
+        error = result.outcome.get("error")
+        if not notice_id or (
+            not error and outcome not in ("acknowledged", "disputed", "no_input", "listened")
+        ):
+            log.warning("FastAGI flow ended without an outcome: %s", error)
             return
         action_id = self._by_notice.get(notice_id, "")
         call = self.calls.get(action_id)
@@ -289,6 +292,10 @@ class VoiceCaller:
             )
             return
         call.token = ""  # single use
+        if error:  # broken off (Asterisk went away, or answered an error): a failed attempt
+            log.warning("FastAGI flow for %s broke off: %s", notice_id, error)
+            await self._attempt_ended(action_id, NoticeStatus.FAILED, {"reason": "flow_broke_off"})
+            return
         self.results += 1
         detail = dict(result.outcome.get("detail", {}))
         await self.store.transition(notice_id, NoticeStatus(outcome), detail)
