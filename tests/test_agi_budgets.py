@@ -102,3 +102,25 @@ async def test_a_flow_broken_off_by_asterisk_still_names_its_call() -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await server.shutdown(1)
+
+
+async def test_a_flow_broken_off_before_its_first_command_is_named_by_its_header() -> None:
+    """The dialplan passes the notice and token as the session's arguments: even a session
+    whose very first command fails (Asterisk shutting down) names its call."""
+    server, results, task = await _serve()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"agi_request: agi://127.0.0.1/broken\nagi_arg_1: ntc_b2\nagi_arg_2: tok2\n\n")
+        assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"STREAM FILE")
+        writer.write(b"511 Command Not Permitted on a dead channel\n")
+        async with asyncio.timeout(5):
+            while not results:
+                await asyncio.sleep(0.02)
+        outcome = results[0].outcome
+        assert (outcome["notice_id"], outcome["token"]) == ("ntc_b2", "tok2")
+        assert outcome["error"]
+        writer.close()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await server.shutdown(1)

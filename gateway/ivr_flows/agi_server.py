@@ -101,9 +101,11 @@ class FastAgi(AGI):  # type: ignore[misc]
         self.stderr = io.StringIO()
         self._got_sighup = False
         self.env = env
-        # The notice and token of the call, once a flow has read them: a flow that breaks
-        # off later still names its call, so the call's attempt can be ended.
+        # The call's notice and token, from the header's arguments (the dialplan passes
+        # them) or once a flow has read them: a flow that breaks off still names its call.
         self.identity: dict[str, str] = {}
+        if env.get("agi_arg_1") and env.get("agi_arg_2"):
+            self.identity = {"notice_id": env["agi_arg_1"], "token": env["agi_arg_2"]}
 
     def get_result(self, stdin: Any = None) -> dict[str, Any]:
         try:

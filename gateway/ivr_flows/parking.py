@@ -37,10 +37,11 @@ def _digit(agi: FastAgi, prompt: str) -> str:
 
 def call_identity(agi: FastAgi) -> dict[str, str]:
     """The notice and the one-time token the gateway put on this call's Originate."""
-    agi.identity = {
-        "notice_id": str(agi.get_variable("NOTICE_ID") or ""),
-        "token": str(agi.get_variable("AGI_TOKEN") or ""),
-    }
+    if not agi.identity:  # a dialplan that does not pass them as arguments
+        agi.identity = {
+            "notice_id": str(agi.get_variable("NOTICE_ID") or ""),
+            "token": str(agi.get_variable("AGI_TOKEN") or ""),
+        }
     return dict(agi.identity)
 
 
