@@ -31,7 +31,11 @@ from gateway.store.apikeys import ApiKeyStore, NewKey
 from gateway.store.keys import Keys
 from gateway.store.redis_conn import connect
 from tests.receiver import Receiver
+from tests.redis_sentinel import RedisBackend
 from tests.voice_stack import settings_from
+
+# The Redis a gateway fixture uses: one server, or (tests marked "sentinel") a Sentinel set too.
+pytest_plugins = ["tests.redis_backends"]
 
 
 def free_port() -> int:
@@ -232,8 +236,10 @@ class Gateway:
 
 
 @pytest.fixture
-async def gateway(redis_server: str, prefix: str, smsc: SmscSimulator) -> AsyncIterator[Gateway]:
-    gw = Gateway(make_settings(redis_server, prefix, smsc.port))
+async def gateway(
+    redis_backend: RedisBackend, prefix: str, smsc: SmscSimulator
+) -> AsyncIterator[Gateway]:
+    gw = Gateway(make_settings(redis_backend.url, prefix, smsc.port, **redis_backend.env))
     await gw.start()
     gw._admin = await gw.add_key("admin")
     async with asyncio.timeout(10):

@@ -161,6 +161,7 @@ async def test_quiet_hours_send_sms_instead(
         await gw.close()
 
 
+@pytest.mark.sentinel
 async def test_bindings_round_trip(gateway: Gateway) -> None:
     admin = await gateway.add_key("admin")
     agent = await gateway.add_key("binding_agent")

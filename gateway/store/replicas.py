@@ -1,0 +1,68 @@
+"""Waiting for replicas before an acknowledgement leaves the gateway.
+
+A 202 for a new notice and a receipt answered to the SMSC promise that the write behind them
+survives. With one Redis that is the primary's own persistence; with Sentinel a failover
+promotes a replica, and a write the replica had not received yet is gone. ``ReplicaWait``
+sends ``WAIT <replicas> <timeout>`` on the same connection, right after the write (one
+pipeline: one round trip, plus the replica's acknowledgement): a write it confirms is on the
+replica Sentinel promotes. One it cannot confirm in time raises ``NotReplicated`` (a
+``STORE_DOWN`` error): the API answers 503, a receipt stays unanswered and its batch is
+written again (the scripts are idempotent per event) until a replica confirms it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from gateway.settings import RedisSettings
+from gateway.store.outage import NotReplicated
+from gateway.store.scripts import Script
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaWait:
+    replicas: int = 0  # 0: acknowledge once the primary has the write
+    timeout_ms: int = 500
+
+    @classmethod
+    def of(cls, settings: RedisSettings) -> ReplicaWait:
+        return cls(settings.replicas_to_wait(), settings.redis_wait_timeout_ms)
+
+    async def call(
+        self,
+        redis: aioredis.Redis,
+        script: Script,
+        keys: Mapping[str, str],
+        args: Mapping[str, Any],
+        *,
+        more_keys: Sequence[str] = (),
+    ) -> Any:
+        """``script``'s answer, once ``replicas`` replicas have its write."""
+        if not self.replicas:
+            return await script(keys, args, more_keys=more_keys)
+        async with redis.pipeline(transaction=False) as pipe:
+            await script(keys, args, more_keys=more_keys, client=pipe)
+            pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
+            result, acked = await pipe.execute()
+        if int(acked) < self.replicas:
+            log.warning(
+                "%s: %d of %d replicas confirmed the write within %d ms",
+                script.name,
+                int(acked),
+                self.replicas,
+                self.timeout_ms,
+            )
+            raise NotReplicated(
+                f"{script.name}: {acked} of {self.replicas} replicas within {self.timeout_ms} ms"
+            )
+        return result
+
+
+NO_WAIT = ReplicaWait()
