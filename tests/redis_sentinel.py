@@ -46,11 +46,13 @@ class Node:
     sentinel: bool
     proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, replica_of: int | None = None) -> None:
+        """``replica_of``: start as that port's replica, whatever the config file says."""
         exe = shutil.which("redis-sentinel" if self.sentinel else "redis-server")
         assert exe, "redis-sentinel is missing: run scripts/setup.sh, which installs it"
+        extra = ["--replicaof", "127.0.0.1", str(replica_of)] if replica_of else []
         self.proc = subprocess.Popen(
-            [exe, str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [exe, str(self.conf), *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         _wait_listening(self.port, self.name)
 

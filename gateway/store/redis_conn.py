@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -18,15 +19,33 @@ from gateway.store.outage import STORE_DOWN
 SENTINEL_TIMEOUT = 1.0
 
 
+class _Sentinel(Sentinel):  # type: ignore[misc]
+    """One question to the sentinels at a time: ``discover_master`` reorders its list of
+    sentinels in place (the one that answered first), and tasks asking at once during a
+    failover could leave one sentinel in it twice and another not at all (redis-py 8.1)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._asking = asyncio.Lock()
+
+    async def discover_master(self, service_name: str) -> Any:
+        async with self._asking:
+            return await super().discover_master(service_name)
+
+
 class SentinelRedis(aioredis.Redis):  # type: ignore[misc]
-    """A client of the primary Sentinel names; closing it closes the sentinel connections."""
+    """A client of the primary Sentinel names; closing it closes the sentinel connections
+    (the clients it was made with, whatever order the sentinels' list is in by then)."""
 
     sentinel: Sentinel | None = None
+    sentinel_clients: tuple[aioredis.Redis, ...] = ()
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
-        await super().aclose(close_connection_pool)
-        if self.sentinel is not None:
-            await self.sentinel.aclose()
+        try:
+            await super().aclose(close_connection_pool)
+        finally:
+            for client in self.sentinel_clients:
+                await client.aclose()
 
 
 def connect(settings: RedisSettings) -> aioredis.Redis:
@@ -55,7 +74,7 @@ def connect(settings: RedisSettings) -> aioredis.Redis:
         return aioredis.Redis.from_url(settings.redis_url, **common)
     url = urlsplit(settings.redis_url)
     sentinel_password = settings.redis_sentinel_password.get_secret_value()
-    sentinel = Sentinel(
+    sentinel = _Sentinel(
         sentinels,
         sentinel_kwargs={
             "socket_timeout": SENTINEL_TIMEOUT,
@@ -75,4 +94,5 @@ def connect(settings: RedisSettings) -> aioredis.Redis:
     )
     assert isinstance(client, SentinelRedis)
     client.sentinel = sentinel
+    client.sentinel_clients = tuple(sentinel.sentinels)
     return client
