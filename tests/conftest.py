@@ -311,11 +311,11 @@ async def running_voice_gateway(
 
 @pytest.fixture
 async def voice_gateway(
-    redis_server: str, prefix: str, smsc: SmscSimulator, asterisk: Any, tmp_path: Path
+    redis_backend: RedisBackend, prefix: str, smsc: SmscSimulator, asterisk: Any, tmp_path: Path
 ) -> AsyncIterator[Gateway]:
     """Calls go to Local/<number>@sink, whose callee presses the number's last digit."""
     async with running_voice_gateway(
-        redis_server,
+        redis_backend.url,
         prefix,
         smsc,
         asterisk,
@@ -325,5 +325,6 @@ async def voice_gateway(
         # The strike scenarios post four notices to one plate within a minute; the per-plate
         # limit (3 an hour by default) has a test of its own.
         GATEWAY_PLATE_CALLS_PER_HOUR="10",
+        **redis_backend.env,
     ) as gw:
         yield gw

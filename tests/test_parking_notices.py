@@ -30,6 +30,7 @@ def _notice(plate: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+@pytest.mark.sentinel
 async def test_owner_pressing_1_acknowledges(voice_gateway: Gateway, receiver: Receiver) -> None:
     gw = voice_gateway
     await _bind(gw, "云a12345", "13800138001")  # the sink callee presses the last digit: 1
