@@ -70,6 +70,8 @@ async def test_a_202_waits_for_the_replica_and_without_one_the_api_answers_503(
         assert code == 202, first
         # The replica had it before the caller heard 202 (WAIT 1, not a race).
         assert replica.hget(gw.keys.notice(first["id"]), "status") == "queued"
+        await gw.wait_status(first["id"], "delivered")
+        answered = smsc.receipts_sent
 
         stack.replica.stop()
         headers = {"Idempotency-Key": "sentinel-test-2"}
@@ -81,6 +83,13 @@ async def test_a_202_waits_for_the_replica_and_without_one_the_api_answers_503(
         assert refused["error"]["code"] == "store_unavailable"
         assert "replica" in refused["error"]["message"]
         assert hdrs["Retry-After"] == "1"
+        # The notice is on the primary, so it is sent; its receipt is not answered while no
+        # replica can confirm it (the SMSC would send it again after a failover).
+        async with asyncio.timeout(10):
+            while not smsc.to(["13900020002"]):
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # the receipt came after 0.05 s
+        assert smsc.receipts_sent == answered
 
         stack.replica.start()
         await asyncio.to_thread(stack.wait_replicated, stack.primary)
