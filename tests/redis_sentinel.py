@@ -179,11 +179,15 @@ class SentinelSet:
                         raise TimeoutError(f"{s.name}: {len(peers)} peers, {replicas}")
                     time.sleep(0.1)
 
-    def primary_port(self) -> int:
-        """The primary the sentinels name now."""
-        with redis.Redis(port=self.sentinels[0].port, decode_responses=True) as r:
-            _, port = r.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
-            return int(port)
+    def primary_ports(self) -> set[int]:
+        """The primaries the sentinels name now: two during a failover, until the new
+        configuration has reached every sentinel (they pass it on every 2 s)."""
+        ports = set()
+        for s in self.sentinels:
+            with redis.Redis(port=s.port, decode_responses=True) as r:
+                _, port = r.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
+                ports.add(int(port))
+        return ports
 
     def node_on(self, port: int) -> Node:
         return next(n for n in (self.primary, self.replica) if n.port == port)

@@ -146,6 +146,7 @@ def test_the_ha_profile_is_a_primary_a_replica_and_three_sentinels_the_gateway_c
     replica = _conf(_mounted(services["redis-replica"], "/etc/redis-ha/redis.conf"))
     for conf in (primary, replica):  # either may be the primary after a failover
         assert conf["appendonly"] == "yes"
+        assert conf["appendfsync"] == "always"  # a fast restart keeps what it acknowledged
         assert conf["maxmemory-policy"] == "noeviction"
         assert conf["dir"] == "/data"
     assert "replicaof" not in primary
