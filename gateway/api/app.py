@@ -92,8 +92,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         resp = ApiError(
             503,
             "store_unavailable",
-            "the notice store could not confirm the write on a replica; retry shortly with "
-            "the same Idempotency-Key (a retry without one may send the notice twice)",
+            "the store has the write but no replica confirmed it in time, so it may exist: "
+            "retry shortly with the same Idempotency-Key (without one a notice may be sent "
+            "twice; a reminder job is listed at GET /v1/reminder-jobs)",
             headers={"Retry-After": "1"},
         ).response()
     except STORE_DOWN as exc:
@@ -146,7 +147,7 @@ def create_app(
             redis, keys, settings.security.code_pepper.get_secret_value()
         )
         app[GCRA] = Gcra(redis)
-        app[JOBS] = JobStore(redis, keys)
+        app[JOBS] = JobStore(redis, keys, ReplicaWait.of(settings.redis))
         app[OPT_OUTS] = OptOutStore(redis, keys)
         app[FOLLOW_UPS] = FollowUpStore(redis, keys)
         app[AUDIT] = AuditLog(redis, keys)

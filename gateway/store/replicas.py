@@ -51,18 +51,35 @@ class ReplicaWait:
             await script(keys, args, more_keys=more_keys, client=pipe)
             pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
             result, acked = await pipe.execute()
-        if int(acked) < self.replicas:
+        self._check(script.name, int(acked))
+        return result
+
+    async def touch(self, redis: aioredis.Redis, key: str, ttl_s: int) -> None:
+        """Once the writes before it (on any connection) are on the replicas: an ``EXPIRE``
+        of ``key`` and ``WAIT`` on one connection. The key must exist where it lands, so a
+        failover between those writes and this call cannot pass for a confirmation."""
+        if not self.replicas:
+            return
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.expire(key, ttl_s)
+            pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
+            found, acked = await pipe.execute()
+        if not found:
+            raise NotReplicated(f"{key} is not on the primary (a failover lost it)")
+        self._check("touch", int(acked))
+
+    def _check(self, what: str, acked: int) -> None:
+        if acked < self.replicas:
             log.warning(
                 "%s: %d of %d replicas confirmed the write within %d ms",
-                script.name,
-                int(acked),
+                what,
+                acked,
                 self.replicas,
                 self.timeout_ms,
             )
             raise NotReplicated(
-                f"{script.name}: {acked} of {self.replicas} replicas within {self.timeout_ms} ms"
+                f"{what}: {acked} of {self.replicas} replicas within {self.timeout_ms} ms"
             )
-        return result
 
 
 NO_WAIT = ReplicaWait()
