@@ -13,11 +13,12 @@ written again (the scripts are idempotent per event) until a replica confirms it
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from gateway.settings import RedisSettings
 from gateway.store.outage import NotReplicated
@@ -50,7 +51,7 @@ class ReplicaWait:
         async with redis.pipeline(transaction=False) as pipe:
             await script(keys, args, more_keys=more_keys, client=pipe)
             pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
-            result, acked = await pipe.execute()
+            result, acked = await _on_primary(redis, pipe.execute())
         self._check(script.name, int(acked))
         return result
 
@@ -63,7 +64,7 @@ class ReplicaWait:
         async with redis.pipeline(transaction=False) as pipe:
             pipe.expire(key, ttl_s)
             pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
-            found, acked = await pipe.execute()
+            found, acked = await _on_primary(redis, pipe.execute())
         if not found:
             raise NotReplicated(f"{key} is not on the primary (a failover lost it)")
         self._check("touch", int(acked))
@@ -80,6 +81,19 @@ class ReplicaWait:
             raise NotReplicated(
                 f"{what}: {acked} of {self.replicas} replicas within {self.timeout_ms} ms"
             )
+
+
+async def _on_primary(redis: aioredis.Redis, replies: Awaitable[list[Any]]) -> list[Any]:
+    """A pipeline's replies; a node demoted by a failover (still connected from before it)
+    runs a script that wrote nothing but refuses WAIT: that is the store being away, and the
+    pool's idle connections are dropped so the next ones ask the sentinels again."""
+    try:
+        return await replies
+    except ResponseError as exc:
+        if "replica" not in str(exc):
+            raise
+        await redis.connection_pool.disconnect(inuse_connections=False)
+        raise NotReplicated(f"WAIT went to a replica: {exc}") from exc
 
 
 NO_WAIT = ReplicaWait()
