@@ -32,6 +32,7 @@ from gateway.store.apikeys import ApiKeyStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.store.redis_conn import connect
+from gateway.store.replicas import ReplicaWait
 from gateway.store.streams import consumer_name
 from gateway.voice.caller import VoiceCaller
 
@@ -55,7 +56,7 @@ class Workers:
         self.redis = connect(settings.redis)
         keys = Keys(settings.redis.redis_prefix)
         consumer = consumer_name()
-        store = NoticeStore(self.redis, keys)
+        store = NoticeStore(self.redis, keys, wait=ReplicaWait.of(settings.redis))
         lanes = frozenset(Lane(lane) for lane in settings.worker.worker_lanes.split(","))
         self.lanes = lanes
         self.registry = ChannelRegistry(settings, keys)

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything the gateway and its tests need on a fresh Debian 12 machine (as root):
-# system packages (Redis, Asterisk, SIPp, espeak-ng, sox), a virtualenv in .venv and the
-# Python packages. Safe to run again.
+# system packages (Redis and Redis Sentinel, Asterisk, SIPp, espeak-ng, sox), a virtualenv in
+# .venv and the Python packages. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in redis-server:redis-server sipp:sip-tester espeak-ng:espeak-ng sox:sox; do
+for pkg in redis-server:redis-server redis-sentinel:redis-sentinel sipp:sip-tester espeak-ng:espeak-ng sox:sox; do
     command -v "${pkg%%:*}" >/dev/null 2>&1 || need_apt+=("${pkg#*:}")
 done
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
@@ -26,7 +26,7 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
     # Debian starts the packaged redis-server where systemd runs; the gateway uses private ones.
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-        systemctl disable --now redis-server >/dev/null 2>&1 || true
+        systemctl disable --now redis-server redis-sentinel >/dev/null 2>&1 || true
     fi
 fi
 

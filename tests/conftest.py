@@ -31,7 +31,11 @@ from gateway.store.apikeys import ApiKeyStore, NewKey
 from gateway.store.keys import Keys
 from gateway.store.redis_conn import connect
 from tests.receiver import Receiver
+from tests.redis_sentinel import RedisBackend
 from tests.voice_stack import settings_from
+
+# The Redis a gateway fixture uses: one server, or (tests marked "sentinel") a Sentinel set too.
+pytest_plugins = ["tests.redis_backends"]
 
 
 def free_port() -> int:
@@ -232,8 +236,10 @@ class Gateway:
 
 
 @pytest.fixture
-async def gateway(redis_server: str, prefix: str, smsc: SmscSimulator) -> AsyncIterator[Gateway]:
-    gw = Gateway(make_settings(redis_server, prefix, smsc.port))
+async def gateway(
+    redis_backend: RedisBackend, prefix: str, smsc: SmscSimulator
+) -> AsyncIterator[Gateway]:
+    gw = Gateway(make_settings(redis_backend.url, prefix, smsc.port, **redis_backend.env))
     await gw.start()
     gw._admin = await gw.add_key("admin")
     async with asyncio.timeout(10):
@@ -305,11 +311,11 @@ async def running_voice_gateway(
 
 @pytest.fixture
 async def voice_gateway(
-    redis_server: str, prefix: str, smsc: SmscSimulator, asterisk: Any, tmp_path: Path
+    redis_backend: RedisBackend, prefix: str, smsc: SmscSimulator, asterisk: Any, tmp_path: Path
 ) -> AsyncIterator[Gateway]:
     """Calls go to Local/<number>@sink, whose callee presses the number's last digit."""
     async with running_voice_gateway(
-        redis_server,
+        redis_backend.url,
         prefix,
         smsc,
         asterisk,
@@ -319,5 +325,6 @@ async def voice_gateway(
         # The strike scenarios post four notices to one plate within a minute; the per-plate
         # limit (3 an hour by default) has a test of its own.
         GATEWAY_PLATE_CALLS_PER_HOUR="10",
+        **redis_backend.env,
     ) as gw:
         yield gw

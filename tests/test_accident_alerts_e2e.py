@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from gateway.receipts.signing import verify
 from gateway.sms.simulator import SmscSimulator
 from tests.conftest import Gateway, Receiver
@@ -17,6 +19,7 @@ ALERT = {
 }
 
 
+@pytest.mark.sentinel
 async def test_three_part_alert_arrives_whole_and_webhooks_are_signed(
     gateway: Gateway, smsc: SmscSimulator, receiver: Receiver
 ) -> None:
@@ -56,6 +59,7 @@ async def test_three_part_alert_arrives_whole_and_webhooks_are_signed(
         assert call["body"]["channel"] == "sms"
 
 
+@pytest.mark.sentinel
 async def test_same_idempotency_key_sends_once(gateway: Gateway, smsc: SmscSimulator) -> None:
     key = await gateway.add_key("command_center")
     hdr = {"Idempotency-Key": "handheld-7f3a-0001"}
@@ -75,6 +79,7 @@ async def test_same_idempotency_key_sends_once(gateway: Gateway, smsc: SmscSimul
     assert len(smsc.messages) == 1
 
 
+@pytest.mark.sentinel
 async def test_undeliverable_and_rejected_numbers_end_in_their_statuses(
     gateway: Gateway, smsc: SmscSimulator
 ) -> None:

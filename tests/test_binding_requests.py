@@ -7,6 +7,8 @@ import re
 import time
 from typing import Any
 
+import pytest
+
 from gateway.sms.simulator import SmscSimulator
 from tests.conftest import Gateway
 
@@ -42,6 +44,7 @@ async def audit_events(gw: Gateway, plate: str) -> list[str]:
     return [e["event"] for e in reversed(body["entries"])]
 
 
+@pytest.mark.sentinel
 async def test_the_right_code_binds_and_the_code_is_never_shown_to_the_agent(
     gateway: Gateway, smsc: SmscSimulator
 ) -> None:

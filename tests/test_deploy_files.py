@@ -115,3 +115,70 @@ def test_compose_wires_asterisk_to_the_rendered_config_and_the_workers() -> None
     assert config_job["environment"]["GATEWAY_AGI_HOST"] == "worker"
     assert "worker" in services
     assert services["worker"]["environment"]["GATEWAY_AGI_HOST"] == "0.0.0.0"  # noqa: S104
+
+
+def _conf(path: str) -> dict[str, str]:
+    """A Redis or Sentinel config as directive -> the rest of its line (the last one wins;
+    ``sentinel`` lines keyed by their first two words)."""
+    out: dict[str, str] = {}
+    for line in (ROOT / path).read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        words = line.split()
+        n = 2 if words[0] == "sentinel" else 1
+        out[" ".join(words[:n])] = " ".join(words[n:])
+    return out
+
+
+def _mounted(svc: dict, target: str) -> str:  # type: ignore[type-arg]
+    """The repository file a service mounts at ``target``."""
+    (src,) = [v.split(":")[0] for v in svc["volumes"] if v.split(":")[1] == target]
+    return str(src).removeprefix("./")
+
+
+def test_the_ha_profile_is_a_primary_a_replica_and_three_sentinels_the_gateway_can_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services = _compose()["services"]
+    ha = {name for name, svc in services.items() if "ha" in svc.get("profiles", [])}
+    assert ha == {"redis-primary", "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}
+    primary = _conf(_mounted(services["redis-primary"], "/etc/redis-ha/redis.conf"))
+    replica = _conf(_mounted(services["redis-replica"], "/etc/redis-ha/redis.conf"))
+    for conf in (primary, replica):  # either may be the primary after a failover
+        assert conf["appendonly"] == "yes"
+        assert conf["appendfsync"] == "always"  # a fast restart keeps what it acknowledged
+        assert conf["maxmemory-policy"] == "noeviction"
+        assert conf["dir"] == "/data"
+    assert "replicaof" not in primary
+    assert replica["replicaof"] == "redis-primary 6379"
+    assert (primary["replica-announce-ip"], replica["replica-announce-ip"]) == (
+        "redis-primary",
+        "redis-replica",
+    )
+    # Each node and sentinel starts from a copy in its own volume (Sentinel rewrites it).
+    for name in ha:
+        svc = services[name]
+        assert any(v.endswith(":/data") and not v.startswith("./") for v in svc["volumes"]), name
+        assert "cp /etc/redis-ha/" in svc["command"][-1], name
+    sentinel_files = {
+        _mounted(services[f"sentinel-{i}"], "/etc/redis-ha/sentinel.conf") for i in (1, 2, 3)
+    }
+    (sentinel_file,) = sentinel_files
+    sentinel = _conf(sentinel_file)
+    assert sentinel["port"] == "26379"
+    assert sentinel["sentinel resolve-hostnames"] == "yes"  # it monitors a service name
+    name, host, port, quorum = sentinel["sentinel monitor"].split()
+    assert (host, port, quorum) == ("redis-primary", "6379", "2")  # 2 of the 3 sentinels
+    assert int(sentinel["sentinel down-after-milliseconds"].split()[1]) <= 10000
+
+    # The gateway, pointed at the sentinels as the compose file's header says, asks for the
+    # service they monitor.
+    header = (ROOT / "docker-compose.yml").read_text()
+    (listed,) = re.findall(r"GATEWAY_REDIS_SENTINELS=(\S+)", header)
+    env = _interpolated(_gateway_services()["api"]["environment"], "Pr0d-pw")
+    for var, value in {**env, "GATEWAY_REDIS_SENTINELS": listed}.items():
+        monkeypatch.setenv(var, value)
+    redis = Settings().redis
+    assert redis.redis_service == name
+    assert redis.sentinel_addresses() == [(f"sentinel-{i}", 26379) for i in (1, 2, 3)]
+    assert redis.replicas_to_wait() == 1

@@ -15,7 +15,14 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from gateway.sms.simulator import SmscSimulator
-from tests.conftest import Gateway, Receiver, close_or_dump, free_port, make_settings
+from tests.conftest import (
+    Gateway,
+    Receiver,
+    close_or_dump,
+    free_port,
+    make_settings,
+)
+from tests.redis_sentinel import RedisBackend
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -56,15 +63,16 @@ def smtp_server() -> Any:
 
 @pytest.fixture
 async def jobs_gateway(
-    redis_server: str, prefix: str, smsc: SmscSimulator, smtp_server: Inbox
+    redis_backend: RedisBackend, prefix: str, smsc: SmscSimulator, smtp_server: Inbox
 ) -> AsyncIterator[Gateway]:
     gw = Gateway(
         make_settings(
-            redis_server,
+            redis_backend.url,
             prefix,
             smsc.port,
             GATEWAY_SMTP_PORT=str(smtp_server.port),  # type: ignore[attr-defined]
             GATEWAY_SMTP_FROM="notices@jj.example.cn",
+            **redis_backend.env,
         )
     )
     await gw.start()
@@ -246,6 +254,7 @@ async def test_email_reminder_arrives_with_text_and_html(
     assert "二环北路&lt;立交&gt;" in html.get_content()
 
 
+@pytest.mark.sentinel
 async def test_job_outside_its_window_waits_and_a_cancelled_job_stops(
     jobs_gateway: Gateway, smsc: SmscSimulator, receiver: Receiver
 ) -> None:

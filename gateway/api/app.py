@@ -52,10 +52,11 @@ from gateway.store.jobs import JobStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.store.optouts import OptOutStore
-from gateway.store.outage import STORE_DOWN
+from gateway.store.outage import STORE_DOWN, NotReplicated
 from gateway.store.plate_calls import PlateCalls
 from gateway.store.ratelimit import Gcra
 from gateway.store.redis_conn import connect
+from gateway.store.replicas import ReplicaWait
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,17 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         headers = {"Allow": ", ".join(sorted(allowed))} if allowed else None
         resp = ApiError(
             exc.status, code, exc.reason or code, details=details, headers=headers
+        ).response()
+    except NotReplicated as exc:
+        # Stored on the primary, but a failover now could lose it: not acknowledged.
+        log.warning("write not replicated on %s %s: %r", request.method, route, exc)
+        resp = ApiError(
+            503,
+            "store_unavailable",
+            "the store has the write but no replica confirmed it in time, so it may exist: "
+            "retry shortly with the same Idempotency-Key (without one a notice may be sent "
+            "twice; a reminder job is listed at GET /v1/reminder-jobs)",
+            headers={"Retry-After": "1"},
         ).response()
     except STORE_DOWN as exc:
         # Redis restarting or failing over: nothing was stored, the caller should try again.
@@ -123,14 +135,19 @@ def create_app(
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         redis = connect(settings.redis)
         app[REDIS] = redis
-        app[NOTICES] = NoticeStore(redis, keys, settings.api.idempotency_ttl_hours * 3600)
+        app[NOTICES] = NoticeStore(
+            redis,
+            keys,
+            settings.api.idempotency_ttl_hours * 3600,
+            ReplicaWait.of(settings.redis),
+        )
         app[API_KEYS] = api_keys = ApiKeyStore(redis, keys)
         app[BINDINGS] = BindingStore(redis, keys)
         app[BINDING_REQUESTS] = BindingRequestStore(
             redis, keys, settings.security.code_pepper.get_secret_value()
         )
         app[GCRA] = Gcra(redis)
-        app[JOBS] = JobStore(redis, keys)
+        app[JOBS] = JobStore(redis, keys, ReplicaWait.of(settings.redis))
         app[OPT_OUTS] = OptOutStore(redis, keys)
         app[FOLLOW_UPS] = FollowUpStore(redis, keys)
         app[AUDIT] = AuditLog(redis, keys)

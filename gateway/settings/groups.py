@@ -33,8 +33,34 @@ class GeneralSettings(BaseSettings):
 
 class RedisSettings(BaseSettings):
     model_config = config()
+    # One Redis; with redis_sentinels set only its database, username and password are used.
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "gw"
+    # Sentinel mode: host:port of each sentinel, comma-separated; the primary of
+    # redis_service is asked of them, and asked again after a failover.
+    redis_sentinels: str = Field(
+        "", pattern=r"^$|^[A-Za-z0-9_.\[\]:-]+:\d{1,5}(,[A-Za-z0-9_.\[\]:-]+:\d{1,5})*$"
+    )
+    redis_service: str = Field("gateway", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    redis_sentinel_password: SecretStr = SecretStr("")
+    # Replicas that must have a write an acknowledgement depends on (a 202 for a new notice
+    # or job, a receipt answered to the SMSC) before it is given; 0: not waited for. Unset:
+    # 1 in Sentinel mode (a failover then loses nothing acknowledged), else 0.
+    redis_wait_replicas: int | None = Field(None, ge=0, le=16)
+    redis_wait_timeout_ms: int = Field(500, ge=1, le=60000)
+
+    def replicas_to_wait(self) -> int:
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        return 1 if self.redis_sentinels else 0
+
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """The sentinels as (host, port); empty when Redis is one server."""
+        out = []
+        for item in filter(None, self.redis_sentinels.split(",")):
+            host, _, port = item.rpartition(":")
+            out.append((host.strip("[]"), int(port)))
+        return out
 
 
 class HttpSettings(BaseSettings):

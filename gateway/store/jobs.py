@@ -13,6 +13,7 @@ from redis.exceptions import WatchError
 from gateway.store.job_scripts import JobScripts
 from gateway.store.keys import Keys
 from gateway.store.notices import _b36, now_iso
+from gateway.store.replicas import NO_WAIT, ReplicaWait
 
 JOB_RETENTION = 30 * 86400
 BAD_ROWS_KEPT = 10_000
@@ -24,9 +25,11 @@ def new_job_id() -> str:
 
 
 class JobStore:
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, wait: ReplicaWait = NO_WAIT) -> None:
+        """``wait``: the replicas an opened job waits for (its 202 follows)."""
         self.redis = redis
         self.keys = keys
+        self.wait = wait
         self.scripts = JobScripts(redis, keys)
 
     async def create(self, job: dict[str, Any]) -> None:
@@ -75,6 +78,7 @@ class JobStore:
                     ):
                         pipe.expire(k, JOB_RETENTION)
                     await pipe.execute()
+                await self.wait.touch(self.redis, keys.job(job_id), JOB_RETENTION)
                 return status
             except WatchError:
                 continue

@@ -15,6 +15,7 @@ from gateway.core.records import Notice, QueueEntry
 from gateway.core.statuses import NoticeStatus
 from gateway.store.batch import pack_events
 from gateway.store.keys import Keys
+from gateway.store.replicas import NO_WAIT, ReplicaWait
 from gateway.store.scripts import scripts
 
 
@@ -84,8 +85,13 @@ class OutcomeResult:
 
 
 class NoticeScripts:
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    """``wait``: the replicas a new notice and the SMPP events (carrier ids, receipts) wait for
+    before they are acknowledged (``gateway.store.replicas``)."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, wait: ReplicaWait = NO_WAIT) -> None:
+        self.redis = redis
         self.keys = keys
+        self.wait = wait
         self._create, self._set_status, self._outcome, self._sms_events, self._expire = scripts(
             redis,
             keys,
@@ -111,7 +117,9 @@ class NoticeScripts:
     ) -> CreateResult:
         """``idempotency_key`` is a Redis key or ''."""
         k, x = self.keys, extras
-        res = await self._create(
+        res = await self.wait.call(
+            self.redis,
+            self._create,
             keys={
                 "notice": k.notice(notice.id),
                 "history": k.history(notice.id),
@@ -255,7 +263,9 @@ class NoticeScripts:
         """Per event: 1/0 for a carrier id (every part has one yet), ``final``, ``partial`` or
         ``early`` for a receipt."""
         k = self.keys
-        res = await self._sms_events(
+        res = await self.wait.call(
+            self.redis,
+            self._sms_events,
             keys={
                 "webhooks": k.webhook_queue,
                 "jobs_active": k.jobs_active,

@@ -26,6 +26,7 @@ from gateway.store.notice_scripts import (
     NoticeScripts,
     OutcomeResult,
 )
+from gateway.store.replicas import NO_WAIT, ReplicaWait
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +90,17 @@ class IdempotencyConflict(Exception):
 class NoticeStore:
     """Reads and writes notices; every multi-key change is one Lua script call."""
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys, idempotency_ttl: float = 86400) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        idempotency_ttl: float = 86400,
+        wait: ReplicaWait = NO_WAIT,
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.idempotency_ttl = int(idempotency_ttl)
-        self.scripts = NoticeScripts(redis, keys)
+        self.scripts = NoticeScripts(redis, keys, wait)
 
     async def create(
         self,

@@ -10,14 +10,22 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from redis.exceptions import BusyLoadingError, ReadOnlyError, TryAgainError
+from redis.exceptions import BusyLoadingError, ReadOnlyError, RedisError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
 
+
+class NotReplicated(RedisError):  # type: ignore[misc]
+    """The primary has a write, but not the replicas an acknowledgement waits for
+    (``gateway.store.replicas``): until they do, a failover could lose it."""
+
+
 # BusyLoadingError: a restarted Redis still reading its AOF. ReadOnlyError: a replica just
-# demoted by a failover. TryAgainError: a cluster slot in migration.
+# demoted by a failover (with Sentinel, redis-py reports it as a ConnectionError; so is
+# MasterNotFoundError, while no sentinel names a primary). TryAgainError: a cluster slot in
+# migration. NotReplicated: no replica confirmed a write in time.
 STORE_DOWN: tuple[type[Exception], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
@@ -25,6 +33,7 @@ STORE_DOWN: tuple[type[Exception], ...] = (
     ReadOnlyError,
     TryAgainError,
     ConnectionResetError,
+    NotReplicated,
 )
 
 

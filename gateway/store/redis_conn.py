@@ -1,13 +1,51 @@
-"""The Redis connection pool, made from ``RedisSettings``."""
+"""The Redis client, made from ``RedisSettings``: one server, or the primary Sentinel names."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 
 from gateway.settings import RedisSettings
 from gateway.store.outage import STORE_DOWN
+
+# How long asking one sentinel, or connecting to the primary it names, may take: a sentinel
+# or primary whose host is gone costs this, not a TCP timeout of minutes.
+SENTINEL_TIMEOUT = 1.0
+
+
+class _Sentinel(Sentinel):  # type: ignore[misc]
+    """One question to the sentinels at a time: ``discover_master`` reorders its list of
+    sentinels in place (the one that answered first), and tasks asking at once during a
+    failover could leave one sentinel in it twice and another not at all (redis-py 8.1)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._asking = asyncio.Lock()
+
+    async def discover_master(self, service_name: str) -> Any:
+        async with self._asking:
+            return await super().discover_master(service_name)
+
+
+class SentinelRedis(aioredis.Redis):  # type: ignore[misc]
+    """A client of the primary Sentinel names; closing it closes the sentinel connections
+    (the clients it was made with, whatever order the sentinels' list is in by then)."""
+
+    sentinel: Sentinel | None = None
+    sentinel_clients: tuple[aioredis.Redis, ...] = ()
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        try:
+            await super().aclose(close_connection_pool)
+        finally:
+            for client in self.sentinel_clients:
+                await client.aclose()
 
 
 def connect(settings: RedisSettings) -> aioredis.Redis:
@@ -16,13 +54,45 @@ def connect(settings: RedisSettings) -> aioredis.Redis:
     A command that meets a dropped connection is sent again a few times within about half a
     second (a reconnect, a short blip); longer outages are waited out by the loops around the
     commands (``gateway.store.outage``) and answered 503 by the API.
+
+    With ``redis_sentinels`` every new connection asks the sentinels for the primary of
+    ``redis_service``; after a failover the old primary's connections fail (refused, or
+    READONLY once it is a replica, which redis-py turns into a ConnectionError) and the next
+    ones go to the promoted replica. The database, username and password come from
+    ``redis_url``.
     """
-    return aioredis.Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        health_check_interval=30,
-        socket_keepalive=True,
-        max_connections=512,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=3),
-        retry_on_error=list(STORE_DOWN),
+    common: dict[str, Any] = {
+        "decode_responses": True,
+        "health_check_interval": 30,
+        "socket_keepalive": True,
+        "max_connections": 512,
+        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=3),
+        "retry_on_error": list(STORE_DOWN),
+    }
+    sentinels = settings.sentinel_addresses()
+    if not sentinels:
+        return aioredis.Redis.from_url(settings.redis_url, **common)
+    url = urlsplit(settings.redis_url)
+    sentinel_password = settings.redis_sentinel_password.get_secret_value()
+    sentinel = _Sentinel(
+        sentinels,
+        sentinel_kwargs={
+            "socket_timeout": SENTINEL_TIMEOUT,
+            "socket_connect_timeout": SENTINEL_TIMEOUT,
+            "password": sentinel_password or None,
+            "decode_responses": True,
+        },
     )
+    client = sentinel.master_for(
+        settings.redis_service,
+        redis_class=SentinelRedis,
+        db=int(url.path.strip("/") or 0),
+        username=unquote(url.username) if url.username else None,
+        password=unquote(url.password) if url.password else None,
+        socket_connect_timeout=SENTINEL_TIMEOUT,
+        **common,
+    )
+    assert isinstance(client, SentinelRedis)
+    client.sentinel = sentinel
+    client.sentinel_clients = tuple(sentinel.sentinels)
+    return client
