@@ -154,6 +154,7 @@ async def bench(args: argparse.Namespace, stack: Stack, version: str) -> int:
         "GATEWAY_SMPP_TPS": "100000",
         "GATEWAY_SMPP_WINDOW": str(args.window),
         "GATEWAY_VOICE_ENABLED": "false",
+        **dict(kv.split("=", 1) for kv in args.gateway_env),
     }
     gw = [str(ROOT / ".venv/bin/gateway"), "--log-level", "WARNING"]
     sim = [*gw, "smsc-sim", "--quiet", "--port", str(kp.smsc)]
@@ -165,7 +166,11 @@ async def bench(args: argparse.Namespace, stack: Stack, version: str) -> int:
     await wait_port(kp.smsc)
     await wait_port(redis_port)
     key = add_key(gw, env, "command_center", (f"127.0.0.1:{hook_port}",))
-    stack.start("gateway", [*gw, "serve"], env)
+    serve = [*gw, "serve"]
+    if args.profile_gateway:  # cProfile writes the file when the process ends (SIGTERM)
+        profile = ["-m", "cProfile", "-o", str(args.profile_gateway.resolve()), "-m", "gateway"]
+        serve = [sys.executable, *profile, *serve[1:]]
+    stack.start("gateway", serve, env)
     stack.start("bearerbox", [BEARERBOX, "-v", "2", str(conf)])
     await wait_port(kp.smsbox)
     stack.start("smsbox", [SMSBOX, "-v", "2", str(conf)])
@@ -275,10 +280,22 @@ def main() -> int:
     ap.add_argument("--grace", type=float, default=60.0, help="seconds to wait for receipts")
     ap.add_argument("--settle", type=float, default=1.0, help="seconds between legs")
     ap.add_argument("--text", default=TEXT)
+    ap.add_argument(
+        "--gateway-env",
+        action="append",
+        default=[],
+        metavar="GATEWAY_X=V",
+        help="a setting for the gateway's processes (repeatable); the defaults otherwise",
+    )
+    ap.add_argument(
+        "--profile-gateway", type=Path, metavar="FILE", help="run gateway serve under cProfile"
+    )
     args = ap.parse_args()
     args.messages = max(1, min(args.messages, 50_000))  # every loop here is bounded
     args.rounds = max(1, min(args.rounds, 10))
     args.warmup = max(1, min(args.warmup, args.messages))
+    if any(not kv.startswith("GATEWAY_") or "=" not in kv for kv in args.gateway_env):
+        ap.error("--gateway-env takes GATEWAY_NAME=VALUE")
     version = ensure_kannel()
     tmp = Path(tempfile.mkdtemp(prefix="vs-kannel-"))
     stack = Stack(tmp)

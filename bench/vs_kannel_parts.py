@@ -26,9 +26,14 @@ def ensure_kannel() -> str:
     """Debian's kannel package, installed if missing, with its system service left stopped
     and disabled: the benchmark runs its own bearerbox and smsbox. Returns the version."""
     if not (os.access(BEARERBOX, os.X_OK) and os.access(SMSBOX, os.X_OK)):
+        if os.geteuid() != 0:
+            raise SystemExit("kannel is not installed: run this once as root to install it")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         print("installing Debian's kannel package ...", flush=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "kannel"], check=True, env=env)
+        install = ["apt-get", "install", "-y", "-qq", "kannel"]
+        if subprocess.run(install, check=False, env=env).returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)  # stale lists
+            subprocess.run(install, check=True, env=env)
         _service_off()
     out = subprocess.run(
         ["dpkg-query", "-W", "-f", "${Version}", "kannel"],
