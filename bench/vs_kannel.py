@@ -171,9 +171,9 @@ async def bench(args: argparse.Namespace, stack: Stack, version: str) -> int:
         profile = ["-m", "cProfile", "-o", str(args.profile_gateway.resolve()), "-m", "gateway"]
         serve = [sys.executable, *profile, *serve[1:]]
     stack.start("gateway", serve, env)
-    stack.start("bearerbox", [BEARERBOX, "-v", "2", str(conf)])
+    stack.start("bearerbox", [BEARERBOX, "-v", "3", str(conf)])
     await wait_port(kp.smsbox)
-    stack.start("smsbox", [SMSBOX, "-v", "2", str(conf)])
+    stack.start("smsbox", [SMSBOX, "-v", "3", str(conf)])
     await wait_port(kp.sendsms)
     await wait_port(http_port, within=30)
 

@@ -267,8 +267,8 @@ def table(results: list[LegResult]) -> str:
     """The rounds as one markdown table: both sides' figures and the ratio per round."""
     rows = [
         "| round | side | accepted/s | receipts/s end to end | lost after grace | "
-        "CPU s per process | ratio gateway/Kannel (receipts/s) |",
-        "|---|---|---|---|---|---|---|",
+        "CPU s per process | CPU ms/message | ratio gateway/Kannel (receipts/s) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     rounds = sorted({r.round for r in results})
     for n in rounds:
@@ -279,8 +279,9 @@ def table(results: list[LegResult]) -> str:
             if r is None:
                 continue
             cpu = ", ".join(f"{name} {secs:.2f}" for name, secs in r.cpu.items())
+            per = sum(r.cpu.values()) * 1000 / r.accepted if r.accepted else 0.0
             rows.append(
                 f"| {n} | {r.side} | {r.accepted_per_s:,.0f} | {r.receipts_per_s:,.0f} | "
-                f"{r.lost} | {cpu} | {rate if r is g else ''} |"
+                f"{r.lost} | {cpu} | {per:.2f} | {rate if r is g else ''} |"
             )
     return "\n".join(rows)
