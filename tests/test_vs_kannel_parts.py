@@ -1,9 +1,15 @@
-"""The Kannel benchmark's pure parts: its kannel.conf, the sendsms URL, the receipt counter."""
+"""The Kannel benchmark's parts: its kannel.conf, the sendsms URL, the receipt counter and the
+receiver both sides call back."""
 
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
+from aiohttp import web
+
+from bench.sms_path import free_port
+from bench.vs_kannel import receiver
 from bench.vs_kannel_parts import (
     KannelAccount,
     KannelPorts,
@@ -111,3 +117,28 @@ def test_rates_and_the_ratio_in_the_table() -> None:
     assert rows[2].startswith(kannel)
     assert rows[3].endswith("| 2.00 |")
     assert _leg("gateway", 0, 0.0).receipts_per_s == 0
+
+
+async def test_the_receiver_counts_what_kannel_and_the_gateway_send() -> None:
+    counter = ReceiptCounter()
+    k, g = counter.leg("kannel-1", "kannel"), counter.leg("gateway-1", "gateway")
+    k.expected.add("5")
+    g.expected.add("n1")
+    runner = web.AppRunner(receiver(counter), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/dlr/kannel-1", params={"id": "5", "type": "2"}) as r:
+                assert r.status == 200
+            body = {"id": "n1", "status": "submitted"}
+            async with http.post(f"{base}/hook/gateway-1", json=body) as r:
+                assert r.status == 204
+            async with http.post(f"{base}/hook/gateway-1", json={**body, "status": "delivered"}):
+                pass
+    finally:
+        await runner.cleanup()
+    assert (k.statuses, k.lost()) == ({"undeliverable": 1}, 0)
+    assert (g.statuses, g.other, g.lost()) == ({"delivered": 1}, 1, 0)
