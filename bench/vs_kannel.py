@@ -36,6 +36,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from bench.bulk_jobs import host_line
 from bench.sms_path import ROOT, add_key, free_port, redis_command, wait_port
 from bench.vs_kannel_parts import (
     BEARERBOX,
@@ -243,9 +244,10 @@ async def bench(args: argparse.Namespace, stack: Stack, version: str) -> int:
             for n in range(1, args.rounds + 1):
                 order = ["kannel", "gateway"] if n % 2 else ["gateway", "kannel"]
                 for side in order:
+                    load = os.getloadavg()[0]  # a hint of what else ran on the machine
                     res = await run_leg(stack, counter, side, n, sides[side], args, args.messages)
                     results.append(res)
-                    print(leg_line(res), flush=True)
+                    print(f"{leg_line(res)}; load average before {load:.1f}", flush=True)
                 legs = {r.side: r for r in results if r.round == n}
                 print(
                     f"round {n} ratio gateway/Kannel: receipts/s "
@@ -297,6 +299,7 @@ def main() -> int:
     if any(not kv.startswith("GATEWAY_") or "=" not in kv for kv in args.gateway_env):
         ap.error("--gateway-env takes GATEWAY_NAME=VALUE")
     version = ensure_kannel()
+    print(host_line("before"), flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="vs-kannel-"))
     stack = Stack(tmp)
 
@@ -312,6 +315,7 @@ def main() -> int:
         return code
     finally:
         stack.stop()
+        print(host_line("after"))
         if code == 0:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
