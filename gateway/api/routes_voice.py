@@ -16,8 +16,8 @@ from gateway.api.models import ParkingNotice
 from gateway.api.responses import json_response
 from gateway.api.routes_binding import plate_or_422
 from gateway.api.routes_notices import (
-    _callback,
     _idempotency_key,
+    callback_fields,
     idempotency_conflict,
 )
 from gateway.core.phones import mask
@@ -47,7 +47,7 @@ async def post_parking_notice(request: web.Request) -> web.Response:
     body, body_hash = await read_model(request, ParkingNotice)
     plate = plate_or_422(body.plate)
     key = request[CALLER]
-    callback = _callback(body.callback_url, key)
+    callback = callback_fields(body.callback_url, body.status_events, key)
     binding = await request.app[BINDINGS].get(plate)
     if binding is None:
         raise ApiError(404, "no_binding", f"plate {plate} has no bound phone")
@@ -70,8 +70,8 @@ async def post_parking_notice(request: web.Request) -> web.Response:
         plate=plate,
         location=body.location,
         officer_id=body.officer_id,
-        callback_url=callback,
         key_id=key.id,
+        **callback,
         created_at=created_at,
         deadline_ms=deadline_ms,
         parts=encode_sms(text, notice_id).count,
