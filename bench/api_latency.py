@@ -12,7 +12,7 @@ Asterisk); the parking route still does its binding look-up and plate counting.
     .venv/bin/python -m bench.api_latency [--rates 250,500,1000] [--seconds 10]
 
 Prints p50/p99/p99.9 (ms), errors (non-2xx, timeouts, requests the bounded client could not
-start) and the CPU seconds of each process per rate.
+start), the connections Redis accepted meanwhile and the CPU seconds of each process per rate.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+import redis.asyncio as aioredis
 
 from bench.sms_path import ROOT, add_key, free_port, start_redis, stop_all, wait_port
 
@@ -178,6 +179,15 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     return out
 
 
+async def connections(port: int) -> int:
+    """How many connections Redis has accepted so far (new ones cost the gateway a setup)."""
+    r = aioredis.Redis(port=port)
+    try:
+        return int((await r.info("stats"))["total_connections_received"])
+    finally:
+        await r.aclose()
+
+
 async def bind_plates(port: int, admin: str) -> None:
     client = Client(port)
     for n in range(PLATES):
@@ -242,7 +252,7 @@ async def main() -> int:
         print(f"one gateway serve (API + workers), {os.cpu_count()} CPUs, open loop, 50/50 mix")
         print(
             f"{'rate/s':>7} {'sent':>6} {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8} "
-            f"{'alert p99':>9} {'park p99':>8} {'errors':>6}  "
+            f"{'alert p99':>9} {'park p99':>8} {'errors':>6} {'conns':>6}  "
             "CPU s (gateway, redis, sim, sink, driver)"
         )
         for rate in rates:
@@ -253,8 +263,10 @@ async def main() -> int:
             seq += len(measured)
             tally = Tally()
             before = cpu_seconds(pids)
+            conns = await connections(ports["redis"])
             await open_loop(client, measured, rate, tally)
             after = cpu_seconds(pids)
+            conns = await connections(ports["redis"]) - conns
             cpu = {k: after[k] - before.get(k, 0.0) for k in after}
             every = tally.latencies["alert"] + tally.latencies["park"]
             errors = sum(tally.errors.values())
@@ -262,7 +274,7 @@ async def main() -> int:
                 f"{rate:>7.0f} {len(measured):>6} {_pct(every, 0.5):>7.1f} "
                 f"{_pct(every, 0.99):>7.1f} {_pct(every, 0.999):>8.1f} "
                 f"{_pct(tally.latencies['alert'], 0.99):>9.1f} "
-                f"{_pct(tally.latencies['park'], 0.99):>8.1f} {errors:>6}  "
+                f"{_pct(tally.latencies['park'], 0.99):>8.1f} {errors:>6} {conns:>6}  "
                 + ", ".join(
                     f"{cpu.get(n, 0.0):.1f}"
                     for n in ("gateway", "redis", "smsc-sim", "webhook-sink", "driver")
