@@ -97,6 +97,9 @@ class EventHub:
         """Hand entries (read after ``position``) to each subscriber that may see them."""
         if not entries:
             return
+        if not self.subscribers:  # nobody listens: no frames to build (most of the time)
+            self.position = entries[-1][0]
+            return
         frames = [(entry_key(i), f, frame(i, f)) for i, f in entries]
         self.position = entries[-1][0]
         for sub in list(self.subscribers):

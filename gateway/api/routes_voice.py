@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -89,13 +90,15 @@ async def post_parking_notice(request: web.Request) -> web.Response:
     except IdempotencyConflict as exc:
         await request.app[PLATE_CALLS].uncount(plate=plate, notice_id=notice_id)
         raise idempotency_conflict(exc) from None
-    stored = await request.app[NOTICES].get(result.notice_id)
-    assert stored is not None
     created = result.outcome is CreateOutcome.CREATED
-    if not created:  # a replay of an earlier request: counted then, not again
-        await request.app[PLATE_CALLS].uncount(plate=plate, notice_id=notice_id)
-    if created:
+    if created:  # what was stored, and the plate's count the script made: no read back
+        stored: Notice | None = replace(notice, warnings_so_far=result.warnings_so_far)
         request.app[METRICS].notices_created.labels("parking_notice", channel).inc()
+    else:  # a replay of an earlier request: counted then, not again
+        await request.app[PLATE_CALLS].uncount(plate=plate, notice_id=notice_id)
+        stored = await request.app[NOTICES].get(result.notice_id)
+    if stored is None:
+        raise ApiError(409, "idempotency_conflict", "the earlier notice has expired")
     so_far = stored.warnings_so_far
     return json_response(
         {
