@@ -10,6 +10,11 @@ omission). Quiet hours cover the whole day, so parking notices go out as SMS (th
 Asterisk); the parking route still does its binding look-up and plate counting.
 
     .venv/bin/python -m bench.api_latency [--rates 250,500,1000] [--seconds 10]
+        [--layout all|split] [--status-events delivered,undeliverable,...]
+
+``--layout split`` runs ``serve --role api`` beside ``serve --role worker`` instead (where the
+API's time goes when it shares its process with the workers); ``--status-events`` sends that
+selection with every request (fewer webhooks per message).
 
 Prints p50/p99/p99.9 (ms), errors (non-2xx, timeouts, requests the bounded client could not
 start), the connections Redis accepted meanwhile and the CPU seconds of each process per rate.
@@ -143,8 +148,9 @@ async def open_loop(
 
 
 def workload(
-    port: int, tokens: dict[str, str], hook: str, count: int, seq: int
+    port: int, tokens: dict[str, str], hook: str, count: int, seq: int, events: list[str]
 ) -> list[tuple[str, bytes]]:
+    extra: dict[str, object] = {"status_events": events} if events else {}
     out = []
     for i in range(seq, seq + count):
         if i % 2:
@@ -154,6 +160,7 @@ def workload(
                 "location": "人民路与北京路口",
                 "case_id": f"L-{i}",
                 "callback_url": hook,
+                **extra,
             }
             out.append(("alert", _request(port, "/v1/accident-alerts", tokens["cc"], body)))
         else:
@@ -163,6 +170,7 @@ def workload(
                 "move_within_minutes": 10,
                 "officer_id": "bench-1",
                 "callback_url": hook,
+                **extra,
             }
             out.append(("park", _request(port, "/v1/parking-notices", tokens["officer"], body)))
     return out
@@ -206,9 +214,21 @@ async def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0, help="measured time per rate")
     ap.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds per rate")
     ap.add_argument("--settle", type=float, default=3.0, help="idle seconds between rates")
+    ap.add_argument(
+        "--layout",
+        choices=["all", "split"],
+        default="all",
+        help="all: one serve (API and workers); split: serve --role api beside --role worker",
+    )
+    ap.add_argument(
+        "--status-events",
+        default="",
+        help="the requests' status_events (comma separated; default: none given, every status)",
+    )
     args = ap.parse_args()
     rates = [min(float(r), 5000.0) for r in args.rates.split(",")]  # bounded
     seconds = min(args.seconds, 120.0)
+    events = [e for e in args.status_events.split(",") if e]
 
     tmp = Path(tempfile.mkdtemp(prefix="gw-api-bench-"))
     ports = {k: free_port() for k in ("redis", "smpp", "http", "hook")}
@@ -229,6 +249,8 @@ async def main() -> int:
     hook = f"http://127.0.0.1:{ports['hook']}/hook"
     procs: list[subprocess.Popen[bytes]] = []
     names = ["redis", "smsc-sim", "webhook-sink", "gateway"]
+    if args.layout == "split":
+        names.append("worker")
     try:
         procs.append(start_redis(ports["redis"], tmp))
         await wait_port(ports["redis"])
@@ -241,7 +263,12 @@ async def main() -> int:
         }
         sink = [py, "-m", "bench.webhook_sink", "--port", str(ports["hook"])]
         procs.append(subprocess.Popen([*sink, "--out", str(tmp / "hooks.jsonl")], env=env))
-        procs.append(subprocess.Popen([*gw, "serve"], env=env))
+        if args.layout == "all":
+            procs.append(subprocess.Popen([*gw, "serve"], env=env))
+        else:
+            procs.append(subprocess.Popen([*gw, "serve", "--role", "api"], env=env))
+            worker_env = {**env, "GATEWAY_HTTP_PORT": str(free_port())}  # its health port
+            procs.append(subprocess.Popen([*gw, "serve", "--role", "worker"], env=worker_env))
         for name in ("smpp", "hook", "http"):
             await wait_port(ports[name], within=30)
         await asyncio.sleep(1.0)  # the SMPP bind
@@ -249,17 +276,22 @@ async def main() -> int:
         pids = dict(zip(names, (p.pid for p in procs), strict=True))
         client = Client(ports["http"])
         seq = 0
-        print(f"one gateway serve (API + workers), {os.cpu_count()} CPUs, open loop, 50/50 mix")
+        layout = (
+            "one gateway serve (API + workers)"
+            if args.layout == "all"
+            else "serve --role api + serve --role worker"
+        )
+        print(f"{layout}, {os.cpu_count()} CPUs, open loop, 50/50 mix")
         print(
             f"{'rate/s':>7} {'sent':>6} {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8} "
             f"{'alert p99':>9} {'park p99':>8} {'errors':>6} {'conns':>6}  "
-            "CPU s (gateway, redis, sim, sink, driver)"
+            "CPU s (gateway, redis, sim, sink, driver[, worker])"
         )
         for rate in rates:
-            warm = workload(ports["http"], tokens, hook, int(rate * args.warmup), seq)
+            warm = workload(ports["http"], tokens, hook, int(rate * args.warmup), seq, events)
             seq += len(warm)
             await open_loop(client, warm, rate, None)
-            measured = workload(ports["http"], tokens, hook, int(rate * seconds), seq)
+            measured = workload(ports["http"], tokens, hook, int(rate * seconds), seq, events)
             seq += len(measured)
             tally = Tally()
             before = cpu_seconds(pids)
@@ -277,7 +309,8 @@ async def main() -> int:
                 f"{_pct(tally.latencies['park'], 0.99):>8.1f} {errors:>6} {conns:>6}  "
                 + ", ".join(
                     f"{cpu.get(n, 0.0):.1f}"
-                    for n in ("gateway", "redis", "smsc-sim", "webhook-sink", "driver")
+                    for n in ("gateway", "redis", "smsc-sim", "webhook-sink", "driver", "worker")
+                    if n in cpu
                 )
                 + (f"  {tally.errors}" if errors else "")
             )
