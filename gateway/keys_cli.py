@@ -9,11 +9,17 @@ import sys
 from typing import Any
 
 from gateway.core.secret_box import SecretBox
+from gateway.core.status_events import SELECTABLE, StatusEventsError, parse_option
 from gateway.receipts.callbacks import CallbackRejected, check_callback_url
 from gateway.settings import ApiSettings, RedisSettings, SecuritySettings
 from gateway.store.apikeys import ROLES, ApiKey, ApiKeyStore
 from gateway.store.keys import Keys
 from gateway.store.redis_conn import connect
+
+_STATUS_EVENTS_HELP = (
+    "the statuses whose webhooks the key's notices get when a request does not say "
+    f"(comma separated: {','.join(SELECTABLE)}; all: every one, the default)"
+)
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -37,6 +43,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         help="command-centre keys: where suspected cloned plates are POSTed "
         "(its host must be on --callback-host)",
     )
+    add.add_argument("--status-events", default="", help=_STATUS_EVENTS_HELP)
     add.add_argument("--rate", type=float, help="requests per second (default from settings)")
     add.add_argument("--burst", type=int)
     add.add_argument("--json", action="store_true")
@@ -55,6 +62,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     up.add_argument("--rate", type=float, help="requests per second")
     up.add_argument("--burst", type=int)
     up.add_argument("--events-url")
+    up.add_argument("--status-events", help=_STATUS_EVENTS_HELP)
     up.add_argument("--json", action="store_true")
     rv = ks.add_parser("revoke", parents=[common])
     rv.add_argument("key_id")
@@ -72,6 +80,17 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "the first GATEWAY_SECRET_KEY",
         parents=[common],
     )
+
+
+def _status_events(text: str | None) -> str | None:
+    """The option as stored, or None (printed why) when it names an unknown status."""
+    if text is None:
+        return None
+    try:
+        return parse_option(text)
+    except StatusEventsError as exc:
+        print(f"gateway: --status-events: {exc}", file=sys.stderr)
+        return None
 
 
 def _events_url_ok(url: str, hosts: list[str] | tuple[str, ...]) -> bool:
@@ -93,6 +112,7 @@ def _view(k: ApiKey) -> dict[str, Any]:
         "rate": k.rate,
         "burst": k.burst,
         "events_url": k.events_url,
+        "status_events": k.status_events.split(",") if k.status_events else "all",
         "created_at": k.created_at,
     }
 
@@ -110,6 +130,9 @@ async def run(
         if args.keys_cmd == "add":
             if args.events_url and not _events_url_ok(args.events_url, args.callback_host):
                 return 2
+            status_events = _status_events(args.status_events)
+            if status_events is None:
+                return 2
             new = await store.add(
                 args.name,
                 args.role,
@@ -117,6 +140,7 @@ async def run(
                 args.rate or api.default_rate,
                 args.burst or api.default_burst,
                 args.events_url,
+                status_events,
             )
             out = {
                 "id": new.key.id,
@@ -125,6 +149,7 @@ async def run(
                 "name": new.key.name,
                 "callback_secret": new.callback_secret,
                 "callback_hosts": list(new.key.callback_hosts),
+                "status_events": _view(new.key)["status_events"],
             }
             if args.json:
                 print(json.dumps(out))
@@ -176,6 +201,9 @@ async def _update(store: ApiKeyStore, args: argparse.Namespace) -> int:
     hosts += args.add_callback_host
     if args.events_url and not _events_url_ok(args.events_url, hosts):
         return 2
+    status_events = _status_events(args.status_events)
+    if args.status_events is not None and status_events is None:
+        return 2
     key = await store.update(
         args.key_id,
         callback_hosts=args.callback_host,
@@ -183,6 +211,7 @@ async def _update(store: ApiKeyStore, args: argparse.Namespace) -> int:
         rate=args.rate,
         burst=args.burst,
         events_url=args.events_url,
+        status_events=status_events,
     )
     assert key is not None
     view = _view(key)
@@ -193,5 +222,6 @@ async def _update(store: ApiKeyStore, args: argparse.Namespace) -> int:
             f"updated {key.id}: callback hosts {', '.join(key.callback_hosts) or '(none)'}; "
             f"rate {key.rate:g}/s, burst {key.burst}"
             + (f"; events URL {key.events_url}" if key.events_url else "")
+            + f"; status events {key.status_events or 'all'}"
         )
     return 0

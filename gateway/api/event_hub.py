@@ -5,6 +5,10 @@ far behind is closed (it reconnects with ``Last-Event-ID`` and is replayed from 
 slow client costs itself a reconnect, never the others an event). ``position`` is the last
 entry handed to the clients: a client subscribed at that position gets every later entry
 live, and everything up to it from ``XRANGE``, so the two meet without a gap.
+
+With no client the reader stops reading (every status change cost each API process a read
+and a wake-up for nobody); the first client to come then moves ``position`` to the stream's
+newest entry before it subscribes, as a start does.
 """
 
 from __future__ import annotations
@@ -76,26 +80,43 @@ class EventHub:
         self.position = "0-0"
         self.subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
+        self._listened = asyncio.Event()  # set while a client is subscribed
+        self._stale = False  # the reader stopped: ``position`` may be behind the stream
+        self._catching_up = asyncio.Lock()
 
     async def start(self) -> None:
         """Begin at the stream's newest entry (older ones are read by ``XRANGE``)."""
         with contextlib.suppress(*STORE_DOWN):
-            newest = await self.redis.xrevrange(self.stream, count=1)
-            if newest:
-                self.position = newest[0][0]
+            await self._to_newest()
         self._task = asyncio.create_task(self._run(), name="event-hub")
 
-    def subscribe(self, key: ApiKey) -> Subscriber:
+    async def _to_newest(self) -> None:
+        newest = await self.redis.xrevrange(self.stream, count=1)
+        if newest:
+            self.position = newest[0][0]
+
+    async def subscribe(self, key: ApiKey) -> Subscriber:
+        if self._stale:  # the reader waits for a client: catch up first
+            async with self._catching_up:
+                if self._stale:
+                    await self._to_newest()
+                    self._stale = False
         sub = Subscriber(key, self.position, last=entry_key(self.position))
         self.subscribers.add(sub)
+        self._listened.set()
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
+        if not self.subscribers:
+            self._listened.clear()
 
     def dispatch(self, entries: list[tuple[str, dict[str, str]]]) -> None:
         """Hand entries (read after ``position``) to each subscriber that may see them."""
         if not entries:
+            return
+        if not self.subscribers:  # nobody listens: no frames to build (most of the time)
+            self.position = entries[-1][0]
             return
         frames = [(entry_key(i), f, frame(i, f)) for i, f in entries]
         self.position = entries[-1][0]
@@ -114,11 +135,14 @@ class EventHub:
         sub.closed = why
         sub.frames = []
         sub.wake.set()
-        self.subscribers.discard(sub)
+        self.unsubscribe(sub)
 
     async def _run(self) -> None:
         pause = 0.05
         while True:
+            if not self.subscribers:
+                self._stale = True
+                await self._listened.wait()
             try:
                 got = await self.redis.xread(
                     {self.stream: self.position}, count=self.batch, block=1000

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.core.plates import PLATE_PATTERN
+from gateway.core.status_events import SELECTABLE
 from gateway.core.templates import ACCIDENT_TYPES, Catalogue
 
 _STRICT = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
@@ -18,6 +19,14 @@ TEMPLATE_NAMES = sorted(Catalogue.load().templates)
 # case and full width, so the models do not enforce these patterns themselves.
 PHONE_PATTERN = r"^(\+?86|0086)?1[3-9][0-9]{9}$"
 _PHONE_DOC: dict[str, Any] = {"pattern": PHONE_PATTERN, "description": "a Chinese mobile"}
+# The handlers check the values (gateway.core.status_events) and answer with the allowed ones.
+StatusEvents = Field(
+    default=None,
+    max_length=len(SELECTABLE),
+    description="the statuses whose webhooks go to callback_url (default: the API key's "
+    "default, else every one); the history keeps every status",
+    json_schema_extra={"items": {"type": "string", "enum": list(SELECTABLE)}, "minItems": 1},
+)
 _PLATE_DOC: dict[str, Any] = {
     "pattern": PLATE_PATTERN,
     "description": "a plate; separators, lower case and full width are accepted too",
@@ -35,6 +44,7 @@ class AccidentAlert(BaseModel):
     location: str = Field(min_length=1, max_length=120)
     case_id: str = CaseId
     callback_url: str | None = Field(default=None, max_length=2048)
+    status_events: list[str] | None = StatusEvents
 
 
 class Message(BaseModel):
@@ -55,6 +65,7 @@ class Message(BaseModel):
     params: dict[str, str | int | float] | None = None
     text: str | None = Field(default=None, min_length=1, max_length=1000)
     callback_url: str | None = Field(default=None, max_length=2048)
+    status_events: list[str] | None = StatusEvents
 
     @model_validator(mode="after")
     def _one_body(self) -> Message:
@@ -88,6 +99,7 @@ class ParkingNotice(BaseModel):
     move_within_minutes: int = Field(ge=1, le=120)
     officer_id: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
     callback_url: str | None = Field(default=None, max_length=2048)
+    status_events: list[str] | None = StatusEvents
 
 
 class BindingRequestIn(BindingIn):
@@ -115,6 +127,16 @@ class JobOptions(BaseModel):
     )
     rate: float | None = Field(default=None, gt=0, le=100_000, description="messages/s")
     name: str | None = Field(default=None, max_length=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_status_events(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "status_events" in data:
+            raise ValueError(
+                "status_events: a job's recipients get no webhook each (its callback_url is "
+                "told once, when the job ends); select status events on single notices"
+            )
+        return data
 
 
 class ReminderJobIn(JobOptions):

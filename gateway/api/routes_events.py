@@ -138,7 +138,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     last = _last_event_id(request)
     backlog = 0 if last else _backlog(request)
     hub = request.app[EVENT_HUB]
-    sub = hub.subscribe(key)  # from here every later entry is buffered for this client
+    sub = await hub.subscribe(key)  # from here every later entry is buffered for this client
     if last and entry_key(last) > sub.last:
         sub.last = entry_key(last)  # it has seen more than this process has read yet
     try:

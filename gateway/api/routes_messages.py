@@ -18,7 +18,13 @@ from gateway.api.body import read_model
 from gateway.api.context import CATALOGUE, QUEUES, SETTINGS
 from gateway.api.errors import ApiError
 from gateway.api.models import Message
-from gateway.api.routes_notices import _callback, _phone, create_notice, create_sms, sms_notice
+from gateway.api.routes_notices import (
+    _phone,
+    callback_fields,
+    create_notice,
+    create_sms,
+    sms_notice,
+)
 from gateway.core.emails import is_email
 from gateway.core.quiet_hours import is_quiet
 from gateway.core.records import Notice, QueueEntry
@@ -68,7 +74,7 @@ async def post_message(request: web.Request) -> web.Response:
     if msg.channel == "email" and not is_email(msg.to):
         raise ApiError(422, "invalid_email", "to: an email channel message goes to an address")
     template, text, meta = _body(request, msg)
-    callback = _callback(msg.callback_url, request[CALLER])
+    callback = callback_fields(msg.callback_url, msg.status_events, request[CALLER])
     notice_id = new_notice_id()
     if msg.channel == "email":
         subject = template.subject or DEFAULT_SUBJECT
@@ -78,8 +84,8 @@ async def post_message(request: web.Request) -> web.Response:
             channel="email",
             to=msg.to,
             text=text,
-            callback_url=callback,
             key_id=request[CALLER].id,
+            **callback,
             created_at=now_iso(),
             **meta,
         )
@@ -97,12 +103,12 @@ async def post_message(request: web.Request) -> web.Response:
             kind="message",
             to=to,
             text=text,
-            callback_url=callback,
+            callback=callback,
             body_hash=body_hash,
             meta=meta,
         )
     # The SMS fields stay with a voice notice: they are its fallback when no one answers.
     notice = sms_notice(
-        request, notice_id, to, text, kind="message", channel="voice", callback_url=callback, **meta
+        request, notice_id, to, text, kind="message", channel="voice", **callback, **meta
     )
     return await create_notice(request, notice, request.app[QUEUES].queue("voice"), body_hash)

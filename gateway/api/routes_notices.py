@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, TypedDict
 
 from aiohttp import web
 
@@ -17,6 +17,7 @@ from gateway.api.responses import json_response
 from gateway.core.emails import mask_email
 from gateway.core.phones import InvalidPhone, Msisdn, mask, parse_cn_mobile
 from gateway.core.records import Notice, QueueEntry
+from gateway.core.status_events import SELECTABLE, StatusEventsError, selection
 from gateway.core.templates import ACCIDENT_TYPES
 from gateway.logs import mask_numbers
 from gateway.receipts.callbacks import CallbackRejected, check_callback_url
@@ -51,6 +52,29 @@ def _callback(url: str | None, key: ApiKey) -> str:
             f"gateway keys update {key.id} --add-callback-host {exc.host}",
             details={"host": exc.host, "allowed": list(key.callback_hosts)},
         ) from None
+
+
+class Callback(TypedDict):
+    """A notice's fields about its webhooks."""
+
+    callback_url: str
+    status_events: str
+
+
+def callback_fields(url: str | None, events: list[str] | None, key: ApiKey) -> Callback:
+    """A notice's ``callback_url`` and the statuses whose webhooks go there: the request's
+    ``status_events``, else the key's default (empty: every status)."""
+    try:
+        chosen = key.status_events if events is None else selection(events)
+    except StatusEventsError as exc:
+        raise ApiError(
+            422,
+            "invalid_status_events",
+            f"status_events: {exc}",
+            details={"allowed": list(SELECTABLE), "unknown": exc.unknown},
+        ) from None
+    callback = _callback(url, key)
+    return Callback(callback_url=callback, status_events=chosen if callback else "")
 
 
 def _masked_entry(entry: Any) -> Any:
@@ -147,14 +171,13 @@ async def create_sms(
     kind: str,
     to: Msisdn,
     text: str,
-    callback_url: str,
+    callback: Callback,
     body_hash: str,
     meta: dict[str, Any],
     reply_window_s: int | None = None,
 ) -> web.Response:
-    notice = sms_notice(
-        request, new_notice_id(), to, text, kind=kind, callback_url=callback_url, **meta
-    )
+    """An SMS notice; ``callback`` is what ``callback_fields`` made."""
+    notice = sms_notice(request, new_notice_id(), to, text, kind=kind, **callback, **meta)
     queue = request.app[QUEUES].queue("sms")
     return await create_notice(request, notice, queue, body_hash, reply_window_s=reply_window_s)
 
@@ -183,7 +206,7 @@ async def post_accident_alert(request: web.Request) -> web.Response:
             details={"allowed": list(ACCIDENT_TYPES)},
         )
     to = _phone(alert.reporter_phone, "reporter_phone")
-    callback = _callback(alert.callback_url, request[CALLER])
+    callback = callback_fields(alert.callback_url, alert.status_events, request[CALLER])
     template = request.app[CATALOGUE].get(f"accident_{alert.accident_type}")
     text = template.render({"location": alert.location, "case_id": alert.case_id})
     return await create_sms(
@@ -191,7 +214,7 @@ async def post_accident_alert(request: web.Request) -> web.Response:
         kind="accident_alert",
         to=to,
         text=text,
-        callback_url=callback,
+        callback=callback,
         body_hash=body_hash,
         meta={
             "accident_type": alert.accident_type,
@@ -233,6 +256,8 @@ async def get_notice(request: web.Request) -> web.Response:
     ):
         if value := getattr(notice, extra):
             body[extra] = mask_numbers(value) if extra == "reply_text" else value
+    if notice.status_events:
+        body["status_events"] = notice.status_events.split(",")
     if notice.follow_up == "still_parked":
         body["warning_number"] = notice.warning_number
         body["penalty_due"] = notice.penalty_due

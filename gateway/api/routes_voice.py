@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -25,8 +26,8 @@ from gateway.api.models import ParkingNotice
 from gateway.api.responses import json_response
 from gateway.api.routes_binding import plate_or_422
 from gateway.api.routes_notices import (
-    _callback,
     _idempotency_key,
+    callback_fields,
     idempotency_conflict,
 )
 from gateway.core.phones import mask
@@ -56,7 +57,7 @@ async def post_parking_notice(request: web.Request) -> web.Response:
     body, body_hash = await read_model(request, ParkingNotice)
     plate = plate_or_422(body.plate)
     key = request[CALLER]
-    callback = _callback(body.callback_url, key)
+    callback = callback_fields(body.callback_url, body.status_events, key)
     binding = await request.app[BINDINGS].get(plate)
     if binding is None:
         raise ApiError(404, "no_binding", f"plate {plate} has no bound phone")
@@ -78,8 +79,8 @@ async def post_parking_notice(request: web.Request) -> web.Response:
         plate=plate,
         location=body.location,
         officer_id=body.officer_id,
-        callback_url=callback,
         key_id=key.id,
+        **callback,
         created_at=created_at,
         deadline_ms=deadline_ms,
         parts=encode_sms(text, notice_id).count,
@@ -98,14 +99,15 @@ async def post_parking_notice(request: web.Request) -> web.Response:
         await request.app[PLATE_CALLS].uncount(plate=plate, notice_id=notice_id)
         raise idempotency_conflict(exc) from None
     created = result.outcome is CreateOutcome.CREATED
-    if created:
+    if created:  # what was stored, and the plate's count the script made: no read back
+        stored: Notice | None = replace(notice, warnings_so_far=result.warnings_so_far)
         request.app[METRICS].notices_created.labels("parking_notice", channel).inc()
-        stored, so_far = notice, result.warnings_so_far
-    else:  # a replay of an earlier request: counted then, not again; answered as then
+    else:  # a replay of an earlier request: counted then, not again
         await request.app[PLATE_CALLS].uncount(plate=plate, notice_id=notice_id)
-        earlier = await request.app[NOTICES].get(result.notice_id)
-        assert earlier is not None
-        stored, so_far = earlier, earlier.warnings_so_far
+        stored = await request.app[NOTICES].get(result.notice_id)
+    if stored is None:
+        raise ApiError(409, "idempotency_conflict", "the earlier notice has expired")
+    so_far = stored.warnings_so_far
     return json_response(
         {
             "id": stored.id,

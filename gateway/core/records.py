@@ -31,6 +31,7 @@ class Notice:
     status: NoticeStatus = NoticeStatus.QUEUED
     key_id: str = ""
     callback_url: str = ""
+    status_events: str = ""  # the statuses whose webhooks go out (core.status_events)
     text: str = ""
     parts: int = 1
     encoding: str = ""

@@ -19,11 +19,13 @@ from datetime import UTC, datetime
 import aiohttp
 import redis.asyncio as aioredis
 from aiohttp.abc import AbstractResolver
+from yarl import URL
 
 from gateway.metrics import Metrics
 from gateway.receipts.backoff import next_delay
+from gateway.receipts.callbacks import normal_host
 from gateway.receipts.host_gate import Admit, HostGate, Result, host_of
-from gateway.receipts.pinning import AddressRefused, pin
+from gateway.receipts.pinning import AddressRefused, Pinned, pin
 from gateway.receipts.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from gateway.settings import WebhookSettings, WorkerSettings
 from gateway.store.apikeys import ApiKey, ApiKeyStore
@@ -72,8 +74,13 @@ class WebhookDispatcher:
         )
         self._due = Script(redis, "webhook_due", keys)
         self._keys: dict[str, tuple[float, ApiKey | None]] = {}
+        # Per key (as cached above): its opened signing secret, and the checked address of
+        # each callback URL whose host is an address (a name is resolved and checked each
+        # time). Both cost more than the signing itself when every webhook did them again.
+        self._secrets: dict[tuple[str, str], str] = {}
+        self._pinned: dict[tuple[str, tuple[str, ...]], Pinned] = {}
         # A revoked key, a rotated secret, a changed allow-list: forgotten at once.
-        api_keys.listeners.append(lambda _hash: self._keys.clear())
+        api_keys.listeners.append(lambda _hash: self._forget_keys())
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
         self.hosts = HostGate(
             settings.webhook_host_concurrency,
@@ -164,6 +171,32 @@ class WebhookDispatcher:
         self._keys[key_id] = (now + 30, key)
         return key
 
+    def _forget_keys(self) -> None:
+        self._keys.clear()
+        self._secrets.clear()
+        self._pinned.clear()
+
+    def _secret(self, key: ApiKey) -> str:
+        cached = self._secrets.get((key.id, key.callback_secret))
+        if cached is None:
+            if len(self._secrets) > 10000:
+                self._secrets.clear()
+            cached = self._secrets[(key.id, key.callback_secret)] = self.api_keys.signing_secret(
+                key
+            )
+        return cached
+
+    async def _pin(self, url: str, key: ApiKey) -> Pinned:
+        cached = self._pinned.get((url, key.callback_hosts))
+        if cached is not None:
+            return cached
+        target = await pin(url, key.callback_hosts, self.resolver)
+        if target.address == normal_host(URL(url).raw_host or ""):  # no name was resolved
+            if len(self._pinned) > 10000:
+                self._pinned.clear()
+            self._pinned[(url, key.callback_hosts)] = target
+        return target
+
     async def _deliver(self, entry: Entry) -> None:
         """Deliver ``entry``, then what waits for its host, in one shared slot, until none is
         left or one must wait again (then the host's deliveries in flight drain it)."""
@@ -234,7 +267,7 @@ class WebhookDispatcher:
     async def _post(self, eid: str, f: dict[str, str], key: ApiKey) -> tuple[Result, str]:
         """One signed POST to the checked address; (how the host did, error or "")."""
         try:
-            target = await pin(f["url"], key.callback_hosts, self.resolver)
+            target = await self._pin(f["url"], key)
         except OSError as exc:  # the name does not resolve (now): retried later
             return Result.OTHER, f"lookup failed: {type(exc).__name__}: {exc}"
         body = f["body"].encode()
@@ -243,7 +276,7 @@ class WebhookDispatcher:
             "Host": target.host_header,
             "Content-Type": "application/json",
             TIMESTAMP_HEADER: ts,
-            SIGNATURE_HEADER: sign(self.api_keys.signing_secret(key), ts, body),
+            SIGNATURE_HEADER: sign(self._secret(key), ts, body),
             "User-Agent": "notice-gateway-webhooks/1",
         }
         assert self._session is not None

@@ -40,6 +40,9 @@ class ApiKey:
     revoked: bool = False
     # Where gateway-wide events (suspected cloned plates) are POSTed for this key.
     events_url: str = ""
+    # The statuses its notices' webhooks are for when a request does not say (comma
+    # separated, gateway.core.status_events; empty: every one).
+    status_events: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,7 @@ class ApiKeyStore:
         rate: float,
         burst: int,
         events_url: str = "",
+        status_events: str = "",
     ) -> NewKey:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
@@ -97,6 +101,7 @@ class ApiKeyStore:
             burst=burst,
             created_at=now_iso(),
             events_url=events_url,
+            status_events=status_events,
         )
         h = hash_token(token)
         pipe = self.redis.pipeline(transaction=True)
@@ -221,8 +226,10 @@ class ApiKeyStore:
         rate: float | None = None,
         burst: int | None = None,
         events_url: str | None = None,
+        status_events: str | None = None,
     ) -> ApiKey | None:
-        """Change a key's allow-list, rate limit or events URL; None if there is no such key.
+        """Change a key's allow-list, rate limit, events URL or default status events; None
+        if there is no such key.
         API processes see the change at once (``follow_changes``)."""
         h = await self.redis.hget(self.keys.api_key_index, key_id)
         raw = await self.redis.hgetall(self.keys.api_key(h)) if h else {}
@@ -237,6 +244,7 @@ class ApiKeyStore:
             rate=key.rate if rate is None else rate,
             burst=key.burst if burst is None else burst,
             events_url=key.events_url if events_url is None else events_url,
+            status_events=key.status_events if status_events is None else status_events,
         )
         await self.redis.hset(self.keys.api_key(h), mapping=_to_hash(new))
         await self._changed(h)
@@ -276,6 +284,7 @@ def _to_hash(k: ApiKey) -> dict[str, str]:
         "created_at": k.created_at,
         "revoked": "1" if k.revoked else "0",
         "events_url": k.events_url,
+        "status_events": k.status_events,
     }
 
 
@@ -291,4 +300,5 @@ def _from_hash(raw: dict[str, str]) -> ApiKey:
         created_at=raw["created_at"],
         revoked=raw.get("revoked") == "1",
         events_url=raw.get("events_url", ""),
+        status_events=raw.get("status_events", ""),
     )

