@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
-import random
 import ssl
 import time
-from datetime import UTC, datetime
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -22,11 +19,11 @@ from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from gateway.metrics import Metrics
-from gateway.receipts.backoff import next_delay
 from gateway.receipts.callbacks import normal_host
 from gateway.receipts.host_gate import Admit, HostGate, Result, host_of
 from gateway.receipts.pinning import AddressRefused, Pinned, pin
 from gateway.receipts.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from gateway.receipts.undelivered import Undelivered
 from gateway.settings import WebhookSettings, WorkerSettings
 from gateway.store.apikeys import ApiKey, ApiKeyStore
 from gateway.store.keys import Keys
@@ -40,16 +37,8 @@ GROUP = "webhook-senders"
 # A webhook whose host's slots are taken waits here (taking no shared slot), this many per
 # host slot at most; past that it goes back to the outbox a second later (no attempt).
 WAITING_PER_SLOT = 16
-BUSY_DELAY = 1.0
 # Errors that mean the host did not answer in time or could not be reached.
 STALLED = (aiohttp.ClientConnectionError, TimeoutError)
-
-
-def _parse_iso(at: str) -> float:
-    try:
-        return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return time.time()
 
 
 class WebhookDispatcher:
@@ -69,6 +58,7 @@ class WebhookDispatcher:
         self.settings = settings
         self.worker = worker
         self.metrics = metrics
+        self.undelivered = Undelivered(redis, keys, settings, metrics, GROUP)
         self.group = StreamGroup(
             redis, keys, keys.webhook_queue, GROUP, consumer, worker.consumer_dead_after
         )
@@ -228,7 +218,7 @@ class WebhookDispatcher:
         try:
             key = await self._key(f.get("key_id", ""))
             if key is None:
-                await self._dead(eid, f, "api key revoked or unknown")
+                await self.undelivered.dead(eid, f, "api key revoked or unknown")
                 return False
             host = host_of(f["url"])
             admit = self.hosts.admit(host)
@@ -237,22 +227,22 @@ class WebhookDispatcher:
                 if waiting:  # still in hand: a delivery to its host takes it
                     self.metrics.webhooks.labels("waiting").inc()
                 else:
-                    await self._put_back(eid, f)
+                    await self.undelivered.put_back(eid, f)
                 return waiting
             if admit is Admit.PARKED:
-                await self._wait_for_probe(eid, f, host)
+                await self.undelivered.wait_for_probe(eid, f, host, self.hosts.wait_of(host))
                 return False
             result, error = Result.OTHER, ""
             try:
                 result, error = await self._post(eid, f, key)
             except AddressRefused as exc:
                 self.metrics.webhooks.labels("refused").inc()
-                await self._dead(eid, f, f"refused: {exc}")
+                await self.undelivered.dead(eid, f, f"refused: {exc}")
                 return False
             finally:
                 self.hosts.release(host, result)
             if error:
-                await self._retry_later(eid, f, error)
+                await self.undelivered.retry_later(eid, f, error)
         except STORE_DOWN as exc:
             # Still pending on this consumer: read again when the loop resumes.
             log.warning("webhook entry %s waits for Redis (%r)", eid, exc)
@@ -300,84 +290,6 @@ class WebhookDispatcher:
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             return Result.OTHER, _describe(exc)
 
-    async def _put_back(self, eid: str, f: dict[str, str]) -> None:
-        """Its host's slots and waiting line are full: a moment in the retry set, no attempt."""
-        self.metrics.webhooks.labels("deferred").inc()
-        await self._requeue(eid, json.dumps(f, ensure_ascii=False), BUSY_DELAY)
-
-    async def _wait_for_probe(self, eid: str, f: dict[str, str], host: str) -> None:
-        """The host is parked: not tried, so no attempt (after a long outage its webhooks
-        must not be hours apart). It waits for the host's probe, spread over a second."""
-        if time.time() - _parse_iso(f.get("first_at", "")) > self.settings.webhook_give_up_after:
-            await self._dead(eid, f, f"host {host} parked: it kept timing out")
-            return
-        self.metrics.webhooks.labels("parked").inc()
-        delay = max(BUSY_DELAY, self.hosts.wait_of(host)) + random.random()
-        await self._requeue(eid, json.dumps(f, ensure_ascii=False), delay)
-
-    async def _retry_later(self, eid: str, f: dict[str, str], error: str) -> None:
-        attempt = int(f.get("attempt", "1"))
-        first = _parse_iso(f.get("first_at", ""))
-        if time.time() - first > self.settings.webhook_give_up_after:
-            await self._dead(eid, f, error)
-            return
-        delay = next_delay(
-            attempt, self.settings.webhook_first_retry, self.settings.webhook_max_retry_interval
-        )
-        self.metrics.webhooks.labels("retry").inc()
-        log.info(
-            "webhook for %s (%s) failed on attempt %d (%s); attempt %d in %.0fs",
-            f.get("id"),
-            _carried_status(f),
-            attempt,
-            error,
-            attempt + 1,
-            delay,
-        )
-        item = json.dumps({**f, "attempt": attempt + 1, "last_error": error}, ensure_ascii=False)
-        await self._requeue(eid, item, delay)
-
-    async def _requeue(self, eid: str, item: str, delay: float) -> None:
-        """Off the outbox, into the retry set ``delay`` seconds ahead, in one transaction."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.zadd(self.keys.webhook_retry, {item: int((time.time() + delay) * 1000)})
-        pipe.xack(self.keys.webhook_queue, GROUP, eid)
-        pipe.xdel(self.keys.webhook_queue, eid)
-        await pipe.execute()
-
-    async def _dead(self, eid: str, f: dict[str, str], error: str) -> None:
-        self.metrics.webhooks.labels("dead").inc()
-        log.warning(
-            "webhook for %s (%s) given up after attempt %s: %s",
-            f.get("id"),
-            _carried_status(f),
-            f.get("attempt", "1"),
-            error,
-        )
-        item = json.dumps(
-            {**f, "last_error": error, "dead_at": datetime.now(UTC).isoformat(timespec="seconds")},
-            ensure_ascii=False,
-        )
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.lpush(self.keys.webhook_dead, item)
-        pipe.ltrim(self.keys.webhook_dead, 0, 99999)
-        pipe.xack(self.keys.webhook_queue, GROUP, eid)
-        pipe.xdel(self.keys.webhook_queue, eid)
-        await pipe.execute()
-
 
 def _describe(exc: BaseException) -> str:
     return type(exc).__name__ + (f": {exc}" if str(exc) else "")
-
-
-def _carried_status(f: dict[str, str]) -> str:
-    """What a webhook carries (a notice's or a job's status, or an event's kind), for logs."""
-    try:
-        body = json.loads(f.get("body", ""))
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        return "unreadable body"
-    if isinstance(body.get("status"), str):
-        return f"status {body['status']}"
-    return str(body.get("kind", "event"))
