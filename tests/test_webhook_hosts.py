@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
@@ -21,6 +21,8 @@ from gateway.receipts.host_gate import Admit, HostGate, Result
 from gateway.sms.simulator import SmscSimulator
 from tests.conftest import Gateway, close_or_dump, free_port, make_settings
 from tests.test_callback_addresses import outbox
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 class Tarpit:
@@ -44,6 +46,17 @@ class Tarpit:
             writer.close()
 
 
+async def _receiver(handler: Handler) -> tuple[web.AppRunner, int]:
+    """A callback receiver on an ephemeral loopback port: POST /hook."""
+    app = web.Application()
+    app.router.add_post("/hook", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, port
+
+
 @pytest.fixture
 async def tarpit() -> AsyncIterator[Tarpit]:
     pit = Tarpit()
@@ -61,12 +74,7 @@ async def test_a_tarpit_host_does_not_delay_a_healthy_one(
         arrived[json.loads(await request.read())["id"]] = time.monotonic()
         return web.Response(status=204)
 
-    app = web.Application()
-    app.router.add_post("/hook", healthy)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner, port = await _receiver(healthy)
     gw = Gateway(
         make_settings(
             redis_server,
@@ -177,12 +185,7 @@ async def test_a_burst_to_one_host_waits_for_its_slots_here_not_in_the_retry_set
         at_once[0] -= 1
         return web.Response(status=204)
 
-    app = web.Application()
-    app.router.add_post("/hook", slow)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner, port = await _receiver(slow)
     gw = Gateway(
         make_settings(
             redis_server,
