@@ -11,6 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+class _Named:
+    """A key of the gateway's that takes no argument: ``<prefix>:<suffix>``."""
+
+    def __init__(self, suffix: str) -> None:
+        self.suffix = suffix
+
+    def __get__(self, keys: Keys, owner: type | None = None) -> str:
+        return f"{keys.prefix}:{self.suffix}"
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     prefix: str = "gw"
@@ -36,24 +46,18 @@ class Keys:
         ``SmppLink.id_space``): two carriers may hand out the same one."""
         return f"{self.prefix}:smsc:{{{scope}/{smsc_message_id}}}"
 
-    @property
-    def awaiting_receipts(self) -> str:
-        """Submitted SMS notices, scored by when their receipt is overdue."""
-        return f"{self.prefix}:sms:awaiting-receipts"
+    # Submitted SMS notices, scored by when their receipt is overdue.
+    awaiting_receipts = _Named("sms:awaiting-receipts")
 
     def early_receipt(self, scope: str, smsc_message_id: str) -> str:
         """A receipt that arrived before its carrier id was recorded."""
         return f"{self.prefix}:smsc:{{{scope}/{smsc_message_id}}}:early"
 
-    @property
-    def receipts_parked(self) -> str:
-        """Parked receipts by the time they came (sorted set of their summaries)."""
-        return f"{self.prefix}:smsc:parked"
+    # Parked receipts by the time they came (sorted set of their summaries).
+    receipts_parked = _Named("smsc:parked")
 
-    @property
-    def receipts_unmatched(self) -> str:
-        """Parked receipts that no carrier id claimed in time: listed for admins."""
-        return f"{self.prefix}:smsc:unmatched"
+    # Parked receipts that no carrier id claimed in time: listed for admins.
+    receipts_unmatched = _Named("smsc:unmatched")
 
     def sent_today(self, to: str, day: str) -> str:
         """Reminders sent to one recipient on one day (the daily cap)."""
@@ -66,9 +70,7 @@ class Keys:
     def api_key(self, key_hash: str) -> str:
         return f"{self.prefix}:apikey:{key_hash}"
 
-    @property
-    def api_key_index(self) -> str:
-        return f"{self.prefix}:apikeys"
+    api_key_index = _Named("apikeys")
 
     def rate(self, name: str) -> str:
         return f"{self.prefix}:rate:{name}"
@@ -87,9 +89,7 @@ class Keys:
     def binding(self, plate: str) -> str:
         return f"{self.prefix}:plate:{{{plate}}}:binding"
 
-    @property
-    def binding_audit(self) -> str:
-        return f"{self.prefix}:binding-audit"
+    binding_audit = _Named("binding-audit")
 
     def binding_audit_of(self, plate: str) -> str:
         return f"{self.prefix}:plate:{{{plate}}}:audit"
@@ -98,10 +98,8 @@ class Keys:
         """Parking notices for a plate in the last hour (zset: notice id -> ms)."""
         return f"{self.prefix}:plate:{{{plate}}}:calls"
 
-    @property
-    def api_key_events(self) -> str:
-        """Pub/sub channel: a key was revoked or changed (its hash), for API caches."""
-        return f"{self.prefix}:apikeys:changed"
+    # Pub/sub channel: a key was revoked or changed (its hash), for API caches.
+    api_key_events = _Named("apikeys:changed")
 
     def binding_request(self, ref: str) -> str:
         return f"{self.prefix}:breq:{{{ref}}}"
@@ -117,82 +115,52 @@ class Keys:
         """The latest accident alert to a reporter, while a reply to it is still matched."""
         return f"{self.prefix}:alert:{{{phone}}}:latest"
 
-    @property
-    def follow_ups_due(self) -> str:
-        """Parking notices by the time a missing follow-up is counted (deadline + 2 h)."""
-        return f"{self.prefix}:follow-ups-due"
+    # Parking notices by the time a missing follow-up is counted (deadline + 2 h).
+    follow_ups_due = _Named("follow-ups-due")
 
     def figures(self, bucket: str) -> str:
         """The figures of /v1/stats: one hash per hour since the epoch, and ``total``."""
         return f"{self.prefix}:figures:{bucket}"
 
-    @property
-    def audit_log(self) -> str:
-        """Who notified whom: every notice created and every follow-up (a stream)."""
-        return f"{self.prefix}:audit"
+    # Who notified whom: every notice created and every follow-up (a stream).
+    audit_log = _Named("audit")
 
-    @property
-    def events(self) -> str:
-        """Every status change and gateway event, capped: GET /v1/events/stream reads it."""
-        return f"{self.prefix}:events"
+    # Every status change and gateway event, capped: GET /v1/events/stream reads it.
+    events = _Named("events")
 
     def console_session(self, session_hash: str) -> str:
         """A console login: key hash, role, CSRF token (hash; TTL: the idle timeout)."""
         return f"{self.prefix}:console:{{{session_hash}}}"
 
-    @property
-    def accident_replies(self) -> str:
-        """The latest replies to accident alerts, newest first (a capped list)."""
-        return f"{self.prefix}:accident-replies"
+    # The latest replies to accident alerts, newest first (a capped list).
+    accident_replies = _Named("accident-replies")
 
-    @property
-    def jobs_recent(self) -> str:
-        """Reminder jobs by when they were made (the newest few hundred, for the console)."""
-        return f"{self.prefix}:jobs:recent"
+    # Reminder jobs by when they were made (the newest few hundred, for the console).
+    jobs_recent = _Named("jobs:recent")
 
-    @property
-    def suspected_clones(self) -> str:
-        return f"{self.prefix}:suspected-clones"
+    suspected_clones = _Named("suspected-clones")
 
-    @property
-    def voice_queue(self) -> str:
-        return f"{self.prefix}:q:voice"
+    voice_queue = _Named("q:voice")
 
-    @property
-    def voice_bulk_queue(self) -> str:
-        return f"{self.prefix}:q:voice-bulk"
+    voice_bulk_queue = _Named("q:voice-bulk")
 
-    @property
-    def voice_retry(self) -> str:
-        return f"{self.prefix}:voice:retry"
+    voice_retry = _Named("voice:retry")
 
-    @property
-    def active_calls(self) -> str:
-        return f"{self.prefix}:voice:active"
+    active_calls = _Named("voice:active")
 
-    @property
-    def sms_queue(self) -> str:
-        return f"{self.prefix}:q:sms"
+    sms_queue = _Named("q:sms")
 
-    @property
-    def sms_bulk_queue(self) -> str:
-        return f"{self.prefix}:q:sms-bulk"
+    sms_bulk_queue = _Named("q:sms-bulk")
 
-    @property
-    def email_queue(self) -> str:
-        return f"{self.prefix}:q:email"
+    email_queue = _Named("q:email")
 
-    @property
-    def mo_queue(self) -> str:
-        return f"{self.prefix}:q:mo"
+    mo_queue = _Named("q:mo")
 
     def mo_parts(self, source: str, reference: int) -> str:
         """The parts so far of a concatenated MO message (hash: seq -> text)."""
         return f"{self.prefix}:mo-parts:{source}:{reference}"
 
-    @property
-    def opt_outs(self) -> str:
-        return f"{self.prefix}:optout"
+    opt_outs = _Named("optout")
 
     def job(self, job_id: str) -> str:
         return f"{self.prefix}:job:{{{job_id}}}"
@@ -209,29 +177,17 @@ class Keys:
     def job_lease(self, job_id: str) -> str:
         return f"{self.prefix}:job:{{{job_id}}}:lease"
 
-    @property
-    def jobs_active(self) -> str:
-        return f"{self.prefix}:jobs:active"
+    jobs_active = _Named("jobs:active")
 
-    @property
-    def jobs_cancelled(self) -> str:
-        return f"{self.prefix}:jobs:cancelled"
+    jobs_cancelled = _Named("jobs:cancelled")
 
-    @property
-    def webhook_queue(self) -> str:
-        return f"{self.prefix}:q:webhooks"
+    webhook_queue = _Named("q:webhooks")
 
-    @property
-    def webhook_retry(self) -> str:
-        return f"{self.prefix}:webhooks:retry"
+    webhook_retry = _Named("webhooks:retry")
 
-    @property
-    def webhook_dead(self) -> str:
-        return f"{self.prefix}:webhooks:dead"
+    webhook_dead = _Named("webhooks:dead")
 
     def smpp_bound(self, consumer: str) -> str:
         return f"{self.prefix}:smpp:bound:{consumer}"
 
-    @property
-    def smpp_bound_pattern(self) -> str:
-        return f"{self.prefix}:smpp:bound:*"
+    smpp_bound_pattern = _Named("smpp:bound:*")
