@@ -76,6 +76,36 @@ async def test_entries_of_a_dead_worker_are_reclaimed_by_a_live_one(
     assert len(smsc.to([f"1390000{i:04d}" for i in range(20)])) == 20
 
 
+async def test_entries_read_for_a_live_worker_whose_answer_was_lost_are_taken_back(
+    gateway: Gateway, smsc: SmscSimulator
+) -> None:
+    """What a Redis restart can leave: it ran a worker's XREADGROUP (the entries are pending
+    on that consumer, and stay so in its append-only file) and stopped before answering.
+    The worker, alive, must take them back itself: nobody takes a live consumer's entries."""
+    await gateway.stop_workers()
+    ids = await send_notices(gateway, 5)
+    stream = gateway.keys.sms_queue
+    queued = await gateway.redis.xrange(stream)
+    assert len(queued) == 5
+    await gateway.redis.xdel(stream, *[eid for eid, _ in queued])
+    await gateway.start(api=False)
+    assert gateway.workers is not None
+    consumer = gateway.workers.channels["sms:main"].consumer
+    async with asyncio.timeout(10):
+        await smsc.wait_bound()
+    # XADD and a read for the worker's consumer in one transaction: the worker's own blocked
+    # read never sees these entries, as if Redis had not sent its answer.
+    pipe = gateway.redis.pipeline(transaction=True)
+    for _, fields in queued:
+        pipe.xadd(stream, fields)
+    pipe.xreadgroup("sms-senders", consumer, {stream: ">"}, count=100)
+    res = await pipe.execute()
+    assert len(res[-1][0][1]) == 5  # pending on the live worker, unknown to it
+    for nid in ids:
+        await gateway.wait_status(nid, "delivered", within=20)
+    assert len(smsc.to([f"1390000{i:04d}" for i in range(5)])) == 5
+
+
 async def test_receipts_beyond_the_simulators_window_wait_their_turn(
     gateway: Gateway, smsc: SmscSimulator
 ) -> None:

@@ -251,6 +251,8 @@ class ChannelWorker:
                 for lane, group in self.groups.items():
                     for eid, fields in await group.reclaim_dead():
                         await self._accept(lane, eid, fields, reclaimed=True)
+                    for eid, fields in await group.orphans(self._held):
+                        await self._accept(lane, eid, fields, reclaimed=True)
                 await self.channel.housekeeping()
                 outage.ok()
             except STORE_DOWN as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import ssl
 import time
@@ -136,7 +137,9 @@ class WebhookDispatcher:
             try:
                 await self.group.heartbeat()
                 await self.move_due(now_ms=int(time.time() * 1000))
-                for entry in await self.group.reclaim_dead():
+                for entry in await self.group.reclaim_dead() + await self.group.orphans(
+                    self._in_hand
+                ):
                     await self._spawn(tg, entry)
                 outage.ok()
             except STORE_DOWN as exc:
@@ -244,11 +247,14 @@ class WebhookDispatcher:
             if error:
                 await self.undelivered.retry_later(eid, f, error)
         except STORE_DOWN as exc:
-            # Still pending on this consumer: read again when the loop resumes.
+            # Still pending on this consumer, out of hand: its sweep (``orphans``) takes it.
             log.warning("webhook entry %s waits for Redis (%r)", eid, exc)
-        except Exception:
-            # A malformed entry: it stays pending; one bad entry must not stop the dispatcher.
+        except Exception as exc:
+            # A malformed entry: kept with the dead letters (one bad entry must not stop the
+            # dispatcher, nor come back every sweep).
             log.exception("webhook entry %s could not be handled", eid)
+            with contextlib.suppress(*STORE_DOWN):
+                await self.undelivered.dead(eid, f, f"could not be handled: {exc!r}")
         finally:
             if not waiting:
                 self._in_hand.discard(eid)

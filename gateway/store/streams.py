@@ -2,7 +2,8 @@
 
 Each consumer keeps a heartbeat key alive. Entries pending on a consumer whose heartbeat has
 expired (the process died) are claimed by a live one; a live consumer's slow entries are never
-taken from it, however long they wait (throttling, back-off).
+taken from it, however long they wait (throttling, back-off). A live consumer takes back, by
+itself, entries pending on it that it does not hold (``orphans``): nobody else would.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +47,7 @@ class StreamGroup:
     _ack_pending: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _closing: bool = field(default=False, init=False)
     _upkept: float = field(default=0.0, init=False)
+    _swept: float = field(default=0.0, init=False)
 
     def close(self) -> None:
         """Let ``run_acker`` flush and end."""
@@ -66,14 +69,15 @@ class StreamGroup:
         )
 
     async def upkeep(self) -> list[Entry]:
-        """For a consumer's read loop: the heartbeat, and the entries of dead consumers, at
-        most every third of ``dead_after`` (not on every read of a busy queue)."""
+        """For a consumer's read loop that handles what it reads before reading again: the
+        heartbeat, the entries of dead consumers and its own orphans, at most every third of
+        ``dead_after`` (not on every read of a busy queue)."""
         now = time.monotonic()
         if now - self._upkept < self.dead_after / 3:
             return []
         self._upkept = now
         await self.heartbeat()
-        return await self.reclaim_dead()
+        return await self.reclaim_dead() + await self.orphans(())
 
     async def read(self, count: int, block_ms: int) -> list[Entry]:
         res: Any = await self.redis.xreadgroup(
@@ -173,6 +177,51 @@ class StreamGroup:
                 "reclaimed %d entries of %s from dead consumer %s", len(ids), self.stream, name
             )
         return claimed
+
+    async def orphans(self, in_hand: Container[str], limit: int = 4096) -> list[Entry]:
+        """Entries pending on this consumer for a while that it does not hold, taken again.
+
+        How one comes about: Redis ran a read (the entries are pending on this consumer, and
+        its append-only file says so) and stopped before sending the answer, which is what a
+        restart does to the commands of its last event-loop turn; redis-py's retry or the
+        loop's own then reads on, and nothing else would ever take a live consumer's entries.
+        Or a step after the read met an outage and let go of its entry. At most every third of
+        ``dead_after`` (a call is due then); ``in_hand`` are the entries being worked on.
+        """
+        now = time.monotonic()
+        if now - self._swept < self.dead_after / 3:
+            return []
+        self._swept = now
+        idle_ms = int(self.dead_after * 500)  # well past any read-to-hand-over gap
+        pending = await self.redis.xpending_range(
+            self.stream,
+            self.group,
+            min="-",
+            max="+",
+            count=limit,
+            consumername=self.consumer,
+            idle=idle_ms,
+        )
+        ids = [p["message_id"] for p in pending if p["message_id"] not in in_hand]
+        if not ids:
+            return []
+        # Claimed only if still idle: an entry read again meanwhile is left where it is.
+        got = await self.redis.xclaim(
+            self.stream, self.group, self.consumer, min_idle_time=idle_ms, message_ids=ids
+        )
+        taken: list[Entry] = []
+        for eid, fields in got:
+            if fields is None:  # deleted from the stream meanwhile
+                await self.ack(eid)
+                continue
+            taken.append((eid, fields))
+        log.warning(
+            "took back %d entries of %s pending on this consumer but not in its hands "
+            "(a read whose answer was lost, or an outage after it)",
+            len(taken),
+            self.stream,
+        )
+        return taken
 
     async def own_pending(self, limit: int = 1000) -> list[Entry]:
         """Entries already delivered to this consumer and not acked (re-read after a reset)."""
