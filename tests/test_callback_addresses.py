@@ -22,6 +22,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from gateway.core.webhooks import OutboxEntry, webhook_envelope
 from gateway.store.apikeys import NewKey
+from gateway.store.notices import now_iso
 from tests.conftest import Gateway, Receiver, free_port
 
 ALERT = {
@@ -68,9 +69,7 @@ async def outbox(gw: Gateway, key: NewKey, url: str, n: int = 1, tag: str = "t")
     """Webhooks put on the outbox as a status change would (already accepted at intake)."""
     ids = []
     for i in range(n):
-        envelope = webhook_envelope(
-            id=f"ntc_{tag}{i}", kind="test", at="2026-12-02T10:00:00Z", detail={"n": i}
-        )
+        envelope = webhook_envelope(id=f"ntc_{tag}{i}", kind="test", at=now_iso(), detail={"n": i})
         entry = OutboxEntry.of(envelope, key_id=key.key.id, url=url)
         await gw.redis.xadd(gw.keys.webhook_queue, entry.fields())  # type: ignore[arg-type]
         ids.append(entry.id)

@@ -82,7 +82,7 @@ async def test_the_mail_sink_prints_one_masked_line_per_message() -> None:
 async def test_a_webhook_retry_line_names_the_notice_the_status_and_the_attempt(
     gateway: Gateway, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.receipts.dispatcher")
+    caplog.set_level(logging.INFO, logger="gateway.receipts")
     receiver.fail_first = 1
     centre = await gateway.add_key("command_center", [receiver.allow])
     code, body, _ = await gateway.request(
