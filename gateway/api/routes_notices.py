@@ -15,7 +15,7 @@ from gateway.api.errors import ApiError
 from gateway.api.models import AccidentAlert
 from gateway.api.responses import json_response
 from gateway.core.emails import mask_email
-from gateway.core.phones import InvalidPhone, Msisdn, mask, parse_cn_mobile
+from gateway.core.phones import API_MOBILES, InvalidPhone, Msisdn, mask
 from gateway.core.records import Notice, QueueEntry
 from gateway.core.status_events import SELECTABLE, StatusEventsError, selection
 from gateway.core.templates import ACCIDENT_TYPES
@@ -32,7 +32,7 @@ NOTICE_ID = re.compile(r"^ntc_[0-9a-z]{1,16}[0-9a-f]{16}$")
 
 def _phone(text: str, field: str) -> Msisdn:
     try:
-        return parse_cn_mobile(text)
+        return API_MOBILES.parse(text)
     except InvalidPhone as exc:
         raise ApiError(422, exc.code, f"{field}: {exc}") from None
 

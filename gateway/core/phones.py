@@ -72,6 +72,7 @@ def mask(number: str) -> str:
 
 
 _PLAIN_MOBILE = re.compile(r"^(?:\+?86)?(1[3-9][0-9]{9})$")
+MAX_BLOCKS = 100_000  # verdicts kept (about 10 MB); the 1[3-9] blocks are 700,000
 
 
 class MobileRanges:
@@ -80,21 +81,38 @@ class MobileRanges:
     phonenumbers runs once per block (at most 70,000) instead of once per row."""
 
     def __init__(self) -> None:
-        self._blocks: dict[str, str] = {}  # first 7 digits -> '' (mobile) or an error code
+        self._blocks: dict[str, str | None] = {}  # first 7 digits -> None (good) or the error
 
     def national(self, text: str) -> str:
-        m = _PLAIN_MOBILE.match(text)
+        """The national number; a bad block's error says only that it is not valid."""
+        return self._parse(text, generic=True)
+
+    def parse(self, text: str) -> Msisdn:
+        """``parse_cn_mobile``, with a good block's verdict cached (a number of a bad block is
+        parsed again, so its error is exactly ``parse_cn_mobile``'s)."""
+        return Msisdn(self._parse(text, generic=False))
+
+    def _parse(self, text: str, *, generic: bool) -> str:
+        m = _PLAIN_MOBILE.match(text) if isinstance(text, str) else None
         if m is None:
             return parse_cn_mobile(text).national
         number = m.group(1)
-        verdict = self._blocks.get(number[:7])
-        if verdict is None:
+        block = number[:7]
+        if block not in self._blocks:
+            if len(self._blocks) >= MAX_BLOCKS:
+                self._blocks.clear()
             try:
                 parse_cn_mobile(number)
-                verdict = ""
+                self._blocks[block] = None
             except InvalidPhone as exc:
-                verdict = exc.code
-            self._blocks[number[:7]] = verdict
-        if verdict:
-            raise InvalidPhone(verdict, "not a valid Chinese mobile number")
-        return number
+                self._blocks[block] = exc.code
+        verdict = self._blocks[block]
+        if verdict is None:
+            return number
+        if not generic:
+            return parse_cn_mobile(text).national
+        raise InvalidPhone(verdict, "not a valid Chinese mobile number")
+
+
+# The API's numbers: phonenumbers took 90 us a number, 5% of a ``serve`` process's CPU.
+API_MOBILES = MobileRanges()

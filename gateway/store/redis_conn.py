@@ -6,9 +6,11 @@ import asyncio
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import hiredis
 import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
 from redis.backoff import ExponentialBackoff
 from redis.driver_info import DriverInfo
 
@@ -18,6 +20,30 @@ from gateway.store.outage import STORE_DOWN
 # How long asking one sentinel, or connecting to the primary it names, may take: a sentinel
 # or primary whose host is gone costs this, not a TCP timeout of minutes.
 SENTINEL_TIMEOUT = 1.0
+
+
+class _HiredisPacking:
+    """Commands packed by hiredis (C) instead of redis-py's Python loop, which took 18 us a
+    script call (4.6% of a ``serve`` process's samples; hiredis: 2.5 us), the same bytes.
+    What hiredis does not take (a command name with a space, a value of another type) goes
+    to redis-py, which packs it or raises its own error."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        first = args[0] if args else None
+        if isinstance(first, str) and " " not in first:
+            try:
+                return [hiredis.pack_command(args)]
+            except TypeError:
+                pass
+        return super().pack_command(*args)  # type: ignore[misc,no-any-return]
+
+
+class _Connection(_HiredisPacking, Connection):  # type: ignore[misc]
+    pass
+
+
+class _SentinelConnection(_HiredisPacking, SentinelManagedConnection):  # type: ignore[misc]
+    pass
 
 
 class _Sentinel(Sentinel):  # type: ignore[misc]
@@ -75,6 +101,8 @@ def connect(settings: RedisSettings) -> aioredis.Redis:
     }
     sentinels = settings.sentinel_addresses()
     if not sentinels:
+        if urlsplit(settings.redis_url).scheme == "redis":  # TLS and sockets: redis-py's
+            common["connection_class"] = _Connection
         return aioredis.Redis.from_url(settings.redis_url, **common)
     url = urlsplit(settings.redis_url)
     sentinel_password = settings.redis_sentinel_password.get_secret_value()
@@ -94,6 +122,7 @@ def connect(settings: RedisSettings) -> aioredis.Redis:
         username=unquote(url.username) if url.username else None,
         password=unquote(url.password) if url.password else None,
         socket_connect_timeout=SENTINEL_TIMEOUT,
+        connection_class=_SentinelConnection,
         **common,
     )
     assert isinstance(client, SentinelRedis)
