@@ -165,14 +165,7 @@ class StreamGroup:
             ids = [p["message_id"] for p in pending]
             if not ids:
                 continue
-            got = await self.redis.xclaim(
-                self.stream, self.group, self.consumer, min_idle_time=0, message_ids=ids
-            )
-            for eid, fields in got:
-                if fields is None:  # deleted from the stream meanwhile
-                    await self.ack(eid)
-                    continue
-                claimed.append((eid, fields))
+            claimed += await self._claim(ids, min_idle_ms=0)
             log.warning(
                 "reclaimed %d entries of %s from dead consumer %s", len(ids), self.stream, name
             )
@@ -206,15 +199,7 @@ class StreamGroup:
         if not ids:
             return []
         # Claimed only if still idle: an entry read again meanwhile is left where it is.
-        got = await self.redis.xclaim(
-            self.stream, self.group, self.consumer, min_idle_time=idle_ms, message_ids=ids
-        )
-        taken: list[Entry] = []
-        for eid, fields in got:
-            if fields is None:  # deleted from the stream meanwhile
-                await self.ack(eid)
-                continue
-            taken.append((eid, fields))
+        taken = await self._claim(ids, min_idle_ms=idle_ms)
         log.warning(
             "took back %d entries of %s pending on this consumer but not in its hands "
             "(a read whose answer was lost, or an outage after it)",
@@ -222,6 +207,20 @@ class StreamGroup:
             self.stream,
         )
         return taken
+
+    async def _claim(self, ids: list[str], min_idle_ms: int) -> list[Entry]:
+        """``ids`` moved to this consumer (those idle ``min_idle_ms`` at least); an entry
+        deleted from the stream meanwhile is acked, not returned."""
+        got = await self.redis.xclaim(
+            self.stream, self.group, self.consumer, min_idle_time=min_idle_ms, message_ids=ids
+        )
+        claimed: list[Entry] = []
+        for eid, fields in got:
+            if fields is None:
+                await self.ack(eid)
+                continue
+            claimed.append((eid, fields))
+        return claimed
 
     async def own_pending(self, limit: int = 1000) -> list[Entry]:
         """Entries already delivered to this consumer and not acked (re-read after a reset)."""
