@@ -7,18 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.redis_sentinel import RedisBackend, SentinelSet
+from tests.redis_sentinel import RedisBackend, SentinelSet, running_sentinel_set
 
 
 @pytest.fixture(scope="session")
 def sentinel_set() -> Iterator[SentinelSet]:
     """A primary, a replica and three sentinels for the session (about 0.5 s to start)."""
-    stack = SentinelSet()
-    try:
-        stack.start()
+    with running_sentinel_set() as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

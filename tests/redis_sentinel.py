@@ -12,6 +12,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,3 +198,14 @@ class SentinelSet:
         for node in (*self.sentinels, self.replica, self.primary):
             node.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextmanager
+def running_sentinel_set() -> Iterator[SentinelSet]:
+    """A started ``SentinelSet``, closed again however the block ends."""
+    stack = SentinelSet()
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.close()

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from gateway.settings import RedisSettings
 from gateway.sms.simulator import SmscSimulator
 from tests.conftest import Gateway, close_or_dump, make_settings
-from tests.redis_sentinel import SentinelSet
+from tests.redis_sentinel import SentinelSet, running_sentinel_set
 
 
 def test_sentinel_settings_name_the_sentinels_and_wait_for_a_replica_by_default(
@@ -39,12 +39,8 @@ def test_sentinel_settings_name_the_sentinels_and_wait_for_a_replica_by_default(
 
 @pytest.fixture
 def own_sentinels() -> Iterator[SentinelSet]:
-    stack = SentinelSet()
-    try:
-        stack.start()
+    with running_sentinel_set() as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 async def test_a_202_waits_for_the_replica_and_without_one_the_api_answers_503(
