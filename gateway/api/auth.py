@@ -84,7 +84,7 @@ def guarded(handler: Handler, roles: tuple[str, ...] | None) -> Handler:
                 "forbidden",
                 f"role {key.role} may not call this; needs {' or '.join(roles)}",
             )
-        granted, wait = await request.app[GCRA].take_one(
+        granted, wait = await request.app[GCRA].take(
             request.app[KEYS].rate(f"key:{key.id}"), key.rate, key.burst
         )
         if not granted:

@@ -4,7 +4,6 @@ the SMSC's throttling slows (AIMD), shared the same way."""
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -13,14 +12,6 @@ from gateway.store.keys import Keys
 from gateway.store.outage import STORE_DOWN, Outage
 from gateway.store.scripts import Script
 
-# Tokens ``take_one`` holds for later requests are spent within this long, or dropped.
-HOLD_SECONDS = 1.0
-
-
-def batch_of(rate: float, burst: int) -> int:
-    """Tokens ``take_one`` asks for at once: what the key earns in 20 ms (1 below 100/s)."""
-    return max(1, min(32, int(rate / 50), burst))
-
 
 class Gcra:
     """Generic cell rate algorithm; ``take`` grants up to ``want`` tokens atomically."""
@@ -28,30 +19,6 @@ class Gcra:
     def __init__(self, redis: aioredis.Redis) -> None:
         # The script builds no key name: it renders the same under any prefix.
         self._script = Script(redis, "gcra", Keys())
-        self._held: dict[str, tuple[int, float]] = {}  # key -> (tokens, spend before)
-
-    async def take_one(self, key: str, rate: float, burst: int) -> tuple[bool, float]:
-        """One token for a request: (granted, seconds until the next one when not).
-
-        A fast key's tokens come from Redis a few at a time (``batch_of``) and are held here
-        for its next requests, at most ``HOLD_SECONDS``: every token still comes out of the
-        shared limiter, so all processes together never grant more than before, and a key
-        of 100 requests/s or less takes its tokens one by one, as before. At 1,000 requests/s
-        the round trip per request was 10% of a ``serve`` process's CPU."""
-        now = time.monotonic()
-        held = self._held.get(key)
-        if held is not None and held[0] > 0 and held[1] > now:
-            self._held[key] = (held[0] - 1, held[1])
-            return True, 0.0
-        granted, wait = await self.take(key, rate, burst, batch_of(rate, burst))
-        if granted > 1:
-            now = time.monotonic()
-            held = self._held.get(key)  # another request may have fetched some meanwhile
-            left = held[0] if held is not None and held[1] > now else 0
-            if len(self._held) > 10000:
-                self._held.clear()
-            self._held[key] = (left + granted - 1, now + HOLD_SECONDS)
-        return granted > 0, wait
 
     async def take(self, key: str, rate: float, burst: int, want: int = 1) -> tuple[int, float]:
         """(granted tokens, seconds until the next token when none was granted)."""
