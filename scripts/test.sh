@@ -13,10 +13,11 @@ echo "== mypy"
 echo "== pytest"
 # Slowest tests listed at the end: the whole command must stay well inside CI's time. The
 # tests run on two workers (each starts its own Redis, Asterisk and simulators on ephemeral
-# ports); then the fault suite (bench/faults.py --short: processes killed under load) runs
-# alone, since its settle times assume the machine to itself. Arguments: pytest's, one run.
+# ports); then the fault suite (bench/faults.py --short: processes killed under load) and
+# the tests marked serial (a Sentinel failover) run alone: their timing assumes the machine.
+# Arguments: pytest's, one run.
 if [ "$#" -gt 0 ]; then
     exec .venv/bin/pytest "$@"
 fi
-.venv/bin/pytest -n 2 -m "not faults" --durations=25
-exec .venv/bin/pytest -m faults --durations=5
+.venv/bin/pytest -n 2 -m "not faults and not serial" --durations=25
+exec .venv/bin/pytest -m "faults or serial" --durations=5

@@ -111,6 +111,7 @@ async def _fail_over(stack: SentinelSet, at: asyncio.Event, marks: dict[str, flo
     marks["replica_back"] = time.monotonic() - start
 
 
+@pytest.mark.serial
 async def test_every_accepted_alert_is_delivered_once_across_a_sentinel_failover(
     sentinels: SentinelSet, prefix: str, smsc: SmscSimulator, caplog: pytest.LogCaptureFixture
 ) -> None:
