@@ -1,5 +1,6 @@
 """Which Redis the ``gateway`` fixtures use: ``redis_backend`` is the session's one Redis, and
-for tests marked ``sentinel`` also the session's Sentinel set (the test runs twice)."""
+for tests marked ``sentinel`` also the session's Sentinel set, for tests marked ``cluster``
+also the session's Redis Cluster (the test runs once more on each)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.redis_cluster import ClusterSet
 from tests.redis_sentinel import RedisBackend, SentinelSet, running_sentinel_set
 
 
@@ -17,17 +19,34 @@ def sentinel_set() -> Iterator[SentinelSet]:
         yield stack
 
 
+@pytest.fixture(scope="session")
+def cluster_set() -> Iterator[ClusterSet]:
+    """Three primaries and three replicas for the session (a few seconds to start)."""
+    stack = ClusterSet()
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.close()
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    # Tests marked "sentinel" run twice: on one Redis and on the Sentinel set.
-    if "redis_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
-        "sentinel"
-    ):
-        metafunc.parametrize("redis_backend", ["single", "sentinel"], indirect=True)
+    # Tests marked "sentinel" / "cluster" run once more on each: one Redis first.
+    if "redis_backend" not in metafunc.fixturenames:
+        return
+    backends = ["single"]
+    backends += [m for m in ("sentinel", "cluster") if metafunc.definition.get_closest_marker(m)]
+    if len(backends) > 1:
+        metafunc.parametrize("redis_backend", backends, indirect=True)
 
 
 @pytest.fixture
 def redis_backend(request: pytest.FixtureRequest) -> RedisBackend:
-    if getattr(request, "param", "single") == "sentinel":
+    name = getattr(request, "param", "single")
+    if name == "sentinel":
         stack: SentinelSet = request.getfixturevalue("sentinel_set")
         return RedisBackend("sentinel", stack.env["GATEWAY_REDIS_URL"], stack.env)
+    if name == "cluster":
+        cluster: ClusterSet = request.getfixturevalue("cluster_set")
+        return RedisBackend("cluster", cluster.url, cluster.env)
     return RedisBackend("single", request.getfixturevalue("redis_server"), {})

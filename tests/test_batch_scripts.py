@@ -234,7 +234,7 @@ async def test_receipt_ids_in_another_base_case_or_with_zeros_match_their_part(
     assert await job.apply(sub(2, "1234", mode="auto", tail=t2)) == [1]  # 4660 = 0x1234
     assert await job.notice(2) == ("delivered", ["queued", "submitted", "delivered"])
     assert await r.zcard(job.keys.receipts_parked) == 0
-    assert not await r.keys(f"{prefix}:smsc:*:early")
+    assert not await r.keys(job.keys.early_receipt("*", "*"))
     # exact: a receipt in another form stays parked, and is reported once as unmatched.
     assert await job.apply(sub(3, "00AB"), dlr("ab")) == [1, "early"]
     assert await job.notice(3) == ("submitted", ["queued", "submitted"])

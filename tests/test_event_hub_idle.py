@@ -8,6 +8,7 @@ import asyncio
 from gateway.api.event_hub import EventHub, entry_key
 from gateway.settings import RedisSettings
 from gateway.store.apikeys import ApiKey
+from gateway.store.keys import Keys
 from gateway.store.redis_conn import connect
 
 ADMIN = ApiKey("key_a", "a", "admin", (), "", 1.0, 1, "2026-12-02T00:00:00.000Z")
@@ -17,7 +18,7 @@ async def test_a_client_after_an_idle_time_gets_only_what_follows(
     redis_server: str, prefix: str
 ) -> None:
     redis = connect(RedisSettings(redis_url=redis_server, redis_prefix=prefix))
-    stream = f"{prefix}:events"
+    stream = Keys(prefix).events
     hub = EventHub(redis, stream)
     await hub.start()
     try:

@@ -100,3 +100,15 @@ async def test_a_202_waits_for_the_replica_and_without_one_the_api_answers_503(
     finally:
         replica.close()
         await close_or_dump(gw)
+
+
+def test_cluster_urls_name_their_nodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_REDIS_URL", "redis+cluster://u:p@10.0.0.1:7000,[::1]:7001/0")
+    assert RedisSettings().cluster_nodes() == [("10.0.0.1", 7000), ("::1", 7001)]
+    monkeypatch.setenv("GATEWAY_REDIS_SENTINELS", "s:26379")
+    with pytest.raises(ValidationError, match="cluster"):
+        RedisSettings()
+    monkeypatch.delenv("GATEWAY_REDIS_SENTINELS")
+    monkeypatch.setenv("GATEWAY_REDIS_URL", "redis+cluster://10.0.0.1")
+    with pytest.raises(ValidationError, match="host:port"):
+        RedisSettings()

@@ -255,6 +255,7 @@ async def test_email_reminder_arrives_with_text_and_html(
 
 
 @pytest.mark.sentinel
+@pytest.mark.cluster
 async def test_job_outside_its_window_waits_and_a_cancelled_job_stops(
     jobs_gateway: Gateway, smsc: SmscSimulator, receiver: Receiver
 ) -> None:
@@ -583,7 +584,7 @@ async def test_a_receipt_that_never_comes_expires_the_notice_and_the_job_still_f
         assert finished["counts"] == {"expired": 20}
         end = await receiver.wait_for(job["job_id"], "finished")
         assert end["body"]["detail"]["counts"] == {"expired": 20}
-        async for key in gw.redis.scan_iter(match=f"{prefix}:n:*", _type="hash"):
+        async for key in gw.redis.scan_iter(match=gw.keys.notice("*"), _type="hash"):
             notice = await gw.wait_status(await gw.redis.hget(key, "id"), "expired")
             assert [h["status"] for h in notice["history"]] == ["queued", "submitted", "expired"]
             assert notice["history"][-1]["detail"] == {"reason": "no_receipt"}

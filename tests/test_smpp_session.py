@@ -198,7 +198,7 @@ async def test_an_mo_in_parts_reaches_the_mo_stream_whole_with_each_part_answere
         entries = await gw.redis.xrange(gw.keys.mo_queue)
         assert [e["text"] for _, e in entries] == [MultipartMoSmsc.TEXT]
         assert entries[0][1]["from"] == "8613700009999"
-        assert await gw.redis.keys(f"{prefix}:mo-parts:*") == []
+        assert await gw.redis.keys(gw.keys.mo_parts("*", "*")) == []
 
 
 class BurstSmsc(RawSmsc):

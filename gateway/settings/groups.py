@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings
 
 from gateway.settings.base import config
@@ -34,6 +34,8 @@ class GeneralSettings(BaseSettings):
 class RedisSettings(BaseSettings):
     model_config = config()
     # One Redis; with redis_sentinels set only its database, username and password are used.
+    # redis+cluster://[user:password@]host:port,host:port,... is Redis Cluster mode: the
+    # nodes named are where the client first asks for the cluster's slot map.
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "gw"
     # Sentinel mode: host:port of each sentinel, comma-separated; the primary of
@@ -49,10 +51,33 @@ class RedisSettings(BaseSettings):
     redis_wait_replicas: int | None = Field(None, ge=0, le=16)
     redis_wait_timeout_ms: int = Field(500, ge=1, le=60000)
 
+    @model_validator(mode="after")
+    def _one_mode(self) -> RedisSettings:
+        if self.cluster_nodes() and self.redis_sentinels:
+            raise ValueError("redis_url names a cluster: redis_sentinels must be empty")
+        if self.cluster_nodes() and self.redis_wait_replicas:
+            # WAIT goes to the shard that wrote; the wrappers do not route it there yet.
+            raise ValueError("redis_wait_replicas is not supported in cluster mode yet")
+        return self
+
     def replicas_to_wait(self) -> int:
         if self.redis_wait_replicas is not None:
             return self.redis_wait_replicas
         return 1 if self.redis_sentinels else 0
+
+    def cluster_nodes(self) -> list[tuple[str, int]]:
+        """The nodes of a ``redis+cluster://`` URL as (host, port); empty for one Redis."""
+        scheme, sep, rest = self.redis_url.partition("://")
+        if scheme != "redis+cluster" or not sep:
+            return []
+        nodes = rest.rpartition("@")[2].split("/")[0]
+        out = []
+        for item in nodes.split(","):
+            host, _, port = item.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"redis_url: {item!r} is not host:port")
+            out.append((host.strip("[]"), int(port)))
+        return out
 
     def sentinel_addresses(self) -> list[tuple[str, int]]:
         """The sentinels as (host, port); empty when Redis is one server."""

@@ -1,9 +1,14 @@
 """Every Redis key name the gateway uses, built in one place.
 
-Keys of one entity share a hash tag (the part in braces): a notice ``{ntc_x}``, a job
-``{job_x}``, a plate, a binding request, a carrier message id. A script about one entity then
-touches one Redis Cluster slot. The Lua scripts that must find a key themselves (see
-``gateway.store.scripts``) get builders rendered from these same methods.
+Keys carry a hash tag (the part in braces), so that every key one Lua script or one MULTI
+touches is in one Redis Cluster slot (docs/redis-cluster.md). That tag is a **lane**'s,
+``{<prefix>.L<i>}``: the keys of a notice, a job, a plate, a binding request, a carrier
+message id, and the shared queues, outbox, sets, streams and figures the scripts write with
+them. For now there is one lane (lane 0): every such key is in one slot, on one cluster shard.
+Keys used only alone or with keys of the same owner keep their own tag (API keys, rate
+limiters, console sessions) or none (heartbeats, bound SMPP sessions). The Lua scripts that
+must find a key themselves (see ``gateway.store.scripts``) get builders rendered from these
+same methods.
 """
 
 from __future__ import annotations
@@ -12,12 +17,19 @@ from dataclasses import dataclass
 
 
 class _Named:
-    """A key of the gateway's that takes no argument: ``<prefix>:<suffix>``."""
+    """A key of the gateway's that takes no argument: ``<prefix>:<lane tag>:<suffix>``;
+    ``<prefix>:{<prefix>.<tag>}:<suffix>`` for one with its own ``tag``; ``<prefix>:<suffix>``
+    for one in no slot of its own (``tag=""``: a pub/sub channel, a pattern)."""
 
-    def __init__(self, suffix: str) -> None:
+    def __init__(self, suffix: str, tag: str | None = None) -> None:
         self.suffix = suffix
+        self.tag = tag
 
     def __get__(self, keys: Keys, owner: type | None = None) -> str:
+        if self.tag is None:
+            return f"{keys.in_lane(0)}{self.suffix}"
+        if self.tag:
+            return f"{keys.prefix}:{{{keys.prefix}.{self.tag}}}:{self.suffix}"
         return f"{keys.prefix}:{self.suffix}"
 
 
@@ -25,33 +37,45 @@ class _Named:
 class Keys:
     prefix: str = "gw"
 
+    def lane_tag(self, lane: int) -> str:
+        return f"{{{self.prefix}.L{lane}}}"
+
+    def in_lane(self, lane: int) -> str:
+        """The start of every key in ``lane``: ``<prefix>:{<prefix>.L<lane>}:``."""
+        return f"{self.prefix}:{self.lane_tag(lane)}:"
+
+    def _of(self, entity: str) -> str:
+        """The start of the keys of ``entity`` (a notice id, a job id, a plate, ...): its
+        lane's. There is one lane for now, so every entity is in lane 0."""
+        return self.in_lane(0)
+
     def notice(self, notice_id: str) -> str:
-        return f"{self.prefix}:n:{{{notice_id}}}"
+        return f"{self._of(notice_id)}n:{notice_id}"
 
     def history(self, notice_id: str) -> str:
-        return f"{self.prefix}:n:{{{notice_id}}}:h"
+        return f"{self._of(notice_id)}n:{notice_id}:h"
 
     def submitted_parts(self, notice_id: str) -> str:
-        return f"{self.prefix}:n:{{{notice_id}}}:sub"
+        return f"{self._of(notice_id)}n:{notice_id}:sub"
 
     def receipt_parts(self, notice_id: str) -> str:
         """The final status of each part of a notice of several parts."""
-        return f"{self.prefix}:n:{{{notice_id}}}:dlr"
+        return f"{self._of(notice_id)}n:{notice_id}:dlr"
 
     def idempotency(self, key_id: str, idem_key: str) -> str:
-        return f"{self.prefix}:idem:{{{key_id}:{idem_key}}}"
+        return f"{self._of(idem_key)}idem:{key_id}:{idem_key}"
 
     def carrier_id(self, scope: str, smsc_message_id: str) -> str:
         """A part a carrier id stands for. Ids are unique within one SMSC only (``scope``,
         ``SmppLink.id_space``): two carriers may hand out the same one."""
-        return f"{self.prefix}:smsc:{{{scope}/{smsc_message_id}}}"
+        return f"{self._of(smsc_message_id)}smsc:{scope}/{smsc_message_id}"
 
     # Submitted SMS notices, scored by when their receipt is overdue.
     awaiting_receipts = _Named("sms:awaiting-receipts")
 
     def early_receipt(self, scope: str, smsc_message_id: str) -> str:
         """A receipt that arrived before its carrier id was recorded."""
-        return f"{self.prefix}:smsc:{{{scope}/{smsc_message_id}}}:early"
+        return f"{self._of(smsc_message_id)}smsc:{scope}/{smsc_message_id}:early"
 
     # Parked receipts by the time they came (sorted set of their summaries).
     receipts_parked = _Named("smsc:parked")
@@ -61,16 +85,16 @@ class Keys:
 
     def sent_today(self, to: str, day: str) -> str:
         """Reminders sent to one recipient on one day (the daily cap)."""
-        return f"{self.prefix}:cap:{{{to}}}:{day}"
+        return f"{self._of(to)}cap:{to}:{day}"
 
     def recent_reminder(self, template: str, to: str) -> str:
         """A recipient got this template lately (duplicate suppression across jobs)."""
-        return f"{self.prefix}:dedup:{{{to}}}:{template}"
+        return f"{self._of(to)}dedup:{to}:{template}"
 
     def api_key(self, key_hash: str) -> str:
-        return f"{self.prefix}:apikey:{key_hash}"
+        return f"{self.prefix}:{{{self.prefix}.apikeys}}:key:{key_hash}"
 
-    api_key_index = _Named("apikeys")
+    api_key_index = _Named("index", tag="apikeys")  # with api_key in one MULTI
 
     def rate(self, name: str) -> str:
         return f"{self.prefix}:rate:{name}"
@@ -87,40 +111,40 @@ class Keys:
         return f"{self.prefix}:hb:{group}:{consumer}"
 
     def binding(self, plate: str) -> str:
-        return f"{self.prefix}:plate:{{{plate}}}:binding"
+        return f"{self._of(plate)}plate:{plate}:binding"
 
     binding_audit = _Named("binding-audit")
 
     def binding_audit_of(self, plate: str) -> str:
-        return f"{self.prefix}:plate:{{{plate}}}:audit"
+        return f"{self._of(plate)}plate:{plate}:audit"
 
     def plate_calls(self, plate: str) -> str:
         """Parking notices for a plate in the last hour (zset: notice id -> ms)."""
-        return f"{self.prefix}:plate:{{{plate}}}:calls"
+        return f"{self._of(plate)}plate:{plate}:calls"
 
     # Pub/sub channel: a key was revoked or changed (its hash), for API caches.
-    api_key_events = _Named("apikeys:changed")
+    api_key_events = _Named("apikeys:changed", tag="")
 
     def binding_request(self, ref: str) -> str:
-        return f"{self.prefix}:breq:{{{ref}}}"
+        return f"{self._of(ref)}breq:{ref}"
 
     def binding_requests_per_day(self, phone: str, day: str) -> str:
-        return f"{self.prefix}:breq-day:{{{phone}}}:{day}"
+        return f"{self._of(phone)}breq-day:{phone}:{day}"
 
     def warnings(self, plate: str) -> str:
         """The plate's warning slips (strikes): notice id -> when, over the policy window."""
-        return f"{self.prefix}:plate:{{{plate}}}:warnings"
+        return f"{self._of(plate)}plate:{plate}:warnings"
 
     def latest_alert(self, phone: str) -> str:
         """The latest accident alert to a reporter, while a reply to it is still matched."""
-        return f"{self.prefix}:alert:{{{phone}}}:latest"
+        return f"{self._of(phone)}alert:{phone}:latest"
 
     # Parking notices by the time a missing follow-up is counted (deadline + 2 h).
     follow_ups_due = _Named("follow-ups-due")
 
     def figures(self, bucket: str) -> str:
         """The figures of /v1/stats: one hash per hour since the epoch, and ``total``."""
-        return f"{self.prefix}:figures:{bucket}"
+        return f"{self._of(bucket)}figures:{bucket}"
 
     # Who notified whom: every notice created and every follow-up (a stream).
     audit_log = _Named("audit")
@@ -158,24 +182,24 @@ class Keys:
 
     def mo_parts(self, source: str, reference: int) -> str:
         """The parts so far of a concatenated MO message (hash: seq -> text)."""
-        return f"{self.prefix}:mo-parts:{source}:{reference}"
+        return f"{self._of(source)}mo-parts:{source}:{reference}"
 
     opt_outs = _Named("optout")
 
     def job(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{{{job_id}}}"
+        return f"{self._of(job_id)}job:{job_id}"
 
     def job_rows(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{{{job_id}}}:rows"
+        return f"{self._of(job_id)}job:{job_id}:rows"
 
     def job_counts(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{{{job_id}}}:counts"
+        return f"{self._of(job_id)}job:{job_id}:counts"
 
     def job_bad_rows(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{{{job_id}}}:bad"
+        return f"{self._of(job_id)}job:{job_id}:bad"
 
     def job_lease(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{{{job_id}}}:lease"
+        return f"{self._of(job_id)}job:{job_id}:lease"
 
     jobs_active = _Named("jobs:active")
 
@@ -190,4 +214,4 @@ class Keys:
     def smpp_bound(self, consumer: str) -> str:
         return f"{self.prefix}:smpp:bound:{consumer}"
 
-    smpp_bound_pattern = _Named("smpp:bound:*")
+    smpp_bound_pattern = _Named("smpp:bound:*", tag="")

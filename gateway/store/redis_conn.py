@@ -1,4 +1,5 @@
-"""The Redis client, made from ``RedisSettings``: one server, or the primary Sentinel names."""
+"""The Redis client, made from ``RedisSettings``: one server, the primary Sentinel names, or
+a Redis Cluster (docs/redis-cluster.md)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 
 import hiredis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
@@ -99,12 +101,15 @@ def connect(settings: RedisSettings) -> aioredis.Redis:
         "retry_on_error": list(STORE_DOWN),
         "driver_info": DriverInfo(),
     }
+    url = urlsplit(settings.redis_url)
+    nodes = settings.cluster_nodes()
+    if nodes:
+        return _cluster(nodes, url, common)
     sentinels = settings.sentinel_addresses()
     if not sentinels:
         if urlsplit(settings.redis_url).scheme == "redis":  # TLS and sockets: redis-py's
             common["connection_class"] = _Connection
         return aioredis.Redis.from_url(settings.redis_url, **common)
-    url = urlsplit(settings.redis_url)
     sentinel_password = settings.redis_sentinel_password.get_secret_value()
     sentinel = _Sentinel(
         sentinels,
@@ -128,4 +133,19 @@ def connect(settings: RedisSettings) -> aioredis.Redis:
     assert isinstance(client, SentinelRedis)
     client.sentinel = sentinel
     client.sentinel_clients = tuple(sentinel.sentinels)
+    return client
+
+
+def _cluster(nodes: list[tuple[str, int]], url: Any, common: dict[str, Any]) -> aioredis.Redis:
+    """A Redis Cluster client: it reads the slot map from the first node that answers and
+    sends each command (each script, by its first key) to the primary of its slot, following
+    MOVED after a failover or a resharding. ``max_connections`` is per node there. It is not
+    an ``aioredis.Redis`` but answers the same commands the store modules send."""
+    client = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+        username=unquote(url.username) if url.username else None,
+        password=unquote(url.password) if url.password else None,
+        socket_connect_timeout=SENTINEL_TIMEOUT,
+        **common,
+    )
     return client

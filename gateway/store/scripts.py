@@ -7,7 +7,9 @@ Every script file starts with a header comment naming what it takes::
     -- KEYS+: per event, ...   (only where a variable tail of keys follows the named ones)
     -- ARGV: id, status, at, detail_json
 
-A key name ending in ``?`` is optional (passed as ``''``). The loader turns the header into
+A key name ending in ``?`` is optional (passed as ``''``; sent to Redis as the other keys'
+hash tag alone, ``{...}``, so that Redis Cluster sees one slot, and bound as ``''`` again in
+the script). The loader turns the header into
 ``local K = {notice = KEYS[1], ...}`` and ``local A = {id = ARGV[1], ...}``, so a script indexes
 ``KEYS`` by position only in its declared variable tail and ``ARGV`` never, and
 ``Script.__call__`` refuses a call whose keys or arguments are not exactly the header's names
@@ -70,6 +72,7 @@ from gateway.store.keys import Keys
 
 _DIRECTIVE = re.compile(r"^--!(\w+)\s*(.*)$")
 _SAFE_LITERAL = re.compile(r"^[^'\\\n]*$")
+_TAG = re.compile(r"\{[^}]+\}")
 
 
 class ScriptCallError(TypeError):
@@ -157,9 +160,27 @@ def _key_builder(keys: Keys, name: str) -> str:
 
 
 def _bindings(header: Header) -> str:
-    keys = ", ".join(f"{n}=KEYS[{i}]" for i, n in enumerate(header.keys, 1))
-    argv = ", ".join(f"{n}=ARGV[{i}]" for i, n in enumerate(header.argv, 1))
-    return f"local K = {{{keys}}}\nlocal A = {{{argv}}}\n"
+    keys = ", ".join(
+        f"{n}=absent(KEYS[{i}])" if n in header.optional else f"{n}=KEYS[{i}]"
+        for i, n in enumerate(header.keys, 1)
+    )
+    if header.optional:
+        keys = (
+            "local function absent(k) if string.match(k, '^%b{}$') then return '' end "
+            "return k end\n" + "local K = {" + keys
+        )
+        return f"{keys}}}\nlocal A = {{{_argv(header)}}}\n"
+    return f"local K = {{{keys}}}\nlocal A = {{{_argv(header)}}}\n"
+
+
+def _argv(header: Header) -> str:
+    return ", ".join(f"{n}=ARGV[{i}]" for i, n in enumerate(header.argv, 1))
+
+
+def hash_tag(key: str) -> str:
+    """The part of ``key`` Redis Cluster hashes, braces included; ``''`` when it has none."""
+    m = _TAG.search(key)
+    return m.group(0) if m else ""
 
 
 @cache
@@ -234,6 +255,10 @@ class Script:
             )
         if more_keys and not self.header.more_keys:
             raise ScriptCallError(f"{self.name} takes no keys beyond {self.header.keys}")
+        names = list(keys.values())
+        if "" in names:
+            tag = next((t for t in map(hash_tag, names) if t), "")
+            names = [k or tag for k in names]
         return await self._script(
-            keys=[*keys.values(), *more_keys], args=list(args.values()), client=client
+            keys=[*names, *more_keys], args=list(args.values()), client=client
         )
