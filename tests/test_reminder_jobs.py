@@ -470,7 +470,7 @@ async def test_a_job_cancelled_while_its_csv_arrives_stays_cancelled(
         while not (jobs := await gw.redis.keys(gw.keys.job("job_*"))):
             await asyncio.sleep(0.02)
     # The job's hash, not its rows/bad/counts keys.
-    job_id = jobs[0].split(":")[2].strip("{}")
+    job_id = jobs[0].removeprefix(gw.keys.job(""))
     code, job, _ = await gw.request("POST", f"/v1/reminder-jobs/{job_id}/cancel", office)
     assert code == 200, (job_id, job)
     assert job["status"] == "cancelled"
