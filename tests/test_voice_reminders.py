@@ -28,9 +28,10 @@ async def test_voice_reminder_job_calls_and_counts_listened(voice_gateway: Gatew
     job = await wait_job(gw, office, body["job_id"], "finished", within=90)
     assert job["counts"] == {"listened": 2}
     # Each call ran the reminder flow: dialing -> answered -> listened.
-    notices = [k for k in await gw.redis.keys(gw.keys.notice("*")) if k.count(":") == 2]
+    start = gw.keys.notice("")
+    ids = [k.removeprefix(start) for k in await gw.redis.keys(gw.keys.notice("*"))]
+    notices = [i for i in ids if ":" not in i]
     assert len(notices) == 2
-    for key in notices:
-        notice_id = key.rsplit(":", 1)[1].strip("{}")
+    for notice_id in notices:
         statuses = [h["status"] for h in (await gw.wait_status(notice_id, "listened"))["history"]]
         assert statuses == ["queued", "dialing", "answered", "listened"]
