@@ -20,6 +20,7 @@ ALERT = {
 
 
 @pytest.mark.sentinel
+@pytest.mark.cluster
 async def test_three_part_alert_arrives_whole_and_webhooks_are_signed(
     gateway: Gateway, smsc: SmscSimulator, receiver: Receiver
 ) -> None:
@@ -60,6 +61,7 @@ async def test_three_part_alert_arrives_whole_and_webhooks_are_signed(
 
 
 @pytest.mark.sentinel
+@pytest.mark.cluster
 async def test_same_idempotency_key_sends_once(gateway: Gateway, smsc: SmscSimulator) -> None:
     key = await gateway.add_key("command_center")
     hdr = {"Idempotency-Key": "handheld-7f3a-0001"}
@@ -80,6 +82,7 @@ async def test_same_idempotency_key_sends_once(gateway: Gateway, smsc: SmscSimul
 
 
 @pytest.mark.sentinel
+@pytest.mark.cluster
 async def test_undeliverable_and_rejected_numbers_end_in_their_statuses(
     gateway: Gateway, smsc: SmscSimulator
 ) -> None:

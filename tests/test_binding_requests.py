@@ -45,6 +45,7 @@ async def audit_events(gw: Gateway, plate: str) -> list[str]:
 
 
 @pytest.mark.sentinel
+@pytest.mark.cluster
 async def test_the_right_code_binds_and_the_code_is_never_shown_to_the_agent(
     gateway: Gateway, smsc: SmscSimulator
 ) -> None:

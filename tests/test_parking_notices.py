@@ -31,6 +31,7 @@ def _notice(plate: str, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.mark.sentinel
+@pytest.mark.cluster
 async def test_owner_pressing_1_acknowledges(voice_gateway: Gateway, receiver: Receiver) -> None:
     gw = voice_gateway
     await _bind(gw, "云a12345", "13800138001")  # the sink callee presses the last digit: 1
@@ -163,6 +164,7 @@ async def test_quiet_hours_send_sms_instead(
 
 
 @pytest.mark.sentinel
+@pytest.mark.cluster
 async def test_bindings_round_trip(gateway: Gateway) -> None:
     admin = await gateway.add_key("admin")
     agent = await gateway.add_key("binding_agent")

@@ -255,6 +255,7 @@ async def test_email_reminder_arrives_with_text_and_html(
 
 
 @pytest.mark.sentinel
+@pytest.mark.cluster
 async def test_job_outside_its_window_waits_and_a_cancelled_job_stops(
     jobs_gateway: Gateway, smsc: SmscSimulator, receiver: Receiver
 ) -> None:

@@ -32,6 +32,7 @@ from gateway.store.job_scripts import Admission, AdmitRow, AdmitStatus, JobScrip
 from gateway.store.keys import Keys
 from gateway.store.notices import now_iso
 from gateway.store.outage import STORE_DOWN, Outage
+from gateway.store.redis_conn import is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,10 @@ class JobDispatcher:
         # The slices go in one pipeline: a round trip each cost more than the admission
         # itself in a busy worker, and Redis still serves other clients between them (it
         # reads a client's pipeline 16 KB at a time; a slice, with its rows' keys, is 4-5 KB).
-        pipe = self.redis.pipeline(transaction=False)
+        # A Redis Cluster client refuses scripts in a pipeline (redis-py): there the slices
+        # are sent one after another (each needs the cursor its predecessor moved).
+        pipe = None if is_cluster(self.redis) else self.redis.pipeline(transaction=False)
+        results: list[Any] = []
         for start in range(0, len(rows), ADMIT_SLICE):
             slice_rows = []
             for i, row in enumerate(rows[start : start + ADMIT_SLICE], first + start):
@@ -202,10 +206,20 @@ class JobDispatcher:
                 parts = count_parts(text) if channel == "sms" else 1
                 address = QueueEntry.address(channel, to)
                 slice_rows.append(AdmitRow(reminder_notice_id(job_id, i), to, address, text, parts))
-            await self.scripts.admit_rows(
+            call = self.scripts.admit_rows(
                 admission=admission, first_row=first + start, rows=slice_rows, client=pipe
-            )  # queued
-        results = await pipe.execute(raise_on_error=False)
+            )
+            if pipe is not None:
+                await call  # queued
+                continue
+            try:
+                results.append(await call)
+            except STORE_DOWN:
+                raise
+            except Exception as e:  # as the pipeline reports it: the slices after it gap
+                results.append(e)
+        if pipe is not None:
+            results = await pipe.execute(raise_on_error=False)
         failed = [r for r in results if isinstance(r, Exception)]
         if failed:  # the slices after a failed one answered 'gap'; the cursor says where to go on
             log.error(

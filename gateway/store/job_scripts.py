@@ -59,6 +59,7 @@ class JobScripts:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self.keys = keys
         self._admit = Script(redis, "job_admit", keys)
+        self._open = Script(redis, "job_open", keys)
         self._cancel = Script(redis, "job_cancel", keys)
         self._release = Script(redis, "release_lease", keys)
 
@@ -108,6 +109,31 @@ class JobScripts:
             client=client,
         )
         return res if client is not None else admit_statuses(res)
+
+    async def open(
+        self, *, job_id: str, total: int, bad_rows: int, at: str, retention_s: int
+    ) -> str:
+        """Intake done: ``running`` (or ``finished`` with no good row); a job cancelled
+        meanwhile keeps its status. The status after the call."""
+        k = self.keys
+        res = await self._open(
+            keys={
+                "job": k.job(job_id),
+                "job_rows": k.job_rows(job_id),
+                "job_bad_rows": k.job_bad_rows(job_id),
+                "job_counts": k.job_counts(job_id),
+                "jobs_active": k.jobs_active,
+            },
+            args={
+                "job_id": job_id,
+                "total": total,
+                "bad_rows": bad_rows,
+                "at": at,
+                "now_s": time.time(),
+                "retention_s": retention_s,
+            },
+        )
+        return str(res)
 
     async def cancel(self, *, job_id: str, at: str) -> str:
         """Cancel a running, waiting or receiving job; the status it had, or ``unknown``."""

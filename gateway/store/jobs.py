@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import WatchError
 
 from gateway.store.job_scripts import JobScripts
 from gateway.store.keys import Keys
@@ -54,34 +53,11 @@ class JobStore:
     async def open(self, job_id: str, total: int, bad_rows: int) -> str:
         """Intake done: the dispatcher may start, unless the job was cancelled while its rows
         were arriving. A job with no good row ends here. Returns the job's status."""
-        keys = self.keys
-        while True:  # a cancel may land between WATCH and EXEC: read again
-            try:
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    await pipe.watch(keys.job(job_id))
-                    current = await pipe.hget(keys.job(job_id), "status")
-                    status = "running" if total else "finished"
-                    if current != "receiving":
-                        status = str(current)  # cancelled meanwhile: it stays so
-                    pipe.multi()
-                    pipe.hset(keys.job(job_id), mapping={"total": total, "bad_rows": bad_rows})
-                    if current == "receiving":
-                        pipe.hset(keys.job(job_id), mapping={"status": status, "cursor": 0})
-                        if total:
-                            pipe.zadd(keys.jobs_active, {job_id: time.time()})
-                        else:
-                            pipe.hset(keys.job(job_id), "finished_at", now_iso())
-                    for k in (
-                        keys.job_rows(job_id),
-                        keys.job_bad_rows(job_id),
-                        keys.job_counts(job_id),
-                    ):
-                        pipe.expire(k, JOB_RETENTION)
-                    await pipe.execute()
-                await self.wait.touch(self.redis, keys.job(job_id), JOB_RETENTION)
-                return status
-            except WatchError:
-                continue
+        status = await self.scripts.open(
+            job_id=job_id, total=total, bad_rows=bad_rows, at=now_iso(), retention_s=JOB_RETENTION
+        )
+        await self.wait.touch(self.redis, self.keys.job(job_id), JOB_RETENTION)
+        return status
 
     async def abort(self, job_id: str, reason: str) -> None:
         """The upload broke off: nothing of it is sent."""

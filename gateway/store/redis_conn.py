@@ -9,7 +9,7 @@ from urllib.parse import unquote, urlsplit
 
 import hiredis
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster, TransactionStrategy
 from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
@@ -136,12 +136,47 @@ def connect(settings: RedisSettings) -> aioredis.Redis:
     return client
 
 
+class _OneSlotTransaction(TransactionStrategy):  # type: ignore[misc]
+    """A ``MULTI`` pipeline on a cluster, queued in the caller's loop. redis-py 8.1 runs
+    every command queued on a cluster transaction in a new thread with its own event loop
+    (``asyncio.run``): a thread per command, and a client first used there keeps node
+    connections of a loop that is gone ("Event loop is closed" when it closes). The
+    gateway's transactions name a key as every command's first argument, all of one slot
+    (docs/redis-cluster.md), so the slot is computed here and the command queued;
+    ``execute`` (MULTI/EXEC on the slot's primary, following MOVED) is redis-py's. WATCH is
+    refused: a change that must read first is a Lua script."""
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> ClusterPipeline:
+        if args[0] in self.IMMEDIATE_EXECUTE_COMMANDS:
+            raise TypeError(f"{args[0]} on a cluster transaction: write a Lua script")
+        self._pipeline_slots.add(self._pipe.cluster_client.keyslot(args[1]))
+        return super(TransactionStrategy, self).execute_command(*args, **kwargs)
+
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        if self._pipe.cluster_client._initialize:  # the slot map, read in this loop
+            await self._pipe.cluster_client.initialize()
+        return await super().execute(raise_on_error, allow_redirections)
+
+
+def is_cluster(redis: Any) -> bool:
+    """Whether ``redis`` is a Redis Cluster client (which refuses scripts in a pipeline)."""
+    return isinstance(redis, RedisCluster)
+
+
+class _Cluster(RedisCluster):  # type: ignore[misc]
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        pipe = super().pipeline(transaction, shard_hint)
+        if transaction:
+            pipe._execution_strategy = _OneSlotTransaction(pipe)
+        return pipe
+
+
 def _cluster(nodes: list[tuple[str, int]], url: Any, common: dict[str, Any]) -> aioredis.Redis:
     """A Redis Cluster client: it reads the slot map from the first node that answers and
     sends each command (each script, by its first key) to the primary of its slot, following
     MOVED after a failover or a resharding. ``max_connections`` is per node there. It is not
     an ``aioredis.Redis`` but answers the same commands the store modules send."""
-    client = RedisCluster(
+    client = _Cluster(
         startup_nodes=[ClusterNode(host, port) for host, port in nodes],
         username=unquote(url.username) if url.username else None,
         password=unquote(url.password) if url.password else None,
