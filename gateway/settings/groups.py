@@ -47,7 +47,7 @@ class RedisSettings(BaseSettings):
     redis_sentinel_password: SecretStr = SecretStr("")
     # Replicas that must have a write an acknowledgement depends on (a 202 for a new notice
     # or job, a receipt answered to the SMSC) before it is given; 0: not waited for. Unset:
-    # 1 in Sentinel mode (a failover then loses nothing acknowledged), else 0.
+    # 1 in Sentinel and Cluster mode (a failover then loses nothing acknowledged), else 0.
     redis_wait_replicas: int | None = Field(None, ge=0, le=16)
     redis_wait_timeout_ms: int = Field(500, ge=1, le=60000)
 
@@ -55,15 +55,12 @@ class RedisSettings(BaseSettings):
     def _one_mode(self) -> RedisSettings:
         if self.cluster_nodes() and self.redis_sentinels:
             raise ValueError("redis_url names a cluster: redis_sentinels must be empty")
-        if self.cluster_nodes() and self.redis_wait_replicas:
-            # WAIT goes to the shard that wrote; the wrappers do not route it there yet.
-            raise ValueError("redis_wait_replicas is not supported in cluster mode yet")
         return self
 
     def replicas_to_wait(self) -> int:
         if self.redis_wait_replicas is not None:
             return self.redis_wait_replicas
-        return 1 if self.redis_sentinels else 0
+        return 1 if self.redis_sentinels or self.cluster_nodes() else 0
 
     def cluster_nodes(self) -> list[tuple[str, int]]:
         """The nodes of a ``redis+cluster://`` URL as (host, port); empty for one Redis."""

@@ -10,7 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from redis.exceptions import BusyLoadingError, ReadOnlyError, RedisError, TryAgainError
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    ReadOnlyError,
+    RedisError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -25,13 +32,16 @@ class NotReplicated(RedisError):  # type: ignore[misc]
 # BusyLoadingError: a restarted Redis still reading its AOF. ReadOnlyError: a replica just
 # demoted by a failover (with Sentinel, redis-py reports it as a ConnectionError; so is
 # MasterNotFoundError, while no sentinel names a primary). TryAgainError: a cluster slot in
-# migration. NotReplicated: no replica confirmed a write in time.
+# migration. ClusterDownError, SlotNotCoveredError: a cluster promoting a replica (its
+# primary of a slot is gone). NotReplicated: no replica confirmed a write in time.
 STORE_DOWN: tuple[type[Exception], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
     BusyLoadingError,
     ReadOnlyError,
     TryAgainError,
+    ClusterDownError,
+    SlotNotCoveredError,
     ConnectionResetError,
     NotReplicated,
 )

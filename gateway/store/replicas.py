@@ -5,7 +5,10 @@ survives. With one Redis that is the primary's own persistence; with Sentinel a 
 promotes a replica, and a write the replica had not received yet is gone. ``ReplicaWait``
 sends ``WAIT <replicas> <timeout>`` on the same connection, right after the write (one
 pipeline: one round trip, plus the replica's acknowledgement): a write it confirms is on the
-replica Sentinel promotes. One it cannot confirm in time raises ``NotReplicated`` (a
+replica Sentinel promotes. On a Redis Cluster the write and ``WAIT`` go together to the
+primary of the write's slot (``WAIT`` counts that shard's replicas, the ones a promotion
+picks from); a node that no longer holds the slot answers MOVED, and that is an outage too.
+One it cannot confirm in time raises ``NotReplicated`` (a
 ``STORE_DOWN`` error): the API answers 503, a receipt stays unanswered and its batch is
 written again (the scripts are idempotent per event) until a replica confirms it.
 """
@@ -18,10 +21,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.asyncio.cluster import PipelineCommand
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    NoScriptError,
+    ResponseError,
+    TryAgainError,
+)
 
 from gateway.settings import RedisSettings
 from gateway.store.outage import NotReplicated
+from gateway.store.redis_conn import is_cluster
 from gateway.store.scripts import Script
 
 log = logging.getLogger(__name__)
@@ -48,6 +60,12 @@ class ReplicaWait:
         """``script``'s answer, once ``replicas`` replicas have its write."""
         if not self.replicas:
             return await script(keys, args, more_keys=more_keys)
+        if is_cluster(redis):
+            key_list, arg_list = script.operands(keys, args, more_keys)
+            evalsha = ("EVALSHA", script.sha, len(key_list), *key_list, *arg_list)
+            result, acked = await _on_slot_primary(redis, key_list[0], evalsha, self._wait, script)
+            self._check(script.name, int(acked))
+            return result
         async with redis.pipeline(transaction=False) as pipe:
             await script(keys, args, more_keys=more_keys, client=pipe)
             pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
@@ -61,6 +79,12 @@ class ReplicaWait:
         failover between those writes and this call cannot pass for a confirmation."""
         if not self.replicas:
             return
+        if is_cluster(redis):
+            found, acked = await _on_slot_primary(redis, key, ("EXPIRE", key, ttl_s), self._wait)
+            if not found:
+                raise NotReplicated(f"{key} is not on the primary (a failover lost it)")
+            self._check("touch", int(acked))
+            return
         async with redis.pipeline(transaction=False) as pipe:
             pipe.expire(key, ttl_s)
             pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
@@ -68,6 +92,10 @@ class ReplicaWait:
         if not found:
             raise NotReplicated(f"{key} is not on the primary (a failover lost it)")
         self._check("touch", int(acked))
+
+    @property
+    def _wait(self) -> tuple[Any, ...]:
+        return ("WAIT", self.replicas, self.timeout_ms)
 
     def _check(self, what: str, acked: int) -> None:
         if acked < self.replicas:
@@ -94,6 +122,36 @@ async def _on_primary(redis: aioredis.Redis, replies: Awaitable[list[Any]]) -> l
             raise
         await redis.connection_pool.disconnect(inuse_connections=False)
         raise NotReplicated(f"WAIT went to a replica: {exc}") from exc
+
+
+async def _on_slot_primary(
+    redis: Any, key: str, write: tuple[Any, ...], wait: tuple[Any, ...], script: Any = None
+) -> tuple[Any, Any]:
+    """``write`` and ``wait`` on one connection to the primary the client has for ``key``'s
+    slot, not redirected: a WAIT that went elsewhere than the write would confirm nothing.
+    A script the node has not loaded yet (a promoted replica, a new node) is loaded there
+    and the pair sent once more. Answers (write's reply, replicas that confirmed)."""
+    if redis._initialize:  # the slot map, read once
+        await redis.initialize()
+    node = redis.get_node_from_key(key)
+    for attempt in (1, 2):
+        cmds = [PipelineCommand(0, *write), PipelineCommand(1, *wait)]
+        await node.execute_pipeline(cmds)
+        first, acked = cmds[0].result, cmds[1].result
+        if isinstance(first, NoScriptError) and script is not None and attempt == 1:
+            await node.execute_command("SCRIPT", "LOAD", script.source)
+            continue
+        for reply in (first, acked):
+            if isinstance(reply, (MovedError, AskError, TryAgainError, ClusterDownError)):
+                if isinstance(reply, MovedError):  # the next call asks the slot's new primary
+                    await redis.nodes_manager.move_slot(reply)
+                raise NotReplicated(f"{write[0]} on {node.name}: {reply}") from reply
+            if isinstance(reply, ResponseError) and "replica" in str(reply):
+                raise NotReplicated(f"{write[0]} on {node.name}: {reply}") from reply
+            if isinstance(reply, Exception):
+                raise reply
+        return first, acked
+    raise AssertionError("unreachable")
 
 
 NO_WAIT = ReplicaWait()

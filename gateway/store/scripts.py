@@ -240,14 +240,19 @@ class Script:
         self.header = parse_header(source_of(f"{name}.lua"))
         self._script = redis.register_script(render(name, keys.prefix))
 
-    async def __call__(
-        self,
-        keys: Mapping[str, str],
-        args: Mapping[str, Any],
-        *,
-        more_keys: Sequence[str] = (),
-        client: Any = None,
-    ) -> Any:
+    @property
+    def sha(self) -> str:
+        return str(self._script.sha)
+
+    @property
+    def source(self) -> str:
+        return str(self._script.script)
+
+    def operands(
+        self, keys: Mapping[str, str], args: Mapping[str, Any], more_keys: Sequence[str] = ()
+    ) -> tuple[list[str], list[Any]]:
+        """The KEYS and ARGV a call sends, in the header's order; a call that does not match
+        the header raises ``ScriptCallError``."""
         if tuple(keys) != self.header.keys or tuple(args) != self.header.argv:
             raise ScriptCallError(
                 f"{self.name}: called with KEYS {tuple(keys)} ARGV {tuple(args)}; the script "
@@ -259,6 +264,15 @@ class Script:
         if "" in names:
             tag = next((t for t in map(hash_tag, names) if t), "")
             names = [k or tag for k in names]
-        return await self._script(
-            keys=[*names, *more_keys], args=list(args.values()), client=client
-        )
+        return [*names, *more_keys], list(args.values())
+
+    async def __call__(
+        self,
+        keys: Mapping[str, str],
+        args: Mapping[str, Any],
+        *,
+        more_keys: Sequence[str] = (),
+        client: Any = None,
+    ) -> Any:
+        key_list, arg_list = self.operands(keys, args, more_keys)
+        return await self._script(keys=key_list, args=arg_list, client=client)
