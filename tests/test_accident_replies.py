@@ -55,6 +55,8 @@ async def _reply_of(gw: Gateway, notice_id: str, within: float = 10) -> dict[str
             await asyncio.sleep(0.05)
 
 
+@pytest.mark.sentinel
+@pytest.mark.cluster
 async def test_replies_by_mo_mark_the_alert_and_reach_the_command_centre_signed(
     gateway: Gateway, smsc: SmscSimulator, receiver: Receiver
 ) -> None:

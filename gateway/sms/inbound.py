@@ -157,22 +157,25 @@ class Inbound:
             # then); the part that completes the message moves the whole text to the stream.
             reference, total, seq = mo.concat
             parts_key = self.keys.mo_parts(mo.source, reference)
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(parts_key, str(seq), text)
-                pipe.expire(parts_key, _MO_PARTS_TTL)
-                pipe.hgetall(parts_key)
-                *_, parts = await pipe.execute()
+            # One MULTI: of two parts stored at once, only the later sees every part.
+            *_, flat = await self.store.wait.commands(
+                self.redis,
+                parts_key,
+                ("HSET", parts_key, str(seq), text),
+                ("EXPIRE", parts_key, _MO_PARTS_TTL),
+                ("HGETALL", parts_key),
+                atomic=True,
+            )
+            # HGETALL's reply inside EXEC: a flat list, or a dict where the client parsed it.
+            parts = (
+                flat if isinstance(flat, dict) else dict(zip(flat[::2], flat[1::2], strict=True))
+            )
             if len(parts) < total:
                 return
             text = "".join(parts.get(str(i), "") for i in range(1, total + 1))
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                self.keys.mo_queue,
-                {"from": mo.source, "to": mo.destination, "text": text},
-                maxlen=100000,
-                approximate=True,
-            )
-            if parts_key:
-                pipe.delete(parts_key)
-            await pipe.execute()
+        # Answered to the SMSC once on the replicas too (GATEWAY_REDIS_WAIT_REPLICAS).
+        fields = ("from", mo.source, "to", mo.destination, "text", text)
+        xadd = ("XADD", self.keys.mo_queue, "MAXLEN", "~", 100000, "*", *fields)
+        delete = [("DEL", parts_key)] if parts_key else []
+        await self.store.wait.commands(self.redis, self.keys.mo_queue, xadd, *delete, atomic=True)
         self.metrics.sms_mo.inc()

@@ -100,6 +100,7 @@ class NoticeStore:
         self.redis = redis
         self.keys = keys
         self.idempotency_ttl = int(idempotency_ttl)
+        self.wait = wait
         self.scripts = NoticeScripts(redis, keys, wait)
 
     async def create(

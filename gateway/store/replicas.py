@@ -63,7 +63,8 @@ class ReplicaWait:
         if is_cluster(redis):
             key_list, arg_list = script.operands(keys, args, more_keys)
             evalsha = ("EVALSHA", script.sha, len(key_list), *key_list, *arg_list)
-            result, acked = await _on_slot_primary(redis, key_list[0], evalsha, self._wait, script)
+            commands = [evalsha, self._wait]
+            result, acked = await _on_slot_primary(redis, key_list[0], commands, script)
             self._check(script.name, int(acked))
             return result
         async with redis.pipeline(transaction=False) as pipe:
@@ -79,19 +80,28 @@ class ReplicaWait:
         failover between those writes and this call cannot pass for a confirmation."""
         if not self.replicas:
             return
-        if is_cluster(redis):
-            found, acked = await _on_slot_primary(redis, key, ("EXPIRE", key, ttl_s), self._wait)
-            if not found:
-                raise NotReplicated(f"{key} is not on the primary (a failover lost it)")
-            self._check("touch", int(acked))
-            return
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.expire(key, ttl_s)
-            pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
-            found, acked = await _on_primary(redis, pipe.execute())
+        (found,) = await self.commands(redis, key, ("EXPIRE", key, ttl_s))
         if not found:
             raise NotReplicated(f"{key} is not on the primary (a failover lost it)")
-        self._check("touch", int(acked))
+
+    async def commands(
+        self, redis: aioredis.Redis, key: str, *writes: tuple[Any, ...], atomic: bool = False
+    ) -> list[Any]:
+        """``writes`` (commands on ``key``'s slot; with ``atomic``, in one ``MULTI``) on one
+        connection, then ``WAIT`` for the replicas; the writes' replies."""
+        batch = [("MULTI",), *writes, ("EXEC",)] if atomic else list(writes)
+        if self.replicas:
+            batch.append(self._wait)
+        if is_cluster(redis):
+            replies = await _on_slot_primary(redis, key, batch)
+        else:
+            async with redis.pipeline(transaction=False) as pipe:
+                for command in batch:
+                    pipe.execute_command(*command)
+                replies = await _on_primary(redis, pipe.execute())
+        if self.replicas:
+            self._check(str(writes[0][0]), int(replies.pop()))
+        return list(replies[-1]) if atomic else replies
 
     @property
     def _wait(self) -> tuple[Any, ...]:
@@ -125,32 +135,32 @@ async def _on_primary(redis: aioredis.Redis, replies: Awaitable[list[Any]]) -> l
 
 
 async def _on_slot_primary(
-    redis: Any, key: str, write: tuple[Any, ...], wait: tuple[Any, ...], script: Any = None
-) -> tuple[Any, Any]:
-    """``write`` and ``wait`` on one connection to the primary the client has for ``key``'s
-    slot, not redirected: a WAIT that went elsewhere than the write would confirm nothing.
-    A script the node has not loaded yet (a promoted replica, a new node) is loaded there
-    and the pair sent once more. Answers (write's reply, replicas that confirmed)."""
+    redis: Any, key: str, commands: Sequence[tuple[Any, ...]], script: Any = None
+) -> list[Any]:
+    """``commands`` (writes, then ``WAIT``) on one connection to the primary the client has
+    for ``key``'s slot, not redirected: a WAIT that went elsewhere than the writes would
+    confirm nothing. A script the node has not loaded yet (a promoted replica, a new node)
+    is loaded there and the commands sent once more. Their replies, in order."""
     if redis._initialize:  # the slot map, read once
         await redis.initialize()
     node = redis.get_node_from_key(key)
     for attempt in (1, 2):
-        cmds = [PipelineCommand(0, *write), PipelineCommand(1, *wait)]
+        cmds = [PipelineCommand(i, *c) for i, c in enumerate(commands)]
         await node.execute_pipeline(cmds)
-        first, acked = cmds[0].result, cmds[1].result
-        if isinstance(first, NoScriptError) and script is not None and attempt == 1:
+        replies = [c.result for c in cmds]
+        if script is not None and attempt == 1 and isinstance(replies[0], NoScriptError):
             await node.execute_command("SCRIPT", "LOAD", script.source)
             continue
-        for reply in (first, acked):
+        for reply in replies:
             if isinstance(reply, (MovedError, AskError, TryAgainError, ClusterDownError)):
                 if isinstance(reply, MovedError):  # the next call asks the slot's new primary
                     await redis.nodes_manager.move_slot(reply)
-                raise NotReplicated(f"{write[0]} on {node.name}: {reply}") from reply
+                raise NotReplicated(f"{commands[0][0]} on {node.name}: {reply}") from reply
             if isinstance(reply, ResponseError) and "replica" in str(reply):
-                raise NotReplicated(f"{write[0]} on {node.name}: {reply}") from reply
+                raise NotReplicated(f"{commands[0][0]} on {node.name}: {reply}") from reply
             if isinstance(reply, Exception):
                 raise reply
-        return first, acked
+        return replies
     raise AssertionError("unreachable")
 
 
