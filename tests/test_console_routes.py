@@ -119,7 +119,8 @@ async def test_replies_and_jobs_are_listed_per_key(api: Gateway) -> None:
 
 
 async def test_readiness_names_the_bound_smpp_links(api: Gateway) -> None:
-    await api.redis.set(api.keys.smpp_bound("sms-a-1"), "1")
+    now_ms = int(time.time() * 1000)
+    await api.redis.zadd(api.keys.smpp_bound, {"sms-a-1": now_ms + 60_000, "sms-b-1": now_ms - 1})
     code, body, _ = await api.request("GET", "/readyz")
     assert body["checks"]["smpp"] is True
     assert body["detail"] == {"smpp_binds": ["sms-a-1"]}

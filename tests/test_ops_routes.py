@@ -15,9 +15,7 @@ async def test_health_and_readiness_report_redis_and_smpp(gateway: Gateway) -> N
 
 async def test_readiness_fails_without_an_smpp_bind(gateway: Gateway) -> None:
     await gateway.stop_workers()
-    await gateway.redis.delete(
-        *[k async for k in gateway.redis.scan_iter(match=gateway.keys.smpp_bound_pattern)] or ["-"]
-    )
+    await gateway.redis.delete(gateway.keys.smpp_bound)
     status, body, _ = await gateway.request("GET", "/readyz")
     assert status == 503
     assert body["checks"]["smpp"] is False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -37,11 +38,8 @@ async def readyz(request: web.Request) -> web.Response:
     local = request.app[READINESS]
     smpp = any(f() for name, f in local.items() if name == "smpp")
     if checks["redis"]:
-        pattern = request.app[KEYS].smpp_bound_pattern
-        async for name in redis.scan_iter(match=pattern, count=100):
-            binds.append(name.removeprefix(pattern[:-1]))
-            if len(binds) >= 50:
-                break
+        now_ms = int(time.time() * 1000)
+        binds = await redis.zrangebyscore(request.app[KEYS].smpp_bound, now_ms, "+inf", 0, 50)
     checks["smpp"] = smpp or bool(binds)
     # Components that run in this process report themselves (the AMI link of a voice worker).
     for name, probe in local.items():

@@ -156,14 +156,13 @@ class SmsSender:
         self.batcher.close()
 
     async def housekeeping(self) -> None:
+        now_ms = int(time.time() * 1000)
         if self.bound:
-            await self.redis.set(
-                self.keys.smpp_bound(self.consumer),
-                "1",
-                px=int(self.worker.consumer_dead_after * 1000),
-            )
+            until = now_ms + int(self.worker.consumer_dead_after * 1000)
+            await self.redis.zadd(self.keys.smpp_bound, {self.consumer: until})
         else:
-            await self.redis.delete(self.keys.smpp_bound(self.consumer))
+            await self.redis.zrem(self.keys.smpp_bound, self.consumer)
+        await self.redis.zremrangebyscore(self.keys.smpp_bound, "-inf", now_ms)  # lapsed
         self.metrics.smpp_bound.set(1 if self.bound else 0)
         self.throttling.observe()
         self._expire_unanswered()

@@ -211,7 +211,6 @@ class Keys:
 
     webhook_dead = _Named("webhooks:dead")
 
-    def smpp_bound(self, consumer: str) -> str:
-        return f"{self.prefix}:smpp:bound:{consumer}"
-
-    smpp_bound_pattern = _Named("smpp:bound:*", tag="")
+    # The SMPP links bound now: consumer -> until when (ms) its worker says so (a sorted set
+    # the readiness probe reads with one range; no scan of the keyspace).
+    smpp_bound = _Named("smpp:bound", tag="links")
