@@ -106,6 +106,45 @@ async def test_entries_read_for_a_live_worker_whose_answer_was_lost_are_taken_ba
     assert len(smsc.to([f"1390000{i:04d}" for i in range(5)])) == 5
 
 
+async def test_entries_a_failover_hands_out_again_are_not_sent_twice(
+    gateway: Gateway, smsc: SmscSimulator
+) -> None:
+    """What a failover whose replica lagged leaves: the group's last read and the acks roll
+    back, and entries already sent come back as new. Made here in one transaction on the
+    live stream (its ids set back, the same entries added again, the group set back), as
+    the promoted replica would show it; the worker must see them for what they are."""
+    await gateway.stop_workers()
+    ids = await send_notices(gateway, 5)
+    stream = gateway.keys.sms_queue
+    queued = await gateway.redis.xrange(stream)
+    assert len(queued) == 5
+    await gateway.start(api=False)
+    for nid in ids:
+        await gateway.wait_status(nid, "delivered")
+    async with asyncio.timeout(5):
+        while await gateway.redis.xlen(stream):  # acked and deleted
+            await asyncio.sleep(0.02)
+    info = await gateway.redis.xinfo_stream(stream)
+    first = queued[0][0]
+    ms, seq = map(int, first.split("-"))
+    before = f"{ms}-{seq - 1}" if seq else f"{ms - 1}-18446744073709551615"
+    pipe = gateway.redis.pipeline(transaction=True)
+    pipe.execute_command(
+        "XSETID", stream, before, "ENTRIESADDED", info["entries-added"], "MAXDELETEDID", "0-0"
+    )
+    for eid, fields in queued:
+        pipe.xadd(stream, fields, id=eid)
+    pipe.xgroup_setid(stream, "sms-senders", before)
+    await pipe.execute()
+    async with asyncio.timeout(10):
+        while await gateway.redis.xlen(stream):  # taken, seen as sent, acked again
+            await asyncio.sleep(0.02)
+    await asyncio.sleep(0.5)
+    assert len(smsc.to([f"1390000{i:04d}" for i in range(5)])) == 5
+    resent = gateway.metrics.sms_resent.labels("main", "taken_over")._value.get()
+    assert resent == 0
+
+
 async def test_receipts_beyond_the_simulators_window_wait_their_turn(
     gateway: Gateway, smsc: SmscSimulator
 ) -> None:

@@ -9,7 +9,8 @@ on the wire:
   (reclaimed), and the heartbeat itself;
 - the set of cancelled reminder jobs (from the job store): their entries end ``cancelled``
   without reaching the channel;
-- skip-if-final: a reclaimed entry whose notice already has a final status is acked;
+- skip-if-final: a reclaimed entry whose notice already has a final status is acked, and so
+  is one handed out again after this worker settled it (a failover's rollback);
 - ack-after-outcome: an entry is acked only when the channel settles its ``Delivery``, which it
   does after the outcome is stored in Redis. A crash before that leaves the entry pending, so
   it is sent again (at-least-once), never lost.
@@ -31,6 +32,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from gateway.channels.settled import RecentlySettled
 from gateway.core.statuses import JOB_FINAL_STATUSES, NoticeStatus
 from gateway.settings import WorkerSettings
 from gateway.store.jobs import JobStore
@@ -138,6 +140,7 @@ class ChannelWorker:
         }
         self._lane_of = {g.stream: lane for lane, g in self.groups.items()}
         self._held: dict[str, Delivery] = {}
+        self._settled_lately = RecentlySettled(max(60.0, 10 * worker.consumer_dead_after))
         self._room = asyncio.Event()
         self._cancelled_jobs: set[str] = set()
         self._cancelled_read = 0.0
@@ -239,7 +242,10 @@ class ChannelWorker:
         ):
             lane = self._lane_of[stream]
             for eid, fields in entries:
-                await self._accept(lane, eid, fields, reclaimed=False)
+                # Handed out again after this worker settled it: a failover rolled the
+                # group back (gateway/channels/settled.py). Checked like a taken-over one.
+                again = eid in self._settled_lately
+                await self._accept(lane, eid, fields, reclaimed=again)
 
     async def _housekeeping(self) -> None:
         outage = Outage(f"{self.channel.name} housekeeping")
@@ -295,5 +301,6 @@ class ChannelWorker:
     def _settled(self, delivery: Delivery) -> None:
         if self._held.pop(delivery.entry_id, None) is None:
             return
+        self._settled_lately.add(delivery.entry_id)
         self.groups[delivery.lane].ack_later(delivery.entry_id)
         self._room.set()
