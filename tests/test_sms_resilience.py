@@ -145,6 +145,21 @@ async def test_entries_a_failover_hands_out_again_are_not_sent_twice(
     assert resent == 0
 
 
+async def test_a_queue_a_failover_lost_with_its_group_is_made_again(
+    gateway: Gateway, smsc: SmscSimulator
+) -> None:
+    """A stream and its consumer group the promoted replica never had: the worker's read
+    answers NOGROUP; it makes the group again and goes on, its loops alive."""
+    (first,) = await send_notices(gateway, 1)
+    await gateway.wait_status(first, "delivered")
+    await gateway.redis.delete(gateway.keys.sms_queue)
+    await asyncio.sleep(1.2)  # past the worker's blocked read
+    (second,) = await send_notices(gateway, 1, start=1)
+    await gateway.wait_status(second, "delivered")
+    assert gateway.workers is not None
+    assert [t.get_name() for t in gateway.workers.tasks if t.done()] == []
+
+
 async def test_receipts_beyond_the_simulators_window_wait_their_turn(
     gateway: Gateway, smsc: SmscSimulator
 ) -> None:

@@ -31,6 +31,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from gateway.channels.settled import RecentlySettled
 from gateway.core.statuses import JOB_FINAL_STATUSES, NoticeStatus
@@ -203,6 +204,8 @@ class ChannelWorker:
                 outage.ok()
             except STORE_DOWN as exc:
                 await outage.pause(exc)
+            except ResponseError as exc:
+                await self._regroup(exc)
 
     async def _resume(self) -> None:
         """After an outage: entries this consumer read but did not hand over are still
@@ -263,6 +266,19 @@ class ChannelWorker:
                 outage.ok()
             except STORE_DOWN as exc:
                 await outage.pause(exc)
+            except ResponseError as exc:
+                await self._regroup(exc)
+
+    async def _regroup(self, exc: ResponseError) -> None:
+        """A failover that lost a new stream or its group (the replica had not got them
+        yet) answers NOGROUP, or UNBLOCKED to a read blocked on the stream: the group is
+        made again, its entries read from the start. Any other error answered by Redis is
+        a bug and ends the loop."""
+        if not str(exc).startswith(("NOGROUP", "UNBLOCKED")):
+            raise exc
+        log.warning("%s worker: %s; the group is made again", self.channel.name, exc)
+        for group in self.groups.values():
+            await group.ensure()
 
     async def _accept(
         self, lane: Lane, eid: str, fields: dict[str, str], *, reclaimed: bool
