@@ -1,4 +1,4 @@
-"""The ``gateway`` command: serve, keys, jobs, smsc-sim, smtp-sink."""
+"""The ``gateway`` command: serve, keys, jobs, migrate-keys, smsc-sim, smtp-sink."""
 
 from __future__ import annotations
 
@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     jobs_cli.add_parser(sub, common)
+    mk = sub.add_parser(
+        "migrate-keys",
+        help="rename the keys of a store written before lanes (once, gateway stopped)",
+        parents=[common],
+    )
+    mk.add_argument("--dry-run", action="store_true", help="count, rename nothing")
     sink = sub.add_parser(
         "smtp-sink", help="a local SMTP server that prints what it receives", parents=[common]
     )
@@ -159,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cmd == "jobs":
         base = f"http://{settings.http.http_host}:{settings.http.http_port}"
         return asyncio.run(jobs_cli.run(args, base))
+    if args.cmd == "migrate-keys":
+        return asyncio.run(_migrate_keys(settings, dry_run=args.dry_run))
     if args.cmd == "smtp-sink":
         from gateway.mail.sink import run_sink
 
@@ -168,6 +176,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return uvloop.run(_sim(args, settings.simulator))
     return 2
+
+
+async def _migrate_keys(settings: Settings, *, dry_run: bool) -> int:
+    from gateway.store.key_migration import migrate
+    from gateway.store.keys import Keys
+    from gateway.store.redis_conn import connect
+
+    redis = connect(settings.redis)
+    try:
+        report = await migrate(redis, Keys(settings.redis.redis_prefix), dry_run=dry_run)
+    finally:
+        await redis.aclose()
+    verb = "would rename" if dry_run else "renamed"
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(report.renamed.items())) or "none"
+    print(f"{verb} {sum(report.renamed.values())} keys ({kinds}); dropped {report.dropped}")
+    for key in report.conflicts:
+        print(f"left (its new name exists): {key}", file=sys.stderr)
+    return 1 if report.conflicts else 0
 
 
 if __name__ == "__main__":
