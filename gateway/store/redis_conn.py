@@ -164,6 +164,18 @@ def is_cluster(redis: Any) -> bool:
 
 
 class _Cluster(RedisCluster):  # type: ignore[misc]
+    async def _determine_slot(self, command: str, *args: Any) -> int:
+        """A stream read's slot from its own arguments: redis-py asked the server (COMMAND
+        GETKEYS, a round trip) before every XREADGROUP, whose keys it cannot find alone."""
+        if command.upper() in ("XREADGROUP", "XREAD"):
+            words = [a.upper() if isinstance(a, (str, bytes)) else a for a in args]
+            at = next(i for i, w in enumerate(words) if w in ("STREAMS", b"STREAMS")) + 1
+            streams = args[at : at + (len(args) - at) // 2]
+            slots = {self.keyslot(k) for k in streams}
+            if len(slots) == 1:
+                return int(slots.pop())
+        return await super()._determine_slot(command, *args)  # type: ignore[no-any-return]
+
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
         pipe = super().pipeline(transaction, shard_hint)
         if transaction:
