@@ -55,6 +55,7 @@ def _primary_of(stack: ClusterSet, key: str) -> int:
 
 
 @pytest.mark.serial
+@pytest.mark.timeout(420)  # a 100,000-row job: about two minutes here, past the default
 async def test_a_primary_killed_mid_job_loses_and_repeats_no_row(
     cluster: ClusterSet, prefix: str, smsc: SmscSimulator
 ) -> None:
