@@ -1,7 +1,8 @@
 """Bulk reminder benchmark: a 1,000,000-recipient CSV job through the simulator.
 
-Starts a private redis-server, the SMSC simulator and the gateway (one ``serve --role api``
-process and ``--workers`` worker processes) on loopback. It measures:
+Starts a private redis-server (``--redis cluster``: a Redis Cluster of three primaries and
+three replicas, tests/redis_cluster.py), the SMSC simulator and the gateway (one
+``serve --role api`` process and ``--workers`` worker processes) on loopback. It measures:
 
 - intake: the time to upload the CSV and get the 202 (rows checked, stored in Redis);
 - sustained messages/s: recipients whose SMS was submitted *and* receipted (``delivered``),
@@ -12,6 +13,7 @@ process and ``--workers`` worker processes) on loopback. It measures:
   with no job running, then while the job runs: the difference is what the job adds.
 
     .venv/bin/python -m bench.bulk_jobs --rows 1000000 [--layout split|shared] [--workers 1]
+        [--redis single|cluster]
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from pathlib import Path
 
 import aiohttp
 import psutil
-import redis.asyncio as redis
 
-from bench.sms_path import ROOT, add_keys, cpu_report, free_port, start_redis, stop_all, wait_port
+from bench.bulk_redis import BenchRedis, node_lines, primaries_calls
+from bench.host_speed import host_line
+from bench.sms_path import ROOT, add_keys, cpu_report, free_port, stop_all, wait_port
 
 
 def write_csv(path: Path, rows: int) -> None:
@@ -99,61 +102,16 @@ async def alert_latencies(
     return out
 
 
-def reference_loop_ms() -> float:
-    """This machine's speed right now for one process, to compare runs (the best of three)."""
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        sum(range(10**7))
-        best = min(best, time.perf_counter() - t0)
-    return best * 1000
-
-
-def pipe_round_trip_us(trips: int = 20_000) -> float:
-    """Microseconds for one byte to go to another process and back (the median of three
-    runs). The sum loop above misses what slows this machine down at times: every process
-    of the run pays more for each wake-up, which this shows."""
-    results = []
-    for _ in range(3):
-        to_child, from_parent = os.pipe()
-        to_parent, from_child = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the echo
-            for _ in range(trips):
-                os.read(to_child, 1)
-                os.write(from_child, b"x")
-            os._exit(0)
-        t0 = time.perf_counter()
-        for _ in range(trips):
-            os.write(from_parent, b"x")
-            os.read(to_parent, 1)
-        results.append((time.perf_counter() - t0) / trips * 1e6)
-        os.waitpid(pid, 0)
-        for fd in (to_child, from_parent, to_parent, from_child):
-            os.close(fd)
-    return sorted(results)[1]
-
-
-def host_line(when: str) -> str:
-    return (
-        f"host {when}: sum loop {reference_loop_ms():.0f} ms, pipe round trip between two "
-        f"processes {pipe_round_trip_us():.1f} us (smaller is faster)"
-    )
-
-
-async def redis_calls(port: int) -> dict[str, int]:
-    """Calls per Redis command so far (scripts' inner calls included), from INFO commandstats."""
-    client = redis.Redis(port=port)
-    try:
-        stats = await client.info("commandstats")
-    finally:
-        await client.aclose()
-    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
-
-
 def pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
+
+def cpu_now(
+    procs: list[subprocess.Popen[bytes]], names: list[str], store: BenchRedis
+) -> dict[str, float]:
+    """CPU seconds so far by process; ``redis`` is every redis-server of the run together."""
+    return {"redis": sum(store.cpu_seconds().values()), **dict(cpu_report(procs, names))}
 
 
 async def main() -> int:
@@ -177,6 +135,12 @@ async def main() -> int:
         default="idle",
         help="split layout: bulk workers and the bulk SMSC under SCHED_IDLE, or at nice 10",
     )
+    ap.add_argument(
+        "--redis",
+        choices=["single", "cluster"],
+        default="single",
+        help="one redis-server, or a Redis Cluster (3 primaries + 3 replicas, redis+cluster://)",
+    )
     args = ap.parse_args()
     args.rows = min(args.rows, 2_000_000)
 
@@ -189,10 +153,14 @@ async def main() -> int:
         f"CSV: {args.rows} rows, {csv_path.stat().st_size / 1e6:.1f} MB "
         f"(written in {time.perf_counter() - t0:.1f} s)"
     )
-    redis_port, smpp_port, http_port = free_port(), free_port(), free_port()
+    store = BenchRedis(args.redis, tmp)
+    print(store.describe())
+    smpp_port, http_port = free_port(), free_port()
     env = {
         **os.environ,
-        "GATEWAY_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        # This checkout's gateway, whichever checkout the virtualenv was installed from.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "GATEWAY_REDIS_URL": store.url,
         "GATEWAY_HTTP_PORT": str(http_port),
         "GATEWAY_SMPP_PORT": str(smpp_port),
         "GATEWAY_SIM_PORT": str(smpp_port),
@@ -217,13 +185,13 @@ async def main() -> int:
             "GATEWAY_SMPP_BULK_PORT": str(bulk_port),
         }
         lanes = [{"GATEWAY_WORKER_LANES": "priority"}] + [bulk] * args.workers
-    names = ["redis", "smsc-sim", "api"] + [
+    names = ["smsc-sim", "api"] + [
         f"worker{i + 1} ({lane.get('GATEWAY_WORKER_LANES', 'priority,bulk')})"
         for i, lane in enumerate(lanes)
     ]
     sampler_task: asyncio.Task[None] | None = None
     try:
-        procs.append(start_redis(redis_port, tmp))
+        await store.start()
         procs.append(subprocess.Popen([*gw, "smsc-sim", "--quiet"], env=env))
         if args.layout == "split":
             # The carrier's bulk channel: another SMSC (another machine in life; here it runs
@@ -233,19 +201,14 @@ async def main() -> int:
                     [*lower, *gw, "smsc-sim", "--quiet", "--port", str(bulk_port)], env=env
                 )
             )
-            names.insert(2, "smsc-sim (bulk)")
-        await wait_port(redis_port)
+            names.insert(1, "smsc-sim (bulk)")
         keys = add_keys(gw, env, ("back_office", "command_center", "admin"))
         procs.append(subprocess.Popen([*gw, "serve", "--role", "api"], env=env))
         for lane in lanes:
             procs.append(subprocess.Popen([*gw, "serve", "--role", "worker"], env={**env, **lane}))
         await wait_port(http_port)
         sampler = RssSampler(
-            {
-                n: p.pid
-                for n, p in zip(names, procs, strict=True)
-                if not n.startswith(("redis", "smsc"))
-            }
+            {n: p.pid for n, p in zip(names, procs, strict=True) if not n.startswith("smsc")}
         )
         sampler_task = asyncio.create_task(sampler.run())
         base = f"http://127.0.0.1:{http_port}"
@@ -301,14 +264,16 @@ async def main() -> int:
                 alert_latencies(http, base, keys["admin"], keys["command_center"], args.alerts, 20)
             )
             start = await done_now()
-            cpu_start = dict(cpu_report(procs, names))
-            calls_start = await redis_calls(redis_port)
+            cpu_start = cpu_now(procs, names, store)
+            store_cpu_start = store.cpu_seconds()
+            nodes_start = await store.stats()
             end = start
             while end[0] - start[0] < args.measure and end[2] == "running":
                 await asyncio.sleep(1)
                 end = await done_now()
-            cpu_end = dict(cpu_report(procs, names))
-            calls_end = await redis_calls(redis_port)
+            cpu_end = cpu_now(procs, names, store)
+            store_cpu_end = store.cpu_seconds()
+            nodes_end = await store.stats()
             during = await during_task
             rate = (end[1] - start[1]) / (end[0] - start[0])
             per_msg = {
@@ -331,6 +296,7 @@ async def main() -> int:
             + ")"
         )
         delivered = max(1, end[1] - start[1])
+        calls_start, calls_end = primaries_calls(nodes_start), primaries_calls(nodes_end)
         per_cmd = {c: (n - calls_start.get(c, 0)) / delivered for c, n in calls_end.items()}
         print(
             f"Redis calls per message: {sum(per_cmd.values()):.1f} ("
@@ -339,6 +305,10 @@ async def main() -> int:
             )
             + ")"
         )
+        print(await store.lane_owner())
+        node_cpu = {p: s - store_cpu_start.get(p, 0.0) for p, s in store_cpu_end.items()}
+        for line in node_lines(nodes_start, nodes_end, node_cpu, delivered):
+            print(line)
         for name, peak in sampler.peak.items():
             print(f"peak RSS {name}: {peak / 2**20:.0f} MB")
         print(
@@ -348,13 +318,14 @@ async def main() -> int:
             f"{pct(during, 0.99) - pct(baseline, 0.99):.1f} ms "
             f"({len(baseline)}/{len(during)} alerts)"
         )
-        for name, secs in cpu_report(procs, names):
+        for name, secs in cpu_now(procs, names, store).items():
             print(f"cpu {name}: {secs:.1f} s")
         return 0
     finally:
         if sampler_task is not None:
             sampler_task.cancel()
         stop_all(procs)
+        store.stop()
         with contextlib.suppress(OSError):
             csv_path.unlink()
         print(host_line("after"))

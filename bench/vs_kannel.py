@@ -36,7 +36,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from bench.bulk_jobs import host_line
+from bench.host_speed import host_line
 from bench.sms_path import ROOT, add_key, free_port, redis_command, wait_port
 from bench.vs_kannel_parts import (
     BEARERBOX,
