@@ -33,7 +33,9 @@ class NotReplicated(RedisError):  # type: ignore[misc]
 # demoted by a failover (with Sentinel, redis-py reports it as a ConnectionError; so is
 # MasterNotFoundError, while no sentinel names a primary). TryAgainError: a cluster slot in
 # migration. ClusterDownError, SlotNotCoveredError: a cluster promoting a replica (its
-# primary of a slot is gone). NotReplicated: no replica confirmed a write in time.
+# primary of a slot is gone). A cluster with no node answering is a ConnectionError
+# (gateway.store.redis_conn.ClusterUnreachable). NotReplicated: no replica confirmed a
+# write in time.
 STORE_DOWN: tuple[type[Exception], ...] = (
     RedisConnectionError,
     RedisTimeoutError,

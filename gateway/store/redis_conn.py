@@ -15,6 +15,8 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
 from redis.backoff import ExponentialBackoff
 from redis.driver_info import DriverInfo
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 
 from gateway.settings import RedisSettings
 from gateway.store.outage import STORE_DOWN
@@ -163,6 +165,14 @@ def is_cluster(redis: Any) -> bool:
     return isinstance(redis, RedisCluster)
 
 
+class ClusterUnreachable(RedisConnectionError):  # type: ignore[misc]
+    """No node of the cluster gave a slot map to work with: none answered (every node
+    stopped or restarting), or they disagreed or left slots uncovered (a failover under
+    way). A ``ConnectionError``, so in ``STORE_DOWN``: the loops wait it out, the API
+    answers 503. redis-py raises a bare ``RedisClusterException`` for these, the class it
+    also raises for a command it cannot route (a bug, which must still end the loop)."""
+
+
 class _Cluster(RedisCluster):  # type: ignore[misc]
     async def _determine_slot(self, command: str, *args: Any) -> int:
         """A stream read's slot from its own arguments: redis-py asked the server (COMMAND
@@ -175,6 +185,12 @@ class _Cluster(RedisCluster):  # type: ignore[misc]
             if len(slots) == 1:
                 return int(slots.pop())
         return await super()._determine_slot(command, *args)  # type: ignore[no-any-return]
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> RedisCluster:
+        try:
+            return await super().initialize(*args, **kwargs)
+        except RedisClusterException as exc:
+            raise ClusterUnreachable(str(exc)) from exc
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
         pipe = super().pipeline(transaction, shard_hint)
