@@ -14,6 +14,7 @@ import redis.asyncio as redis
 from redis.crc import key_slot
 
 from bench.sms_path import free_port, start_redis, wait_port
+from gateway.settings import RedisSettings
 from gateway.store.keys import Keys
 from tests.redis_cluster import ClusterSet
 
@@ -73,12 +74,16 @@ class BenchRedis:
                 self.single.kill()
 
     def describe(self) -> str:
+        # What the gateway's processes will make of GATEWAY_REDIS_WAIT_REPLICAS here.
+        waits = RedisSettings(redis_url=self.url).replicas_to_wait()
+        wait = f"acknowledgements wait for {waits} replica{'s' * (waits != 1)}"
         if self.cluster is None:
-            return f"redis: single, one redis-server on :{self.single_port}"
+            return f"redis: single, one redis-server on :{self.single_port}; {wait}"
         return (
             f"redis: cluster, {self.cluster.primaries} primaries + "
             f"{len(self.cluster.nodes) - self.cluster.primaries} replicas on "
             + ", ".join(f":{p}" for p in self.ports())
+            + f"; {wait}"
         )
 
     def cpu_seconds(self) -> dict[int, float]:
