@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.redis_cluster import ClusterSet
+from tests.redis_cluster import ClusterSet, running_cluster_set
 from tests.redis_sentinel import RedisBackend, SentinelSet, running_sentinel_set
 
 
@@ -22,12 +22,8 @@ def sentinel_set() -> Iterator[SentinelSet]:
 @pytest.fixture(scope="session")
 def cluster_set() -> Iterator[ClusterSet]:
     """Three primaries and three replicas for the session (a few seconds to start)."""
-    stack = ClusterSet()
-    try:
-        stack.start()
+    with running_cluster_set() as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -8,10 +8,12 @@ in seconds; everything else is Redis's own behaviour.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -106,3 +108,14 @@ class ClusterSet:
         for node in self.nodes:
             node.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_cluster_set() -> Iterator[ClusterSet]:
+    """A started ``ClusterSet``, closed again however the block ends."""
+    stack = ClusterSet()
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.close()

@@ -15,18 +15,14 @@ from gateway.settings import RedisSettings
 from gateway.store.keys import Keys
 from gateway.store.outage import STORE_DOWN
 from gateway.store.redis_conn import connect
-from tests.redis_cluster import ClusterSet
+from tests.redis_cluster import ClusterSet, running_cluster_set
 
 
 @pytest.fixture
 def own_cluster() -> Iterator[ClusterSet]:
     """A cluster of this test's own: its nodes are stopped (the session's must stay up)."""
-    stack = ClusterSet()
-    try:
-        stack.start()
+    with running_cluster_set() as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import redis
 
 from gateway.sms.simulator import SmscSimulator
 from tests.conftest import Gateway, close_or_dump, make_settings
-from tests.redis_cluster import ClusterSet
+from tests.redis_cluster import ClusterSet, running_cluster_set
 from tests.test_reminder_jobs import NOW, csv_body, wait_job, window
 
 ROWS = 100_000
@@ -29,12 +29,8 @@ KILL_AFTER = 30_000  # messages at the SMSC when the primary dies
 
 @pytest.fixture
 def cluster() -> Iterator[ClusterSet]:
-    stack = ClusterSet()
-    try:
-        stack.start()
+    with running_cluster_set() as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 def _phone(n: int) -> str:
