@@ -14,7 +14,7 @@ import pytest
 from gateway.settings import RedisSettings
 from gateway.store.keys import Keys
 from gateway.store.outage import STORE_DOWN
-from gateway.store.redis_conn import connect
+from gateway.store.redis_conn import ClusterReset, connect, reset_is_an_outage
 from tests.redis_cluster import ClusterSet, running_cluster_set
 
 
@@ -55,3 +55,15 @@ async def test_a_stopped_cluster_is_an_outage(own_cluster: ClusterSet, client: A
     assert isinstance(error, STORE_DOWN), repr(error)
     again = await first_error(lambda: client.get(key))  # the slot map asked again: no node
     assert isinstance(again, STORE_DOWN), repr(again)
+
+
+async def test_a_write_on_a_connection_a_cluster_reset_closed_is_an_outage() -> None:
+    """redis-py closes every node's connections on CLUSTERDOWN, also one another task is
+    writing on: its write fails with AttributeError on the socket that is gone."""
+    with pytest.raises(ClusterReset) as caught:
+        async with reset_is_an_outage("EVALSHA"):
+            None.writelines([b"x"])  # type: ignore[attr-defined]
+    assert isinstance(caught.value, STORE_DOWN)
+    with pytest.raises(AttributeError):  # any other AttributeError is a bug: not hidden
+        async with reset_is_an_outage("EVALSHA"):
+            object().missing  # type: ignore[attr-defined]  # noqa: B018

@@ -4,6 +4,8 @@ a Redis Cluster (docs/redis-cluster.md)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -173,7 +175,36 @@ class ClusterUnreachable(RedisConnectionError):  # type: ignore[misc]
     also raises for a command it cannot route (a bug, which must still end the loop)."""
 
 
+class ClusterReset(RedisConnectionError):  # type: ignore[misc]
+    """A command met a connection closed under it. On CLUSTERDOWN (a failover under way)
+    redis-py resets its whole client, closing every node's connections, also those other
+    tasks are writing on at that moment; their write then fails on a socket that is gone
+    (``AttributeError`` in redis-py 8.1). It is the store being away: in ``STORE_DOWN``,
+    so the write is waited out and sent again (the scripts are idempotent per event), not
+    taken for a bug (which made the SMS path send its parts again, as duplicates)."""
+
+
+@contextlib.asynccontextmanager
+async def reset_is_an_outage(what: object) -> AsyncIterator[None]:
+    try:
+        yield
+    except AttributeError as exc:
+        if "NoneType" not in str(exc):
+            raise
+        raise ClusterReset(f"{what}: its connection was closed by a cluster reset") from exc
+
+
+class _Pipeline(ClusterPipeline):  # type: ignore[misc]
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        async with reset_is_an_outage("a pipeline"):
+            return await super().execute(raise_on_error, allow_redirections)
+
+
 class _Cluster(RedisCluster):  # type: ignore[misc]
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with reset_is_an_outage(args[0] if args else "a command"):
+            return await super().execute_command(*args, **kwargs)
+
     async def _determine_slot(self, command: str, *args: Any) -> int:
         """A stream read's slot from its own arguments: redis-py asked the server (COMMAND
         GETKEYS, a round trip) before every XREADGROUP, whose keys it cannot find alone."""
@@ -193,7 +224,9 @@ class _Cluster(RedisCluster):  # type: ignore[misc]
             raise ClusterUnreachable(str(exc)) from exc
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
-        pipe = super().pipeline(transaction, shard_hint)
+        if shard_hint:
+            raise TypeError("shard_hint is not used in cluster mode")
+        pipe = _Pipeline(self, transaction)
         if transaction:
             pipe._execution_strategy = _OneSlotTransaction(pipe)
         return pipe

@@ -33,7 +33,7 @@ from redis.exceptions import (
 
 from gateway.settings import RedisSettings
 from gateway.store.outage import NotReplicated
-from gateway.store.redis_conn import is_cluster
+from gateway.store.redis_conn import is_cluster, reset_is_an_outage
 from gateway.store.scripts import Script
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,8 @@ async def _on_slot_primary(
     node = redis.get_node_from_key(key)
     for attempt in (1, 2):
         cmds = [PipelineCommand(i, *c) for i, c in enumerate(commands)]
-        await node.execute_pipeline(cmds)
+        async with reset_is_an_outage(commands[0][0]):
+            await node.execute_pipeline(cmds)
         replies = [c.result for c in cmds]
         if script is not None and attempt == 1 and isinstance(replies[0], NoScriptError):
             await node.execute_command("SCRIPT", "LOAD", script.source)
