@@ -141,7 +141,7 @@ class ChannelWorker:
         }
         self._lane_of = {g.stream: lane for lane, g in self.groups.items()}
         self._held: dict[str, Delivery] = {}
-        self._settled_lately = RecentlySettled(max(60.0, 10 * worker.consumer_dead_after))
+        self._settled_lately = RecentlySettled()
         self._room = asyncio.Event()
         self._cancelled_jobs: set[str] = set()
         self._cancelled_read = 0.0
