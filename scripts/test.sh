@@ -14,8 +14,7 @@ echo "== pytest"
 # Slowest tests listed at the end: the whole command must stay well inside CI's time. The
 # tests run on two workers (each starts its own Redis, Asterisk and simulators on ephemeral
 # ports); then the fault suite (bench/faults.py --short: processes killed under load) and
-# the tests marked serial (a Sentinel failover, a Cluster primary killed mid-job) run alone:
-# their timing assumes the machine.
+# the tests marked serial (a Sentinel failover) run alone: their timing assumes the machine.
 # Arguments: pytest's, one run.
 if [ "$#" -gt 0 ]; then
     exec .venv/bin/pytest "$@"
