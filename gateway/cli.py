@@ -191,8 +191,8 @@ async def _migrate_keys(settings: Settings, *, dry_run: bool) -> int:
     verb = "would rename" if dry_run else "renamed"
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(report.renamed.items())) or "none"
     print(f"{verb} {sum(report.renamed.values())} keys ({kinds}); dropped {report.dropped}")
-    for key in report.conflicts:
-        print(f"left (its new name exists): {key}", file=sys.stderr)
+    for key in report.conflicts:  # key names hold phone numbers (caps, binding requests)
+        print(f"left (its new name exists): {logs.mask_numbers(key)}", file=sys.stderr)
     return 1 if report.conflicts else 0
 
 
