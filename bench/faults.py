@@ -159,6 +159,8 @@ async def f_smsc_restart(ctx: Ctx) -> tuple[float, Probe | None]:
 
 async def f_smpp_reset(ctx: Ctx) -> tuple[float, Probe | None]:
     t0 = time.time()
+    # Every link is cut, each with a window of submits in flight: one fault event per link.
+    ctx.faults = len(ctx.stack.proxies)
     for proxy in ctx.stack.proxies.values():
         proxy.cut()
     return t0, lambda: ctx.ledger.first_accept(t0 + 0.05, ctx.job_number)
