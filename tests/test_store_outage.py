@@ -127,3 +127,31 @@ async def test_a_redis_restart_is_waited_out_and_nothing_accepted_is_lost(
         assert len(smsc.to([f"1390000{n:04d}" for n in range(20)])) == 20
     finally:
         await close_or_dump(gw)
+
+
+async def test_workers_started_while_redis_is_away_wait_for_it_instead_of_ending(
+    own_redis: RedisProcess, prefix: str, smsc: SmscSimulator
+) -> None:
+    """A worker's start-up (its consumer groups and heartbeats) meets the outage too: a
+    process that comes up before Redis (a host's boot, a cluster reset) waits, then works."""
+    own_redis.stop()
+    gw = Gateway(make_settings(own_redis.url, prefix, smsc.port))
+    await gw.start(api=False)
+    try:
+        await asyncio.sleep(1.5)  # every worker's start-up meets the outage
+        assert gw.workers is not None
+        ended = [t.get_name() for t in gw.workers.tasks if t.done()]
+        assert ended == []
+        own_redis.start()
+        await gw.start(workers=False)
+        gw._admin = await gw.add_key("admin")
+        centre = await gw.add_key("command_center")
+        async with asyncio.timeout(10):
+            await smsc.wait_bound()
+        code, body, _ = await _alert(gw, centre, 1)
+        assert code == 202, body
+        await gw.wait_status(str(body["id"]), "delivered", within=20)
+        ended = [t.get_name() for t in gw.workers.tasks if t.done()]
+        assert ended == []
+    finally:
+        await close_or_dump(gw)

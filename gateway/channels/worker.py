@@ -39,7 +39,7 @@ from gateway.settings import WorkerSettings
 from gateway.store.jobs import JobStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
-from gateway.store.outage import STORE_DOWN, Outage
+from gateway.store.outage import STORE_DOWN, Outage, once_reachable
 from gateway.store.streams import StreamGroup
 
 log = logging.getLogger(__name__)
@@ -156,15 +156,10 @@ class ChannelWorker:
     # -- run ----------------------------------------------------------------------------------
     async def run(self) -> None:
         """Run until cancelled or closed; unsettled entries stay pending in Redis."""
-        for group in self.groups.values():
-            await group.ensure()
-        self._cancelled_jobs = await self.jobs.cancelled_recently()
+        await once_reachable(f"{self.channel.name} worker", self._start_up)
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.channel.start(), name=f"{self.channel.name}-channel")
-                for lane, group in self.groups.items():
-                    for eid, fields in await group.own_pending():
-                        await self._accept(lane, eid, fields, reclaimed=True)
                 tg.create_task(self._read_loop(), name=f"{self.channel.name}-read")
                 tg.create_task(self._housekeeping(), name=f"{self.channel.name}-housekeeping")
                 for group in self.groups.values():
@@ -172,6 +167,11 @@ class ChannelWorker:
         finally:
             if self._closing:
                 await asyncio.shield(self._release())
+
+    async def _start_up(self) -> None:
+        for group in self.groups.values():
+            await group.ensure()
+        self._cancelled_jobs = await self.jobs.cancelled_recently()
 
     async def _release(self) -> None:
         try:
@@ -196,10 +196,12 @@ class ChannelWorker:
     # -- reading ------------------------------------------------------------------------------
     async def _read_loop(self) -> None:
         outage = Outage(f"{self.channel.name} worker")
+        resume = True  # at start, and after an outage: what was read and not handed over
         while not self._closing:
             try:
-                if outage.down:
+                if resume or outage.down:
                     await self._resume()
+                    resume = False
                 await self._read_once()
                 outage.ok()
             except STORE_DOWN as exc:
@@ -208,8 +210,8 @@ class ChannelWorker:
                 await self._regroup(exc)
 
     async def _resume(self) -> None:
-        """After an outage: entries this consumer read but did not hand over are still
-        pending on it; nobody else would take them from a live consumer."""
+        """At start and after an outage: entries this consumer read but did not hand over
+        are still pending on it; nobody else would take them from a live consumer."""
         for lane, group in self.groups.items():
             for eid, fields in await group.own_pending():
                 await self._accept(lane, eid, fields, reclaimed=True)

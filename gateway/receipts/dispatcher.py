@@ -28,7 +28,7 @@ from gateway.receipts.undelivered import Undelivered
 from gateway.settings import WebhookSettings, WorkerSettings
 from gateway.store.apikeys import ApiKey, ApiKeyStore
 from gateway.store.keys import Keys
-from gateway.store.outage import STORE_DOWN, Outage
+from gateway.store.outage import STORE_DOWN, Outage, once_reachable
 from gateway.store.scripts import Script
 from gateway.store.streams import Entry, StreamGroup
 
@@ -94,7 +94,7 @@ class WebhookDispatcher:
         self.group.close()
 
     async def run(self) -> None:
-        await self.group.ensure()
+        await once_reachable("webhook dispatcher", self.group.ensure)
         timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout)
         connector = aiohttp.TCPConnector(
             limit=self.settings.webhook_concurrency,

@@ -22,7 +22,7 @@ from gateway.store.apikeys import ApiKeyStore
 from gateway.store.keys import Keys
 from gateway.store.notices import now_iso
 from gateway.store.optouts import OptOutStore
-from gateway.store.outage import STORE_DOWN, Outage
+from gateway.store.outage import STORE_DOWN, Outage, once_reachable
 from gateway.store.streams import StreamGroup
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class MoHandler:
         self.group.close()
 
     async def run(self) -> None:
-        await self.group.ensure()
+        await once_reachable("MO handler", self.group.ensure)
         outage = Outage("MO handler")
         resume = True  # at start, and after an outage: what was read and not acked
         while not self._closing:

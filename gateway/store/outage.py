@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from redis.exceptions import (
     BusyLoadingError,
@@ -22,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class NotReplicated(RedisError):  # type: ignore[misc]
@@ -75,3 +78,18 @@ class Outage:
             took = asyncio.get_running_loop().time() - self._since
             log.warning("%s: Redis is back after %.1f s", self.what, took)
             self._delay = 0.0
+
+
+async def once_reachable(what: str, step: Callable[[], Awaitable[T]]) -> T:
+    """Run ``step`` (a loop's start-up: its consumer group, its heartbeat) until Redis lets
+    it through: a store away when a process starts is waited out like one that goes away
+    later, instead of ending the loop before it ran."""
+    outage = Outage(what)
+    while True:
+        try:
+            result = await step()
+        except STORE_DOWN as exc:
+            await outage.pause(exc)
+            continue
+        outage.ok()
+        return result
