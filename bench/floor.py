@@ -1,9 +1,9 @@
-"""The CPU cost of the bare operations one message needs, with the libraries the design names,
-on this machine: the floor under any version of the gateway's per-message path.
+"""The CPU cost of the bare operations one message needs, with the libraries the design names
+and with leaner ways of doing the same, on this machine: what is left for the gateway's own
+work under a throughput target (docs/performance.md, "What 1.5x would take").
 
-A message sent with a receipt callback is, at the least: one HTTP request served (aiohttp's
-server), one signed webhook posted (aiohttp's client), a few Redis calls (redis-py's asyncio
-client; Redis's own CPU beside it) and four SMPP PDUs over a socket (submit_sm out, its
+A message sent with a receipt callback is, at the least: one HTTP request served, one signed
+webhook posted, a Redis call of its own and four SMPP PDUs over a socket (submit_sm out, its
 response in, the receipt in, its response out). Each is measured here alone, with nothing of
 the gateway's around it:
 
@@ -12,9 +12,12 @@ the gateway's around it:
   keeps ``--concurrency`` keep-alive connections busy. The child's CPU per request.
 - ``http-client``: ``aiohttp.ClientSession.post`` of a 300-byte JSON body with two headers to a
   raw-socket child that answers 204. This process's CPU per request.
+- ``lean-client``: the same POSTs from that raw keep-alive client (asyncio streams): what a
+  sender leaner than ``ClientSession.post`` could cost.
 - ``redis-script``: ``EVALSHA`` of a script that writes a 10-field hash and a stream entry,
-  ``--concurrency`` tasks at once; this process's CPU and Redis's per call.
-- ``redis-get``: a plain ``GET``, the same way.
+  ``--concurrency`` tasks at once, one call each; this process's CPU and Redis's per call.
+- ``redis-pipelined``: the same calls, 64 to a pipeline (a group commit of many requests).
+- ``redis-get``: a plain ``GET``, one call each.
 - ``socket-frame``: a 60-byte frame written and its 20-byte answer read on one uvloop
   connection, a window of 64 frames in flight (the shape of SMPP submits with a window); this
   process's CPU per frame and answer (two PDUs).
@@ -67,6 +70,7 @@ WEBHOOK = json.dumps(
         "attempt": 1,
     }
 ).encode()
+PIPELINED = 64
 SCRIPT = """
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'kind', 'message', 'channel', 'sms', 'status',
            'queued', 'to', ARGV[2], 'parts', '1', 'key_id', 'k1', 'created_at', ARGV[3],
@@ -152,7 +156,9 @@ def serve_raw(port: int, frames: bool) -> None:
 
 
 # -- measurements ----------------------------------------------------------------------------
-async def _raw_http_client(port: int, ops: int, concurrency: int) -> None:
+async def _raw_http_client(
+    port: int, ops: int, concurrency: int, expect: bytes = b"HTTP/1.1 202"
+) -> None:
     """Keep-alive POSTs, one at a time per connection, with as little work as can be."""
     request = (
         b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -166,10 +172,12 @@ async def _raw_http_client(port: int, ops: int, concurrency: int) -> None:
             left[0] -= 1
             w.write(request)
             head = await r.readuntil(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 202"):
+            if not head.startswith(expect):
                 raise RuntimeError(f"unexpected answer {head[:40]!r}")
             at = head.lower().find(b"content-length:")
-            await r.readexactly(int(head[at + 15 :].split(b"\r\n", 1)[0]))
+            length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
+            if length:
+                await r.readexactly(length)
         w.close()
 
     await asyncio.gather(*(conn() for _ in range(concurrency)))
@@ -179,6 +187,14 @@ async def m_http_server(ports: dict[str, int], ops: int, conc: int, pids: dict[s
     before = _cpu(pids["aiohttp"])
     await _raw_http_client(ports["aiohttp"], ops, conc)
     return (_cpu(pids["aiohttp"]) - before) / ops
+
+
+async def m_lean_client(ports: dict[str, int], ops: int, conc: int, pids: dict[str, int]) -> float:
+    """The raw keep-alive client above, its own CPU: what a sender leaner than
+    ``ClientSession.post`` could cost (against the raw answering child)."""
+    before = _own_cpu()
+    await _raw_http_client(ports["raw-http"], ops, conc, expect=b"HTTP/1.1 204")
+    return (_own_cpu() - before) / ops
 
 
 async def m_http_client(ports: dict[str, int], ops: int, conc: int, pids: dict[str, int]) -> float:
@@ -220,6 +236,12 @@ async def _redis_calls(
                 i = left[0] = left[0] - 1
                 if call == "script":
                     await r.evalsha(sha, 2, f"floor:n:{i}", "floor:q", f"n_{i}", "+86138", "t", "u")
+                elif call == "pipelined":  # a group commit: one round trip for many calls
+                    pipe = r.pipeline(transaction=False)
+                    for j in range(i, max(i - PIPELINED, -1), -1):
+                        pipe.evalsha(sha, 2, f"floor:n:{j}", "floor:q", f"n_{j}", "+86", "t", "u")
+                    left[0] = max(i - PIPELINED + 1, 0)
+                    await pipe.execute()
                 else:
                     await r.get("floor:get")
 
@@ -286,11 +308,14 @@ async def run(args: argparse.Namespace, ports: dict[str, int], pids: dict[str, i
     rows.append(("http-server (aiohttp, child's CPU)", f"{server:.0f}"))
     client = await median_of(lambda: m_http_client(ports, ops, conc, pids))
     rows.append(("http-client (aiohttp ClientSession.post)", f"{client:.0f}"))
-    for call in ("script", "get"):
+    lean = await median_of(lambda: m_lean_client(ports, ops, conc, pids))
+    rows.append(("lean-client (asyncio streams, keep-alive POST)", f"{lean:.0f}"))
+    for call in ("script", "pipelined", "get"):
         runs = [await _redis_calls(ports, ops, conc, pids, call) for _ in range(4)][1:]
         own = statistics.median(r[0] for r in runs) * 1e6
         srv = statistics.median(r[1] for r in runs) * 1e6
-        rows.append((f"redis-{call} (redis-py client / Redis)", f"{own:.0f} / {srv:.0f}"))
+        what = f"{PIPELINED} scripts per pipeline, " if call == "pipelined" else ""
+        rows.append((f"redis-{call} ({what}redis-py client / Redis)", f"{own:.0f} / {srv:.0f}"))
     frame = await median_of(lambda: m_socket_frame(ports, ops * 5, conc, pids))
     rows.append(("socket-frame (uvloop, frame out + answer in)", f"{frame:.1f}"))
     width = max(len(r[0]) for r in rows)

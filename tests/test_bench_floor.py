@@ -21,7 +21,15 @@ def test_the_floor_benchmark_measures_every_operation() -> None:
         check=True,
     ).stdout
     rows = dict(re.findall(r"^  (\S+) .*?  ([\d./ ]+)$", out, re.M))
-    assert set(rows) == {"http-server", "http-client", "redis-script", "redis-get", "socket-frame"}
+    assert set(rows) == {
+        "http-server",
+        "http-client",
+        "lean-client",
+        "redis-script",
+        "redis-pipelined",
+        "redis-get",
+        "socket-frame",
+    }
     # CPU times tick in 10 ms: a few thousand operations show each client's cost; Redis's
     # share of a GET may still round to 0.
     for value in rows.values():
