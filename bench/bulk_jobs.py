@@ -182,6 +182,7 @@ async def main() -> int:
             "GATEWAY_WORKER_LANES": "bulk",
             "GATEWAY_WORKER_NICE": "10",
             "GATEWAY_WORKER_SCHED_IDLE": "true" if args.bulk_cpu == "idle" else "false",
+            "GATEWAY_SMPP_LINKS": "main,bulk",
             "GATEWAY_SMPP_BULK_PORT": str(bulk_port),
         }
         lanes = [{"GATEWAY_WORKER_LANES": "priority"}] + [bulk] * args.workers
