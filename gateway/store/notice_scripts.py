@@ -14,6 +14,7 @@ from gateway.core.audit import audit_entry
 from gateway.core.records import Notice, QueueEntry
 from gateway.core.statuses import NoticeStatus
 from gateway.store.batch import pack_events
+from gateway.store.coalesce import Coalescer
 from gateway.store.keys import Keys
 from gateway.store.replicas import NO_WAIT, ReplicaWait
 from gateway.store.scripts import scripts
@@ -88,10 +89,18 @@ class NoticeScripts:
     """``wait``: the replicas a new notice and the SMPP events (carrier ids, receipts) wait for
     before they are acknowledged (``gateway.store.replicas``)."""
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys, wait: ReplicaWait = NO_WAIT) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        wait: ReplicaWait = NO_WAIT,
+        coalescer: Coalescer | None = None,
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.wait = wait
+        # New notices from concurrent requests go to Redis together (gateway.store.coalesce).
+        self.coalescer = coalescer or Coalescer(redis, wait)
         self._create, self._set_status, self._outcome, self._sms_events, self._expire = scripts(
             redis,
             keys,
@@ -117,8 +126,7 @@ class NoticeScripts:
     ) -> CreateResult:
         """``idempotency_key`` is a Redis key or ''."""
         k, x = self.keys, extras
-        res = await self.wait.call(
-            self.redis,
+        res = await self.coalescer.call(
             self._create,
             keys={
                 "notice": k.notice(notice.id),

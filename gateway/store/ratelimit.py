@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from gateway.store.coalesce import Coalescer
 from gateway.store.keys import Keys
 from gateway.store.outage import STORE_DOWN, Outage
 from gateway.store.scripts import Script
@@ -19,11 +20,15 @@ class Gcra:
     def __init__(self, redis: aioredis.Redis) -> None:
         # The script builds no key name: it renders the same under any prefix.
         self._script = Script(redis, "gcra", Keys())
+        # Concurrent requests' limits go to Redis together (gateway.store.coalesce).
+        self._calls = Coalescer(redis)
 
     async def take(self, key: str, rate: float, burst: int, want: int = 1) -> tuple[int, float]:
         """(granted tokens, seconds until the next token when none was granted)."""
-        granted, wait_ms = await self._script(
-            keys={"limiter": key}, args={"rate_per_s": rate, "burst": burst, "want": want}
+        granted, wait_ms = await self._calls.call(
+            self._script,
+            keys={"limiter": key},
+            args={"rate_per_s": rate, "burst": burst, "want": want},
         )
         return int(granted), int(wait_ms) / 1000.0
 

@@ -65,13 +65,13 @@ class ReplicaWait:
             evalsha = ("EVALSHA", script.sha, len(key_list), *key_list, *arg_list)
             commands = [evalsha, self._wait]
             result, acked = await _on_slot_primary(redis, key_list[0], commands, script)
-            self._check(script.name, int(acked))
+            self.check(script.name, int(acked))
             return result
         async with redis.pipeline(transaction=False) as pipe:
             await script(keys, args, more_keys=more_keys, client=pipe)
             pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
-            result, acked = await _on_primary(redis, pipe.execute())
-        self._check(script.name, int(acked))
+            result, acked = await on_primary(redis, pipe.execute())
+        self.check(script.name, int(acked))
         return result
 
     async def touch(self, redis: aioredis.Redis, key: str, ttl_s: int) -> None:
@@ -98,16 +98,16 @@ class ReplicaWait:
             async with redis.pipeline(transaction=False) as pipe:
                 for command in batch:
                     pipe.execute_command(*command)
-                replies = await _on_primary(redis, pipe.execute())
+                replies = await on_primary(redis, pipe.execute())
         if self.replicas:
-            self._check(str(writes[0][0]), int(replies.pop()))
+            self.check(str(writes[0][0]), int(replies.pop()))
         return list(replies[-1]) if atomic else replies
 
     @property
     def _wait(self) -> tuple[Any, ...]:
         return ("WAIT", self.replicas, self.timeout_ms)
 
-    def _check(self, what: str, acked: int) -> None:
+    def check(self, what: str, acked: int) -> None:
         if acked < self.replicas:
             log.warning(
                 "%s: %d of %d replicas confirmed the write within %d ms",
@@ -121,7 +121,7 @@ class ReplicaWait:
             )
 
 
-async def _on_primary(redis: aioredis.Redis, replies: Awaitable[list[Any]]) -> list[Any]:
+async def on_primary(redis: aioredis.Redis, replies: Awaitable[list[Any]]) -> list[Any]:
     """A pipeline's replies; a node demoted by a failover (still connected from before it)
     runs a script that wrote nothing but refuses WAIT: that is the store being away, and the
     pool's idle connections are dropped so the next ones ask the sentinels again."""
