@@ -6,9 +6,9 @@ handling) and Redis about 20; sixty-four in one pipeline cost about 22 and 7 eac
 (``bench/floor.py``). ``Coalescer.call`` queues the call; a flush, started on the next turn
 of the event loop, sends the calls queued by then (up to ``max_batch``) in one pipeline,
 and with replicas to wait for, one ``WAIT`` after the lot (``gateway.store.replicas``: an
-answer means its write is on the replicas). A call made with nothing else in flight goes at once, alone; one flush
-is in flight at a time, and calls made meanwhile go in the next: under load the batches grow
-by themselves, and a call alone waits for nothing.
+answer means its write is on the replicas). A call made with nothing else in flight goes at
+once, alone; one flush is in flight at a time, and calls made meanwhile go in the next:
+under load the batches grow by themselves, and a call alone waits for nothing.
 
 A call whose batch fails as a whole (the store away, ``NotReplicated``) gets that error,
 as a call of its own would: the API answers 503, and a write that did land is found again
@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, ResponseError
 
+from gateway.store.outage import NotReplicated
 from gateway.store.redis_conn import is_cluster
 from gateway.store.replicas import NO_WAIT, ReplicaWait, on_primary
 from gateway.store.scripts import Script
@@ -65,7 +67,7 @@ class Coalescer:
         """``script``'s answer, once its write is stored (and on the replicas waited for)."""
         if self._alone:
             return await self.wait.call(self.redis, script, keys, args, more_keys=more_keys)
-        if self._flush is None and not self._direct:
+        if (self._flush is None or self._flush.done()) and not self._direct:
             # Nothing else in flight: sent at once, as without this class. Calls made while
             # it is out start a batch.
             self._direct += 1
@@ -77,21 +79,22 @@ class Coalescer:
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         answer.add_done_callback(_retrieved)
         self._queue.append(_Call(script, keys, args, more_keys, answer))
-        if self._flush is None:
+        if self._flush is None or self._flush.done():
             self._flush = asyncio.create_task(self._run(), name="coalesced-calls")
         # Shielded: a caller that gives up (a request cancelled) leaves its call in the
         # batch, whose answer then goes to no one.
         return await asyncio.shield(answer)
 
     async def _run(self) -> None:
-        try:
-            while self._queue:
-                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-                await self._send(batch)
-        finally:
-            self._flush = None
-            if self._queue:  # queued while the last batch was being answered
-                self._flush = asyncio.create_task(self._run(), name="coalesced-calls")
+        while self._queue:
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            try:
+                await self._send(batch)  # every call of the batch gets its answer or error
+            except asyncio.CancelledError:
+                for c in self._queue:
+                    _settle(c.answer, ConnectionError("the gateway is stopping"))
+                self._queue = []
+                raise
 
     async def _send(self, batch: list[_Call]) -> None:
         if len(batch) == 1:
@@ -102,8 +105,10 @@ class Coalescer:
                 result = await self.wait.call(
                     self.redis, c.script, c.keys, c.args, more_keys=c.more_keys
                 )
-            except Exception as exc:
+            except BaseException as exc:  # cancelled too: its caller is not left waiting
                 _settle(c.answer, exc)
+                if not isinstance(exc, Exception):
+                    raise
             else:
                 _settle(c.answer, result)
             return
@@ -116,14 +121,29 @@ class Coalescer:
                 replies = await on_primary(self.redis, pipe.execute(raise_on_error=False))
             if self.wait.replicas:
                 acked = replies.pop()
+                if isinstance(acked, ResponseError) and "replica" in str(acked):
+                    # A node demoted by a failover: the store is away (as on_primary says).
+                    await self.redis.connection_pool.disconnect(inuse_connections=False)
+                    raise NotReplicated(f"WAIT went to a replica: {acked}")
                 if isinstance(acked, Exception):
                     raise acked
                 self.wait.check(f"{len(batch)} calls", int(acked))
-        except Exception as exc:
+        except BaseException as exc:  # cancelled too: no caller is left waiting
             for c in batch:
                 _settle(c.answer, exc)
+            if not isinstance(exc, Exception):
+                raise
             return
         for c, reply in zip(batch, replies, strict=True):
+            if isinstance(reply, NoScriptError):
+                # A server without the script (restarted while the pipeline was retried):
+                # it did not run; sent again alone, which loads it.
+                try:
+                    reply = await self.wait.call(
+                        self.redis, c.script, c.keys, c.args, more_keys=c.more_keys
+                    )
+                except Exception as exc:
+                    reply = exc
             _settle(c.answer, reply)
 
 
@@ -136,7 +156,9 @@ def _retrieved(answer: asyncio.Future[Any]) -> None:
 def _settle(answer: asyncio.Future[Any], value: Any) -> None:
     if answer.done():
         return
-    if isinstance(value, BaseException):
+    if isinstance(value, asyncio.CancelledError):
+        answer.cancel()
+    elif isinstance(value, BaseException):
         answer.set_exception(value)
     else:
         answer.set_result(value)
