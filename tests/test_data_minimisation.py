@@ -137,6 +137,8 @@ async def test_a_revoked_key_is_refused_at_once_by_another_api_process(api: Gate
         "GATEWAY_REDIS_PREFIX": api.settings.redis.redis_prefix,
         "GATEWAY_HTTP_PORT": str(port),
     }
+    channel = api.keys.api_key_events
+    listening = (await api.redis.pubsub_numsub(channel))[0][1]  # this test's own API
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway.cli", "--log-level", "WARNING", "serve", "--role", "api",
         env=env,
@@ -155,7 +157,9 @@ async def test_a_revoked_key_is_refused_at_once_by_another_api_process(api: Gate
                     except aiohttp.ClientConnectionError:
                         pass
                     await asyncio.sleep(0.1)
-            await asyncio.sleep(0.2)  # its subscription is up (it subscribes as it starts)
+            async with asyncio.timeout(10):  # its subscription is up (not a guess by time)
+                while (await api.redis.pubsub_numsub(channel))[0][1] <= listening:
+                    await asyncio.sleep(0.05)
             assert await ApiKeyStore(api.redis, api.keys).revoke(key.key.id)
             revoked_at = time.monotonic()
             async with http.get(f"{base}/v1/templates", headers=auth) as resp:
