@@ -27,9 +27,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
 
-from gateway.store.outage import NotReplicated
 from gateway.store.redis_conn import is_cluster
-from gateway.store.replicas import NO_WAIT, ReplicaWait, on_primary
+from gateway.store.replicas import NO_WAIT, ReplicaWait, demoted, on_primary
 from gateway.store.scripts import Script
 
 log = logging.getLogger(__name__)
@@ -121,10 +120,8 @@ class Coalescer:
                 replies = await on_primary(self.redis, pipe.execute(raise_on_error=False))
             if self.wait.replicas:
                 acked = replies.pop()
-                if isinstance(acked, ResponseError) and "replica" in str(acked):
-                    # A node demoted by a failover: the store is away (as on_primary says).
-                    await self.redis.connection_pool.disconnect(inuse_connections=False)
-                    raise NotReplicated(f"WAIT went to a replica: {acked}")
+                if isinstance(acked, ResponseError):
+                    raise await demoted(self.redis, acked)
                 if isinstance(acked, Exception):
                     raise acked
                 self.wait.check(f"{len(batch)} calls", int(acked))

@@ -89,18 +89,12 @@ class NoticeScripts:
     """``wait``: the replicas a new notice and the SMPP events (carrier ids, receipts) wait for
     before they are acknowledged (``gateway.store.replicas``)."""
 
-    def __init__(
-        self,
-        redis: aioredis.Redis,
-        keys: Keys,
-        wait: ReplicaWait = NO_WAIT,
-        coalescer: Coalescer | None = None,
-    ) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, wait: ReplicaWait = NO_WAIT) -> None:
         self.redis = redis
         self.keys = keys
         self.wait = wait
         # New notices from concurrent requests go to Redis together (gateway.store.coalesce).
-        self.coalescer = coalescer or Coalescer(redis, wait)
+        self.coalescer = Coalescer(redis, wait)
         self._create, self._set_status, self._outcome, self._sms_events, self._expire = scripts(
             redis,
             keys,

@@ -128,10 +128,20 @@ async def on_primary(redis: aioredis.Redis, replies: Awaitable[list[Any]]) -> li
     try:
         return await replies
     except ResponseError as exc:
-        if "replica" not in str(exc):
+        err = await demoted(redis, exc)
+        if err is exc:
             raise
-        await redis.connection_pool.disconnect(inuse_connections=False)
-        raise NotReplicated(f"WAIT went to a replica: {exc}") from exc
+        raise err from exc
+
+
+async def demoted(redis: aioredis.Redis, exc: ResponseError) -> Exception:
+    """What a pipeline's ``exc`` means: a ``WAIT`` refused by a node demoted in a failover is
+    the store being away (the pool's idle connections dropped, so the next ones ask the
+    sentinels again); any other error stays itself."""
+    if "replica" not in str(exc):
+        return exc  # type: ignore[no-any-return]
+    await redis.connection_pool.disconnect(inuse_connections=False)
+    return NotReplicated(f"WAIT went to a replica: {exc}")
 
 
 async def _on_slot_primary(
