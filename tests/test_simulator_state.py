@@ -4,6 +4,7 @@ clean shutdown and started again, it sends them to the next bind, and no carrier
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -13,11 +14,15 @@ from pathlib import Path
 import smpp34
 from smpp34._smpp34 import TLV_RECEIPTED_MESSAGE_ID
 
+from gateway.sms import pdu
 from gateway.sms.receipts import parse_receipt
 from gateway.sms.sim_journal import read_accept_log
+from gateway.sms.sim_script import Script
+from gateway.sms.simulator import SmscSimulator
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+ESME_RX_T_APPN = 0x64  # "temporary application error": try again later
 
 
 @contextmanager
@@ -105,3 +110,50 @@ async def test_killed_simulator_sends_the_receipts_it_owed_after_restart(
         "8613900000999"
     ]
     assert [mid for _, mid, _, _ in log] == [*ids, resp.message_id]
+
+
+async def _read_pdu(reader: asyncio.StreamReader) -> tuple[int, int, int, bytes]:
+    head = await reader.readexactly(pdu.HEADER.size)
+    length, command_id, status, sequence = pdu.HEADER.unpack(head)
+    return command_id, status, sequence, await reader.readexactly(length - pdu.HEADER.size)
+
+
+async def test_a_receipt_the_esme_refused_is_sent_again_on_the_same_bind() -> None:
+    # An ESME that cannot store a receipt yet (its Redis is failing over) refuses it or leaves
+    # it unanswered; the bind stays up, and the SMSC must try again on it, not wait for a
+    # bind that never comes.
+    sim = SmscSimulator(port=free_port(), script=Script(receipt_delay=0, receipt_retry=0.3))
+    await sim.start()
+    serving = asyncio.create_task(sim.serve())
+    writer: asyncio.StreamWriter | None = None
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
+        writer.write(pdu.bind_transceiver(1, "gateway", "secret", ""))
+        assert (await _read_pdu(reader))[:2] == (pdu.BIND_TRANSCEIVER_RESP, 0)
+        source = pdu.submit_sm_source("12122", 0, 1)
+        body = pdu.submit_sm_body(source, "8613900000001", 1, 1, 0, 0, b"hello")
+        writer.write(pdu.frame(pdu.SUBMIT_SM, 2, body))
+        command_id, status, _, resp = await _read_pdu(reader)
+        assert (command_id, status) == (pdu.SUBMIT_SM_RESP, 0)
+        carrier_id = pdu.read_submit_sm_resp(pdu.HEADER.pack(0, 0, 0, 0) + resp)
+        answers = [ESME_RX_T_APPN, pdu.ESME_ROK]
+        receipts: list[str | None] = []
+        async with asyncio.timeout(5):
+            while answers:
+                command_id, _, sequence, body = await _read_pdu(reader)
+                if command_id != pdu.DELIVER_SM:
+                    continue  # enquire_link and the like
+                got = pdu.read_deliver_sm(pdu.HEADER.pack(0, command_id, 0, sequence) + body)
+                assert got is not None
+                assert got.is_receipt
+                receipts.append(got.receipted_message_id)
+                writer.write(pdu.deliver_sm_resp(sequence, answers.pop(0)))
+        assert receipts == [carrier_id, carrier_id]  # refused once, then sent again
+        await asyncio.sleep(0.1)  # the accepting answer reaches the simulator
+        assert (sim.receipts_sent, sim.receipts_retried) == (1, 1)
+    finally:
+        if writer is not None:
+            writer.close()
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving

@@ -74,6 +74,7 @@ class SmscSimulator:
         self.submits = 0
         self.receipts_sent = 0
         self.receipts_held = 0  # receipts that waited for a free place in the window
+        self.receipts_retried = 0  # receipts refused or unanswered, sent again later
         self._server: smpp34.Server | None = None
         self._sessions: dict[str, smpp34.Esme] = {}
         self.journal = ReceiptJournal(state_file) if state_file else None
@@ -290,7 +291,11 @@ class SmscSimulator:
             if self.journal is not None:
                 self.journal.paid(p.message_id)
         else:
-            self._undeliverable_now(p)
+            # Refused, or unanswered past the response timeout: the bind may well be alive
+            # (an ESME holds its answer while its own store is away), so the receipt goes
+            # again later; a bind that ended meanwhile leaves it for the next one.
+            self.receipts_retried += 1
+            self._later(self.script.receipt_retry, p)
         while self._waiting and len(self._in_flight) < self.script.receipt_window:
             self._send_receipt(self._waiting.popleft())
 
