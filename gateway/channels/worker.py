@@ -9,6 +9,8 @@ on the wire:
   (reclaimed), and the heartbeat itself;
 - the set of cancelled reminder jobs (from the job store): their entries end ``cancelled``
   without reaching the channel;
+- confirmed-before-sent: with replicas to wait for, entries are handed over only once a
+  replica has them, so a failover cannot take back a notice that already went out;
 - skip-if-final: a reclaimed entry whose notice already has a final status is acked, and so
   is one handed out again after this worker settled it (a failover's rollback);
 - ack-after-outcome: an entry is acked only when the channel settles its ``Delivery``, which it
@@ -40,7 +42,7 @@ from gateway.store.jobs import JobStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.store.outage import STORE_DOWN, Outage, once_reachable
-from gateway.store.streams import StreamGroup
+from gateway.store.streams import Entry, StreamGroup
 
 log = logging.getLogger(__name__)
 
@@ -213,8 +215,27 @@ class ChannelWorker:
         """At start and after an outage: entries this consumer read but did not hand over
         are still pending on it; nobody else would take them from a live consumer."""
         for lane, group in self.groups.items():
-            for eid, fields in await group.own_pending():
-                await self._accept(lane, eid, fields, reclaimed=True)
+            await self._accept_all(lane, await group.own_pending(), reclaimed=True)
+
+    async def _accept_all(self, lane: Lane, entries: list[Entry], *, reclaimed: bool) -> None:
+        """``entries`` read (or claimed) from ``lane``'s stream, handed over once a replica
+        has them when there are replicas to wait for (Sentinel, Cluster): a notice the API
+        answered 503 for (stored, not confirmed) must not reach the citizen while a failover
+        can still take it back, or its caller's retry makes it again and it goes out twice.
+        A write after the read on one connection with ``WAIT`` confirms everything the
+        primary had by then. Unconfirmed, the entries stay pending on this consumer, taken
+        up again after the outage (``_resume``, the orphan sweep)."""
+        if not entries:
+            return
+        wait = self.store.wait
+        if wait.replicas:
+            mark = self.keys.read_mark(self.groups[lane].stream)
+            await wait.commands(self.redis, mark, ("SET", mark, self.consumer, "PX", 60_000))
+        for eid, fields in entries:
+            # Handed out again after this worker settled it: a failover rolled the group
+            # back (gateway/channels/settled.py). Checked like a taken-over one.
+            again = reclaimed or eid in self._settled_lately
+            await self._accept(lane, eid, fields, reclaimed=again)
 
     async def _read_once(self) -> None:
         loop = asyncio.get_running_loop()
@@ -245,12 +266,7 @@ class ChannelWorker:
         for stream, entries in sorted(
             res or [], key=lambda r: self._lane_of[r[0]] is not Lane.PRIORITY
         ):
-            lane = self._lane_of[stream]
-            for eid, fields in entries:
-                # Handed out again after this worker settled it: a failover rolled the
-                # group back (gateway/channels/settled.py). Checked like a taken-over one.
-                again = eid in self._settled_lately
-                await self._accept(lane, eid, fields, reclaimed=again)
+            await self._accept_all(self._lane_of[stream], entries, reclaimed=False)
 
     async def _housekeeping(self) -> None:
         outage = Outage(f"{self.channel.name} housekeeping")
@@ -260,10 +276,8 @@ class ChannelWorker:
                 for group in self.groups.values():
                     await group.heartbeat()
                 for lane, group in self.groups.items():
-                    for eid, fields in await group.reclaim_dead():
-                        await self._accept(lane, eid, fields, reclaimed=True)
-                    for eid, fields in await group.orphans(self._held):
-                        await self._accept(lane, eid, fields, reclaimed=True)
+                    await self._accept_all(lane, await group.reclaim_dead(), reclaimed=True)
+                    await self._accept_all(lane, await group.orphans(self._held), reclaimed=True)
                 await self.channel.housekeeping()
                 outage.ok()
             except STORE_DOWN as exc:
