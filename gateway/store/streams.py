@@ -43,6 +43,7 @@ class StreamGroup:
     consumer: str
     dead_after: float
     _to_ack: list[str] = field(default_factory=list, init=False)
+    _acking: list[str] = field(default_factory=list, init=False)  # the batch being sent
     _ack_wanted: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _ack_pending: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _closing: bool = field(default=False, init=False)
@@ -132,6 +133,7 @@ class StreamGroup:
         outage = Outage(f"acks of {self.stream}")
         while self._to_ack:
             batch, self._to_ack = self._to_ack[:1000], self._to_ack[1000:]
+            self._acking = batch
             try:
                 await self.ack_and_delete(*batch)
                 outage.ok()
@@ -140,6 +142,8 @@ class StreamGroup:
                 if self._closing:
                     return  # unacked entries are handled again by whoever reads them next
                 await outage.pause(exc)
+            finally:
+                self._acking = []
 
     async def release(self) -> None:
         """A clean stop: drop the heartbeat, so live consumers take what is left at once
@@ -195,7 +199,14 @@ class StreamGroup:
             consumername=self.consumer,
             idle=idle_ms,
         )
-        ids = [p["message_id"] for p in pending if p["message_id"] not in in_hand]
+        # Settled, their acks not sent yet: an entry that waited long in the channel (a rate
+        # token under throttling) is past ``idle_ms`` when its ack is queued.
+        acks = {*self._to_ack, *self._acking}
+        ids = [
+            p["message_id"]
+            for p in pending
+            if p["message_id"] not in in_hand and p["message_id"] not in acks
+        ]
         if not ids:
             return []
         # Claimed only if still idle: an entry read again meanwhile is left where it is.
