@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -113,6 +113,16 @@ class Channel(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class InHand:
+    """The entries a worker is working on, in whichever of its collections they are."""
+
+    parts: tuple[Container[str], ...]
+
+    def __contains__(self, entry_id: object) -> bool:
+        return any(entry_id in part for part in self.parts)
+
+
 class ChannelWorker:
     """The queues of one channel in one process."""
 
@@ -143,6 +153,9 @@ class ChannelWorker:
         }
         self._lane_of = {g.stream: lane for lane, g in self.groups.items()}
         self._held: dict[str, Delivery] = {}
+        self._taking: set[str] = set()  # entries being checked, not yet held
+        self._reading: set[str] = set()  # entries of a batch being handed over
+        self._in_hand = InHand((self._held, self._taking, self._reading))
         self._settled_lately = RecentlySettled()
         self._room = asyncio.Event()
         self._cancelled_jobs: set[str] = set()
@@ -215,27 +228,58 @@ class ChannelWorker:
         """At start and after an outage: entries this consumer read but did not hand over
         are still pending on it; nobody else would take them from a live consumer."""
         for lane, group in self.groups.items():
-            await self._accept_all(lane, await group.own_pending(), reclaimed=True)
+            await self._accept_all({lane: await group.own_pending()}, reclaimed=True)
 
-    async def _accept_all(self, lane: Lane, entries: list[Entry], *, reclaimed: bool) -> None:
-        """``entries`` read (or claimed) from ``lane``'s stream, handed over once a replica
-        has them when there are replicas to wait for (Sentinel, Cluster): a notice the API
-        answered 503 for (stored, not confirmed) must not reach the citizen while a failover
-        can still take it back, or its caller's retry makes it again and it goes out twice.
-        A write after the read on one connection with ``WAIT`` confirms everything the
-        primary had by then. Unconfirmed, the entries stay pending on this consumer, taken
-        up again after the outage (``_resume``, the orphan sweep)."""
-        if not entries:
+    async def _accept_all(self, read: dict[Lane, list[Entry]], *, reclaimed: bool) -> None:
+        """Entries read (or claimed) from the lanes' streams, handed over (the priority lane
+        first) once a replica has them when there are replicas to wait for (Sentinel,
+        Cluster): a notice the API answered 503 for (stored, not confirmed) must not reach
+        the citizen while a failover can still take it back, or its caller's retry makes it
+        again and it goes out twice.
+
+        The confirmation claims the entries again (``XCLAIM ... JUSTID``, a write) and sends
+        ``WAIT`` on the same connection: its offset is past everything that node had, and
+        only the entries it still holds for this consumer are handed over, so a failover
+        between the read and the confirmation cannot pass for one. Unconfirmed, they stay
+        pending on this consumer and are taken up again by ``_resume`` after the read
+        loop's outage, or by the orphan sweep."""
+        read = {lane: entries for lane, entries in read.items() if entries}
+        if not read:
             return
+        ids = [eid for entries in read.values() for eid, _ in entries]
+        # In hand while this batch is worked through: a channel's submit may wait (a rate
+        # token, a call slot) long enough for the orphan sweep to think them lost.
+        self._reading.update(ids)
+        try:
+            await self._confirm_and_accept(read, reclaimed=reclaimed)
+        finally:
+            self._reading.difference_update(ids)
+
+    async def _confirm_and_accept(self, read: dict[Lane, list[Entry]], *, reclaimed: bool) -> None:
         wait = self.store.wait
         if wait.replicas:
-            mark = self.keys.read_mark(self.groups[lane].stream)
-            await wait.commands(self.redis, mark, ("SET", mark, self.consumer, "PX", 60_000))
-        for eid, fields in entries:
-            # Handed out again after this worker settled it: a failover rolled the group
-            # back (gateway/channels/settled.py). Checked like a taken-over one.
-            again = reclaimed or eid in self._settled_lately
-            await self._accept(lane, eid, fields, reclaimed=again)
+            claims = [
+                ("XCLAIM", self.groups[lane].stream, self.channel.group, self.consumer, 0,
+                 *(eid for eid, _ in entries), "JUSTID")
+                for lane, entries in read.items()
+            ]  # fmt: skip
+            held = await wait.commands(
+                self.redis,
+                self.groups[next(iter(read))].stream,
+                *claims,
+                options={"parse_justid": True},
+            )
+            still = [set(ids) for ids in held]
+            read = {
+                lane: [e for e in entries if e[0] in ids]
+                for (lane, entries), ids in zip(read.items(), still, strict=True)
+            }
+        for lane in sorted(read, key=lambda lane: lane is not Lane.PRIORITY):
+            for eid, fields in read[lane]:
+                # Handed out again after this worker settled it: a failover rolled the
+                # group back (gateway/channels/settled.py). Checked like a taken-over one.
+                again = reclaimed or eid in self._settled_lately
+                await self._accept(lane, eid, fields, reclaimed=again)
 
     async def _read_once(self) -> None:
         loop = asyncio.get_running_loop()
@@ -263,10 +307,9 @@ class ChannelWorker:
             count=count,
             block=block,
         )
-        for stream, entries in sorted(
-            res or [], key=lambda r: self._lane_of[r[0]] is not Lane.PRIORITY
-        ):
-            await self._accept_all(self._lane_of[stream], entries, reclaimed=False)
+        await self._accept_all(
+            {self._lane_of[stream]: entries for stream, entries in res or []}, reclaimed=False
+        )
 
     async def _housekeeping(self) -> None:
         outage = Outage(f"{self.channel.name} housekeeping")
@@ -276,8 +319,9 @@ class ChannelWorker:
                 for group in self.groups.values():
                     await group.heartbeat()
                 for lane, group in self.groups.items():
-                    await self._accept_all(lane, await group.reclaim_dead(), reclaimed=True)
-                    await self._accept_all(lane, await group.orphans(self._held), reclaimed=True)
+                    await self._accept_all({lane: await group.reclaim_dead()}, reclaimed=True)
+                    taken = await group.orphans(self._in_hand)
+                    await self._accept_all({lane: taken}, reclaimed=True)
                 await self.channel.housekeeping()
                 outage.ok()
             except STORE_DOWN as exc:
@@ -299,8 +343,15 @@ class ChannelWorker:
     async def _accept(
         self, lane: Lane, eid: str, fields: dict[str, str], *, reclaimed: bool
     ) -> None:
-        if eid in self._held:
-            return
+        if eid in self._held or eid in self._taking:
+            return  # the other loop (read, sweep) has it; an await below is no gap for two
+        self._taking.add(eid)
+        try:
+            await self._take(lane, eid, fields, reclaimed=reclaimed)
+        finally:
+            self._taking.discard(eid)
+
+    async def _take(self, lane: Lane, eid: str, fields: dict[str, str], *, reclaimed: bool) -> None:
         group = self.groups[lane]
         notice_id = fields.get("id", "")
         if not notice_id:

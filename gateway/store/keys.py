@@ -110,11 +110,6 @@ class Keys:
     def heartbeat(self, group: str, consumer: str) -> str:
         return f"{self.prefix}:hb:{group}:{consumer}"
 
-    def read_mark(self, stream: str) -> str:
-        """Written after a worker's read of ``stream``, so ``WAIT`` confirms what it read;
-        in the stream's slot (its lane tag)."""
-        return f"{stream}:read-mark"
-
     def binding(self, plate: str) -> str:
         return f"{self._of(plate)}plate:{plate}:binding"
 
