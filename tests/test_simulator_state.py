@@ -23,6 +23,7 @@ from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ESME_RX_T_APPN = 0x64  # "temporary application error": try again later
+ESME_RX_P_APPN = 0x65  # "permanent application error": never again
 
 
 @contextmanager
@@ -131,8 +132,8 @@ async def test_a_receipt_the_esme_refused_is_sent_again_on_the_same_bind() -> No
         writer.write(pdu.bind_transceiver(1, "gateway", "secret", ""))
         assert (await _read_pdu(reader))[:2] == (pdu.BIND_TRANSCEIVER_RESP, 0)
         source = pdu.submit_sm_source("12122", 0, 1)
-        body = pdu.submit_sm_body(source, "8613900000001", 1, 1, 0, 0, b"hello")
-        writer.write(pdu.frame(pdu.SUBMIT_SM, 2, body))
+        pdu_body = pdu.submit_sm_body(source, "8613900000001", 1, 1, 0, 0, b"hello")
+        writer.write(pdu.frame(pdu.SUBMIT_SM, 2, pdu_body))
         command_id, status, _, resp = await _read_pdu(reader)
         assert (command_id, status) == (pdu.SUBMIT_SM_RESP, 0)
         carrier_id = pdu.read_submit_sm_resp(pdu.HEADER.pack(0, 0, 0, 0) + resp)
@@ -151,6 +152,19 @@ async def test_a_receipt_the_esme_refused_is_sent_again_on_the_same_bind() -> No
         assert receipts == [carrier_id, carrier_id]  # refused once, then sent again
         await asyncio.sleep(0.1)  # the accepting answer reaches the simulator
         assert (sim.receipts_sent, sim.receipts_retried) == (1, 1)
+
+        # Refused for good (ESME_RX_P_APPN, an ESME that can never read it): not sent again.
+        writer.write(pdu.frame(pdu.SUBMIT_SM, 3, pdu_body))
+        later: list[int] = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.5):  # five retry intervals
+                while True:
+                    command_id, _, sequence, body = await _read_pdu(reader)
+                    if command_id == pdu.DELIVER_SM:
+                        later.append(sequence)
+                        writer.write(pdu.deliver_sm_resp(sequence, ESME_RX_P_APPN))
+        assert len(later) == 1
+        assert (sim.receipts_refused, sim.receipts_retried) == (1, 1)
     finally:
         if writer is not None:
             writer.close()

@@ -18,8 +18,9 @@ class Script:
     send_receipts: bool = True
     # deliver_sm (receipts, MO) awaiting the ESME's response at once, like an SMSC's window.
     receipt_window: int = 512
-    # A receipt the ESME refused or left unanswered (30 s) is sent again this much later on
-    # the bind it came from, or on a later bind of its system_id, as an SMSC retries it.
+    # A receipt the ESME refused for now or left unanswered (30 s) is sent again this much
+    # later on the bind it came from, or on a later bind of its system_id, as an SMSC
+    # retries it; one refused for good (ESME_RX_P_APPN) is not.
     receipt_retry: float = 5.0
 
 

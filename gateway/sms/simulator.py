@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 ESME_RINVDSTADR = 0x0000000B
 ESME_RTHROTTLED = 0x00000058
+ESME_RX_P_APPN = 0x00000065
 _RECEIPT_ESM_CLASS = 0x04
 _STATE = {"DELIVRD": 2, "UNDELIV": 5, "EXPIRED": 3, "REJECTD": 8}
 
@@ -74,7 +75,8 @@ class SmscSimulator:
         self.submits = 0
         self.receipts_sent = 0
         self.receipts_held = 0  # receipts that waited for a free place in the window
-        self.receipts_retried = 0  # receipts refused or unanswered, sent again later
+        self.receipts_retried = 0  # receipts refused for now or unanswered, sent again later
+        self.receipts_refused = 0  # receipts the ESME refused for good (ESME_RX_P_APPN)
         self._server: smpp34.Server | None = None
         self._sessions: dict[str, smpp34.Esme] = {}
         self.journal = ReceiptJournal(state_file) if state_file else None
@@ -279,21 +281,24 @@ class SmscSimulator:
 
     def _receipt_answered(self, p: OwedReceipt, fut: asyncio.Future[Any]) -> None:
         self._in_flight.discard(fut)
-        ok = False
-        if not fut.cancelled():
-            exc = fut.exception()
-            if exc is None:
-                ok = bool(fut.result().is_success)
+        if fut.cancelled():
+            return  # the simulator is stopping: its journal owes the receipt to the next run
+        exc = fut.exception()
+        status = fut.result().command_status if exc is None else None
+        if status == 0 or status == ESME_RX_P_APPN:
+            # Taken, or refused for good ("permanent application error": an ESME that can
+            # never read it says so, and an SMSC does not send it again).
+            if status == 0:
+                self.receipts_sent += 1
             else:
-                log.info("receipt %s not delivered yet: %s", p.message_id, exc)
-        if ok:
-            self.receipts_sent += 1
+                self.receipts_refused += 1
             if self.journal is not None:
                 self.journal.paid(p.message_id)
         else:
-            # Refused, or unanswered past the response timeout: the bind may well be alive
-            # (an ESME holds its answer while its own store is away), so the receipt goes
-            # again later; a bind that ended meanwhile leaves it for the next one.
+            # Refused for now, or unanswered past the response timeout: the bind may well be
+            # alive (an ESME holds its answer while its own store is away), so the receipt
+            # goes again later; a bind that ended meanwhile leaves it for the next one.
+            log.info("receipt %s not delivered yet: %s", p.message_id, exc or hex(status or 0))
             self.receipts_retried += 1
             self._later(self.script.receipt_retry, p)
         while self._waiting and len(self._in_flight) < self.script.receipt_window:
