@@ -32,6 +32,8 @@ from gateway.store.notice_scripts import Fallback
 from gateway.store.notices import NoticeStore
 from gateway.store.plate_calls import PlateCalls
 from gateway.store.ratelimit import AdaptiveRate, Aimd, Gcra
+from gateway.store.replicas import NO_WAIT
+from gateway.store.streams import ClaimOwn
 from gateway.store.unmatched_receipts import UnmatchedReceipts
 from gateway.store.voice_scripts import VoiceScripts
 
@@ -47,7 +49,7 @@ async def r(redis_server: str) -> AsyncIterator[aioredis.Redis]:
 
 def test_every_script_names_its_keys_and_argv_and_indexes_neither_by_hand() -> None:
     names = scripts.script_names()
-    assert len(names) == 24
+    assert len(names) == 25
     for name in names:
         source = scripts.source_of(f"{name}.lua")
         header = scripts.parse_header(source)
@@ -171,6 +173,7 @@ async def test_every_wrapper_passes_exactly_the_keys_its_script_declares(
     dispatcher = WebhookDispatcher.__new__(WebhookDispatcher)
     dispatcher.keys, dispatcher._due = k, scripts.Script(r, "webhook_due", k)
     await dispatcher.move_due(now_ms=0)
+    assert await ClaimOwn(r, k)(NO_WAIT, [k.sms_queue], "g", "me", [[]]) == [[]]
     assert {name for name, _ in called} == set(scripts.script_names())
     for name, keys in called:
         assert keys == scripts.parse_header(scripts.source_of(f"{name}.lua")).keys

@@ -7,7 +7,8 @@ import asyncio
 import redis.asyncio as aioredis
 
 from gateway.store.keys import Keys
-from gateway.store.streams import StreamGroup
+from gateway.store.replicas import NO_WAIT
+from gateway.store.streams import ClaimOwn, StreamGroup
 
 
 async def test_orphans_are_the_idle_entries_pending_on_this_consumer_and_not_in_hand(
@@ -42,4 +43,32 @@ async def test_orphans_are_the_idle_entries_pending_on_this_consumer_and_not_in_
         assert await me.orphans({ids[1]}) == []
     finally:
         await r.delete(stream)
+        await r.aclose()
+
+
+async def test_claim_own_takes_again_only_what_this_consumer_still_holds(
+    redis_server: str, prefix: str
+) -> None:
+    # A worker's confirmation before it hands over what it read: an entry another consumer
+    # holds now (it read it after a rollback, or reclaimed it), acked or deleted, is left out.
+    r = aioredis.from_url(redis_server, decode_responses=True)
+    keys = Keys(prefix)
+    streams = [f"{prefix}:{{{prefix}.L0}}:claim-a", f"{prefix}:{{{prefix}.L0}}:claim-b"]
+    claim_own = ClaimOwn(r, keys)
+    try:
+        ids: list[list[str]] = []
+        for stream in streams:
+            await r.xgroup_create(stream, "g", id="0", mkstream=True)
+            ids.append([await r.xadd(stream, {"n": str(i)}) for i in range(4)])
+            await r.xreadgroup("g", "me", {stream: ">"}, count=4)
+        a, b = ids
+        await r.xclaim(streams[0], "g", "other", 0, [a[1]])  # another worker holds it now
+        await r.xack(streams[0], "g", a[2])  # settled
+        await r.xdel(streams[1], b[0])  # gone from the stream
+        got = await claim_own(NO_WAIT, streams, "g", "me", ids)
+        assert got == [[a[0], a[3]], [b[1], b[2], b[3]]]
+        pending = await r.xpending_range(streams[0], "g", "-", "+", 10, consumername="other")
+        assert [p["message_id"] for p in pending] == [a[1]]  # still the other's
+    finally:
+        await r.delete(*streams)
         await r.aclose()

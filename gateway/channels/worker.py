@@ -42,7 +42,7 @@ from gateway.store.jobs import JobStore
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.store.outage import STORE_DOWN, Outage, once_reachable
-from gateway.store.streams import Entry, StreamGroup
+from gateway.store.streams import ClaimOwn, Entry, StreamGroup
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,7 @@ class ChannelWorker:
         self._taking: set[str] = set()  # entries being checked, not yet held
         self._reading: set[str] = set()  # entries of a batch being handed over
         self._in_hand = InHand((self._held, self._taking, self._reading))
+        self._claim_own = ClaimOwn(redis, keys)
         self._settled_lately = RecentlySettled()
         self._room = asyncio.Event()
         self._cancelled_jobs: set[str] = set()
@@ -237,37 +238,44 @@ class ChannelWorker:
         the citizen while a failover can still take it back, or its caller's retry makes it
         again and it goes out twice.
 
-        The confirmation claims the entries again (``XCLAIM ... JUSTID``, a write) and sends
-        ``WAIT`` on the same connection: its offset is past everything that node had, and
-        only the entries it still holds for this consumer are handed over, so a failover
-        between the read and the confirmation cannot pass for one. Unconfirmed, they stay
-        pending on this consumer and are taken up again by ``_resume`` after the read
-        loop's outage, or by the orphan sweep."""
+        The confirmation (``claim_own.lua``, then ``WAIT`` on the same connection) claims
+        again those of the entries still pending on this consumer, a write whose offset is
+        past everything that node had, and only those are handed over: one that a failover
+        between the read and the confirmation took back, or that another worker holds now,
+        is not. Unconfirmed, they stay pending on this consumer and are taken up again by
+        ``_resume`` after the read loop's outage, or by the orphan sweep."""
         read = {lane: entries for lane, entries in read.items() if entries}
         if not read:
             return
+        # In hand already (the other loop has them, or they are settled and their acks on
+        # the way): not this batch's. The rest are in hand while this batch is worked
+        # through: a channel's submit may wait (a rate token, a call slot) long enough for
+        # the orphan sweep to think them lost.
+        read = {lane: kept for lane, entries in read.items() if (kept := self._free(lane, entries))}
         ids = [eid for entries in read.values() for eid, _ in entries]
-        # In hand while this batch is worked through: a channel's submit may wait (a rate
-        # token, a call slot) long enough for the orphan sweep to think them lost.
+        if not ids:
+            return
         self._reading.update(ids)
         try:
             await self._confirm_and_accept(read, reclaimed=reclaimed)
         finally:
             self._reading.difference_update(ids)
 
+    def _free(self, lane: Lane, entries: list[Entry]) -> list[Entry]:
+        acking = self.groups[lane].settling()
+        return [e for e in entries if e[0] not in self._in_hand and e[0] not in acking]
+
     async def _confirm_and_accept(self, read: dict[Lane, list[Entry]], *, reclaimed: bool) -> None:
         wait = self.store.wait
         if wait.replicas:
-            claims = [
-                ("XCLAIM", self.groups[lane].stream, self.channel.group, self.consumer, 0,
-                 *(eid for eid, _ in entries), "JUSTID")
-                for lane, entries in read.items()
-            ]  # fmt: skip
-            held = await wait.commands(
-                self.redis,
-                self.groups[next(iter(read))].stream,
-                *claims,
-                options={"parse_justid": True},
+            # Every lane's stream has lane 0's hash tag today (gateway/store/keys.py): one
+            # slot, one call. Lanes of their own (docs/redis-cluster.md) would group by slot.
+            held = await self._claim_own(
+                wait,
+                [self.groups[lane].stream for lane in read],
+                self.channel.group,
+                self.consumer,
+                [[eid for eid, _ in entries] for entries in read.values()],
             )
             still = [set(ids) for ids in held]
             read = {

@@ -85,25 +85,19 @@ class ReplicaWait:
             raise NotReplicated(f"{key} is not on the primary (a failover lost it)")
 
     async def commands(
-        self,
-        redis: aioredis.Redis,
-        key: str,
-        *writes: tuple[Any, ...],
-        atomic: bool = False,
-        options: Mapping[str, Any] | None = None,
+        self, redis: aioredis.Redis, key: str, *writes: tuple[Any, ...], atomic: bool = False
     ) -> list[Any]:
         """``writes`` (commands on ``key``'s slot; with ``atomic``, in one ``MULTI``) on one
-        connection, then ``WAIT`` for the replicas; the writes' replies (``options``: how
-        redis-py reads them, as its command methods pass them)."""
+        connection, then ``WAIT`` for the replicas; the writes' replies."""
         batch = [("MULTI",), *writes, ("EXEC",)] if atomic else list(writes)
         if self.replicas:
             batch.append(self._wait)
         if is_cluster(redis):
-            replies = await _on_slot_primary(redis, key, batch, options=options)
+            replies = await _on_slot_primary(redis, key, batch)
         else:
             async with redis.pipeline(transaction=False) as pipe:
                 for command in batch:
-                    pipe.execute_command(*command, **_options(command, options))
+                    pipe.execute_command(*command)
                 replies = await on_primary(redis, pipe.execute())
         if self.replicas:
             self.check(str(writes[0][0]), int(replies.pop()))
@@ -150,16 +144,8 @@ async def demoted(redis: aioredis.Redis, exc: ResponseError) -> Exception:
     return NotReplicated(f"WAIT went to a replica: {exc}")
 
 
-def _options(command: tuple[Any, ...], options: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return options if options and command[0] not in ("WAIT", "MULTI", "EXEC") else {}
-
-
 async def _on_slot_primary(
-    redis: Any,
-    key: str,
-    commands: Sequence[tuple[Any, ...]],
-    script: Any = None,
-    options: Mapping[str, Any] | None = None,
+    redis: Any, key: str, commands: Sequence[tuple[Any, ...]], script: Any = None
 ) -> list[Any]:
     """``commands`` (writes, then ``WAIT``) on one connection to the primary the client has
     for ``key``'s slot, not redirected: a WAIT that went elsewhere than the writes would
@@ -169,7 +155,7 @@ async def _on_slot_primary(
         await redis.initialize()
     node = redis.get_node_from_key(key)
     for attempt in (1, 2):
-        cmds = [PipelineCommand(i, *c, **_options(c, options)) for i, c in enumerate(commands)]
+        cmds = [PipelineCommand(i, *c) for i, c in enumerate(commands)]
         async with reset_is_an_outage(commands[0][0]):
             await node.execute_pipeline(cmds)
         replies = [c.result for c in cmds]

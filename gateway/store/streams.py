@@ -9,6 +9,7 @@ itself, entries pending on it that it does not hold (``orphans``): nobody else w
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -23,6 +24,8 @@ from redis.exceptions import ResponseError
 
 from gateway.store.keys import Keys
 from gateway.store.outage import STORE_DOWN, Outage
+from gateway.store.replicas import ReplicaWait
+from gateway.store.scripts import Script
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +148,10 @@ class StreamGroup:
             finally:
                 self._acking = []
 
+    def settling(self) -> set[str]:
+        """The entries settled whose acks are queued or being sent."""
+        return {*self._to_ack, *self._acking}
+
     async def release(self) -> None:
         """A clean stop: drop the heartbeat, so live consumers take what is left at once
         instead of after ``dead_after``."""
@@ -169,7 +176,10 @@ class StreamGroup:
             ids = [p["message_id"] for p in pending]
             if not ids:
                 continue
-            claimed += await self._claim(ids, min_idle_ms=0)
+            # Only while still that idle: another live worker sweeping the same dead one
+            # claims them first (their idle time starts again), and they stay its.
+            idle = min(int(p["time_since_delivered"]) for p in pending)
+            claimed += await self._claim(ids, min_idle_ms=idle)
             log.warning(
                 "reclaimed %d entries of %s from dead consumer %s", len(ids), self.stream, name
             )
@@ -201,7 +211,7 @@ class StreamGroup:
         )
         # Settled, their acks not sent yet: an entry that waited long in the channel (a rate
         # token under throttling) is past ``idle_ms`` when its ack is queued.
-        acks = {*self._to_ack, *self._acking}
+        acks = self.settling()
         ids = [
             p["message_id"]
             for p in pending
@@ -241,3 +251,25 @@ class StreamGroup:
         if not res:
             return []
         return [(eid, fields) for eid, fields in res[0][1] if fields]
+
+
+class ClaimOwn:
+    """``claim_own.lua``: of the entries a consumer read from ``streams`` (one slot), those
+    still pending on it, claimed again for it; once ``wait``'s replicas have that write
+    (``WAIT`` on the same connection), so a replica has the entries too."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.script = Script(redis, "claim_own", keys)
+
+    async def __call__(
+        self, wait: ReplicaWait, streams: list[str], group: str, consumer: str, ids: list[list[str]]
+    ) -> list[list[str]]:
+        got = await wait.call(
+            self.redis,
+            self.script,
+            keys={"stream": streams[0]},
+            args={"group": group, "consumer": consumer, "ids_json": json.dumps(ids)},
+            more_keys=streams[1:],
+        )
+        return [list(claimed) for claimed in got]
