@@ -153,9 +153,8 @@ class ChannelWorker:
         }
         self._lane_of = {g.stream: lane for lane, g in self.groups.items()}
         self._held: dict[str, Delivery] = {}
-        self._taking: set[str] = set()  # entries being checked, not yet held
         self._reading: set[str] = set()  # entries of a batch being handed over
-        self._in_hand = InHand((self._held, self._taking, self._reading))
+        self._in_hand = InHand((self._held, self._reading))
         self._claim_own = ClaimOwn(redis, keys)
         self._settled_lately = RecentlySettled()
         self._room = asyncio.Event()
@@ -244,13 +243,11 @@ class ChannelWorker:
         between the read and the confirmation took back, or that another worker holds now,
         is not. Unconfirmed, they stay pending on this consumer and are taken up again by
         ``_resume`` after the read loop's outage, or by the orphan sweep."""
-        read = {lane: entries for lane, entries in read.items() if entries}
-        if not read:
-            return
         # In hand already (the other loop has them, or they are settled and their acks on
-        # the way): not this batch's. The rest are in hand while this batch is worked
-        # through: a channel's submit may wait (a rate token, a call slot) long enough for
-        # the orphan sweep to think them lost.
+        # the way): not this batch's. The rest are reserved before the first await, so the
+        # read loop and the sweep never both hand one over, and stay in hand while the batch
+        # is worked through: a channel's submit may wait (a rate token, a call slot) long
+        # enough for the sweep to think them lost.
         read = {lane: kept for lane, entries in read.items() if (kept := self._free(lane, entries))}
         ids = [eid for entries in read.values() for eid, _ in entries]
         if not ids:
@@ -351,15 +348,8 @@ class ChannelWorker:
     async def _accept(
         self, lane: Lane, eid: str, fields: dict[str, str], *, reclaimed: bool
     ) -> None:
-        if eid in self._held or eid in self._taking:
-            return  # the other loop (read, sweep) has it; an await below is no gap for two
-        self._taking.add(eid)
-        try:
-            await self._take(lane, eid, fields, reclaimed=reclaimed)
-        finally:
-            self._taking.discard(eid)
-
-    async def _take(self, lane: Lane, eid: str, fields: dict[str, str], *, reclaimed: bool) -> None:
+        if eid in self._held:
+            return
         group = self.groups[lane]
         notice_id = fields.get("id", "")
         if not notice_id:
