@@ -47,7 +47,7 @@ class Job:
             job_id="job_t1", at=AT, day="20261128", retention_s=3600, daily_cap=self.cap,
             dedup_ttl_s=0, check_opt_out=True, key_id="k", key_name="bo",
             template="traffic_conditions", template_version="1", subject="", channel="sms",
-            queue=self.keys.sms_bulk_queue,
+            queue=self.keys.sms_bulk_queue(0),
         )  # fmt: skip
         admit_rows = [
             AdmitRow(
@@ -66,6 +66,7 @@ class Job:
         return await self.notices.sms_events(
             events=fields,
             event_keys=keys,
+            lane=0,
             mapping_ttl_s=600,
             early_ttl_s=600,
             receipt_ttl_ms=600_000,
@@ -122,7 +123,7 @@ async def test_a_slice_of_rows_is_admitted_checked_and_counted(
 ) -> None:
     job = Job(r, prefix, total=5, cap=1)
     await job.open()
-    await r.sadd(job.keys.opt_outs, "13500000002")
+    await r.sadd(job.keys.opt_outs(0), "13500000002")
     rows = [
         ("13500000001", "a"),
         ("13500000002", "b"),  # opted out
@@ -132,11 +133,11 @@ async def test_a_slice_of_rows_is_admitted_checked_and_counted(
     assert await job.admit_rows(0, rows) == ["queued", "opted_out", "capped", "queued"]
     assert await job.counts() == {"queued": 2, "opted_out": 1, "capped": 1}
     assert (await job.job())["cursor"] == "4"
-    assert await r.xlen(job.keys.sms_bulk_queue) == 2
+    assert await r.xlen(job.keys.sms_bulk_queue(0)) == 2
     # A dispatcher that restarts sends the same slice again: nothing is admitted twice.
     again = await job.admit_rows(0, [*rows, ("13500000005", "e")])
     assert again == ["seen"] * 4 + ["queued"]
-    assert await r.xlen(job.keys.sms_bulk_queue) == 3
+    assert await r.xlen(job.keys.sms_bulk_queue(0)) == 3
     assert await job.notice(4) == ("queued", ["queued"])
 
 
@@ -148,7 +149,7 @@ async def test_a_slice_past_a_hole_admits_nothing(r: aioredis.Redis, prefix: str
     rows = [("13500000001", "a"), ("13500000002", "b")]
     assert await job.admit_rows(2, rows) == ["gap", "gap"]  # rows 0-1 never landed
     assert "cursor" not in await job.job()
-    assert await r.xlen(job.keys.sms_bulk_queue) == 0
+    assert await r.xlen(job.keys.sms_bulk_queue(0)) == 0
     assert await job.admit_rows(0, rows) == ["queued", "queued"]
     assert await job.admit_rows(2, rows) == ["queued", "queued"]
     assert (await job.job())["cursor"] == "4"
@@ -230,10 +231,10 @@ async def test_receipt_ids_in_another_base_case_or_with_zeros_match_their_part(
         "final",
     ]
     assert await job.apply(dlr("4660", mode="auto", tail=t2)) == ["early"]
-    assert await r.zcard(job.keys.receipts_parked) == 1
+    assert await r.zcard(job.keys.receipts_parked(0)) == 1
     assert await job.apply(sub(2, "1234", mode="auto", tail=t2)) == [1]  # 4660 = 0x1234
     assert await job.notice(2) == ("delivered", ["queued", "submitted", "delivered"])
-    assert await r.zcard(job.keys.receipts_parked) == 0
+    assert await r.zcard(job.keys.receipts_parked(0)) == 0
     assert not await r.keys(job.keys.early_receipt("*", "*"))
     # exact: a receipt in another form stays parked, and is reported once as unmatched.
     assert await job.apply(sub(3, "00AB"), dlr("ab")) == [1, "early"]
@@ -268,7 +269,7 @@ async def test_a_sequential_id_read_in_another_base_never_takes_another_messages
     assert await job.apply(dlr("00000000180", mode="auto", tail=x164)) == ["early"]  # 0x180
     assert await job.apply(sub(2, "00000000b4", mode="auto", tail=t2)) == [1]
     assert await job.notice(2) == ("delivered", ["queued", "submitted", "delivered"])
-    assert await r.zcard(job.keys.receipts_parked) == 1  # 0x180's, still waiting for its id
+    assert await r.zcard(job.keys.receipts_parked(0)) == 1  # 0x180's, still waiting for its id
 
 
 async def test_a_notice_of_three_parts_waits_for_every_id_and_every_receipt(

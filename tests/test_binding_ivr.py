@@ -368,4 +368,4 @@ async def test_a_forged_parking_session_for_a_queued_notice_is_refused(
                 break
             await asyncio.sleep(0.1)
     assert await gw.redis.hget(gw.keys.notice(notice_id), "status") == "queued"
-    assert not await gw.redis.hexists(gw.keys.suspected_clones, "云A1")
+    assert not await gw.redis.hexists(gw.keys.suspected_clones(0), "云A1")

@@ -20,7 +20,7 @@ async def _parking(store: NoticeStore, keys: Keys, n: int) -> str:
         id=f"ntc_slot{n}", kind="parking_notice", channel="voice", to=f"1380000000{n}",
         created_at=now_iso(), key_id="k1", text=f"请挪车 {n}",
     )  # fmt: skip
-    await store.create(notice, keys.voice_queue)
+    await store.create(notice, keys.voice_queue(0))
     return notice.id
 
 
@@ -45,7 +45,7 @@ async def test_call_slots_are_shared_and_expire(redis_server: str, prefix: str) 
         assert (await a.hget(keys.notice(ids[2]), "status")) == "queued"  # not dialing
         await asyncio.sleep(0.4)  # the first slot expired (its process "died")
         assert await begin(b, ids[2]) == "dial"
-        await b.zrem(keys.active_calls, f"{ids[1]}:1")  # a call ends
+        await b.zrem(keys.active_calls(0), f"{ids[1]}:1")  # a call ends
         assert await begin(a, ids[3]) == "dial"
     finally:
         await a.aclose()
@@ -76,7 +76,7 @@ async def test_a_call_starts_with_what_the_worker_needs_or_not_at_all(
         assert [h["detail"] for h in history if h["status"] == "dialing"] == [{"attempt": 1}]
         assert (await begin()).attempt == 2  # the retry's attempt
         assert (await begin()).state == "skip"  # no attempts left: no slot taken
-        assert await r.zcard(keys.active_calls) == 2
+        assert await r.zcard(keys.active_calls(0)) == 2
         other = await _parking(store, keys, 8)
         await store.transition(other, NoticeStatus.CANCELLED, {})
         gone = await voice.begin_call(
@@ -86,6 +86,6 @@ async def test_a_call_starts_with_what_the_worker_needs_or_not_at_all(
             notice_id="ntc_none", at=now_iso(), ttl_ms=1, max_calls=10, max_attempts=2
         )
         assert (gone.state, missing.state) == ("skip", "skip")
-        assert await r.zcard(keys.active_calls) == 2
+        assert await r.zcard(keys.active_calls(0)) == 2
     finally:
         await r.aclose()

@@ -71,7 +71,7 @@ async def outbox(gw: Gateway, key: NewKey, url: str, n: int = 1, tag: str = "t")
     for i in range(n):
         envelope = webhook_envelope(id=f"ntc_{tag}{i}", kind="test", at=now_iso(), detail={"n": i})
         entry = OutboxEntry.of(envelope, key_id=key.key.id, url=url)
-        await gw.redis.xadd(gw.keys.webhook_queue, entry.fields())  # type: ignore[arg-type]
+        await gw.redis.xadd(gw.keys.webhook_queue(0), entry.fields())  # type: ignore[arg-type]
         ids.append(entry.id)
     return ids
 
@@ -79,7 +79,7 @@ async def outbox(gw: Gateway, key: NewKey, url: str, n: int = 1, tag: str = "t")
 async def dead_letters(gw: Gateway, n: int, within: float = 10) -> list[dict[str, Any]]:
     async with asyncio.timeout(within):
         while True:
-            items = await gw.redis.lrange(gw.keys.webhook_dead, 0, -1)
+            items = await gw.redis.lrange(gw.keys.webhook_dead(0), 0, -1)
             if len(items) >= n:
                 return [json.loads(i) for i in items]
             await asyncio.sleep(0.05)
@@ -253,9 +253,9 @@ async def test_https_to_a_pinned_address_keeps_the_name_for_sni_host_and_the_cer
         # Another name pinned to the same address: its certificate does not match; not sent.
         await outbox(gateway, key, f"https://evil.partner.test:{port}/in", tag="evil")
         async with asyncio.timeout(10):
-            while not await gateway.redis.zcard(gateway.keys.webhook_retry):
+            while not await gateway.redis.zcard(gateway.keys.webhook_retry(0)):
                 await asyncio.sleep(0.02)
-        [retry] = await gateway.redis.zrange(gateway.keys.webhook_retry, 0, -1)
+        [retry] = await gateway.redis.zrange(gateway.keys.webhook_retry(0), 0, -1)
         assert "Certificate" in json.loads(retry)["last_error"]
         assert len(seen) == 1
     finally:

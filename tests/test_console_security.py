@@ -178,7 +178,7 @@ async def test_every_console_post_without_the_csrf_token_is_403(
         for headers in ({}, {"X-CSRF-Token": "wrong"}):
             code, body = await browser.call("POST", path, payload, headers)
             assert (code, body["error"]["code"]) == (403, "csrf_required"), (path, headers)
-    assert not await api.redis.xlen(api.keys.events)  # nothing was made
+    assert not await api.redis.xlen(api.keys.events(0))  # nothing was made
     code, body = await browser.call(
         "POST", "/v1/accident-alerts", ALERT, {"X-CSRF-Token": browser.csrf}
     )

@@ -83,7 +83,7 @@ async def test_a_job_whose_rows_are_all_bad_is_refused_with_how_to_save_it(
     assert (code, resp["error"]["code"]) == (422, "no_recipients")  # type: ignore[index]
     code, resp = await upload(gateway, office, text().encode(), "text/csv; charset=klingon")
     assert (code, resp["error"]["code"]) == (415, "unsupported_charset")  # type: ignore[index]
-    assert await gateway.redis.zcard(gateway.keys.jobs_active) == 0
+    assert await gateway.redis.zcard(gateway.keys.jobs_active(0)) == 0
     await asyncio.sleep(0.3)
     assert smsc.submits == 0
 

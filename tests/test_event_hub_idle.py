@@ -18,7 +18,7 @@ async def test_a_client_after_an_idle_time_gets_only_what_follows(
     redis_server: str, prefix: str
 ) -> None:
     redis = connect(RedisSettings(redis_url=redis_server, redis_prefix=prefix))
-    stream = Keys(prefix).events
+    stream = Keys(prefix).events(0)
     hub = EventHub(redis, stream)
     await hub.start()
     try:

@@ -140,10 +140,10 @@ async def test_a_client_that_reconnects_with_last_event_id_misses_nothing(api: G
 async def test_a_resume_point_older_than_the_capped_stream_is_told_as_a_gap(api: Gateway) -> None:
     cc = await api.add_key("command_center")
     old = await _message(api, cc)
-    entries = await api.redis.xrange(api.keys.events)
+    entries = await api.redis.xrange(api.keys.events(0))
     await _message(api, cc)
     first_ms = entries[-1][0].split("-")[0]
-    await api.redis.xtrim(api.keys.events, minid=first_ms + "-1", approximate=False)
+    await api.redis.xtrim(api.keys.events(0), minid=first_ms + "-1", approximate=False)
     await _move(api, old, NoticeStatus.SUBMITTED)
     reader = await _stream(api, cc.token, last_event_id="1-0")
     got = await reader.take(3)

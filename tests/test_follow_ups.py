@@ -148,7 +148,7 @@ async def test_a_follow_up_is_taken_once_from_its_officer_and_refused_with_codes
     assert admin[0] == 409
     parking = (await _stats(gw))["parking"]
     assert (parking["warnings"], parking["moved"]) == (1, 0)  # the retry counted nothing
-    entries = [f for _, f in await gw.redis.xrange(gw.keys.audit_log)]
+    entries = [f for _, f in await gw.redis.xrange(gw.keys.audit_log(0))]
     assert [e["event"] for e in entries if e.get("notice_id") == made["id"]] == [
         "notice_created",
         "follow_up",

@@ -136,7 +136,7 @@ async def test_a_40_mb_csv_on_one_line_is_refused_quickly(api: Gateway) -> None:
     assert (code, body["error"]["code"]) == (400, "invalid_csv"), body
     assert "longer than 1024 KiB" in body["error"]["message"]
     assert took < 2, took  # read up to the line cap, not to the end
-    assert await api.redis.zcard(api.keys.jobs_active) == 0
+    assert await api.redis.zcard(api.keys.jobs_active(0)) == 0
 
 
 async def test_an_upload_past_the_total_cap_is_refused_and_no_job_is_left(api: Gateway) -> None:
@@ -151,7 +151,7 @@ async def test_an_upload_past_the_total_cap_is_refused_and_no_job_is_left(api: G
     )
     assert (code, body["error"]["code"]) == (413, "body_too_large"), body
     assert body["error"]["details"] == {"max_bytes": 2 * 1024 * 1024}
-    assert await api.redis.zcard(api.keys.jobs_active) == 0
+    assert await api.redis.zcard(api.keys.jobs_active(0)) == 0
 
 
 @pytest.mark.parametrize("path", ["/v1/accident-alerts", "/v1/reminder-jobs"])

@@ -237,7 +237,7 @@ async def test_mo_is_stored_and_answered(redis_server: str, prefix: str, server:
             async with asyncio.timeout(10):
                 while not smsc.of("mo_answered"):
                     await asyncio.sleep(0.05)
-            entries = await gw.redis.xrange(gw.keys.mo_queue)
+            entries = await gw.redis.xrange(gw.keys.mo_queue(0))
             assert [(e[1]["from"], e[1]["text"]) for e in entries] == [("8613700001111", "TD")]
         finally:
             await close_or_dump(gw)

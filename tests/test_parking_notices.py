@@ -131,7 +131,7 @@ async def test_bad_parking_notice_is_refused_without_a_call(
     officer = await gateway.add_key("officer")
     got = await gateway.request("POST", "/v1/parking-notices", officer, body)
     assert (got[0], got[1]["error"]["code"]) == (status, code)
-    assert await gateway.redis.xlen(gateway.keys.voice_queue) == 0
+    assert await gateway.redis.xlen(gateway.keys.voice_queue(0)) == 0
 
 
 async def test_wrong_role_cannot_send_parking_notices_or_bind(gateway: Gateway) -> None:
@@ -178,7 +178,7 @@ async def test_bindings_round_trip(gateway: Gateway) -> None:
     assert got["created_by"] == admin.key.id
     assert (await gateway.request("DELETE", "/v1/bindings/粤B12345F", admin))[0] == 204
     assert (await gateway.request("GET", "/v1/bindings/粤B12345F", agent))[0] == 404
-    audit = await gateway.redis.lrange(gateway.keys.binding_audit, 0, -1)
+    audit = await gateway.redis.lrange(gateway.keys.binding_audit(0), 0, -1)
     assert [a.split('"event": "')[1].split('"')[0] for a in audit] == ["removed", "created"]
 
 

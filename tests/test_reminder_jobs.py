@@ -147,14 +147,14 @@ async def test_opted_out_number_gets_no_reminder_but_still_gets_accident_procedu
     cc = await gw.add_key("command_center")
     assert await smsc.inject_mo("8613700001111", "12122", " 退订 ")
     async with asyncio.timeout(10):
-        while not await gw.redis.sismember(gw.keys.opt_outs, "13700001111"):
+        while not await gw.redis.sismember(gw.keys.opt_outs(0), "13700001111"):
             await asyncio.sleep(0.05)
     code, listed, _ = await gw.request("GET", "/v1/admin/opt-outs", gw._admin)
     assert listed["opt_outs"][0]["phone"] == "137****1111"  # masked unless asked
     assert listed["opt_outs"][0]["via"] == "mo"
     code, listed, _ = await gw.request("GET", "/v1/admin/opt-outs?unmasked=true", gw._admin)
     assert listed["opt_outs"][0]["phone"] == "13700001111"
-    read = [f for _, f in await gw.redis.xrange(gw.keys.audit_log)]
+    read = [f for _, f in await gw.redis.xrange(gw.keys.audit_log(0))]
     assert [f["key_id"] for f in read if f["event"] == "opt_outs_read_unmasked"] == [
         gw._admin.key.id
     ]
@@ -207,7 +207,7 @@ async def test_opted_out_number_gets_no_reminder_but_still_gets_accident_procedu
     for word in ("td", "STOP", "ＴＤ"):
         assert await smsc.inject_mo("8613700003333", "12122", word)
     async with asyncio.timeout(10):
-        while not await gw.redis.sismember(gw.keys.opt_outs, "13700003333"):
+        while not await gw.redis.sismember(gw.keys.opt_outs(0), "13700003333"):
             await asyncio.sleep(0.05)
 
 
@@ -369,7 +369,7 @@ async def test_bad_jobs_are_refused_with_a_reason(
     code, resp = await post_csv(gateway, office, body, **query)
     assert (code, resp["error"]["code"]) == (status, error), resp
     assert names in resp["error"]["message"]
-    assert await gateway.redis.zcard(gateway.keys.jobs_active) == 0
+    assert await gateway.redis.zcard(gateway.keys.jobs_active(0)) == 0
 
 
 async def test_bad_json_jobs(gateway: Gateway) -> None:

@@ -195,7 +195,7 @@ async def test_an_mo_in_parts_reaches_the_mo_stream_whole_with_each_part_answere
         async with asyncio.timeout(10):
             while smsc.commands.count(pdu.DELIVER_SM_RESP) < 3:
                 await asyncio.sleep(0.02)
-        entries = await gw.redis.xrange(gw.keys.mo_queue)
+        entries = await gw.redis.xrange(gw.keys.mo_queue(0))
         assert [e["text"] for _, e in entries] == [MultipartMoSmsc.TEXT]
         assert entries[0][1]["from"] == "8613700009999"
         assert await gw.redis.keys(gw.keys.mo_parts("*", "*")) == []
@@ -261,8 +261,8 @@ async def test_a_receipt_whose_write_fails_is_written_again_and_only_then_answer
     )
     keys = Keys(prefix)
     store = NoticeStore(worker, keys)
-    batcher = store.sms_event_batcher(3600, 3600, interval=0.002)
-    inbound = Inbound(worker, keys, store, batcher, Metrics(), SmppSettings().links()[0])
+    (batcher,) = store.sms_event_batchers(3600, 3600, interval=0.002)
+    inbound = Inbound(worker, keys, store, [batcher], Metrics(), SmppSettings().links()[0])
     writes = asyncio.create_task(batcher.run())
     answered: list[int] = []
     try:

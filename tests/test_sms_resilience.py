@@ -7,7 +7,6 @@ import struct
 
 import pytest
 
-from gateway.channels.worker import Lane
 from gateway.runner import Workers
 from gateway.sms.connection import Connection
 from gateway.sms.message_path import OutgoingSubmit
@@ -64,7 +63,7 @@ async def test_entries_of_a_dead_worker_are_reclaimed_by_a_live_one(
     doomed = Workers(gateway.settings, gateway.metrics)
     ids = await send_notices(gateway, 20)
     # The doomed worker reads the queue, then dies without acking (no unbind, no cleanup).
-    group = doomed.channels["sms:main"].groups[Lane.PRIORITY]
+    group = doomed.channels["sms:main"].groups[gateway.keys.sms_queue(0)]
     await group.ensure()
     entries = await group.read(100, 100)
     assert len(entries) == 20
@@ -84,7 +83,7 @@ async def test_entries_read_for_a_live_worker_whose_answer_was_lost_are_taken_ba
     The worker, alive, must take them back itself: nobody takes a live consumer's entries."""
     await gateway.stop_workers()
     ids = await send_notices(gateway, 5)
-    stream = gateway.keys.sms_queue
+    stream = gateway.keys.sms_queue(0)
     queued = await gateway.redis.xrange(stream)
     assert len(queued) == 5
     await gateway.redis.xdel(stream, *[eid for eid, _ in queued])
@@ -115,7 +114,7 @@ async def test_entries_a_failover_hands_out_again_are_not_sent_twice(
     the promoted replica would show it; the worker must see them for what they are."""
     await gateway.stop_workers()
     ids = await send_notices(gateway, 5)
-    stream = gateway.keys.sms_queue
+    stream = gateway.keys.sms_queue(0)
     queued = await gateway.redis.xrange(stream)
     assert len(queued) == 5
     await gateway.start(api=False)
@@ -152,7 +151,7 @@ async def test_a_queue_a_failover_lost_with_its_group_is_made_again(
     answers NOGROUP; it makes the group again and goes on, its loops alive."""
     (first,) = await send_notices(gateway, 1)
     await gateway.wait_status(first, "delivered")
-    await gateway.redis.delete(gateway.keys.sms_queue)
+    await gateway.redis.delete(gateway.keys.sms_queue(0))
     await asyncio.sleep(1.2)  # past the worker's blocked read
     (second,) = await send_notices(gateway, 1, start=1)
     await gateway.wait_status(second, "delivered")

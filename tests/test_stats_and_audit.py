@@ -180,7 +180,7 @@ async def test_the_audit_trail_is_paged_and_searching_a_person_is_audited(
     code, page, _ = await gw.request("GET", "/v1/admin/audit?plate=云E·20002", gw._admin)
     assert {e["notice_id"] for e in page["items"]} == set(ids)
     searches = [
-        f for _, f in await gw.redis.xrange(gw.keys.audit_log) if f["event"] == "audit_search"
+        f for _, f in await gw.redis.xrange(gw.keys.audit_log(0)) if f["event"] == "audit_search"
     ]
     assert [(s["key_id"], s.get("searched_to"), s.get("searched_plate")) for s in searches] == [
         (gw._admin.key.id, "138****8001", None),
@@ -227,7 +227,7 @@ async def test_reminder_rows_are_counted_per_template_and_channel_and_each_audit
             }
         }
     }
-    entries = [f for _, f in await gw.redis.xrange(gw.keys.audit_log)]
+    entries = [f for _, f in await gw.redis.xrange(gw.keys.audit_log(0))]
     stored = [e for e in entries if e.get("job") == body["job_id"]]
     # One stream entry for the admitted slice, shown as one entry per notice.
     assert [e["event"] for e in stored] == ["notices_created"]

@@ -51,7 +51,7 @@ async def test_a_message_for_delivered_only_gets_exactly_one_webhook(
     assert [h["status"] for h in notice["history"]] == ["queued", "submitted", "delivered"]
     assert notice["status_events"] == ["delivered"]
     # Nothing was even queued for the unselected status.
-    outbox = await gateway.redis.xrange(gateway.keys.webhook_queue)
+    outbox = await gateway.redis.xrange(gateway.keys.webhook_queue(0))
     queued = [json.loads(f["body"])["status"] for _, f in outbox if f["id"] == picked["id"]]
     assert queued in ([], ["delivered"])
 

@@ -48,7 +48,7 @@ def voice_notice(notice_id: str, *, kind: str = "parking_notice") -> Notice:
 
 
 async def webhooks(r: aioredis.Redis, keys: Keys) -> list[dict[str, str]]:
-    return [fields for _, fields in await r.xrange(keys.webhook_queue)]
+    return [fields for _, fields in await r.xrange(keys.webhook_queue(0))]
 
 
 async def test_clone_reports_from_two_workers_at_once_count_exactly(
@@ -58,7 +58,7 @@ async def test_clone_reports_from_two_workers_at_once_count_exactly(
     keys = Keys(prefix)
     store = NoticeStore(a, keys)
     for i in range(4):
-        await store.create(voice_notice(f"ntc_c{i}"), keys.voice_queue)
+        await store.create(voice_notice(f"ntc_c{i}"), keys.voice_queue(0))
     recipients = [("cc1", "https://cc.example/events")]
     workers = [VoiceScripts(a, keys), VoiceScripts(b, keys)]
     counts = await asyncio.gather(
@@ -69,7 +69,7 @@ async def test_clone_reports_from_two_workers_at_once_count_exactly(
         )
     )
     assert sorted(counts) == list(range(1, 101))  # every report saw its own count
-    report = json.loads(await a.hget(keys.suspected_clones, "云A12345"))
+    report = json.loads(await a.hget(keys.suspected_clones(0), "云A12345"))
     assert report["count"] == 100
     sent = await webhooks(a, keys)
     assert len(sent) == 100
@@ -86,7 +86,7 @@ async def test_a_clone_report_for_a_notice_without_a_plate_counts_nothing(
         notice_id="ntc_np", at=AT, recipients=[("cc1", "https://cc.example/events")]
     )
     assert got == 0
-    assert not await a.exists(keys.suspected_clones, keys.webhook_queue)
+    assert not await a.exists(keys.suspected_clones(0), keys.webhook_queue(0))
 
 
 async def test_job_cancel_is_one_step_with_its_callback_however_many_race(
@@ -106,7 +106,7 @@ async def test_job_cancel_is_one_step_with_its_callback_however_many_race(
         },
     )
     await a.hset(keys.job_counts("job_x"), mapping={"queued": 2, "delivered": 1, "capped": 0})
-    await a.zadd(keys.jobs_active, {"job_x": 1})
+    await a.zadd(keys.jobs_active(0), {"job_x": 1})
     scripts = [JobScripts(a, keys), JobScripts(b, keys)]
     before = await asyncio.gather(
         *(s.cancel(job_id="job_x", at=AT) for _ in range(20) for s in scripts)
@@ -114,8 +114,8 @@ async def test_job_cancel_is_one_step_with_its_callback_however_many_race(
     assert sorted(before) == ["cancelled"] * 39 + ["running"]
     job = await a.hgetall(keys.job("job_x"))
     assert (job["status"], job["cancelled_at"]) == ("cancelled", AT)
-    assert not await a.zscore(keys.jobs_active, "job_x")
-    assert await a.zscore(keys.jobs_cancelled, "job_x")
+    assert not await a.zscore(keys.jobs_active(0), "job_x")
+    assert await a.zscore(keys.jobs_cancelled(0), "job_x")
     (hook,) = await webhooks(a, keys)
     assert json.loads(hook["body"]) == {
         "id": "job_x",
@@ -137,7 +137,7 @@ async def test_cancelling_an_ended_or_unknown_job_changes_nothing(
     assert await scripts.cancel(job_id="job_f", at=AT) == "finished"
     assert await scripts.cancel(job_id="job_none", at=AT) == "unknown"
     assert await a.hget(keys.job("job_f"), "status") == "finished"
-    assert not await a.exists(keys.webhook_queue, keys.jobs_cancelled)
+    assert not await a.exists(keys.webhook_queue(0), keys.jobs_cancelled(0))
 
 
 async def test_two_retry_movers_racing_move_each_due_notice_exactly_once(
@@ -149,18 +149,18 @@ async def test_two_retry_movers_racing_move_each_due_notice_exactly_once(
     for i, nid in enumerate(ids):
         kind = "reminder" if i % 3 == 0 else "parking_notice"
         await a.hset(keys.notice(nid), mapping={"id": nid, "kind": kind})
-    await a.zadd(keys.voice_retry, {nid: 1000 + i for i, nid in enumerate(ids)})
-    await a.zadd(keys.voice_retry, {"ntc_later": 10**15})  # not due
+    await a.zadd(keys.voice_retry(0), {nid: 1000 + i for i, nid in enumerate(ids)})
+    await a.zadd(keys.voice_retry(0), {"ntc_later": 10**15})  # not due
     movers = [VoiceScripts(a, keys), VoiceScripts(b, keys)]
     moved = await asyncio.gather(
         *(m.move_due_retries(now_ms=10**13, max_moved=7) for _ in range(15) for m in movers)
     )
     assert sum(moved) == 150
-    priority = [f["id"] for _, f in await a.xrange(keys.voice_queue)]
-    bulk = [f["id"] for _, f in await a.xrange(keys.voice_bulk_queue)]
+    priority = [f["id"] for _, f in await a.xrange(keys.voice_queue(0))]
+    bulk = [f["id"] for _, f in await a.xrange(keys.voice_bulk_queue(0))]
     assert sorted(priority + bulk) == sorted(ids)
     assert sorted(bulk) == sorted(ids[::3])
-    assert await a.zrange(keys.voice_retry, 0, -1) == ["ntc_later"]
+    assert await a.zrange(keys.voice_retry(0), 0, -1) == ["ntc_later"]
 
 
 async def test_an_outcome_with_a_fallback_makes_exactly_one_and_links_it(
@@ -170,7 +170,7 @@ async def test_an_outcome_with_a_fallback_makes_exactly_one_and_links_it(
     keys = Keys(prefix)
     stores = [NoticeStore(a, keys), NoticeStore(b, keys)]
     original = voice_notice("ntc_v1")
-    await stores[0].create(original, keys.voice_queue)
+    await stores[0].create(original, keys.voice_queue(0))
     await stores[0].transition("ntc_v1", NoticeStatus.DIALING, {"attempt": 3})
     # The same ended call reported by two workers (a redelivered entry), each with its own id.
     results = await asyncio.gather(
@@ -180,7 +180,7 @@ async def test_an_outcome_with_a_fallback_makes_exactly_one_and_links_it(
                 NoticeStatus.BUSY,
                 {"reason": 5},
                 fallback=Fallback.of(
-                    original.fallback_to("sms", id=f"ntc_s{i}", at=AT), keys.sms_queue
+                    original.fallback_to("sms", id=f"ntc_s{i}", at=AT), keys.sms_queue(0)
                 ),
             )
             for i, s in enumerate(stores)
@@ -201,7 +201,7 @@ async def test_an_outcome_with_a_fallback_makes_exactly_one_and_links_it(
     assert [h["status"] for h in sms.history] == ["queued"]
     other = "ntc_s1" if made.fallback_id == "ntc_s0" else "ntc_s0"
     assert not await a.exists(keys.notice(other))
-    (entry,) = [f for _, f in await a.xrange(keys.sms_queue)]
+    (entry,) = [f for _, f in await a.xrange(keys.sms_queue(0))]
     assert QueueEntry.from_fields(entry) == QueueEntry(made.fallback_id, "8613800000001", "请挪车")
 
 
@@ -211,20 +211,20 @@ async def test_an_outcome_schedules_a_retry_only_when_the_status_changes(
     a, _ = clients
     keys = Keys(prefix)
     store = NoticeStore(a, keys)
-    await store.create(voice_notice("ntc_v2"), keys.voice_queue)
+    await store.create(voice_notice("ntc_v2"), keys.voice_queue(0))
     await store.transition("ntc_v2", NoticeStatus.DIALING, {"attempt": 1})
     first = await store.outcome("ntc_v2", NoticeStatus.NO_ANSWER, {}, retry_at_ms=5000)
     assert (first.changed, first.retry_scheduled, first.fallback_id) == (True, True, "")
-    assert await a.zscore(keys.voice_retry, "ntc_v2") == 5000
-    await a.zrem(keys.voice_retry, "ntc_v2")
+    assert await a.zscore(keys.voice_retry(0), "ntc_v2") == 5000
+    await a.zrem(keys.voice_retry(0), "ntc_v2")
     again = await store.outcome("ntc_v2", NoticeStatus.NO_ANSWER, {}, retry_at_ms=6000)
     assert (again.changed, again.retry_scheduled) == (False, False)
-    assert not await a.exists(keys.voice_retry)
+    assert not await a.exists(keys.voice_retry(0))
     # A cancelled notice gets neither a retry nor a fallback.
     await store.transition("ntc_v2", NoticeStatus.CANCELLED, {"attempt": 2})
     fb = Fallback.of(
-        voice_notice("ntc_v2").fallback_to("sms", id="ntc_s9", at=now_iso()), keys.sms_queue
+        voice_notice("ntc_v2").fallback_to("sms", id="ntc_s9", at=now_iso()), keys.sms_queue(0)
     )
     late = await store.outcome("ntc_v2", NoticeStatus.FAILED, {"attempt": 3}, fallback=fb)
     assert not late.changed
-    assert not await a.exists(keys.notice("ntc_s9"), keys.sms_queue)
+    assert not await a.exists(keys.notice("ntc_s9"), keys.sms_queue(0))

@@ -116,18 +116,31 @@ async def test_every_wrapper_passes_exactly_the_keys_its_script_declares(
         plate="云A1",
         key_id="k",
     )
-    await notices.create(n, k.voice_queue, idempotency_key="i1", warnings_window_ms=1000)
+    await notices.create(n, k.voice_queue(0), idempotency_key="i1", warnings_window_ms=1000)
     await notices.transition("ntc_w1", NoticeStatus.DIALING, {"attempt": 1})
-    fb = Fallback.of(n.fallback_to("sms", id="ntc_w2", at=AT), k.sms_queue)
+    fb = Fallback.of(n.fallback_to("sms", id="ntc_w2", at=AT), k.sms_queue(0))
     await notices.outcome("ntc_w1", NoticeStatus.BUSY, {}, fallback=fb)
-    batcher = notices.sms_event_batcher(60, 60, 0.001)
-    notices.part_submitted_batched(batcher, "ntc_w2", 0, 1, "m1", scope="smsc")
-    notices.receipt_batched(batcher, "m1", NoticeStatus.DELIVERED, "DELIVRD", "000", scope="smsc")
+    (batcher,) = notices.sms_event_batchers(60, 60, 0.001)
+    notices.part_submitted_batched([batcher], "ntc_w2", 0, 1, "m1", scope="smsc")
+    notices.receipt_batched([batcher], "m1", NoticeStatus.DELIVERED, "DELIVRD", "000", scope="smsc")
     batcher.close()
     await batcher.run()
     jobs = JobScripts(r, k)
     admission = Admission(
-        "job_w", AT, "20261128", 60, 0, 0, True, "k", "key", "t", "1", "", "sms", k.sms_bulk_queue
+        "job_w",
+        AT,
+        "20261128",
+        60,
+        0,
+        0,
+        True,
+        "k",
+        "key",
+        "t",
+        "1",
+        "",
+        "sms",
+        k.sms_bulk_queue(0),
     )
     await jobs.admit_rows(
         admission=admission,
@@ -137,7 +150,7 @@ async def test_every_wrapper_passes_exactly_the_keys_its_script_declares(
     await jobs.open(job_id="job_w", total=1, bad_rows=0, at=AT, retention_s=60)
     await jobs.cancel(job_id="job_w", at=AT)
     await jobs.release_lease(job_id="job_w", holder="me")
-    await notices.scripts.expire_unreceipted(now_ms=0, at=AT)
+    await notices.scripts.expire_unreceipted(lane=0, now_ms=0, at=AT)
     voice = VoiceScripts(r, k)
     await voice.begin_call(notice_id="ntc_w1", at=AT, ttl_ms=100, max_calls=1, max_attempts=2)
     await voice.move_due_retries(now_ms=0)
@@ -173,7 +186,7 @@ async def test_every_wrapper_passes_exactly_the_keys_its_script_declares(
     dispatcher = WebhookDispatcher.__new__(WebhookDispatcher)
     dispatcher.keys, dispatcher._due = k, scripts.Script(r, "webhook_due", k)
     await dispatcher.move_due(now_ms=0)
-    assert await ClaimOwn(r, k)(NO_WAIT, [k.sms_queue], "g", "me", [[]]) == [[]]
+    assert await ClaimOwn(r, k)(NO_WAIT, [k.sms_queue(0)], "g", "me", [[]]) == [[]]
     assert {name for name, _ in called} == set(scripts.script_names())
     for name, keys in called:
         assert keys == scripts.parse_header(scripts.source_of(f"{name}.lua")).keys
@@ -196,7 +209,7 @@ async def test_the_lua_envelopes_are_the_python_builders(r: aioredis.Redis, pref
         id="ntc_e1", kind="reminder", channel="sms", to="13800000001", created_at=AT,
         key_id="k1", callback_url="https://cb.example/h", job="job_e", plate="云A1",
     )  # fmt: skip
-    await store.create(n, k.sms_queue)
+    await store.create(n, k.sms_queue(0))
     job = {"status": "running", "total": 1, "channel": "sms", "key_id": "k2"}
     await r.hset(k.job("job_e"), mapping={**job, "callback_url": "https://cb.example/j"})
     await r.hset(k.job_counts("job_e"), "queued", 1)
@@ -206,7 +219,7 @@ async def test_the_lua_envelopes_are_the_python_builders(r: aioredis.Redis, pref
         notice_id="ntc_e1", at=AT, recipients=[("cc", "https://cc.example/e")]
     )
     # The job's end is written inside the notice's transition, before the notice's own.
-    got = [f for _, f in await r.xrange(k.webhook_queue)]
+    got = [f for _, f in await r.xrange(k.webhook_queue(0))]
     at = json.loads(got[0]["body"])["at"]
     behind = [{"id": "ntc_e1", "at": AT, "location": ""}]  # the notices behind the report
     report = {"plate": "云A1", "count": 1, "last_notice": "ntc_e1", "last_at": AT, "location": ""}

@@ -63,7 +63,7 @@ async def test_two_workers_sharing_one_asterisk_place_50_calls_and_every_result_
             assert [v.results for v in voices if v is not None] == placed
             # Acks are batched (a few ms): every entry is acked soon after its call settled.
             async with asyncio.timeout(5):
-                while (await gw.redis.xpending(gw.keys.voice_queue, "voice-callers"))["pending"]:
+                while (await gw.redis.xpending(gw.keys.voice_queue(0), "voice-callers"))["pending"]:
                     await asyncio.sleep(0.02)
         finally:
             await second.stop()

@@ -116,10 +116,10 @@ async def test_a_tarpit_host_does_not_delay_a_healthy_one(
         await gw.stop_workers()
         await runner.cleanup()
     # Nothing lost: every tarpit webhook is on the outbox or in the retry set.
-    queued = {f["id"] for _, f in await gw.redis.xrange(gw.keys.webhook_queue)}
-    retry = {json.loads(m)["id"] for m in await gw.redis.zrange(gw.keys.webhook_retry, 0, -1)}
+    queued = {f["id"] for _, f in await gw.redis.xrange(gw.keys.webhook_queue(0))}
+    retry = {json.loads(m)["id"] for m in await gw.redis.zrange(gw.keys.webhook_retry(0), 0, -1)}
     assert set(pit_ids) <= queued | retry
-    assert await gw.redis.llen(gw.keys.webhook_dead) == 0
+    assert await gw.redis.llen(gw.keys.webhook_dead(0)) == 0
     await close_or_dump(gw)
 
 

@@ -155,7 +155,8 @@ def create_app(
         app[PLATE_CALLS] = PlateCalls(redis, keys)
         minutes = settings.console.console_session_minutes
         app[CONSOLE_SESSIONS] = ConsoleSessions(redis, keys, minutes * 60)
-        app[EVENT_HUB] = EventHub(redis, keys.events)
+        # Lane 0's events: with one lane, all of them (docs/redis-cluster.md).
+        app[EVENT_HUB] = EventHub(redis, keys.events(0))
         await app[EVENT_HUB].start()
         # A revoked or changed key leaves this process's cache at once, not after its TTL.
         invalidation = asyncio.create_task(api_keys.follow_changes(), name="api-key-changes")

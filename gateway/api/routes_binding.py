@@ -104,7 +104,7 @@ async def _send_code(request: web.Request, ref: str, plate: str, to: Msisdn, cod
     )
     # The queue carries the code itself; the stored copy has it blanked out.
     entry = QueueEntry.for_notice(notice, text=text)
-    await request.app[NOTICES].create(notice, request.app[QUEUES].queue("sms"), entry)
+    await request.app[NOTICES].create(notice, request.app[QUEUES].queue("sms", notice.id), entry)
     request.app[METRICS].notices_created.labels("binding_code", "sms").inc()
     return notice_id
 

@@ -92,10 +92,15 @@ async def accident_replies(request: web.Request) -> web.Response:
     newest first; a command-centre key sees the replies to its own alerts, admin all."""
     limit = _limit(request)
     caller = request[CALLER]
-    raw = await request.app[REDIS].lrange(request.app[KEYS].accident_replies, 0, -1)
+    keys, redis = request.app[KEYS], request.app[REDIS]
+    every = [
+        json.loads(entry)
+        for lane in keys.each_lane()
+        for entry in await redis.lrange(keys.accident_replies(lane), 0, -1)
+    ]
+    every.sort(key=lambda item: str(item.get("at", "")), reverse=True)  # lanes merged
     items = []
-    for entry in raw:
-        item = json.loads(entry)
+    for item in every:
         if caller.role == "admin" or item.pop("key", "") == caller.id:
             item.pop("key", None)
             if isinstance(item.get("text"), str):  # a number the citizen wrote, masked

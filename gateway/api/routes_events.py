@@ -20,7 +20,7 @@ from aiohttp import web
 from redis.exceptions import ResponseError
 
 from gateway.api.auth import CALLER, SESSION
-from gateway.api.context import API_KEYS, CONSOLE_SESSIONS, EVENT_HUB, KEYS, REDIS, SETTINGS
+from gateway.api.context import API_KEYS, CONSOLE_SESSIONS, EVENT_HUB, REDIS, SETTINGS
 from gateway.api.errors import ApiError
 from gateway.api.event_hub import Subscriber, entry_key, frame, visible
 from gateway.store.apikeys import ApiKey
@@ -57,7 +57,7 @@ async def _replay(
     request: web.Request, resp: web.StreamResponse, key: ApiKey, after: str, upto: str
 ) -> None:
     """Entries after ``after`` up to ``upto`` (inclusive) that ``key`` may see."""
-    redis, stream = request.app[REDIS], request.app[KEYS].events
+    redis, stream = request.app[REDIS], request.app[EVENT_HUB].stream
     if entry_key(after) >= entry_key(upto):
         return
     # The cap trimmed entries (the stream only ever loses its oldest) and the oldest left is
@@ -84,7 +84,7 @@ async def _replay(
 
 async def _backlog_frames(request: web.Request, key: ApiKey, n: int, upto: str) -> bytes:
     """The last ``n`` events ``key`` may see, up to ``upto``, oldest first."""
-    redis, stream = request.app[REDIS], request.app[KEYS].events
+    redis, stream = request.app[REDIS], request.app[EVENT_HUB].stream
     found: list[bytes] = []
     cursor, scanned = upto, 0
     while len(found) < n and scanned < BACKLOG_SCAN:

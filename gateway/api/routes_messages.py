@@ -91,7 +91,7 @@ async def post_message(request: web.Request) -> web.Response:
         )
         entry = QueueEntry(notice_id, msg.to, text, subject=subject)
         return await create_notice(
-            request, notice, request.app[QUEUES].queue("email"), body_hash, entry
+            request, notice, request.app[QUEUES].queue("email", notice.id), body_hash, entry
         )
     to = _phone(msg.to, "to")
     general = settings.general
@@ -111,4 +111,5 @@ async def post_message(request: web.Request) -> web.Response:
     notice = sms_notice(
         request, notice_id, to, text, kind="message", channel="voice", **callback, **meta
     )
-    return await create_notice(request, notice, request.app[QUEUES].queue("voice"), body_hash)
+    queue = request.app[QUEUES].queue("voice", notice.id)
+    return await create_notice(request, notice, queue, body_hash)

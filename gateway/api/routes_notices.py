@@ -178,7 +178,7 @@ async def create_sms(
 ) -> web.Response:
     """An SMS notice; ``callback`` is what ``callback_fields`` made."""
     notice = sms_notice(request, new_notice_id(), to, text, kind=kind, **callback, **meta)
-    queue = request.app[QUEUES].queue("sms")
+    queue = request.app[QUEUES].queue("sms", notice.id)
     return await create_notice(request, notice, queue, body_hash, reply_window_s=reply_window_s)
 
 

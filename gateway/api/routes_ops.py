@@ -92,10 +92,13 @@ async def unmatched_receipts(request: web.Request) -> web.Response:
 async def webhook_dead_letters(request: web.Request) -> web.Response:
     """Callbacks given up after retrying for hours, newest first."""
     limit = _limit(request)
-    items = await request.app[REDIS].lrange(request.app[KEYS].webhook_dead, 0, limit - 1)
+    keys, redis = request.app[KEYS], request.app[REDIS]
     out = []
-    for raw in items:
-        item = json.loads(raw)
-        item["body"] = json.loads(item.get("body", "{}"))
-        out.append(item)
+    for lane in keys.each_lane():
+        for raw in await redis.lrange(keys.webhook_dead(lane), 0, limit - 1):
+            item = json.loads(raw)
+            item["body"] = json.loads(item.get("body", "{}"))
+            out.append(item)
+    out.sort(key=lambda item: str(item.get("dead_at", "")), reverse=True)  # lanes merged
+    out = out[:limit]
     return json_response({"items": out, "count": len(out)})

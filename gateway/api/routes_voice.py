@@ -89,7 +89,7 @@ async def post_parking_notice(request: web.Request) -> web.Response:
     try:
         result = await request.app[NOTICES].create(
             notice,
-            request.app[QUEUES].queue(channel),
+            request.app[QUEUES].queue(channel, notice.id),
             idempotency_key=idem,
             body_hash=body_hash,
             key_name=key.name,
@@ -160,6 +160,11 @@ def deadline_iso(ms: int) -> str:
 
 async def suspected_clones(request: web.Request) -> web.Response:
     """Plates whose owners said "not my vehicle" (2) to a parking call, most recent first."""
-    raw = await request.app[REDIS].hgetall(request.app[KEYS].suspected_clones)
-    items = sorted((json.loads(v) for v in raw.values()), key=lambda i: i["last_at"], reverse=True)
+    keys, redis = request.app[KEYS], request.app[REDIS]
+    raw = [
+        v
+        for lane in keys.each_lane()
+        for v in (await redis.hgetall(keys.suspected_clones(lane))).values()
+    ]
+    items = sorted((json.loads(v) for v in raw), key=lambda i: i["last_at"], reverse=True)
     return json_response({"items": items, "count": len(items)})

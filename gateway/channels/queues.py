@@ -1,5 +1,8 @@
 """Which queue (Redis Stream) carries each channel's lanes: asked by the API and the job
-dispatcher to queue a notice, and by the channel registry to read it."""
+dispatcher to queue a notice, and by the channel registry to read it.
+
+Queues are kept once per store lane (``Keys.lanes``; a hash slot each, docs/redis-cluster.md):
+a notice goes to its own store lane's queue, and a worker reads every store lane's."""
 
 from __future__ import annotations
 
@@ -15,19 +18,25 @@ CHANNELS = ("sms", "voice", "email")
 class ChannelQueues:
     keys: Keys
 
-    def streams(self, channel: str) -> dict[Lane, str]:
-        """The queue of each lane the channel serves (email: bulk only)."""
-        k = self.keys
+    def streams(self, channel: str, store_lane: int) -> dict[Lane, str]:
+        """The queue of each lane the channel serves (email: bulk only) in ``store_lane``."""
+        k, i = self.keys, store_lane
         match channel:
             case "sms":
-                return {Lane.PRIORITY: k.sms_queue, Lane.BULK: k.sms_bulk_queue}
+                return {Lane.PRIORITY: k.sms_queue(i), Lane.BULK: k.sms_bulk_queue(i)}
             case "voice":
-                return {Lane.PRIORITY: k.voice_queue, Lane.BULK: k.voice_bulk_queue}
+                return {Lane.PRIORITY: k.voice_queue(i), Lane.BULK: k.voice_bulk_queue(i)}
             case "email":
-                return {Lane.BULK: k.email_queue}
+                return {Lane.BULK: k.email_queue(i)}
         raise KeyError(channel)
 
-    def queue(self, channel: str, lane: Lane = Lane.PRIORITY) -> str:
-        """Where a notice for ``channel`` goes on ``lane`` (a channel with one lane: that)."""
-        streams = self.streams(channel)
+    def every_lane(self, channel: str) -> list[dict[Lane, str]]:
+        """The channel's queues in each store lane: what its worker reads."""
+        return [self.streams(channel, i) for i in self.keys.each_lane()]
+
+    def queue(self, channel: str, entity: str, lane: Lane = Lane.PRIORITY) -> str:
+        """Where a notice for ``channel`` goes on ``lane`` (a channel with one lane: that):
+        the queue of the store lane of ``entity``, the notice's id (or the job whose rows are
+        admitted together)."""
+        streams = self.streams(channel, self.keys.lane_of(entity))
         return streams.get(lane) or next(iter(streams.values()))

@@ -27,9 +27,9 @@ class ChannelRegistry:
     settings: Settings
     keys: Keys
 
-    def streams(self, channel: str) -> dict[Lane, str]:
-        """The queue (Redis Stream) of each lane the channel serves."""
-        return ChannelQueues(self.keys).streams(channel)
+    def streams(self, channel: str) -> list[dict[Lane, str]]:
+        """Per store lane, the queue (Redis Stream) of each lane the channel serves."""
+        return ChannelQueues(self.keys).every_lane(channel)
 
     def workers(
         self,
@@ -77,13 +77,15 @@ class ChannelRegistry:
             out["email"] = self._worker(email, self.streams("email"), redis, store, consumer)
         return out
 
-    def _lanes(self, channel: str, lanes: frozenset[Lane]) -> dict[Lane, str]:
-        return {lane: q for lane, q in self.streams(channel).items() if lane in lanes}
+    def _lanes(self, channel: str, lanes: frozenset[Lane]) -> list[dict[Lane, str]]:
+        return [
+            {lane: q for lane, q in slot.items() if lane in lanes} for slot in self.streams(channel)
+        ]
 
     def _worker(
         self,
         channel: SmsSender | VoiceCaller | EmailSender,
-        streams: dict[Lane, str],
+        streams: list[dict[Lane, str]],
         redis: aioredis.Redis,
         store: NoticeStore,
         consumer: str,

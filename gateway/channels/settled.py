@@ -15,6 +15,7 @@ is about nine seconds of a bulk worker at full speed, and about 5 MB.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Hashable
 
 MOST = 32_768
 
@@ -22,10 +23,10 @@ MOST = 32_768
 class RecentlySettled:
     def __init__(self, most: int = MOST) -> None:
         self.most = most
-        self._order: deque[str] = deque()
-        self._ids: set[str] = set()
+        self._order: deque[Hashable] = deque()
+        self._ids: set[Hashable] = set()
 
-    def add(self, entry_id: str) -> None:
+    def add(self, entry_id: Hashable) -> None:
         self._order.append(entry_id)
         self._ids.add(entry_id)
         if len(self._order) > self.most:

@@ -2,9 +2,11 @@
 
 A ``ChannelWorker`` owns what every channel needs from the queues and nothing a channel does
 on the wire:
-- the lanes' Redis Streams (priority and bulk) under one consumer group, read in one
-  ``XREADGROUP`` with the priority lane's entries handed over first, each lane within the
-  room the channel reports;
+- the lanes' Redis Streams (priority and bulk) under one consumer group, kept once per store
+  lane (a hash slot each: docs/redis-cluster.md): a read loop per store lane, each reading
+  its streams in one ``XREADGROUP`` with the priority lane's entries handed over first, each
+  lane within the room the channel reports. An entry is known by its stream and its id (ids
+  are per stream: two streams hand out the same one);
 - its own pending entries after a restart, entries of consumers whose heartbeat lapsed
   (reclaimed), and the heartbeat itself;
 - the set of cancelled reminder jobs (from the job store): their entries end ``cancelled``
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -45,6 +47,8 @@ from gateway.store.outage import STORE_DOWN, Outage, once_reachable
 from gateway.store.streams import ClaimOwn, Entry, StreamGroup
 
 log = logging.getLogger(__name__)
+
+EntryKey = tuple[str, str]  # (stream, entry id)
 
 # How stale the set of cancelled jobs may be: entries of a job cancelled this long ago are
 # no longer handed to the channel (what it holds already still goes out).
@@ -68,10 +72,16 @@ class Delivery:
     reclaimed: bool
     status: str = ""  # the notice's status, read for reclaimed entries only
     _done: Callable[[Delivery], None] = field(default=lambda d: None, repr=False)
+    stream: str = ""  # the queue it came from
 
     @property
     def bulk(self) -> bool:
         return self.lane is Lane.BULK
+
+    @property
+    def key(self) -> EntryKey:
+        """What tells it apart from every other entry (an id is unique in its stream only)."""
+        return (self.stream, self.entry_id)
 
     def settle(self) -> None:
         self._done(self)
@@ -115,12 +125,14 @@ class Channel(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class InHand:
-    """The entries a worker is working on, in whichever of its collections they are."""
+    """The entries of ``stream`` a worker is working on, in whichever of its collections
+    they are (``StreamGroup.orphans`` asks it by entry id)."""
 
-    parts: tuple[Container[str], ...]
+    stream: str
+    parts: tuple[Container[EntryKey], ...]
 
     def __contains__(self, entry_id: object) -> bool:
-        return any(entry_id in part for part in self.parts)
+        return any((self.stream, entry_id) in part for part in self.parts)
 
 
 class ChannelWorker:
@@ -129,7 +141,7 @@ class ChannelWorker:
     def __init__(
         self,
         channel: Channel,
-        streams: dict[Lane, str],
+        streams: Sequence[Mapping[Lane, str]],
         redis: aioredis.Redis,
         keys: Keys,
         store: NoticeStore,
@@ -145,16 +157,21 @@ class ChannelWorker:
         self.worker = worker
         self.consumer = consumer
         self.ack_interval = ack_interval
-        self.groups = {
-            lane: StreamGroup(
-                redis, keys, stream, channel.group, consumer, worker.consumer_dead_after
-            )
-            for lane, stream in streams.items()
-        }
-        self._lane_of = {g.stream: lane for lane, g in self.groups.items()}
-        self._held: dict[str, Delivery] = {}
-        self._reading: set[str] = set()  # entries of a batch being handed over
-        self._in_hand = InHand((self._held, self._reading))
+        # Per store lane, the stream of each of the channel's lanes: one slot each, read
+        # together by one loop.
+        self._slots = [
+            {
+                lane: StreamGroup(
+                    redis, keys, stream, channel.group, consumer, worker.consumer_dead_after
+                )
+                for lane, stream in slot.items()
+            }
+            for slot in streams
+        ]
+        self.groups = {g.stream: g for slot in self._slots for g in slot.values()}
+        self._lane_of = {g.stream: lane for slot in self._slots for lane, g in slot.items()}
+        self._held: dict[EntryKey, Delivery] = {}
+        self._reading: set[EntryKey] = set()  # entries of a batch being handed over
         self._claim_own = ClaimOwn(redis, keys)
         self._settled_lately = RecentlySettled()
         self._room = asyncio.Event()
@@ -175,7 +192,8 @@ class ChannelWorker:
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.channel.start(), name=f"{self.channel.name}-channel")
-                tg.create_task(self._read_loop(), name=f"{self.channel.name}-read")
+                for i, slot in enumerate(self._slots):
+                    tg.create_task(self._read_loop(slot), name=f"{self.channel.name}-read-{i}")
                 tg.create_task(self._housekeeping(), name=f"{self.channel.name}-housekeeping")
                 for group in self.groups.values():
                     tg.create_task(group.run_acker(self.ack_interval), name=f"acker {group.stream}")
@@ -209,29 +227,30 @@ class ChannelWorker:
         await self.channel.stop()
 
     # -- reading ------------------------------------------------------------------------------
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, slot: Mapping[Lane, StreamGroup]) -> None:
         outage = Outage(f"{self.channel.name} worker")
         resume = True  # at start, and after an outage: what was read and not handed over
         while not self._closing:
             try:
                 if resume or outage.down:
-                    await self._resume()
+                    await self._resume(slot)
                     resume = False
-                await self._read_once()
+                await self._read_once(slot)
                 outage.ok()
             except STORE_DOWN as exc:
                 await outage.pause(exc)
             except ResponseError as exc:
                 await self._regroup(exc)
 
-    async def _resume(self) -> None:
+    async def _resume(self, slot: Mapping[Lane, StreamGroup]) -> None:
         """At start and after an outage: entries this consumer read but did not hand over
         are still pending on it; nobody else would take them from a live consumer."""
-        for lane, group in self.groups.items():
-            await self._accept_all({lane: await group.own_pending()}, reclaimed=True)
+        for group in slot.values():
+            await self._accept_all({group.stream: await group.own_pending()}, reclaimed=True)
 
-    async def _accept_all(self, read: dict[Lane, list[Entry]], *, reclaimed: bool) -> None:
-        """Entries read (or claimed) from the lanes' streams, handed over (the priority lane
+    async def _accept_all(self, read: dict[str, list[Entry]], *, reclaimed: bool) -> None:
+        """Entries read (or claimed) from one slot's streams (by stream), handed over (the
+        priority lane
         first) once a replica has them when there are replicas to wait for (Sentinel,
         Cluster): a notice the API answered 503 for (stored, not confirmed) must not reach
         the citizen while a failover can still take it back, or its caller's retry makes it
@@ -248,8 +267,8 @@ class ChannelWorker:
         # read loop and the sweep never both hand one over, and stay in hand while the batch
         # is worked through: a channel's submit may wait (a rate token, a call slot) long
         # enough for the sweep to think them lost.
-        read = {lane: kept for lane, entries in read.items() if (kept := self._free(lane, entries))}
-        ids = [eid for entries in read.values() for eid, _ in entries]
+        read = {s: kept for s, entries in read.items() if (kept := self._free(s, entries))}
+        ids = [(s, eid) for s, entries in read.items() for eid, _ in entries]
         if not ids:
             return
         self._reading.update(ids)
@@ -258,40 +277,42 @@ class ChannelWorker:
         finally:
             self._reading.difference_update(ids)
 
-    def _free(self, lane: Lane, entries: list[Entry]) -> list[Entry]:
-        acking = self.groups[lane].settling()
-        return [e for e in entries if e[0] not in self._in_hand and e[0] not in acking]
+    def _free(self, stream: str, entries: list[Entry]) -> list[Entry]:
+        in_hand, acking = self._in_hand(stream), self.groups[stream].settling()
+        return [e for e in entries if e[0] not in in_hand and e[0] not in acking]
 
-    async def _confirm_and_accept(self, read: dict[Lane, list[Entry]], *, reclaimed: bool) -> None:
+    def _in_hand(self, stream: str) -> InHand:
+        return InHand(stream, (self._held, self._reading))
+
+    async def _confirm_and_accept(self, read: dict[str, list[Entry]], *, reclaimed: bool) -> None:
         wait = self.store.wait
         if wait.replicas:
-            # Every lane's stream has lane 0's hash tag today (gateway/store/keys.py): one
-            # slot, one call. Lanes of their own (docs/redis-cluster.md) would group by slot.
+            # One slot's streams: one call.
             held = await self._claim_own(
                 wait,
-                [self.groups[lane].stream for lane in read],
+                list(read),
                 self.channel.group,
                 self.consumer,
                 [[eid for eid, _ in entries] for entries in read.values()],
             )
             still = [set(ids) for ids in held]
             read = {
-                lane: [e for e in entries if e[0] in ids]
-                for (lane, entries), ids in zip(read.items(), still, strict=True)
+                stream: [e for e in entries if e[0] in ids]
+                for (stream, entries), ids in zip(read.items(), still, strict=True)
             }
-        for lane in sorted(read, key=lambda lane: lane is not Lane.PRIORITY):
-            for eid, fields in read[lane]:
+        for stream in sorted(read, key=lambda s: self._lane_of[s] is not Lane.PRIORITY):
+            for eid, fields in read[stream]:
                 # Handed out again after this worker settled it: a failover rolled the
                 # group back (gateway/channels/settled.py). Checked like a taken-over one.
-                again = reclaimed or eid in self._settled_lately
-                await self._accept(lane, eid, fields, reclaimed=again)
+                again = reclaimed or (stream, eid) in self._settled_lately
+                await self._accept(stream, eid, fields, reclaimed=again)
 
-    async def _read_once(self) -> None:
+    async def _read_once(self, slot: Mapping[Lane, StreamGroup]) -> None:
         loop = asyncio.get_running_loop()
         if loop.time() - self._cancelled_read > CANCEL_LAG:
             self._cancelled_jobs = await self.jobs.cancelled_recently()
             self._cancelled_read = loop.time()
-        rooms = {lane: self.channel.room(lane) for lane in self.groups}
+        rooms = {lane: self.channel.room(lane) for lane in slot}
         open_lanes = {lane: room for lane, room in rooms.items() if room > 0}
         if not open_lanes:
             self._room.clear()
@@ -304,17 +325,15 @@ class ChannelWorker:
         count = min(max(open_lanes.values()), self.worker.stream_batch)
         # A lane without room is not read; a blocked read would not see it open up, so
         # the read is short then.
-        block = 1000 if len(open_lanes) == len(self.groups) else 50
+        block = 1000 if len(open_lanes) == len(slot) else 50
         res: Any = await self.redis.xreadgroup(
             self.channel.group,
             self.consumer,
-            {self.groups[lane].stream: ">" for lane in open_lanes},
+            {slot[lane].stream: ">" for lane in open_lanes},
             count=count,
             block=block,
         )
-        await self._accept_all(
-            {self._lane_of[stream]: entries for stream, entries in res or []}, reclaimed=False
-        )
+        await self._accept_all(dict(res or []), reclaimed=False)
 
     async def _housekeeping(self) -> None:
         outage = Outage(f"{self.channel.name} housekeeping")
@@ -323,10 +342,10 @@ class ChannelWorker:
             try:
                 for group in self.groups.values():
                     await group.heartbeat()
-                for lane, group in self.groups.items():
-                    await self._accept_all({lane: await group.reclaim_dead()}, reclaimed=True)
-                    taken = await group.orphans(self._in_hand)
-                    await self._accept_all({lane: taken}, reclaimed=True)
+                for stream, group in self.groups.items():
+                    await self._accept_all({stream: await group.reclaim_dead()}, reclaimed=True)
+                    taken = await group.orphans(self._in_hand(stream))
+                    await self._accept_all({stream: taken}, reclaimed=True)
                 await self.channel.housekeeping()
                 outage.ok()
             except STORE_DOWN as exc:
@@ -346,11 +365,11 @@ class ChannelWorker:
             await group.ensure()
 
     async def _accept(
-        self, lane: Lane, eid: str, fields: dict[str, str], *, reclaimed: bool
+        self, stream: str, eid: str, fields: dict[str, str], *, reclaimed: bool
     ) -> None:
-        if eid in self._held:
+        if (stream, eid) in self._held:
             return
-        group = self.groups[lane]
+        group, lane = self.groups[stream], self._lane_of[stream]
         notice_id = fields.get("id", "")
         if not notice_id:
             log.error("malformed %s queue entry %s dropped: %s", lane, eid, sorted(fields))
@@ -370,18 +389,20 @@ class ChannelWorker:
             if not status or status in JOB_FINAL_STATUSES:
                 await group.ack_and_delete(eid)
                 return
-        delivery = Delivery(eid, lane, notice_id, fields, reclaimed, status, self._settled)
-        self._held[eid] = delivery
+        delivery = Delivery(
+            eid, lane, notice_id, fields, reclaimed, status, self._settled, stream=stream
+        )
+        self._held[delivery.key] = delivery
         try:
             await self.channel.submit(delivery)
         except STORE_DOWN:
             # Not handed over: still pending on this consumer, taken again by ``_resume``.
-            self._held.pop(eid, None)
+            self._held.pop(delivery.key, None)
             raise
 
     def _settled(self, delivery: Delivery) -> None:
-        if self._held.pop(delivery.entry_id, None) is None:
+        if self._held.pop(delivery.key, None) is None:
             return
-        self._settled_lately.add(delivery.entry_id)
-        self.groups[delivery.lane].ack_later(delivery.entry_id)
+        self._settled_lately.add(delivery.key)
+        self.groups[delivery.stream].ack_later(delivery.entry_id)
         self._room.set()

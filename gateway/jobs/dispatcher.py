@@ -96,7 +96,11 @@ class JobDispatcher:
             await asyncio.shield(self._release_leases())
 
     async def _round(self) -> bool:
-        jobs = await self.redis.zrange(self.keys.jobs_active, 0, -1)
+        jobs = [
+            job_id
+            for lane in self.keys.each_lane()
+            for job_id in await self.redis.zrange(self.keys.jobs_active(lane), 0, -1)
+        ]
         moved = False
         for job_id in jobs:
             if self._closing:
@@ -118,8 +122,8 @@ class JobDispatcher:
         except Exception as exc:  # a stop must not fail on its courtesy to others
             log.warning("job leases not released (%r)", exc)
 
-    def _queue(self, channel: str) -> str:
-        return self.queues.queue(channel, Lane.BULK)
+    def _queue(self, channel: str, job_id: str) -> str:
+        return self.queues.queue(channel, job_id, Lane.BULK)
 
     async def _lease(self, job_id: str) -> bool:
         key = self.keys.job_lease(job_id)
@@ -134,7 +138,7 @@ class JobDispatcher:
         job = await self.redis.hgetall(self.keys.job(job_id))
         status = job.get("status")
         if status not in ("running", "waiting_window"):
-            await self.redis.zrem(self.keys.jobs_active, job_id)
+            await self.redis.zrem(self.keys.jobs_active(self.keys.lane_of(job_id)), job_id)
             self._buckets.pop(job_id, None)
             return False
         cursor, total = int(job.get("cursor", 0)), int(job.get("total", 0))
@@ -146,7 +150,7 @@ class JobDispatcher:
             await self.redis.hset(self.keys.job(job_id), "status", wanted)
         if not inside:
             return False
-        queue = self._queue(job["channel"])
+        queue = self._queue(job["channel"], job_id)
         room = self.settings.jobs.job_backlog - await self.redis.xlen(queue)
         bucket = self._buckets.get(job_id)
         if bucket is None:

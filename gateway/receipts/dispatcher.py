@@ -13,6 +13,8 @@ import contextlib
 import logging
 import ssl
 import time
+from collections.abc import Container
+from dataclasses import dataclass
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -60,9 +62,13 @@ class WebhookDispatcher:
         self.worker = worker
         self.metrics = metrics
         self.undelivered = Undelivered(redis, keys, settings, metrics, GROUP)
-        self.group = StreamGroup(
-            redis, keys, keys.webhook_queue, GROUP, consumer, worker.consumer_dead_after
-        )
+        # The outbox of each lane.
+        self.groups = [
+            StreamGroup(
+                redis, keys, keys.webhook_queue(lane), GROUP, consumer, worker.consumer_dead_after
+            )
+            for lane in keys.each_lane()
+        ]
         self._due = Script(redis, "webhook_due", keys)
         self._keys: dict[str, tuple[float, ApiKey | None]] = {}
         # Per key (as cached above): its opened signing secret, and the checked address of
@@ -85,16 +91,21 @@ class WebhookDispatcher:
         self.ssl_context: ssl.SSLContext | None = None
         self._session: aiohttp.ClientSession | None = None
         self._closing = False
-        self._in_hand: set[str] = set()  # entry ids being delivered now, or waiting here
-        self._waiting: dict[str, collections.deque[Entry]] = {}  # per host: for a slot
+        self._in_hand: set[tuple[int, str]] = set()  # being delivered now, or waiting here
+        self._waiting: dict[str, collections.deque[Outgoing]] = {}  # per host: for a slot
 
     def close(self) -> None:
         """Ask the loops to end (cancellation stays the backstop)."""
         self._closing = True
-        self.group.close()
+        for group in self.groups:
+            group.close()
+
+    async def _ensure(self) -> None:
+        for group in self.groups:
+            await group.ensure()
 
     async def run(self) -> None:
-        await once_reachable("webhook dispatcher", self.group.ensure)
+        await once_reachable("webhook dispatcher", self._ensure)
         timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout)
         connector = aiohttp.TCPConnector(
             limit=self.settings.webhook_concurrency,
@@ -105,53 +116,61 @@ class WebhookDispatcher:
         ) as session:
             self._session = session
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._deliver_loop(tg), name="webhook-deliver")
+                for lane, group in enumerate(self.groups):
+                    tg.create_task(self._deliver_loop(tg, lane), name=f"webhook-deliver-{lane}")
+                    tg.create_task(group.run_acker(), name=f"webhook-acker-{lane}")
                 tg.create_task(self._housekeeping(tg), name="webhook-housekeeping")
-                tg.create_task(self.group.run_acker(), name="webhook-acker")
                 tg.create_task(self.api_keys.follow_changes(), name="webhook-key-changes")
 
-    async def _deliver_loop(self, tg: asyncio.TaskGroup) -> None:
+    async def _deliver_loop(self, tg: asyncio.TaskGroup, lane: int) -> None:
+        """The webhooks of one lane's outbox."""
+        group = self.groups[lane]
         outage = Outage("webhook dispatcher")
         resume = True  # at start, and after an outage: what was read and not acked
         while not self._closing:
             try:
-                entries = await self.group.own_pending() if resume else []
+                entries = await group.own_pending() if resume else []
                 resume = False
-                for entry in entries + await self.group.read(self.worker.stream_batch, 1000):
-                    if entry[0] not in self._in_hand:
-                        await self._spawn(tg, entry)
+                for entry in entries + await group.read(self.worker.stream_batch, 1000):
+                    await self._spawn(tg, lane, entry)
                 outage.ok()
             except STORE_DOWN as exc:
                 resume = True
                 await outage.pause(exc)
 
-    async def _spawn(self, tg: asyncio.TaskGroup, entry: Entry) -> None:
+    async def _spawn(self, tg: asyncio.TaskGroup, lane: int, entry: Entry) -> None:
+        out = Outgoing(lane, *entry)
+        if out.key in self._in_hand:
+            return
         await self._slots.acquire()
-        self._in_hand.add(entry[0])
-        tg.create_task(self._deliver(entry))
+        self._in_hand.add(out.key)
+        tg.create_task(self._deliver(out))
 
     async def _housekeeping(self, tg: asyncio.TaskGroup) -> None:
         outage = Outage("webhook housekeeping")
         while not self._closing:
             await asyncio.sleep(min(1.0, self.worker.heartbeat_seconds))
             try:
-                await self.group.heartbeat()
                 await self.move_due(now_ms=int(time.time() * 1000))
-                for entry in await self.group.reclaim_dead() + await self.group.orphans(
-                    self._in_hand
-                ):
-                    await self._spawn(tg, entry)
+                for lane, group in enumerate(self.groups):
+                    await group.heartbeat()
+                    in_hand = _InLane(lane, self._in_hand)
+                    for entry in await group.reclaim_dead() + await group.orphans(in_hand):
+                        await self._spawn(tg, lane, entry)
                 outage.ok()
             except STORE_DOWN as exc:
                 await outage.pause(exc)
 
     async def move_due(self, *, now_ms: int, max_moved: int = 1000) -> int:
-        """Webhooks whose retry time has come, back on the outbox stream; how many."""
-        res = await self._due(
-            keys={"retry": self.keys.webhook_retry, "webhooks": self.keys.webhook_queue},
-            args={"now_ms": now_ms, "max": max_moved},
-        )
-        return int(res)
+        """Webhooks whose retry time has come, back on their lane's outbox; how many."""
+        k, moved = self.keys, 0
+        for lane in k.each_lane():
+            res = await self._due(
+                keys={"retry": k.webhook_retry(lane), "webhooks": k.webhook_queue(lane)},
+                args={"now_ms": now_ms, "max": max_moved},
+            )
+            moved += int(res)
+        return moved
 
     async def _key(self, key_id: str) -> ApiKey | None:
         """The live key a webhook belongs to (its secret, its allow-list), cached briefly."""
@@ -190,10 +209,10 @@ class WebhookDispatcher:
             self._pinned[(url, key.callback_hosts)] = target
         return target
 
-    async def _deliver(self, entry: Entry) -> None:
+    async def _deliver(self, entry: Outgoing) -> None:
         """Deliver ``entry``, then what waits for its host, in one shared slot, until none is
         left or one must wait again (then the host's deliveries in flight drain it)."""
-        host = host_of(entry[1].get("url", ""))
+        host = host_of(entry.fields.get("url", ""))
         try:
             if await self._deliver_one(entry):
                 return
@@ -206,7 +225,7 @@ class WebhookDispatcher:
         finally:
             self._slots.release()
 
-    def _wait_for_slot(self, entry: Entry, host: str) -> bool:
+    def _wait_for_slot(self, entry: Outgoing, host: str) -> bool:
         """Hold a webhook for one of its host's deliveries to end; False if its share waits."""
         queue = self._waiting.setdefault(host, collections.deque())
         if len(queue) >= WAITING_PER_SLOT * self.settings.webhook_host_concurrency:
@@ -214,14 +233,14 @@ class WebhookDispatcher:
         queue.append(entry)
         return True
 
-    async def _deliver_one(self, entry: Entry) -> bool:
+    async def _deliver_one(self, entry: Outgoing) -> bool:
         """One delivery attempt; True when it waits here for a slot of its host instead."""
-        eid, f = entry
+        lane, eid, f = entry.lane, entry.eid, entry.fields
         waiting = False
         try:
             key = await self._key(f.get("key_id", ""))
             if key is None:
-                await self.undelivered.dead(eid, f, "api key revoked or unknown")
+                await self.undelivered.dead(lane, eid, f, "api key revoked or unknown")
                 return False
             host = host_of(f["url"])
             admit = self.hosts.admit(host)
@@ -230,22 +249,23 @@ class WebhookDispatcher:
                 if waiting:  # still in hand: a delivery to its host takes it
                     self.metrics.webhooks.labels("waiting").inc()
                 else:
-                    await self.undelivered.put_back(eid, f)
+                    await self.undelivered.put_back(lane, eid, f)
                 return waiting
             if admit is Admit.PARKED:
-                await self.undelivered.wait_for_probe(eid, f, host, self.hosts.wait_of(host))
+                wait_s = self.hosts.wait_of(host)
+                await self.undelivered.wait_for_probe(lane, eid, f, host, wait_s)
                 return False
             result, error = Result.OTHER, ""
             try:
-                result, error = await self._post(eid, f, key)
+                result, error = await self._post(entry, key)
             except AddressRefused as exc:
                 self.metrics.webhooks.labels("refused").inc()
-                await self.undelivered.dead(eid, f, f"refused: {exc}")
+                await self.undelivered.dead(lane, eid, f, f"refused: {exc}")
                 return False
             finally:
                 self.hosts.release(host, result)
             if error:
-                await self.undelivered.retry_later(eid, f, error)
+                await self.undelivered.retry_later(lane, eid, f, error)
         except STORE_DOWN as exc:
             # Still pending on this consumer, out of hand: its sweep (``orphans``) takes it.
             log.warning("webhook entry %s waits for Redis (%r)", eid, exc)
@@ -254,14 +274,15 @@ class WebhookDispatcher:
             # dispatcher, nor come back every sweep).
             log.exception("webhook entry %s could not be handled", eid)
             with contextlib.suppress(*STORE_DOWN):
-                await self.undelivered.dead(eid, f, f"could not be handled: {exc!r}")
+                await self.undelivered.dead(lane, eid, f, f"could not be handled: {exc!r}")
         finally:
             if not waiting:
-                self._in_hand.discard(eid)
+                self._in_hand.discard(entry.key)
         return waiting
 
-    async def _post(self, eid: str, f: dict[str, str], key: ApiKey) -> tuple[Result, str]:
+    async def _post(self, entry: Outgoing, key: ApiKey) -> tuple[Result, str]:
         """One signed POST to the checked address; (how the host did, error or "")."""
+        f = entry.fields
         try:
             target = await self._pin(f["url"], key)
         except OSError as exc:  # the name does not resolve (now): retried later
@@ -288,13 +309,37 @@ class WebhookDispatcher:
                 await resp.content.readany()
                 if 200 <= resp.status < 300:
                     self.metrics.webhooks.labels("delivered").inc()
-                    self.group.ack_later(eid)
+                    self.groups[entry.lane].ack_later(entry.eid)
                     return Result.OK, ""
                 return Result.OK, f"HTTP {resp.status}"
         except STALLED as exc:
             return Result.STALLED, _describe(exc)
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             return Result.OTHER, _describe(exc)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A webhook read from one lane's outbox (entry ids are unique in their stream only)."""
+
+    lane: int
+    eid: str
+    fields: dict[str, str]
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.lane, self.eid)
+
+
+@dataclass(frozen=True, slots=True)
+class _InLane:
+    """The entry ids of ``lane``'s outbox in hand, as ``StreamGroup.orphans`` asks."""
+
+    lane: int
+    in_hand: Container[tuple[int, str]]
+
+    def __contains__(self, eid: object) -> bool:
+        return (self.lane, eid) in self.in_hand
 
 
 def _describe(exc: BaseException) -> str:

@@ -45,26 +45,29 @@ class Undelivered:
         self.metrics = metrics
         self.group = group
 
-    async def put_back(self, eid: str, f: dict[str, str]) -> None:
+    # Each takes the webhook's lane (whose outbox it was read from) and its entry id there.
+    async def put_back(self, lane: int, eid: str, f: dict[str, str]) -> None:
         """Its host's slots and waiting line are full: a moment in the retry set, no attempt."""
         self.metrics.webhooks.labels("deferred").inc()
-        await self._requeue(eid, json.dumps(f, ensure_ascii=False), BUSY_DELAY)
+        await self._requeue(lane, eid, json.dumps(f, ensure_ascii=False), BUSY_DELAY)
 
-    async def wait_for_probe(self, eid: str, f: dict[str, str], host: str, wait_s: float) -> None:
+    async def wait_for_probe(
+        self, lane: int, eid: str, f: dict[str, str], host: str, wait_s: float
+    ) -> None:
         """The host is parked: not tried, so no attempt (after a long outage its webhooks
         must not be hours apart). It waits for the host's probe, spread over a second."""
         if time.time() - _parse_iso(f.get("first_at", "")) > self.settings.webhook_give_up_after:
-            await self.dead(eid, f, f"host {host} parked: it kept timing out")
+            await self.dead(lane, eid, f, f"host {host} parked: it kept timing out")
             return
         self.metrics.webhooks.labels("parked").inc()
         delay = max(BUSY_DELAY, wait_s) + random.random()
-        await self._requeue(eid, json.dumps(f, ensure_ascii=False), delay)
+        await self._requeue(lane, eid, json.dumps(f, ensure_ascii=False), delay)
 
-    async def retry_later(self, eid: str, f: dict[str, str], error: str) -> None:
+    async def retry_later(self, lane: int, eid: str, f: dict[str, str], error: str) -> None:
         attempt = int(f.get("attempt", "1"))
         first = _parse_iso(f.get("first_at", ""))
         if time.time() - first > self.settings.webhook_give_up_after:
-            await self.dead(eid, f, error)
+            await self.dead(lane, eid, f, error)
             return
         delay = next_delay(
             attempt, self.settings.webhook_first_retry, self.settings.webhook_max_retry_interval
@@ -80,17 +83,18 @@ class Undelivered:
             delay,
         )
         item = json.dumps({**f, "attempt": attempt + 1, "last_error": error}, ensure_ascii=False)
-        await self._requeue(eid, item, delay)
+        await self._requeue(lane, eid, item, delay)
 
-    async def _requeue(self, eid: str, item: str, delay: float) -> None:
+    async def _requeue(self, lane: int, eid: str, item: str, delay: float) -> None:
         """Off the outbox, into the retry set ``delay`` seconds ahead, in one transaction."""
+        k = self.keys
         pipe = self.redis.pipeline(transaction=True)
-        pipe.zadd(self.keys.webhook_retry, {item: int((time.time() + delay) * 1000)})
-        pipe.xack(self.keys.webhook_queue, self.group, eid)
-        pipe.xdel(self.keys.webhook_queue, eid)
+        pipe.zadd(k.webhook_retry(lane), {item: int((time.time() + delay) * 1000)})
+        pipe.xack(k.webhook_queue(lane), self.group, eid)
+        pipe.xdel(k.webhook_queue(lane), eid)
         await pipe.execute()
 
-    async def dead(self, eid: str, f: dict[str, str], error: str) -> None:
+    async def dead(self, lane: int, eid: str, f: dict[str, str], error: str) -> None:
         self.metrics.webhooks.labels("dead").inc()
         log.warning(
             "webhook for %s (%s) given up after attempt %s: %s",
@@ -103,11 +107,12 @@ class Undelivered:
             {**f, "last_error": error, "dead_at": datetime.now(UTC).isoformat(timespec="seconds")},
             ensure_ascii=False,
         )
+        k = self.keys
         pipe = self.redis.pipeline(transaction=True)
-        pipe.lpush(self.keys.webhook_dead, item)
-        pipe.ltrim(self.keys.webhook_dead, 0, 99999)
-        pipe.xack(self.keys.webhook_queue, self.group, eid)
-        pipe.xdel(self.keys.webhook_queue, eid)
+        pipe.lpush(k.webhook_dead(lane), item)
+        pipe.ltrim(k.webhook_dead(lane), 0, 99999)
+        pipe.xack(k.webhook_queue(lane), self.group, eid)
+        pipe.xdel(k.webhook_queue(lane), eid)
         await pipe.execute()
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -42,7 +43,7 @@ class Inbound:
         redis: aioredis.Redis,
         keys: Keys,
         store: NoticeStore,
-        batcher: ScriptBatcher,
+        batchers: Sequence[ScriptBatcher],
         metrics: Metrics,
         link: SmppLink,
     ) -> None:
@@ -51,7 +52,7 @@ class Inbound:
         self.redis = redis
         self.keys = keys
         self.store = store
-        self.batcher = batcher
+        self.batchers = batchers
         self.metrics = metrics
         self._closing = False
         self._retries: set[asyncio.TimerHandle] = set()
@@ -81,7 +82,7 @@ class Inbound:
         self, receipt: Receipt, tail: str, sequence: int, answer: Answer, attempt: int
     ) -> None:
         fut = self.store.receipt_batched(
-            self.batcher,
+            self.batchers,
             receipt.message_id,
             receipt.status,
             receipt.stat,
@@ -175,7 +176,8 @@ class Inbound:
             text = "".join(parts.get(str(i), "") for i in range(1, total + 1))
         # Answered to the SMSC once on the replicas too (GATEWAY_REDIS_WAIT_REPLICAS).
         fields = ("from", mo.source, "to", mo.destination, "text", text)
-        xadd = ("XADD", self.keys.mo_queue, "MAXLEN", "~", 100000, "*", *fields)
+        queue = self.keys.mo_queue(self.keys.lane_of(mo.source))  # the lane of its parts
+        xadd = ("XADD", queue, "MAXLEN", "~", 100000, "*", *fields)
         delete = [("DEL", parts_key)] if parts_key else []
-        await self.store.wait.commands(self.redis, self.keys.mo_queue, xadd, *delete, atomic=True)
+        await self.store.wait.commands(self.redis, queue, xadd, *delete, atomic=True)
         self.metrics.sms_mo.inc()

@@ -9,6 +9,7 @@ are kept in the stream for operators' curiosity, nothing more.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import unicodedata
 
@@ -44,9 +45,18 @@ class MoHandler:
     def __init__(
         self, redis: aioredis.Redis, keys: Keys, settings: Settings, consumer: str
     ) -> None:
-        self.group = StreamGroup(
-            redis, keys, keys.mo_queue, GROUP, consumer, settings.worker.consumer_dead_after
-        )
+        # The MO queue of each lane (a message is queued in its sender's lane).
+        self.groups = [
+            StreamGroup(
+                redis,
+                keys,
+                keys.mo_queue(lane),
+                GROUP,
+                consumer,
+                settings.worker.consumer_dead_after,
+            )
+            for lane in keys.each_lane()
+        ]
         self.redis = redis
         self.keys = keys
         self.opt_outs = OptOutStore(redis, keys)
@@ -57,26 +67,32 @@ class MoHandler:
 
     def close(self) -> None:
         self._closing = True
-        self.group.close()
+        for group in self.groups:
+            group.close()
 
     async def run(self) -> None:
-        await once_reachable("MO handler", self.group.ensure)
+        async with asyncio.TaskGroup() as tg:
+            for lane, group in enumerate(self.groups):
+                tg.create_task(self._run_lane(group), name=f"mo-handler-{lane}")
+
+    async def _run_lane(self, group: StreamGroup) -> None:
+        await once_reachable("MO handler", group.ensure)
         outage = Outage("MO handler")
         resume = True  # at start, and after an outage: what was read and not acked
         while not self._closing:
             try:
-                entries = await self.group.own_pending() if resume else []
+                entries = await group.own_pending() if resume else []
                 resume = False
-                entries += await self.group.read(100, 1000)
-                entries += await self.group.upkeep()
+                entries += await group.read(100, 1000)
+                entries += await group.upkeep()
                 for eid, fields in entries:
-                    await self._handle(eid, fields)
+                    await self._handle(group, eid, fields)
                 outage.ok()
             except STORE_DOWN as exc:
                 resume = True
                 await outage.pause(exc)
 
-    async def _handle(self, eid: str, fields: dict[str, str]) -> None:
+    async def _handle(self, group: StreamGroup, eid: str, fields: dict[str, str]) -> None:
         text, sender = fields.get("text", ""), fields.get("from", "")
         try:
             number = parse_cn_mobile(sender).national
@@ -89,7 +105,7 @@ class MoHandler:
                 log.warning("opt-out from an unusable number ignored")
             elif await self.opt_outs.add(number, "mo", text.strip()[:20]):
                 log.info("a number opted out of reminders by SMS")
-        await self.group.ack(eid)
+        await group.ack(eid)
 
     async def _maybe_reply(self, eid: str, number: str, text: str) -> None:
         if not await self.redis.exists(self.keys.latest_alert(number)):

@@ -20,7 +20,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from gateway.channels.worker import Delivery, Lane
+from gateway.channels.worker import Delivery, EntryKey, Lane
 from gateway.core.phones import mask
 from gateway.core.statuses import NoticeStatus, SmppAction, smpp_outcome
 from gateway.metrics import Metrics
@@ -96,17 +96,17 @@ class SmsSender:
         }
         self._room_changed: Callable[[], None] = lambda: None
         self._flight = InFlight()
-        self._entries: dict[str, EntryState] = {}
+        self._entries: dict[EntryKey, EntryState] = {}
         self._tokens = itertools.count(1)
         self._closing = False
         # Where priority parts travel, writes start every 2 ms (acks 5); a bulk-only bind
         # gathers them for 20 ms: fewer script calls per message; nobody waits on reminders.
         receipt_ttl = smpp.smpp_receipt_ttl_hours * 3600
         self.ack_interval = 0.005 if priority else 0.02
-        self.batcher = store.sms_event_batcher(
+        self.batchers = store.sms_event_batchers(
             receipt_ttl, receipt_ttl, interval=0.002 if priority else 0.02
         )
-        self.inbound = Inbound(redis, keys, store, self.batcher, metrics, link)
+        self.inbound = Inbound(redis, keys, store, self.batchers, metrics, link)
         throttle = throttle or SmppThrottleSettings()  # type: ignore[call-arg]
         rate = link_rate(redis, keys, link, throttle)
         self.throttling = Throttling(link, smpp, rate, metrics)
@@ -138,7 +138,8 @@ class SmsSender:
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.session.run(), name="smpp-session")
-                tg.create_task(self.batcher.run(), name="sms-writes")
+                for lane, batcher in enumerate(self.batchers):
+                    tg.create_task(batcher.run(), name=f"sms-writes-{lane}")
         finally:
             self._queue.close()
 
@@ -153,7 +154,8 @@ class SmsSender:
         self._queue.poke()
         await self.session.stop(unbind_within=1.0)
         self.inbound.close()
-        self.batcher.close()
+        for batcher in self.batchers:
+            batcher.close()
 
     async def housekeeping(self) -> None:
         now_ms = int(time.time() * 1000)
@@ -191,7 +193,7 @@ class SmsSender:
         if not todo:
             delivery.settle()
             return
-        self._entries[delivery.entry_id] = EntryState(delivery, set(todo))
+        self._entries[delivery.key] = EntryState(delivery, set(todo))
         self._held[delivery.lane] += 1
         if delivery.reclaimed:
             self.metrics.sms_resent.labels(self.link.name, "taken_over").inc(len(todo))
@@ -216,12 +218,12 @@ class SmsSender:
             self._queue.later(part, 1.0)
 
     def _part_done(self, part: Part) -> None:
-        state = self._entries.get(part.delivery.entry_id)
+        state = self._entries.get(part.delivery.key)
         if state is None:
             return
         state.remaining.discard(part.index)
         if not state.remaining:
-            del self._entries[part.delivery.entry_id]
+            del self._entries[part.delivery.key]
             self._held[state.delivery.lane] -= 1
             state.delivery.settle()
 
@@ -291,7 +293,7 @@ class SmsSender:
             # lands, so a crash before it means a re-send, never a lost notice.
             form = stored_form(message_id, self.link.receipt_id)
             fut = self.store.part_submitted_batched(
-                self.batcher,
+                self.batchers,
                 part.notice_id,
                 part.index,
                 len(part.sms.parts),

@@ -41,12 +41,13 @@ class AccidentReplies:
         alert if it came within ``window_ms`` of it; ``recipients`` are command-centre
         (key id, events URL) pairs. An MO applied before counts as matched again."""
         k = self.keys
+        lane = k.lane_of(national)  # the reporter's, where the alert's mark is
         res = await self._reply(
             keys={
                 "latest_alert": k.latest_alert(national),
-                "webhooks": k.webhook_queue,
-                "events": k.events,
-                "replies": k.accident_replies,
+                "webhooks": k.webhook_queue(lane),
+                "events": k.events(lane),
+                "replies": k.accident_replies(lane),
             },
             args={
                 "reply": reply.value,

@@ -96,7 +96,7 @@ class BindingRequestStore:
             keys={
                 "request": k.binding_request(ref),
                 "per_day": k.binding_requests_per_day(phone, day),
-                "audit": k.binding_audit,
+                "audit": k.binding_audit(k.lane_of(ref)),
                 "plate_audit": k.binding_audit_of(plate),
             },
             args={
@@ -109,6 +109,10 @@ class BindingRequestStore:
             },
         )
         return str(outcome), record
+
+    def _audit(self, ref: str) -> str:
+        """The binding audit trail of the request's lane."""
+        return self.keys.binding_audit(self.keys.lane_of(ref))
 
     async def set_code_notice(self, ref: str, notice_id: str) -> None:
         await self.redis.hset(self.keys.binding_request(ref), "code_notice_id", notice_id)
@@ -126,7 +130,7 @@ class BindingRequestStore:
         self, ref: str, code: str, actor: Actor, *, confirm: bool, max_attempts: int
     ) -> Verified:
         outcome, left, status = await self._verify(
-            keys={"request": self.keys.binding_request(ref), "audit": self.keys.binding_audit},
+            keys={"request": self.keys.binding_request(ref), "audit": self._audit(ref)},
             args={
                 "mode": "confirm" if confirm else "check",
                 "code_hash": code_hash(ref, code, self.pepper),
@@ -145,7 +149,7 @@ class BindingRequestStore:
         """Pending -> ``status`` (cancelled ...); returns ``ok`` or the status it already had."""
         return str(
             await self._close(
-                keys={"request": self.keys.binding_request(ref), "audit": self.keys.binding_audit},
+                keys={"request": self.keys.binding_request(ref), "audit": self._audit(ref)},
                 args={
                     "status": status,
                     "at": now_iso(),
@@ -162,7 +166,7 @@ class BindingRequestStore:
             await self._remove(
                 keys={
                     "binding": self.keys.binding(plate),
-                    "audit": self.keys.binding_audit,
+                    "audit": self.keys.binding_audit(self.keys.lane_of(plate)),
                     "plate_audit": self.keys.binding_audit_of(plate),
                 },
                 args={"plate": plate, "phone": caller_phone, "audit_base_json": actor.base(ref)},

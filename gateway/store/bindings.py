@@ -92,9 +92,10 @@ class BindingStore:
         if plate:
             record["plate"] = plate
         entry = json.dumps(record, ensure_ascii=False)
+        trail = self.keys.binding_audit(self.keys.lane_of(plate) if plate else 0)
         pipe = self.redis.pipeline(transaction=False)
-        pipe.lpush(self.keys.binding_audit, entry)
-        pipe.ltrim(self.keys.binding_audit, 0, 999_999)
+        pipe.lpush(trail, entry)
+        pipe.ltrim(trail, 0, 999_999)
         if plate:
             pipe.lpush(self.keys.binding_audit_of(plate), entry)
             pipe.ltrim(self.keys.binding_audit_of(plate), 0, 9_999)
@@ -105,8 +106,16 @@ class BindingStore:
     ) -> list[dict[str, Any]]:
         """Newest first: one plate's trail, or the whole gateway's, numbers masked. With
         ``unmasked_for`` (the reading key's id) numbers are whole, and the reading is audited."""
-        key = self.keys.binding_audit_of(plate) if plate else self.keys.binding_audit
-        entries = [json.loads(e) for e in await self.redis.lrange(key, 0, limit - 1)]
+        if plate:
+            trails = [self.keys.binding_audit_of(plate)]
+        else:  # the whole gateway's: every lane's trail, merged
+            trails = [self.keys.binding_audit(lane) for lane in self.keys.each_lane()]
+        entries = [
+            json.loads(e) for trail in trails for e in await self.redis.lrange(trail, 0, limit - 1)
+        ]
+        if len(trails) > 1:
+            entries.sort(key=lambda e: str(e.get("at", "")), reverse=True)
+            entries = entries[:limit]
         if not unmasked_for:
             return [masked_entry(e) for e in entries]
         await self.audit(

@@ -60,15 +60,16 @@ class FollowUpStore:
         """``plate`` is the notice's (its warning slips' key); ``replay_mark`` tells a
         handheld's retry of this very request ('' when it sent no Idempotency-Key)."""
         k = self.keys
+        lane = k.lane_of(notice_id)
         res = await self._record(
             keys={
                 "notice": k.notice(notice_id),
                 "history": k.history(notice_id),
                 "warnings": k.warnings(plate),
-                "follow_ups_due": k.follow_ups_due,
-                "webhooks": k.webhook_queue,
-                "events": k.events,
-                "audit": k.audit_log,
+                "follow_ups_due": k.follow_ups_due(lane),
+                "webhooks": k.webhook_queue(lane),
+                "events": k.events(lane),
+                "audit": k.audit_log(lane),
             },
             args={
                 "id": notice_id,
@@ -91,8 +92,12 @@ class FollowUpStore:
     async def count_missing(self, *, now_ms: int, max_count: int = 500) -> int:
         """Notices 2 h past their deadline without a follow-up, counted once each; how many
         were looked at."""
-        res = await self._missing(
-            keys={"follow_ups_due": self.keys.follow_ups_due},
-            args={"now_ms": now_ms, "max": max_count},
-        )
-        return int(res)
+        looked = 0
+        for lane in self.keys.each_lane():
+            looked += int(
+                await self._missing(
+                    keys={"follow_ups_due": self.keys.follow_ups_due(lane)},
+                    args={"now_ms": now_ms, "max": max_count},
+                )
+            )
+        return looked

@@ -69,6 +69,7 @@ class JobScripts:
         """Admit ``rows`` (from row ``first_row`` on). With a pipeline as ``client`` the call
         is only queued (this returns the pipeline); ``admit_statuses`` reads its result."""
         k, a = self.keys, admission
+        lane = k.lane_of(a.job_id)  # the rows' notices are admitted in the job's lane
         fields: list[Any] = []
         row_keys: list[str] = []
         for r in rows:
@@ -83,11 +84,11 @@ class JobScripts:
             keys={
                 "job": k.job(a.job_id),
                 "job_counts": k.job_counts(a.job_id),
-                "jobs_active": k.jobs_active,
-                "webhooks": k.webhook_queue,
+                "jobs_active": k.jobs_active(lane),
+                "webhooks": k.webhook_queue(lane),
                 "queue": a.queue,
-                "opt_outs": k.opt_outs,
-                "audit": k.audit_log,
+                "opt_outs": k.opt_outs(lane),
+                "audit": k.audit_log(lane),
             },
             args={
                 "job_id": a.job_id,
@@ -122,7 +123,7 @@ class JobScripts:
                 "job_rows": k.job_rows(job_id),
                 "job_bad_rows": k.job_bad_rows(job_id),
                 "job_counts": k.job_counts(job_id),
-                "jobs_active": k.jobs_active,
+                "jobs_active": k.jobs_active(k.lane_of(job_id)),
             },
             args={
                 "job_id": job_id,
@@ -138,13 +139,14 @@ class JobScripts:
     async def cancel(self, *, job_id: str, at: str) -> str:
         """Cancel a running, waiting or receiving job; the status it had, or ``unknown``."""
         k = self.keys
+        lane = k.lane_of(job_id)
         res = await self._cancel(
             keys={
                 "job": k.job(job_id),
                 "job_counts": k.job_counts(job_id),
-                "jobs_active": k.jobs_active,
-                "jobs_cancelled": k.jobs_cancelled,
-                "webhooks": k.webhook_queue,
+                "jobs_active": k.jobs_active(lane),
+                "jobs_cancelled": k.jobs_cancelled(lane),
+                "webhooks": k.webhook_queue(lane),
             },
             args={"job_id": job_id, "at": at, "now_s": time.time(), "keep_s": CANCELLED_KEPT_S},
         )

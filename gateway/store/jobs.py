@@ -33,11 +33,12 @@ class JobStore:
 
     async def create(self, job: dict[str, Any]) -> None:
         """A job in ``receiving``: rows are appended, then ``open`` starts it."""
+        recent = self.keys.jobs_recent(self.keys.lane_of(job["id"]))
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self.keys.job(job["id"]), mapping={k: str(v) for k, v in job.items()})
         pipe.expire(self.keys.job(job["id"]), JOB_RETENTION)
-        pipe.zadd(self.keys.jobs_recent, {job["id"]: time.time()})
-        pipe.zremrangebyrank(self.keys.jobs_recent, 0, -RECENT_JOBS - 1)
+        pipe.zadd(recent, {job["id"]: time.time()})
+        pipe.zremrangebyrank(recent, 0, -RECENT_JOBS - 1)
         await pipe.execute()
 
     async def append(self, job_id: str, rows: list[str], bad: list[dict[str, Any]]) -> None:
@@ -86,7 +87,13 @@ class JobStore:
 
     async def recent(self, limit: int) -> list[dict[str, Any]]:
         """The newest jobs (at most ``limit``), each with its counts, newest first."""
-        ids = await self.redis.zrevrange(self.keys.jobs_recent, 0, limit - 1)
+        newest: list[tuple[str, float]] = []
+        for lane in self.keys.each_lane():
+            newest += await self.redis.zrevrange(
+                self.keys.jobs_recent(lane), 0, limit - 1, withscores=True
+            )
+        newest.sort(key=lambda item: -item[1])
+        ids = [job_id for job_id, _ in newest[:limit]]
         pipe = self.redis.pipeline(transaction=False)
         for job_id in ids:
             pipe.hgetall(self.keys.job(job_id))
@@ -99,4 +106,7 @@ class JobStore:
         return out
 
     async def cancelled_recently(self) -> set[str]:
-        return set(await self.redis.zrange(self.keys.jobs_cancelled, 0, -1))
+        cancelled: set[str] = set()
+        for lane in self.keys.each_lane():
+            cancelled.update(await self.redis.zrange(self.keys.jobs_cancelled(lane), 0, -1))
+        return cancelled

@@ -4,7 +4,9 @@ Keys carry a hash tag (the part in braces), so that every key one Lua script or 
 touches is in one Redis Cluster slot (docs/redis-cluster.md). That tag is a **lane**'s,
 ``{<prefix>.L<i>}``: the keys of a notice, a job, a plate, a binding request, a carrier
 message id, and the shared queues, outbox, sets, streams and figures the scripts write with
-them. For now there is one lane (lane 0): every such key is in one slot, on one cluster shard.
+them. The shared ones are kept once per lane (``sms_queue(lane)`` ...), and a script writes
+those of the lane of the entity it works on. For now every entity is in lane 0 (``lane_of``)
+and there is one lane: every such key is in one slot, on one cluster shard.
 Keys used only alone or with keys of the same owner keep their own tag (API keys, rate
 limiters, console sessions) or none (heartbeats, bound SMPP sessions). The Lua scripts that
 must find a key themselves (see ``gateway.store.scripts``) get builders rendered from these
@@ -17,17 +19,15 @@ from dataclasses import dataclass
 
 
 class _Named:
-    """A key of the gateway's that takes no argument: ``<prefix>:<lane tag>:<suffix>``;
+    """A key of the gateway's that takes no argument and is in no lane:
     ``<prefix>:{<prefix>.<tag>}:<suffix>`` for one with its own ``tag``; ``<prefix>:<suffix>``
     for one in no slot of its own (``tag=""``: a pub/sub channel, a pattern)."""
 
-    def __init__(self, suffix: str, tag: str | None = None) -> None:
+    def __init__(self, suffix: str, tag: str) -> None:
         self.suffix = suffix
         self.tag = tag
 
     def __get__(self, keys: Keys, owner: type | None = None) -> str:
-        if self.tag is None:
-            return f"{keys.in_lane(0)}{self.suffix}"
         if self.tag:
             return f"{keys.prefix}:{{{keys.prefix}.{self.tag}}}:{self.suffix}"
         return f"{keys.prefix}:{self.suffix}"
@@ -36,6 +36,18 @@ class _Named:
 @dataclass(frozen=True, slots=True)
 class Keys:
     prefix: str = "gw"
+    # How many lanes the shared structures (queues, outbox, sets, streams, figures) are kept
+    # in; readers and consumers walk them all (``each_lane``). Fixed for a deployment.
+    lanes: int = 1
+
+    def each_lane(self) -> range:
+        return range(self.lanes)
+
+    def lane_of(self, entity: str) -> int:
+        """The lane of an entity: a notice or job id, a plate, a phone number, a carrier id,
+        an idempotency key. Every entity is in lane 0 for now (docs/redis-cluster.md, stage 3
+        spreads them); the shared keys a script writes with an entity's keys are its lane's."""
+        return 0
 
     def lane_tag(self, lane: int) -> str:
         return f"{{{self.prefix}.L{lane}}}"
@@ -46,8 +58,8 @@ class Keys:
 
     def _of(self, entity: str) -> str:
         """The start of the keys of ``entity`` (a notice id, a job id, a plate, ...): its
-        lane's. There is one lane for now, so every entity is in lane 0."""
-        return self.in_lane(0)
+        lane's."""
+        return self.in_lane(self.lane_of(entity))
 
     def notice(self, notice_id: str) -> str:
         return f"{self._of(notice_id)}n:{notice_id}"
@@ -71,17 +83,20 @@ class Keys:
         return f"{self._of(smsc_message_id)}smsc:{scope}/{smsc_message_id}"
 
     # Submitted SMS notices, scored by when their receipt is overdue.
-    awaiting_receipts = _Named("sms:awaiting-receipts")
+    def awaiting_receipts(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}sms:awaiting-receipts"
 
     def early_receipt(self, scope: str, smsc_message_id: str) -> str:
         """A receipt that arrived before its carrier id was recorded."""
         return f"{self._of(smsc_message_id)}smsc:{scope}/{smsc_message_id}:early"
 
     # Parked receipts by the time they came (sorted set of their summaries).
-    receipts_parked = _Named("smsc:parked")
+    def receipts_parked(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}smsc:parked"
 
     # Parked receipts that no carrier id claimed in time: listed for admins.
-    receipts_unmatched = _Named("smsc:unmatched")
+    def receipts_unmatched(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}smsc:unmatched"
 
     def sent_today(self, to: str, day: str) -> str:
         """Reminders sent to one recipient on one day (the daily cap)."""
@@ -113,7 +128,8 @@ class Keys:
     def binding(self, plate: str) -> str:
         return f"{self._of(plate)}plate:{plate}:binding"
 
-    binding_audit = _Named("binding-audit")
+    def binding_audit(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}binding-audit"
 
     def binding_audit_of(self, plate: str) -> str:
         return f"{self._of(plate)}plate:{plate}:audit"
@@ -140,51 +156,66 @@ class Keys:
         return f"{self._of(phone)}alert:{phone}:latest"
 
     # Parking notices by the time a missing follow-up is counted (deadline + 2 h).
-    follow_ups_due = _Named("follow-ups-due")
+    def follow_ups_due(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}follow-ups-due"
 
     def figures(self, bucket: str) -> str:
         """The figures of /v1/stats: one hash per hour since the epoch, and ``total``."""
         return f"{self._of(bucket)}figures:{bucket}"
 
     # Who notified whom: every notice created and every follow-up (a stream).
-    audit_log = _Named("audit")
+    def audit_log(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}audit"
 
     # Every status change and gateway event, capped: GET /v1/events/stream reads it.
-    events = _Named("events")
+    def events(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}events"
 
     def console_session(self, session_hash: str) -> str:
         """A console login: key hash, role, CSRF token (hash; TTL: the idle timeout)."""
         return f"{self.prefix}:console:{{{session_hash}}}"
 
     # The latest replies to accident alerts, newest first (a capped list).
-    accident_replies = _Named("accident-replies")
+    def accident_replies(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}accident-replies"
 
     # Reminder jobs by when they were made (the newest few hundred, for the console).
-    jobs_recent = _Named("jobs:recent")
+    def jobs_recent(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}jobs:recent"
 
-    suspected_clones = _Named("suspected-clones")
+    def suspected_clones(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}suspected-clones"
 
-    voice_queue = _Named("q:voice")
+    def voice_queue(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}q:voice"
 
-    voice_bulk_queue = _Named("q:voice-bulk")
+    def voice_bulk_queue(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}q:voice-bulk"
 
-    voice_retry = _Named("voice:retry")
+    def voice_retry(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}voice:retry"
 
-    active_calls = _Named("voice:active")
+    def active_calls(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}voice:active"
 
-    sms_queue = _Named("q:sms")
+    def sms_queue(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}q:sms"
 
-    sms_bulk_queue = _Named("q:sms-bulk")
+    def sms_bulk_queue(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}q:sms-bulk"
 
-    email_queue = _Named("q:email")
+    def email_queue(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}q:email"
 
-    mo_queue = _Named("q:mo")
+    def mo_queue(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}q:mo"
 
     def mo_parts(self, source: str, reference: int) -> str:
         """The parts so far of a concatenated MO message (hash: seq -> text)."""
         return f"{self._of(source)}mo-parts:{source}:{reference}"
 
-    opt_outs = _Named("optout")
+    def opt_outs(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}optout"
 
     def job(self, job_id: str) -> str:
         return f"{self._of(job_id)}job:{job_id}"
@@ -201,15 +232,20 @@ class Keys:
     def job_lease(self, job_id: str) -> str:
         return f"{self._of(job_id)}job:{job_id}:lease"
 
-    jobs_active = _Named("jobs:active")
+    def jobs_active(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}jobs:active"
 
-    jobs_cancelled = _Named("jobs:cancelled")
+    def jobs_cancelled(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}jobs:cancelled"
 
-    webhook_queue = _Named("q:webhooks")
+    def webhook_queue(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}q:webhooks"
 
-    webhook_retry = _Named("webhooks:retry")
+    def webhook_retry(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}webhooks:retry"
 
-    webhook_dead = _Named("webhooks:dead")
+    def webhook_dead(self, lane: int) -> str:
+        return f"{self.in_lane(lane)}webhooks:dead"
 
     # The SMPP links bound now: consumer -> until when (ms) its worker says so (a sorted set
     # the readiness probe reads with one range; no scan of the keyspace).

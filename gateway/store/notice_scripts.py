@@ -120,14 +120,15 @@ class NoticeScripts:
     ) -> CreateResult:
         """``idempotency_key`` is a Redis key or ''."""
         k, x = self.keys, extras
+        lane = k.lane_of(notice.id)
         res = await self.coalescer.call(
             self._create,
             keys={
                 "notice": k.notice(notice.id),
                 "history": k.history(notice.id),
                 "queue": queue,
-                "audit": k.audit_log,
-                "events": k.events,
+                "audit": k.audit_log(lane),
+                "events": k.events(lane),
                 "idempotency": idempotency_key,
                 "warnings": x.warnings,
                 "latest_alert": x.latest_alert,
@@ -153,12 +154,13 @@ class NoticeScripts:
 
     def _notice_keys(self, notice_id: str) -> dict[str, str]:
         k = self.keys
+        lane = k.lane_of(notice_id)
         return {
             "notice": k.notice(notice_id),
             "history": k.history(notice_id),
-            "webhooks": k.webhook_queue,
-            "jobs_active": k.jobs_active,
-            "events": k.events,
+            "webhooks": k.webhook_queue(lane),
+            "jobs_active": k.jobs_active(lane),
+            "events": k.events(lane),
         }
 
     async def set_status(
@@ -188,7 +190,7 @@ class NoticeScripts:
             keys={
                 **self._notice_keys(notice_id),
                 "retry": retry_set,
-                "audit": k.audit_log,
+                "audit": k.audit_log(k.lane_of(notice_id)),
                 "fallback_notice": k.notice(fb.id) if fb else "",
                 "fallback_history": k.history(fb.id) if fb else "",
                 "fallback_queue": fallback.queue if fallback else "",
@@ -258,23 +260,24 @@ class NoticeScripts:
         *,
         events: list[Any],
         event_keys: list[str],
+        lane: int,
         mapping_ttl_s: int,
         early_ttl_s: int,
         receipt_ttl_ms: int,
     ) -> list[Any]:
         """Per event: 1/0 for a carrier id (every part has one yet), ``final``, ``partial`` or
-        ``early`` for a receipt."""
+        ``early`` for a receipt. Every event's keys are in ``lane``."""
         k = self.keys
         res = await self.wait.call(
             self.redis,
             self._sms_events,
             keys={
-                "webhooks": k.webhook_queue,
-                "jobs_active": k.jobs_active,
-                "events": k.events,
-                "receipts_parked": k.receipts_parked,
-                "receipts_unmatched": k.receipts_unmatched,
-                "awaiting": k.awaiting_receipts,
+                "webhooks": k.webhook_queue(lane),
+                "jobs_active": k.jobs_active(lane),
+                "events": k.events(lane),
+                "receipts_parked": k.receipts_parked(lane),
+                "receipts_unmatched": k.receipts_unmatched(lane),
+                "awaiting": k.awaiting_receipts(lane),
             },
             args={
                 "mapping_ttl_s": mapping_ttl_s,
@@ -286,15 +289,18 @@ class NoticeScripts:
         )
         return list(res)
 
-    async def expire_unreceipted(self, *, now_ms: int, at: str, max_expired: int = 500) -> int:
-        """Submitted notices whose receipt is overdue end ``expired`` (no_receipt)."""
+    async def expire_unreceipted(
+        self, *, lane: int, now_ms: int, at: str, max_expired: int = 500
+    ) -> int:
+        """Submitted notices of ``lane`` whose receipt is overdue end ``expired``
+        (no_receipt)."""
         k = self.keys
         res = await self._expire(
             keys={
-                "awaiting": k.awaiting_receipts,
-                "webhooks": k.webhook_queue,
-                "jobs_active": k.jobs_active,
-                "events": k.events,
+                "awaiting": k.awaiting_receipts(lane),
+                "webhooks": k.webhook_queue(lane),
+                "jobs_active": k.jobs_active(lane),
+                "events": k.events(lane),
             },
             args={"now_ms": now_ms, "max": max_expired, "at": at},
         )

@@ -7,7 +7,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -145,7 +145,7 @@ class NoticeStore:
             window_ms=warnings_window_ms or 0,
             latest_alert=k.latest_alert(notice.to) if reply_window_s else "",
             latest_ttl_s=reply_window_s + MO_LATENESS_S if reply_window_s else 0,
-            follow_ups_due=k.follow_ups_due if parking else "",
+            follow_ups_due=k.follow_ups_due(k.lane_of(notice.id)) if parking else "",
             follow_up_due_ms=notice.deadline_ms + FOLLOW_UP_MISSING_AFTER_MS,
         )
         res = await self.scripts.create_notice(
@@ -201,7 +201,7 @@ class NoticeStore:
             status=status,
             at=now_iso(),
             detail=detail,
-            retry_set=self.keys.voice_retry,
+            retry_set=self.keys.voice_retry(self.keys.lane_of(notice_id)),
             retry_at_ms=retry_at_ms,
             fallback=fallback,
             retention_s=RETENTION_SECONDS,
@@ -214,30 +214,38 @@ class NoticeStore:
     # one script call with the others (``sms_events.lua``).
     async def expire_unreceipted(self) -> int:
         """Submitted SMS notices whose receipt is overdue end ``expired`` (no_receipt)."""
-        expired = await self.scripts.expire_unreceipted(
-            now_ms=int(time.time() * 1000), at=now_iso()
-        )
+        expired = 0
+        for lane in self.keys.each_lane():
+            expired += await self.scripts.expire_unreceipted(
+                lane=lane, now_ms=int(time.time() * 1000), at=now_iso()
+            )
         if expired:
             log.warning("%d SMS notices had no receipt in time and are expired", expired)
         return expired
 
-    def sms_event_batcher(
+    def sms_event_batchers(
         self, mapping_ttl: float, early_ttl: float, interval: float
-    ) -> ScriptBatcher:
-        async def send(events: list[Any], event_keys: list[str]) -> list[Any]:
-            return await self.scripts.sms_events(
-                events=events,
-                event_keys=event_keys,
-                mapping_ttl_s=int(mapping_ttl),
-                early_ttl_s=int(early_ttl),
-                receipt_ttl_ms=int(mapping_ttl * 1000),
-            )
+    ) -> list[ScriptBatcher]:
+        """One batcher per lane: a batch's events all go to one lane's ``sms_events``."""
 
-        return ScriptBatcher(send, width=7, interval=interval, max_batch=SMS_EVENTS_PER_CALL)
+        def batcher(lane: int) -> ScriptBatcher:
+            async def send(events: list[Any], event_keys: list[str]) -> list[Any]:
+                return await self.scripts.sms_events(
+                    events=events,
+                    event_keys=event_keys,
+                    lane=lane,
+                    mapping_ttl_s=int(mapping_ttl),
+                    early_ttl_s=int(early_ttl),
+                    receipt_ttl_ms=int(mapping_ttl * 1000),
+                )
+
+            return ScriptBatcher(send, width=7, interval=interval, max_batch=SMS_EVENTS_PER_CALL)
+
+        return [batcher(lane) for lane in self.keys.each_lane()]
 
     def part_submitted_batched(
         self,
-        batcher: ScriptBatcher,
+        batchers: Sequence[ScriptBatcher],
         notice_id: str,
         part: int,
         parts: int,
@@ -260,11 +268,11 @@ class NoticeStore:
             scope,
             to_tail,
         )
-        return batcher.submit(fields, keys)
+        return batchers[self.keys.lane_of(notice_id)].submit(fields, keys)
 
     def receipt_batched(
         self,
-        batcher: ScriptBatcher,
+        batchers: Sequence[ScriptBatcher],
         smsc_message_id: str,
         status: NoticeStatus,
         stat: str,
@@ -290,4 +298,5 @@ class NoticeStore:
             err,
             to_tail,
         )
-        return batcher.submit(fields, keys)
+        # The carrier id's lane (stage 3 looks up the lane its notice is in).
+        return batchers[self.keys.lane_of(smsc_message_id)].submit(fields, keys)

@@ -21,17 +21,29 @@ class UnmatchedReceipts:
         self._report = Script(redis, "unmatched_receipts", keys)
 
     async def report(self, grace_s: float, forget_s: float) -> list[dict[str, Any]]:
-        """Receipts parked longer than ``grace_s``, each returned to one caller only."""
-        due = await self._report(
-            keys={
-                "receipts_parked": self.keys.receipts_parked,
-                "receipts_unmatched": self.keys.receipts_unmatched,
-            },
-            args={"grace_ms": int(grace_s * 1000), "forget_ms": int(forget_s * 1000), "keep": KEEP},
-        )
+        """Receipts parked longer than ``grace_s`` (in every lane), each returned to one
+        caller only."""
+        k, due = self.keys, []
+        for lane in k.each_lane():
+            due += await self._report(
+                keys={
+                    "receipts_parked": k.receipts_parked(lane),
+                    "receipts_unmatched": k.receipts_unmatched(lane),
+                },
+                args={
+                    "grace_ms": int(grace_s * 1000),
+                    "forget_ms": int(forget_s * 1000),
+                    "keep": KEEP,
+                },
+            )
         return [json.loads(m) for m in due]
 
     async def newest(self, limit: int = 100) -> list[dict[str, Any]]:
         """The unmatched receipts, newest first: id, link, stat, err, at."""
-        members = await self.redis.zrevrange(self.keys.receipts_unmatched, 0, limit - 1)
-        return [json.loads(m) for m in members]
+        members: list[tuple[str, float]] = []
+        for lane in self.keys.each_lane():
+            members += await self.redis.zrevrange(
+                self.keys.receipts_unmatched(lane), 0, limit - 1, withscores=True
+            )
+        members.sort(key=lambda m: -m[1])
+        return [json.loads(m) for m, _ in members[:limit]]

@@ -44,14 +44,15 @@ class VoiceScripts:
         """The notice's next attempt: a slot under the call limit all workers share (its
         member ``<notice id>:<attempt>``) and the move to ``dialing``, together."""
         k = self.keys
+        lane = k.lane_of(notice_id)
         res = await self._begin(
             keys={
                 "notice": k.notice(notice_id),
                 "history": k.history(notice_id),
-                "webhooks": k.webhook_queue,
-                "jobs_active": k.jobs_active,
-                "events": k.events,
-                "active_calls": k.active_calls,
+                "webhooks": k.webhook_queue(lane),
+                "jobs_active": k.jobs_active(lane),
+                "events": k.events(lane),
+                "active_calls": k.active_calls(lane),
             },
             args={
                 "id": notice_id,
@@ -64,13 +65,21 @@ class VoiceScripts:
         return CallStart.of(res)
 
     async def move_due_retries(self, *, now_ms: int, max_moved: int = 100) -> int:
-        """Due retries back on their queue (reminders on the bulk one), each exactly once."""
-        k = self.keys
-        res = await self._retries(
-            keys={"retry": k.voice_retry, "queue": k.voice_queue, "bulk_queue": k.voice_bulk_queue},
-            args={"now_ms": now_ms, "max": max_moved},
-        )
-        return int(res)
+        """Due retries back on their lane's queue (reminders on the bulk one), each exactly
+        once."""
+        k, moved = self.keys, 0
+        for i in k.each_lane():
+            moved += int(
+                await self._retries(
+                    keys={
+                        "retry": k.voice_retry(i),
+                        "queue": k.voice_queue(i),
+                        "bulk_queue": k.voice_bulk_queue(i),
+                    },
+                    args={"now_ms": now_ms, "max": max_moved},
+                )
+            )
+        return moved
 
     async def record_suspected_clone(
         self, *, notice_id: str, at: str, recipients: Sequence[tuple[str, str]]
@@ -78,12 +87,13 @@ class VoiceScripts:
         """Count a "not my vehicle" against the notice's plate and send the report to each
         (key id, events URL) in ``recipients``. The plate's count, or 0 without a plate."""
         k = self.keys
+        lane = k.lane_of(notice_id)
         res = await self._clone(
             keys={
                 "notice": k.notice(notice_id),
-                "clones": k.suspected_clones,
-                "webhooks": k.webhook_queue,
-                "events": k.events,
+                "clones": k.suspected_clones(lane),
+                "webhooks": k.webhook_queue(lane),
+                "events": k.events(lane),
             },
             args={
                 "notice_id": notice_id,

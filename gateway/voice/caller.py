@@ -302,8 +302,12 @@ class VoiceCaller:
         if outcome == "disputed":
             await self._record_suspected_clone(notice_id)
         if self._forget(action_id) is not None:
-            await self.redis.zrem(self.keys.active_calls, action_id)
+            await self.redis.zrem(self._active_calls(notice_id), action_id)
             call.delivery.settle()
+
+    def _active_calls(self, notice_id: str) -> str:
+        """The call slots taken (``begin_call``) in the notice's lane."""
+        return self.keys.active_calls(self.keys.lane_of(notice_id))
 
     def _forget(self, action_id: str) -> Call | None:
         call = self.calls.pop(action_id, None)
@@ -318,7 +322,7 @@ class VoiceCaller:
         call = self._forget(action_id)
         if call is None:
             return
-        await self.redis.zrem(self.keys.active_calls, action_id)
+        await self.redis.zrem(self._active_calls(call.notice_id), action_id)
         retry = outcome in ATTEMPT_STATUSES and call.attempt < self.voice.voice_attempts
         if retry:
             detail = {**detail, "retry_in_seconds": self.voice.voice_retry_seconds}
@@ -332,7 +336,8 @@ class VoiceCaller:
             await self.store.transition(call.notice_id, NoticeStatus.UNREACHABLE, {"last": outcome})
         else:
             sms = notice.fallback_to("sms", id=new_notice_id(), at=now_iso())
-            fallback = Fallback.of(sms, self.keys.sms_queue)
+            # Made in the voice notice's lane, by the same script call.
+            fallback = Fallback.of(sms, self.keys.sms_queue(self.keys.lane_of(call.notice_id)))
             res = await self.store.outcome(call.notice_id, outcome, detail, fallback=fallback)
             log.info(
                 "voice notice %s ended %s; SMS fallback %s",
