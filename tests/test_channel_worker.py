@@ -102,11 +102,17 @@ async def test_entries_of_two_streams_with_one_id_are_both_handed_over(
                 (Lane.PRIORITY, "ntc_alert", "5-1"),
             ]
             assert w.held == 2
-            # Settled, each one is acked on its own stream.
-            for d in ch.got:
-                d.settle()
+            # Settled, each one is acked on its own stream, the other left pending.
+            bulk_delivery, alert = ch.got
+            alert.settle()
             async with asyncio.timeout(5):
-                while await r.xlen(priority) or await r.xlen(bulk):
+                while await r.xlen(priority):
+                    await asyncio.sleep(0.02)
+            assert await r.xlen(bulk) == 1
+            assert w.held == 1
+            bulk_delivery.settle()
+            async with asyncio.timeout(5):
+                while await r.xlen(bulk):
                     await asyncio.sleep(0.02)
     finally:
         await r.delete(priority, bulk)
@@ -126,6 +132,12 @@ async def test_a_worker_reads_the_queues_of_every_lane(r: aioredis.Redis, prefix
                 await r.xadd(keys.sms_bulk_queue(lane), {"id": f"ntc_b{lane}"})
                 await r.xadd(keys.sms_queue(lane), {"id": f"ntc_p{lane}"})
             await ch.wait_for(6)
+            # Each from its own lane's stream, on its channel lane.
+            for d in ch.got:
+                lane = int(d.notice_id[-1])
+                bulk = d.notice_id.startswith("ntc_b")
+                queue = keys.sms_bulk_queue(lane) if bulk else keys.sms_queue(lane)
+                assert (d.stream, d.lane) == (queue, Lane.BULK if bulk else Lane.PRIORITY)
             assert sorted(d.notice_id for d in ch.got) == [
                 "ntc_b0", "ntc_b1", "ntc_b2", "ntc_p0", "ntc_p1", "ntc_p2"
             ]  # fmt: skip

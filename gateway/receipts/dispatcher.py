@@ -131,20 +131,27 @@ class WebhookDispatcher:
             try:
                 entries = await group.own_pending() if resume else []
                 resume = False
-                for entry in entries + await group.read(self.worker.stream_batch, 1000):
-                    await self._spawn(tg, lane, entry)
+                entries += await group.read(self.worker.stream_batch, 1000)
+                await self._spawn(tg, lane, entries)
                 outage.ok()
             except STORE_DOWN as exc:
                 resume = True
                 await outage.pause(exc)
 
-    async def _spawn(self, tg: asyncio.TaskGroup, lane: int, entry: Entry) -> None:
-        out = Outgoing(lane, *entry)
-        if out.key in self._in_hand:
-            return
-        await self._slots.acquire()
-        self._in_hand.add(out.key)
-        tg.create_task(self._deliver(out))
+    async def _spawn(self, tg: asyncio.TaskGroup, lane: int, entries: list[Entry]) -> None:
+        """Deliver each of ``entries`` not in hand yet, in a slot of its own. The whole batch
+        is in hand before the first wait for a slot: with every slot busy (slow hosts), the
+        sweep must not take the rest of it for orphans and deliver them a second time."""
+        batch = [Outgoing(lane, eid, fields) for eid, fields in entries]
+        todo = list({o.key: o for o in batch if o.key not in self._in_hand}.values())
+        self._in_hand.update(o.key for o in todo)
+        for i, out in enumerate(todo):
+            try:
+                await self._slots.acquire()
+            except BaseException:
+                self._in_hand.difference_update(o.key for o in todo[i:])
+                raise
+            tg.create_task(self._deliver(out))
 
     async def _housekeeping(self, tg: asyncio.TaskGroup) -> None:
         outage = Outage("webhook housekeeping")
@@ -155,8 +162,8 @@ class WebhookDispatcher:
                 for lane, group in enumerate(self.groups):
                     await group.heartbeat()
                     in_hand = _InLane(lane, self._in_hand)
-                    for entry in await group.reclaim_dead() + await group.orphans(in_hand):
-                        await self._spawn(tg, lane, entry)
+                    await self._spawn(tg, lane, await group.reclaim_dead())
+                    await self._spawn(tg, lane, await group.orphans(in_hand))
                 outage.ok()
             except STORE_DOWN as exc:
                 await outage.pause(exc)

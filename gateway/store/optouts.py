@@ -31,19 +31,20 @@ class OptOutStore:
 
     async def add(self, number: str, via: str, detail: str = "") -> bool:
         entry = {"phone": number, "at": now_iso(), "via": via, "detail": detail}
+        # The copies first: a crash between the two leaves no lane sending to the number.
+        for lane in self.keys.each_lane()[1:]:
+            await self.redis.sadd(self.keys.opt_outs(lane), number)
         pipe = self.redis.pipeline(transaction=True)
         pipe.sadd(self._record, number)
         pipe.hset(self._meta, number, json.dumps(entry, ensure_ascii=False))
         pipe.lpush(self._log, json.dumps({**entry, "event": "opted_out"}, ensure_ascii=False))
         pipe.ltrim(self._log, 0, 99_999)
         added = (await pipe.execute())[0]
-        for lane in self.keys.each_lane()[1:]:
-            await self.redis.sadd(self.keys.opt_outs(lane), number)
         return bool(added)
 
     async def remove(self, number: str, by: str) -> bool:
         entry = {"phone": number, "at": now_iso(), "via": "admin", "detail": by}
-        for lane in self.keys.each_lane()[1:]:  # the copies first: the record says last
+        for lane in self.keys.each_lane()[1:]:  # here too the copies first: the record last
             await self.redis.srem(self.keys.opt_outs(lane), number)
         pipe = self.redis.pipeline(transaction=True)
         pipe.srem(self._record, number)
