@@ -180,12 +180,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _migrate_keys(settings: Settings, *, dry_run: bool) -> int:
     from gateway.store.key_migration import migrate
-    from gateway.store.keys import Keys
     from gateway.store.redis_conn import connect
 
     redis = connect(settings.redis)
     try:
-        report = await migrate(redis, Keys(settings.redis.redis_prefix), dry_run=dry_run)
+        report = await migrate(redis, settings.redis.keys(), dry_run=dry_run)
     finally:
         await redis.aclose()
     verb = "would rename" if dry_run else "renamed"

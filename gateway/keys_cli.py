@@ -13,7 +13,6 @@ from gateway.core.status_events import SELECTABLE, StatusEventsError, parse_opti
 from gateway.receipts.callbacks import CallbackRejected, check_callback_url
 from gateway.settings import ApiSettings, RedisSettings, SecuritySettings
 from gateway.store.apikeys import ROLES, ApiKey, ApiKeyStore
-from gateway.store.keys import Keys
 from gateway.store.redis_conn import connect
 
 _STATUS_EVENTS_HELP = (
@@ -126,7 +125,7 @@ async def run(
     redis = connect(redis_settings)
     try:
         box = SecretBox(security.secret_key.get_secret_value())
-        store = ApiKeyStore(redis, Keys(redis_settings.redis_prefix), box)
+        store = ApiKeyStore(redis, redis_settings.keys(), box)
         if args.keys_cmd == "add":
             if args.events_url and not _events_url_ok(args.events_url, args.callback_host):
                 return 2

@@ -29,7 +29,6 @@ from gateway.settings import Settings, WorkerSettings
 from gateway.sms.mo_handler import MoHandler
 from gateway.sms.sender import SmsSender
 from gateway.store.apikeys import ApiKeyStore
-from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.store.redis_conn import connect
 from gateway.store.replicas import ReplicaWait
@@ -54,7 +53,7 @@ class Workers:
         self.settings = settings
         self.metrics = metrics
         self.redis = connect(settings.redis)
-        keys = Keys(settings.redis.redis_prefix)
+        keys = settings.redis.keys()
         consumer = consumer_name()
         store = NoticeStore(self.redis, keys, wait=ReplicaWait.of(settings.redis))
         lanes = frozenset(Lane(lane) for lane in settings.worker.worker_lanes.split(","))

@@ -28,7 +28,6 @@ from gateway.runner import Workers
 from gateway.settings import Settings
 from gateway.sms.simulator import Script, SmscSimulator
 from gateway.store.apikeys import ApiKeyStore, NewKey
-from gateway.store.keys import Keys
 from gateway.store.redis_conn import connect
 from tests.receiver import Receiver
 from tests.redis_sentinel import RedisBackend
@@ -147,7 +146,7 @@ class Gateway:
         self.runner: web.AppRunner | None = None
         self.base = ""
         self.redis = connect(settings.redis)
-        self.keys = Keys(settings.redis.redis_prefix)
+        self.keys = settings.redis.keys()
         self.http: aiohttp.ClientSession | None = None
 
     async def start(self, *, api: bool = True, workers: bool = True) -> None:

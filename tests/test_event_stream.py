@@ -17,11 +17,20 @@ from tests.conftest import Gateway, close_or_dump, free_port, make_settings
 from tests.sse import Event, SseReader, open_stream
 
 
-@pytest.fixture
-async def api(redis_server: str, prefix: str) -> AsyncIterator[Gateway]:
-    """The API alone (no workers): statuses are moved by the store's scripts directly."""
+@pytest.fixture(params=[1, 3], ids=["one-lane", "three-lanes"])
+async def api(
+    redis_server: str, prefix: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Gateway]:
+    """The API alone (no workers): statuses are moved by the store's scripts directly. With
+    three lanes every event is still in lane 0, and the stream reads and resumes all three."""
     gw = Gateway(
-        make_settings(redis_server, prefix, free_port(), GATEWAY_EVENTS_HEARTBEAT_SECONDS="0.2")
+        make_settings(
+            redis_server,
+            prefix,
+            free_port(),
+            GATEWAY_EVENTS_HEARTBEAT_SECONDS="0.2",
+            GATEWAY_REDIS_LANES=str(request.param),
+        )
     )
     await gw.start(workers=False)
     gw._admin = await gw.add_key("admin")
@@ -181,7 +190,7 @@ async def test_open_streams_end_when_the_app_stops(api: Gateway) -> None:
         for reader in readers:
             while await reader.next(within=5) is not None:
                 pass
-    assert not [t for t in asyncio.all_tasks() if t.get_name() == "event-hub"]
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("event-hub")]
 
 
 async def test_a_stream_ends_within_a_heartbeat_once_its_key_is_revoked(api: Gateway) -> None:

@@ -49,7 +49,6 @@ from gateway.store.console_sessions import ConsoleSessions
 from gateway.store.figures import FigureStore
 from gateway.store.follow_ups import FollowUpStore
 from gateway.store.jobs import JobStore
-from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore
 from gateway.store.optouts import OptOutStore
 from gateway.store.outage import STORE_DOWN, NotReplicated
@@ -128,7 +127,7 @@ def create_app(
     app[METRICS] = metrics or Metrics()
     app[READINESS] = readiness or {}
     app[CATALOGUE] = Catalogue.load()
-    keys = Keys(settings.redis.redis_prefix)
+    keys = settings.redis.keys()
     app[KEYS] = keys
     app[QUEUES] = ChannelQueues(keys)
 
@@ -155,8 +154,7 @@ def create_app(
         app[PLATE_CALLS] = PlateCalls(redis, keys)
         minutes = settings.console.console_session_minutes
         app[CONSOLE_SESSIONS] = ConsoleSessions(redis, keys, minutes * 60)
-        # Lane 0's events: with one lane, all of them (docs/redis-cluster.md).
-        app[EVENT_HUB] = EventHub(redis, keys.events(0))
+        app[EVENT_HUB] = EventHub(redis, [keys.events(lane) for lane in keys.each_lane()])
         await app[EVENT_HUB].start()
         # A revoked or changed key leaves this process's cache at once, not after its TTL.
         invalidation = asyncio.create_task(api_keys.follow_changes(), name="api-key-changes")

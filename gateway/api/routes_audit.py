@@ -17,7 +17,7 @@ from gateway.core.audit import audit_entry, recipient_digest
 from gateway.core.phones import InvalidPhone, mask, parse_cn_mobile
 from gateway.store.notices import now_iso
 
-_CURSOR = re.compile(r"^\d{1,20}-\d{1,20}(/\d{1,6})?$")
+_CURSOR = re.compile(r"^\d{1,20}-\d{1,20}(@\d{1,2})?(/\d{1,6})?$")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 

@@ -1,12 +1,13 @@
 """``GET /v1/events/stream``: server-sent events of the status changes a key may see.
 
-Each event's ``id`` is its entry id on the events stream; a client that reconnects with
-``Last-Event-ID`` (or ``?last_event_id=``) first gets every entry it missed, from Redis, then
-the live ones. ``?backlog=N`` (at most 200) starts a fresh stream with the caller's last N
-events. If the entries after ``Last-Event-ID`` were already trimmed from the capped stream,
-the stream says so with an ``event: gap`` before going on. A comment line every
-``GATEWAY_EVENTS_HEARTBEAT_SECONDS`` keeps idle connections open; a console stream ends when
-its session does.
+Each event's ``id`` is where a client resumes from (its entry id on the events stream; with
+several lanes, every lane's position, ``gateway.api.event_hub``); a client that reconnects with
+``Last-Event-ID`` (or ``?last_event_id=``) first gets every entry it missed, from Redis, merged
+over the lanes by time, then the live ones. ``?backlog=N`` (at most 200) starts a fresh stream
+with the caller's last N events. If the entries after ``Last-Event-ID`` were already trimmed
+from the capped stream, the stream says so with an ``event: gap`` before going on. A comment
+line every ``GATEWAY_EVENTS_HEARTBEAT_SECONDS`` keeps idle connections open; a console stream
+ends when its session does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 
 from aiohttp import web
 from redis.exceptions import ResponseError
@@ -22,25 +22,36 @@ from redis.exceptions import ResponseError
 from gateway.api.auth import CALLER, SESSION
 from gateway.api.context import API_KEYS, CONSOLE_SESSIONS, EVENT_HUB, REDIS, SETTINGS
 from gateway.api.errors import ApiError
-from gateway.api.event_hub import Subscriber, entry_key, frame, visible
+from gateway.api.event_hub import (
+    EventHub,
+    Position,
+    Subscriber,
+    frame,
+    parse_resume_id,
+    resume_id,
+    visible,
+)
 from gateway.store.apikeys import ApiKey
+from gateway.store.lane_merge import Entry, before, entry_id, entry_key, merged
 from gateway.store.outage import STORE_DOWN
 
 log = logging.getLogger(__name__)
 
-_ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 MAX_BACKLOG = 200
 PAGE = 1000
 BACKLOG_SCAN = 20_000  # entries read back at most to find a key's last N events
 
 
-def _last_event_id(request: web.Request) -> str | None:
+def _last_event_id(request: web.Request, lanes: int) -> Position | None:
     value = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
     if value is None or value == "":
         return None
-    if not _ENTRY_ID.match(value):
-        raise ApiError(400, "invalid_last_event_id", "Last-Event-ID: an event id, e.g. 1700000-0")
-    return value
+    try:
+        return parse_resume_id(value, lanes)
+    except ValueError:
+        raise ApiError(
+            400, "invalid_last_event_id", "Last-Event-ID: an event's id, e.g. 1700000-0"
+        ) from None
 
 
 def _backlog(request: web.Request) -> int:
@@ -53,48 +64,89 @@ def _backlog(request: web.Request) -> int:
     return n
 
 
-async def _replay(
-    request: web.Request, resp: web.StreamResponse, key: ApiKey, after: str, upto: str
+async def _gaps(
+    request: web.Request, resp: web.StreamResponse, hub: EventHub, after: Position
 ) -> None:
-    """Entries after ``after`` up to ``upto`` (inclusive) that ``key`` may see."""
-    redis, stream = request.app[REDIS], request.app[EVENT_HUB].stream
-    if entry_key(after) >= entry_key(upto):
+    """An ``event: gap`` for each lane whose entries after ``after`` were trimmed by the cap
+    (the stream only ever loses its oldest): the oldest left is newer than the resume point."""
+    redis = request.app[REDIS]
+    for lane, stream in enumerate(hub.streams):
+        try:
+            info = await redis.xinfo_stream(stream)
+        except ResponseError:  # no stream yet
+            continue
+        first = info.get("first-entry")
+        trimmed = int(info.get("entries-added") or 0) > int(info.get("length") or 0)
+        if trimmed and first and entry_key(first[0]) > after[lane]:
+            in_lane = f',"lane":{lane}' if hub.lanes > 1 else ""
+            gap = f'{{"after":"{entry_id(after[lane])}","oldest":"{first[0]}"{in_lane}}}'
+            await resp.write(f"event: gap\ndata: {gap}\n\n".encode())
+
+
+async def _replay(
+    request: web.Request, resp: web.StreamResponse, key: ApiKey, after: Position, upto: Position
+) -> None:
+    """Entries after ``after`` up to ``upto`` (inclusive, per lane) that ``key`` may see,
+    merged over the lanes by time; each frame's id is the position after it."""
+    redis, hub = request.app[REDIS], request.app[EVENT_HUB]
+    if all(a >= u for a, u in zip(after, upto, strict=True)):
         return
-    # The cap trimmed entries (the stream only ever loses its oldest) and the oldest left is
-    # newer than the resume point: the client missed what was trimmed.
+    await _gaps(request, resp, hub, after)
+
+    async def page(lane: int, last: str | None) -> list[Entry]:
+        low = entry_key(last) if last else after[lane]
+        if low >= upto[lane]:
+            return []
+        got: list[Entry] = await redis.xrange(
+            hub.streams[lane], "(" + entry_id(low), entry_id(upto[lane]), count=PAGE
+        )
+        return got
+
+    at = list(after)
+    chunk: list[bytes] = []
+    async for lane, eid, fields in merged(range(hub.lanes), page):
+        at[lane] = entry_key(eid)
+        if visible(fields, key):
+            chunk.append(frame(resume_id(tuple(at)), hub.event_id(lane, eid), fields))
+        if len(chunk) >= PAGE:
+            await resp.write(b"".join(chunk))
+            chunk = []
+    if chunk:
+        await resp.write(b"".join(chunk))
+
+
+async def _backlog_frames(request: web.Request, key: ApiKey, n: int, upto: Position) -> bytes:
+    """The last ``n`` events ``key`` may see, up to ``upto``, merged over the lanes by time,
+    oldest first. A frame's id resumes every lane from its time (an entry of another lane up
+    to that time is older, so in the backlog already or before it), never past ``upto``."""
+    redis, hub = request.app[REDIS], request.app[EVENT_HUB]
+
+    async def page(lane: int, last: str | None) -> list[Entry]:
+        top = "(" + last if last else entry_id(upto[lane])
+        got: list[Entry] = await redis.xrevrange(hub.streams[lane], top, "-", count=PAGE)
+        return got
+
+    found: list[tuple[int, str, dict[str, str]]] = []
+    scanned = 0
+    entries = merged(range(hub.lanes), page, newest_first=True)
     try:
-        info = await redis.xinfo_stream(stream)
-    except ResponseError:  # no stream yet
-        info = {}
-    first = info.get("first-entry")
-    trimmed = int(info.get("entries-added") or 0) > int(info.get("length") or 0)
-    if trimmed and first and entry_key(first[0]) > entry_key(after):
-        gap = f'{{"after":"{after}","oldest":"{first[0]}"}}'
-        await resp.write(f"event: gap\ndata: {gap}\n\n".encode())
-    cursor = "(" + after
-    while True:
-        entries = await redis.xrange(stream, cursor, upto, count=PAGE)
-        if not entries:
-            return
-        chunk = b"".join(frame(i, f) for i, f in entries if visible(f, key))
-        if chunk:
-            await resp.write(chunk)
-        cursor = "(" + entries[-1][0]
-
-
-async def _backlog_frames(request: web.Request, key: ApiKey, n: int, upto: str) -> bytes:
-    """The last ``n`` events ``key`` may see, up to ``upto``, oldest first."""
-    redis, stream = request.app[REDIS], request.app[EVENT_HUB].stream
-    found: list[bytes] = []
-    cursor, scanned = upto, 0
-    while len(found) < n and scanned < BACKLOG_SCAN:
-        entries = await redis.xrevrange(stream, cursor, "-", count=PAGE)
-        if not entries:
-            break
-        scanned += len(entries)
-        found += [frame(i, f) for i, f in entries if visible(f, key)][: n - len(found)]
-        cursor = "(" + entries[-1][0]
-    return b"".join(reversed(found))
+        async for lane, eid, fields in entries:
+            scanned += 1
+            if visible(fields, key):
+                found.append((lane, eid, fields))
+            if len(found) >= n or scanned >= BACKLOG_SCAN:
+                break
+    finally:
+        await entries.aclose()
+    frames = []
+    for lane, eid, fields in reversed(found):
+        k = entry_key(eid)
+        # Entries of one time go by lane: a later lane's entry of this time comes after it.
+        at = tuple(
+            min(k if other <= lane else before(k), upto[other]) for other in range(hub.lanes)
+        )
+        frames.append(frame(resume_id(at), hub.event_id(lane, eid), fields))
+    return b"".join(frames)
 
 
 async def _still_allowed(request: web.Request, sub: Subscriber) -> bool:
@@ -135,12 +187,12 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: status changes of the caller's notices (admin: every notice),
     and for command-centre keys every suspected cloned plate."""
     key = request[CALLER]
-    last = _last_event_id(request)
-    backlog = 0 if last else _backlog(request)
     hub = request.app[EVENT_HUB]
-    sub = await hub.subscribe(key)  # from here every later entry is buffered for this client
-    if last and entry_key(last) > sub.last:
-        sub.last = entry_key(last)  # it has seen more than this process has read yet
+    last = _last_event_id(request, hub.lanes)
+    backlog = 0 if last else _backlog(request)
+    # From here every later entry is buffered for this client (but what it says it has seen,
+    # which may be more than this process has read yet).
+    sub = await hub.subscribe(key, resumed=last)
     try:
         resp = web.StreamResponse(
             headers={

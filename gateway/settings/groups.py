@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings
 
 from gateway.settings.base import config
+from gateway.store.keys import Keys
 
 _WINDOW = r"^\d{2}:\d{2}-\d{2}:\d{2}$"
 
@@ -38,6 +39,9 @@ class RedisSettings(BaseSettings):
     # nodes named are where the client first asks for the cluster's slot map.
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "gw"
+    # Lanes the shared queues, outbox, sets and streams are kept in (docs/redis-cluster.md):
+    # every reader walks them all. Fixed for a deployment's data.
+    redis_lanes: int = Field(1, ge=1, le=64)
     # Sentinel mode: host:port of each sentinel, comma-separated; the primary of
     # redis_service is asked of them, and asked again after a failover.
     redis_sentinels: str = Field(
@@ -56,6 +60,10 @@ class RedisSettings(BaseSettings):
         if self.cluster_nodes() and self.redis_sentinels:
             raise ValueError("redis_url names a cluster: redis_sentinels must be empty")
         return self
+
+    def keys(self) -> Keys:
+        """The key names of this Redis's data: its prefix, its lanes."""
+        return Keys(self.redis_prefix, self.redis_lanes)
 
     def replicas_to_wait(self) -> int:
         if self.redis_wait_replicas is not None:

@@ -205,7 +205,7 @@
   // -- the live feed -------------------------------------------------------------------------
   function startStream() {
     stopStream();
-    const url = "/v1/events/stream?" + (S.lastId ? "last_event_id=" + S.lastId : "backlog=" + FEED_MAX);
+    const url = "/v1/events/stream?" + (S.lastId ? "last_event_id=" + encodeURIComponent(S.lastId) : "backlog=" + FEED_MAX);
     const es = new EventSource(url);
     S.es = es;
     const onEvent = (ev) => {
