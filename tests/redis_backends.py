@@ -1,6 +1,6 @@
 """Which Redis the ``gateway`` fixtures use: ``redis_backend`` is the session's one Redis, and
 for tests marked ``sentinel`` also the session's Sentinel set, for tests marked ``cluster``
-also the session's Redis Cluster (the test runs once more on each)."""
+also the session's Redis Cluster, with three lanes (the test runs once more on each)."""
 
 from __future__ import annotations
 
@@ -44,5 +44,8 @@ def redis_backend(request: pytest.FixtureRequest) -> RedisBackend:
         return RedisBackend("sentinel", stack.env["GATEWAY_REDIS_URL"], stack.env)
     if name == "cluster":
         cluster: ClusterSet = request.getfixturevalue("cluster_set")
-        return RedisBackend("cluster", cluster.url, cluster.env)
+        # Three lanes: each lane's tag is a slot of its own, most often on another shard, so
+        # every reader walks lanes across slots (every write is still in lane 0 until stage 3
+        # of docs/redis-cluster.md).
+        return RedisBackend("cluster", cluster.url, {**cluster.env, "GATEWAY_REDIS_LANES": "3"})
     return RedisBackend("single", request.getfixturevalue("redis_server"), {})
