@@ -35,8 +35,9 @@ async def test_call_slots_are_shared_and_expire(redis_server: str, prefix: str) 
 
         async def begin(r: aioredis.Redis, nid: str, ttl_ms: int = 60_000) -> str:
             start = await VoiceScripts(r, keys).begin_call(
-                notice_id=nid, at=now_iso(), ttl_ms=ttl_ms, max_calls=2, max_attempts=2
-            )
+                notice_id=nid, slot=f"{nid}:s", at=now_iso(), ttl_ms=ttl_ms, max_calls=2,
+                max_attempts=2,
+            )  # fmt: skip
             return start.state
 
         assert await begin(a, ids[0], ttl_ms=300) == "dial"
@@ -45,7 +46,7 @@ async def test_call_slots_are_shared_and_expire(redis_server: str, prefix: str) 
         assert (await a.hget(keys.notice(ids[2]), "status")) == "queued"  # not dialing
         await asyncio.sleep(0.4)  # the first slot expired (its process "died")
         assert await begin(b, ids[2]) == "dial"
-        await b.zrem(keys.active_calls(0), f"{ids[1]}:1")  # a call ends
+        await VoiceScripts(b, keys).release_call(f"{ids[1]}:s")  # a call ends
         assert await begin(a, ids[3]) == "dial"
     finally:
         await a.aclose()
@@ -62,10 +63,13 @@ async def test_a_call_starts_with_what_the_worker_needs_or_not_at_all(
         voice = VoiceScripts(r, keys)
         nid = await _parking(store, keys, 7)
 
+        slots = iter(range(100))
+
         async def begin():  # type: ignore[no-untyped-def]
             return await voice.begin_call(
-                notice_id=nid, at=now_iso(), ttl_ms=60_000, max_calls=10, max_attempts=2
-            )
+                notice_id=nid, slot=f"s{next(slots)}", at=now_iso(), ttl_ms=60_000,
+                max_calls=10, max_attempts=2,
+            )  # fmt: skip
 
         first = await begin()
         assert (first.state, first.attempt, first.to, first.text) == (
@@ -76,16 +80,23 @@ async def test_a_call_starts_with_what_the_worker_needs_or_not_at_all(
         assert [h["detail"] for h in history if h["status"] == "dialing"] == [{"attempt": 1}]
         assert (await begin()).attempt == 2  # the retry's attempt
         assert (await begin()).state == "skip"  # no attempts left: no slot taken
-        assert await r.zcard(keys.active_calls(0)) == 2
+        assert await r.zcard(keys.active_calls) == 2
         other = await _parking(store, keys, 8)
         await store.transition(other, NoticeStatus.CANCELLED, {})
         gone = await voice.begin_call(
-            notice_id=other, at=now_iso(), ttl_ms=1, max_calls=10, max_attempts=2
+            notice_id=other, slot="g", at=now_iso(), ttl_ms=60_000, max_calls=10, max_attempts=2
         )
         missing = await voice.begin_call(
-            notice_id="ntc_none", at=now_iso(), ttl_ms=1, max_calls=10, max_attempts=2
-        )
+            notice_id="ntc_none", slot="m", at=now_iso(), ttl_ms=60_000, max_calls=10,
+            max_attempts=2,
+        )  # fmt: skip
         assert (gone.state, missing.state) == ("skip", "skip")
-        assert await r.zcard(keys.active_calls(0)) == 2
+        assert await r.zcard(keys.active_calls) == 2  # their slots were given back
+        # A slot taken again by the same start is the same slot, not a second one.
+        again = await voice._reserve(
+            keys={"active_calls": keys.active_calls},
+            args={"slot": "s0", "ttl_ms": 60_000, "max_calls": 2},
+        )
+        assert (again, await r.zcard(keys.active_calls)) == (1, 2)
     finally:
         await r.aclose()

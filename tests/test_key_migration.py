@@ -48,7 +48,6 @@ BEFORE_AND_NOW = [
     ("gw:q:voice", K.voice_queue(0)),
     ("gw:q:voice-bulk", K.voice_bulk_queue(0)),
     ("gw:voice:retry", K.voice_retry(0)),
-    ("gw:voice:active", K.active_calls(0)),
     ("gw:q:sms", K.sms_queue(0)),
     ("gw:q:sms-bulk", K.sms_bulk_queue(0)),
     ("gw:q:email", K.email_queue(0)),
@@ -87,6 +86,7 @@ def test_keys_whose_names_did_not_change_are_left() -> None:
         assert new_name(K, key) is None
     assert new_name(K, "other:n:{ntc_1}") is None  # another gateway's prefix
     assert new_name(K, "gw:smpp:bound:sms-main-1") == DROP
+    assert new_name(K, "gw:voice:active") == DROP  # call slots: none while it is stopped
 
 
 async def test_an_old_store_is_moved_and_the_gateway_finds_its_keys_and_notices(

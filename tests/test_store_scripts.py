@@ -49,7 +49,7 @@ async def r(redis_server: str) -> AsyncIterator[aioredis.Redis]:
 
 def test_every_script_names_its_keys_and_argv_and_indexes_neither_by_hand() -> None:
     names = scripts.script_names()
-    assert len(names) == 25
+    assert len(names) == 26
     for name in names:
         source = scripts.source_of(f"{name}.lua")
         header = scripts.parse_header(source)
@@ -152,7 +152,9 @@ async def test_every_wrapper_passes_exactly_the_keys_its_script_declares(
     await jobs.release_lease(job_id="job_w", holder="me")
     await notices.scripts.expire_unreceipted(lane=0, now_ms=0, at=AT)
     voice = VoiceScripts(r, k)
-    await voice.begin_call(notice_id="ntc_w1", at=AT, ttl_ms=100, max_calls=1, max_attempts=2)
+    await voice.begin_call(
+        notice_id="ntc_w1", slot="s", at=AT, ttl_ms=100, max_calls=1, max_attempts=2
+    )
     await voice.move_due_retries(now_ms=0)
     await voice.record_suspected_clone(notice_id="ntc_w1", at=AT, recipients=[])
     assert await PlateCalls(r, k).count(plate="云A1", notice_id="ntc_w1", max_calls=1) == 0

@@ -17,7 +17,9 @@ from typing import Any
 
 from gateway.store.keys import Keys
 
-DROP = ""  # the key is dropped: it is remade within seconds (a bound link's mark)
+# The key is dropped: it is remade within seconds (a bound link's mark), or holds nothing
+# while every process is stopped (call slots).
+DROP = ""
 # Keys whose names did not change: limiters, heartbeats, console sessions.
 _UNCHANGED = ("rate:", "hb:", "console:")
 
@@ -31,7 +33,7 @@ def new_name(keys: Keys, key: str) -> str | None:
     rest = key[len(head) :]
     if rest.startswith("{") or rest.startswith(_UNCHANGED):
         return None
-    if rest.startswith("smpp:bound:"):
+    if rest.startswith("smpp:bound:") or rest == "voice:active":
         return DROP
     if rest.startswith("apikey:"):
         return keys.api_key(rest.removeprefix("apikey:"))

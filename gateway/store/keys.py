@@ -195,8 +195,9 @@ class Keys:
     def voice_retry(self, lane: int) -> str:
         return f"{self.in_lane(lane)}voice:retry"
 
-    def active_calls(self, lane: int) -> str:
-        return f"{self.in_lane(lane)}voice:active"
+    # Call slots taken, scored by when each expires: one key for every lane, as the limit
+    # (GATEWAY_MAX_CALLS) is the whole gateway's.
+    active_calls = _Named("voice:active", tag="calls")
 
     def sms_queue(self, lane: int) -> str:
         return f"{self.in_lane(lane)}q:sms"

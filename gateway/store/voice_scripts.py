@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,36 +34,60 @@ class CallStart:
 
 class VoiceScripts:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self.redis = redis
         self.keys = keys
+        self._reserve = Script(redis, "reserve_call", keys)
         self._begin = Script(redis, "begin_call", keys)
         self._retries = Script(redis, "move_voice_retries", keys)
         self._clone = Script(redis, "record_suspected_clone", keys)
 
     async def begin_call(
-        self, *, notice_id: str, at: str, ttl_ms: int, max_calls: int, max_attempts: int
+        self,
+        *,
+        notice_id: str,
+        slot: str,
+        at: str,
+        ttl_ms: int,
+        max_calls: int,
+        max_attempts: int,
     ) -> CallStart:
-        """The notice's next attempt: a slot under the call limit all workers share (its
-        member ``<notice id>:<attempt>``) and the move to ``dialing``, together."""
+        """The notice's next attempt: a slot (``slot``, the caller's name for this start)
+        under the call limit all workers share, then the move to ``dialing``. Two calls, as
+        the limit is one key for every lane (docs/redis-cluster.md): the slot is given back
+        when the notice is not to be called; a worker that dies between the two holds it until
+        ``ttl_ms``."""
+        taken = await self._reserve(
+            keys={"active_calls": self.keys.active_calls},
+            args={"slot": slot, "ttl_ms": ttl_ms, "max_calls": max_calls},
+        )
+        if not int(taken):
+            return CallStart("full")
         k = self.keys
         lane = k.lane_of(notice_id)
-        res = await self._begin(
-            keys={
-                "notice": k.notice(notice_id),
-                "history": k.history(notice_id),
-                "webhooks": k.webhook_queue(lane),
-                "jobs_active": k.jobs_active(lane),
-                "events": k.events(lane),
-                "active_calls": k.active_calls(lane),
-            },
-            args={
-                "id": notice_id,
-                "at": at,
-                "ttl_ms": ttl_ms,
-                "max_calls": max_calls,
-                "max_attempts": max_attempts,
-            },
-        )
-        return CallStart.of(res)
+        try:
+            res = await self._begin(
+                keys={
+                    "notice": k.notice(notice_id),
+                    "history": k.history(notice_id),
+                    "webhooks": k.webhook_queue(lane),
+                    "jobs_active": k.jobs_active(lane),
+                    "events": k.events(lane),
+                },
+                args={"id": notice_id, "at": at, "max_attempts": max_attempts},
+            )
+        except Exception:
+            # Given back if Redis still answers (else it expires by itself).
+            with contextlib.suppress(Exception):
+                await self.release_call(slot)
+            raise
+        start = CallStart.of(res)
+        if start.state != "dial":
+            await self.release_call(slot)
+        return start
+
+    async def release_call(self, slot: str) -> None:
+        """A call slot given back: the call ended, or did not start."""
+        await self.redis.zrem(self.keys.active_calls, slot)
 
     async def move_due_retries(self, *, now_ms: int, max_moved: int = 100) -> int:
         """Due retries back on their lane's queue (reminders on the bulk one), each exactly

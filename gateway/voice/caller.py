@@ -63,6 +63,7 @@ class Call:
     attempt: int
     started: float
     token: str  # one use: the FastAGI flow of this attempt must hand it back
+    slot: str  # its call slot (``VoiceScripts.begin_call``)
     answered: bool = False
 
     @property
@@ -181,11 +182,13 @@ class VoiceCaller:
         if notice_id in self._by_notice:
             delivery.settle()
             return
-        # GATEWAY_MAX_CALLS holds for all workers; slot and dialing are one script call.
+        # GATEWAY_MAX_CALLS holds for all workers: a slot first, then the move to dialing.
+        slot = f"{notice_id}:{secrets.token_hex(6)}"
         while True:
             await self.rate.acquire()
             start = await self.scripts.begin_call(
                 notice_id=notice_id,
+                slot=slot,
                 at=now_iso(),
                 ttl_ms=self._slot_ttl_ms,
                 max_calls=self.voice.max_calls,
@@ -206,7 +209,7 @@ class VoiceCaller:
         # espeak-ng costs the loop a few ms); the flow waits for the file if needed.
         prompt = self.tts.path_for(start.text)
         token = secrets.token_urlsafe(18)
-        self.calls[action_id] = Call(delivery, attempt, time.monotonic(), token)
+        self.calls[action_id] = Call(delivery, attempt, time.monotonic(), token, slot)
         self._by_notice[notice_id] = action_id
         try:
             await self.ami.action(
@@ -302,12 +305,8 @@ class VoiceCaller:
         if outcome == "disputed":
             await self._record_suspected_clone(notice_id)
         if self._forget(action_id) is not None:
-            await self.redis.zrem(self._active_calls(notice_id), action_id)
+            await self.scripts.release_call(call.slot)
             call.delivery.settle()
-
-    def _active_calls(self, notice_id: str) -> str:
-        """The call slots taken (``begin_call``) in the notice's lane."""
-        return self.keys.active_calls(self.keys.lane_of(notice_id))
 
     def _forget(self, action_id: str) -> Call | None:
         call = self.calls.pop(action_id, None)
@@ -322,7 +321,7 @@ class VoiceCaller:
         call = self._forget(action_id)
         if call is None:
             return
-        await self.redis.zrem(self._active_calls(call.notice_id), action_id)
+        await self.scripts.release_call(call.slot)
         retry = outcome in ATTEMPT_STATUSES and call.attempt < self.voice.voice_attempts
         if retry:
             detail = {**detail, "retry_in_seconds": self.voice.voice_retry_seconds}
