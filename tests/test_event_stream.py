@@ -220,7 +220,7 @@ async def test_a_client_too_far_behind_is_closed_and_resumes_without_loss(
     for nid in ids:
         for status in (NoticeStatus.SUBMITTED, NoticeStatus.DELIVERED):
             await scripts._set_status(
-                keys=scripts._notice_keys(nid),
+                keys=api.keys.notice_step(nid),
                 args={"id": nid, "status": status.value, "at": now_iso(), "detail_json": "{}"},
                 client=pipe,
             )

@@ -74,6 +74,18 @@ class Keys:
         """The final status of each part of a notice of several parts."""
         return f"{self._of(notice_id)}n:{notice_id}:dlr"
 
+    def notice_step(self, notice_id: str) -> dict[str, str]:
+        """The keys every step on a notice writes (a script's ``notice, history, webhooks,
+        jobs_active, events``): the notice's own, and its lane's outbox, jobs and events."""
+        lane = self.lane_of(notice_id)
+        return {
+            "notice": self.notice(notice_id),
+            "history": self.history(notice_id),
+            "webhooks": self.webhook_queue(lane),
+            "jobs_active": self.jobs_active(lane),
+            "events": self.events(lane),
+        }
+
     def idempotency(self, key_id: str, idem_key: str) -> str:
         return f"{self._of(idem_key)}idem:{key_id}:{idem_key}"
 

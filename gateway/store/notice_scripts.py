@@ -152,22 +152,11 @@ class NoticeScripts:
         )
         return CreateResult(CreateOutcome(res[0]), str(res[1]), int(res[2]) if len(res) > 2 else 0)
 
-    def _notice_keys(self, notice_id: str) -> dict[str, str]:
-        k = self.keys
-        lane = k.lane_of(notice_id)
-        return {
-            "notice": k.notice(notice_id),
-            "history": k.history(notice_id),
-            "webhooks": k.webhook_queue(lane),
-            "jobs_active": k.jobs_active(lane),
-            "events": k.events(lane),
-        }
-
     async def set_status(
         self, *, notice_id: str, status: NoticeStatus, at: str, detail: Mapping[str, Any]
     ) -> bool:
         res = await self._set_status(
-            keys=self._notice_keys(notice_id),
+            keys=self.keys.notice_step(notice_id),
             args={"id": notice_id, "status": status.value, "at": at, "detail_json": _json(detail)},
         )
         return bool(res)
@@ -188,7 +177,7 @@ class NoticeScripts:
         fb = fallback.notice if fallback else None
         res = await self._outcome(
             keys={
-                **self._notice_keys(notice_id),
+                **self.keys.notice_step(notice_id),
                 "retry": retry_set,
                 "audit": k.audit_log(k.lane_of(notice_id)),
                 "fallback_notice": k.notice(fb.id) if fb else "",

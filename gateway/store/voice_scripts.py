@@ -62,17 +62,9 @@ class VoiceScripts:
         )
         if not int(taken):
             return CallStart("full")
-        k = self.keys
-        lane = k.lane_of(notice_id)
         try:
             res = await self._begin(
-                keys={
-                    "notice": k.notice(notice_id),
-                    "history": k.history(notice_id),
-                    "webhooks": k.webhook_queue(lane),
-                    "jobs_active": k.jobs_active(lane),
-                    "events": k.events(lane),
-                },
+                keys=self.keys.notice_step(notice_id),
                 args={"id": notice_id, "at": at, "max_attempts": max_attempts},
             )
         except Exception:
