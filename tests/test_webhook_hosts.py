@@ -17,8 +17,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 
+from gateway.core.webhooks import OutboxEntry, webhook_envelope
 from gateway.receipts.host_gate import Admit, HostGate, Result
 from gateway.sms.simulator import SmscSimulator
+from gateway.store.notices import now_iso
 from tests.conftest import Gateway, close_or_dump, free_port, make_settings
 from tests.test_callback_addresses import outbox
 
@@ -211,6 +213,75 @@ async def test_a_burst_to_one_host_waits_for_its_slots_here_not_in_the_retry_set
         bounced = counted.labels("deferred")._value.get()
         assert waited >= 50  # all but the first few waited here for a slot
         assert bounced == 0
+    finally:
+        await gw.stop_workers()
+        await close_or_dump(gw)
+        await runner.cleanup()
+
+
+async def test_the_dispatchers_heartbeat_goes_on_while_every_slot_is_busy(
+    redis_server: str, prefix: str, smsc: SmscSimulator
+) -> None:
+    """Webhooks of a dead dispatcher, taken over while the one slot is held by a slow host:
+    they wait for the slot, and meanwhile this dispatcher's heartbeat is kept (had it lapsed,
+    another dispatcher would take its webhooks for a dead one's and post them a second time).
+    Each webhook arrives once."""
+    arrived: list[str] = []
+
+    async def slow_first(request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        if not arrived:
+            await asyncio.sleep(4)  # the only slot, for four heartbeat lapses
+        arrived.append(body["id"])
+        return web.Response(status=204)
+
+    runner, port = await _receiver(slow_first)
+    gw = Gateway(
+        make_settings(
+            redis_server,
+            prefix,
+            smsc.port,
+            GATEWAY_WEBHOOK_CONCURRENCY="1",
+            GATEWAY_CONSUMER_DEAD_AFTER="1",
+            GATEWAY_HEARTBEAT_SECONDS="0.2",
+        )
+    )
+    await gw.start(api=False)
+    try:
+        assert gw.workers is not None
+        assert gw.workers.webhooks is not None
+        group = gw.workers.webhooks.groups[0]
+        url = f"http://127.0.0.1:{port}/hook"
+        key = await gw.add_key("command_center", [f"127.0.0.1:{port}"])
+        first = await outbox(gw, key, url, 1, "slow")
+        async with asyncio.timeout(5):
+            while await gw.redis.xpending(gw.keys.webhook_queue(0), "webhook-senders") is None:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # the slow host has the slot
+        # Three webhooks read by a dispatcher that then died (one MULTI: no one else reads
+        # them first); after a second without its heartbeat they are this one's to post.
+        pipe = gw.redis.pipeline(transaction=True)
+        theirs = []
+        for i in range(3):
+            envelope = webhook_envelope(id=f"ntc_dead{i}", kind="test", at=now_iso(), detail={})
+            entry = OutboxEntry.of(envelope, key_id=key.key.id, url=url)
+            theirs.append(entry.id)
+            pipe.xadd(gw.keys.webhook_queue(0), entry.fields())  # type: ignore[arg-type]
+        pipe.xreadgroup("webhook-senders", "gone-1", {gw.keys.webhook_queue(0): ">"}, count=3)
+        await pipe.execute()
+        beat = gw.keys.heartbeat("webhook-senders", group.consumer)
+        lapsed = 0
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 3.5
+        while loop.time() < end:  # the slow host holds the slot all this time
+            lapsed += not await gw.redis.exists(beat)
+            await asyncio.sleep(0.05)
+        assert lapsed == 0
+        async with asyncio.timeout(10):
+            while len(arrived) < 4:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert sorted(arrived) == sorted(first + theirs)  # each once
     finally:
         await gw.stop_workers()
         await close_or_dump(gw)

@@ -139,12 +139,20 @@ class WebhookDispatcher:
                 await outage.pause(exc)
 
     async def _spawn(self, tg: asyncio.TaskGroup, lane: int, entries: list[Entry]) -> None:
-        """Deliver each of ``entries`` not in hand yet, in a slot of its own. The whole batch
-        is in hand before the first wait for a slot: with every slot busy (slow hosts), the
-        sweep must not take the rest of it for orphans and deliver them a second time."""
+        """Deliver each of ``entries`` not in hand yet, in a slot of its own, waiting here for
+        the slots (the read loop reads no more than the slots take)."""
+        await self._feed(tg, self._take(lane, entries))
+
+    def _take(self, lane: int, entries: list[Entry]) -> list[Outgoing]:
+        """``entries`` not in hand yet, now in hand. The whole batch is in hand before the
+        first wait for a slot: with every slot busy (slow hosts), the sweep must not take the
+        rest of it for orphans and deliver them a second time."""
         batch = [Outgoing(lane, eid, fields) for eid, fields in entries]
         todo = list({o.key: o for o in batch if o.key not in self._in_hand}.values())
         self._in_hand.update(o.key for o in todo)
+        return todo
+
+    async def _feed(self, tg: asyncio.TaskGroup, todo: list[Outgoing]) -> None:
         for i, out in enumerate(todo):
             try:
                 await self._slots.acquire()
@@ -162,8 +170,13 @@ class WebhookDispatcher:
                 for lane, group in enumerate(self.groups):
                     await group.heartbeat()
                     in_hand = _InLane(lane, self._in_hand)
-                    await self._spawn(tg, lane, await group.reclaim_dead())
-                    await self._spawn(tg, lane, await group.orphans(in_hand))
+                    found = self._take(lane, await group.reclaim_dead())
+                    found += self._take(lane, await group.orphans(in_hand))
+                    # They wait for slots in a task of their own: with every slot busy (slow
+                    # hosts) this loop must go on, or its heartbeat lapses and the other
+                    # dispatchers take this one's webhooks as a dead one's and post them too.
+                    if found:
+                        tg.create_task(self._feed(tg, found), name="webhook-reclaimed")
                 outage.ok()
             except STORE_DOWN as exc:
                 await outage.pause(exc)
