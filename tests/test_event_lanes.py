@@ -1,6 +1,6 @@
-"""The events stream and the audit trail kept in several lanes (docs/redis-cluster.md): read
-as one, merged by time; a resume from any event's id neither repeats nor skips an entry of
-any lane. Entries of lanes 1 and 2 are written straight to their streams (every entity is in
+"""The events stream, the audit trail and lists kept in several lanes (docs/redis-cluster.md):
+read as one, merged by time; a resume from any event's id neither repeats nor skips an entry
+of any lane. Entries of lanes 1 and 2 are written straight to their keys (every entity is in
 lane 0 until entities are spread over the lanes); lane 0's come from the API."""
 
 from __future__ import annotations
@@ -200,3 +200,24 @@ async def test_audit_pages_walk_every_lanes_trail_newest_first_once(api: Gateway
     )
     assert code == 200, more
     assert [r["notice_id"] for r in body["items"] + more["items"]] == want
+
+
+async def test_lists_kept_per_lane_are_read_newest_first_across_lanes(api: Gateway) -> None:
+    # Dead letters, accident replies and suspected clones written in three lanes, as each
+    # lane's scripts write them; each route reads them as one list.
+    for i, lane in enumerate((1, 0, 2, 1)):
+        dead = {"id": f"w{i}", "dead_at": f"2026-12-03T08:00:0{i}.000Z", "body": "{}"}
+        await api.redis.lpush(api.keys.webhook_dead(lane), json.dumps(dead))
+        reply = {"at": f"2026-12-03T08:00:0{i}.000Z", "case_id": f"c{i}", "text": "1"}
+        await api.redis.lpush(api.keys.accident_replies(lane), json.dumps(reply))
+        clone = {"plate": f"云A{i}", "last_at": f"2026-12-03T08:00:0{i}.000Z", "count": 1}
+        await api.redis.hset(api.keys.suspected_clones(lane), f"云A{i}", json.dumps(clone))
+    code, body, _ = await api.request("GET", "/v1/admin/webhook-dead-letters?limit=3", api._admin)
+    assert code == 200, body
+    assert [i["id"] for i in body["items"]] == ["w3", "w2", "w1"]
+    code, body, _ = await api.request("GET", "/v1/accident-replies", api._admin)
+    assert code == 200, body
+    assert [i["case_id"] for i in body["items"]] == ["c3", "c2", "c1", "c0"]
+    code, body, _ = await api.request("GET", "/v1/suspected-cloned-plates", api._admin)
+    assert code == 200, body
+    assert [i["plate"] for i in body["items"]] == ["云A3", "云A2", "云A1", "云A0"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.store.lane_merge import Entry, before, entry_key, merged
+from gateway.store.lane_merge import Entry, before, entry_key, merged, newest_of_lanes
 
 LANES: dict[int, list[str]] = {
     0: ["1-0", "3-0", "3-1", "9-0"],
@@ -52,3 +52,13 @@ def test_the_id_before_an_id() -> None:
     assert before(entry_key("5-3")) == (5, 2)
     assert before(entry_key("5-0")) == (4, 2**64 - 1)
     assert before((0, 0)) == (0, 0)
+
+
+async def test_a_list_of_each_lane_is_read_as_one_newest_first() -> None:
+    lists = {0: [5, 1], 1: [], 2: [9, 4, 2]}
+
+    async def fetch(lane: int) -> list[int]:
+        return lists[lane]
+
+    assert await newest_of_lanes(lists, fetch, lambda n: n) == [9, 5, 4, 2, 1]
+    assert await newest_of_lanes(lists, fetch, lambda n: n, limit=2) == [9, 5]

@@ -19,6 +19,7 @@ from gateway.core.phones import InvalidPhone, parse_cn_mobile
 from gateway.core.templates import ACCIDENT_TYPES
 from gateway.logs import mask_numbers
 from gateway.sms.encoding import TextTooLong, encode_sms
+from gateway.store.lane_merge import newest_of_lanes
 
 LIST_LIMIT = 200
 
@@ -93,12 +94,11 @@ async def accident_replies(request: web.Request) -> web.Response:
     limit = _limit(request)
     caller = request[CALLER]
     keys, redis = request.app[KEYS], request.app[REDIS]
-    every = [
-        json.loads(entry)
-        for lane in keys.each_lane()
-        for entry in await redis.lrange(keys.accident_replies(lane), 0, -1)
-    ]
-    every.sort(key=lambda item: str(item.get("at", "")), reverse=True)  # lanes merged
+
+    async def replies(lane: int) -> list[dict[str, Any]]:
+        return [json.loads(e) for e in await redis.lrange(keys.accident_replies(lane), 0, -1)]
+
+    every = await newest_of_lanes(keys.each_lane(), replies, lambda i: str(i.get("at", "")))
     items = []
     for item in every:
         if caller.role == "admin" or item.pop("key", "") == caller.id:

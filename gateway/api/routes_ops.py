@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -12,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateway.api.context import FIGURES, KEYS, METRICS, OPENAPI, READINESS, REDIS
 from gateway.api.errors import ApiError
 from gateway.api.responses import json_response
+from gateway.store.lane_merge import newest_of_lanes
 from gateway.store.outage import STORE_DOWN
 from gateway.store.unmatched_receipts import UnmatchedReceipts
 
@@ -93,12 +95,13 @@ async def webhook_dead_letters(request: web.Request) -> web.Response:
     """Callbacks given up after retrying for hours, newest first."""
     limit = _limit(request)
     keys, redis = request.app[KEYS], request.app[REDIS]
-    out = []
-    for lane in keys.each_lane():
-        for raw in await redis.lrange(keys.webhook_dead(lane), 0, limit - 1):
-            item = json.loads(raw)
-            item["body"] = json.loads(item.get("body", "{}"))
-            out.append(item)
-    out.sort(key=lambda item: str(item.get("dead_at", "")), reverse=True)  # lanes merged
-    out = out[:limit]
+
+    async def dead(lane: int) -> list[dict[str, Any]]:
+        return [
+            json.loads(raw) for raw in await redis.lrange(keys.webhook_dead(lane), 0, limit - 1)
+        ]
+
+    out = await newest_of_lanes(keys.each_lane(), dead, lambda i: str(i.get("dead_at", "")), limit)
+    for item in out:
+        item["body"] = json.loads(item.get("body", "{}"))
     return json_response({"items": out, "count": len(out)})

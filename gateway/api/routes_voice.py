@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -35,6 +36,7 @@ from gateway.core.plates import display
 from gateway.core.quiet_hours import is_quiet
 from gateway.core.records import Notice
 from gateway.sms.encoding import encode_sms
+from gateway.store.lane_merge import newest_of_lanes
 from gateway.store.notice_scripts import CreateOutcome
 from gateway.store.notices import IdempotencyConflict, new_notice_id, now_iso
 
@@ -161,10 +163,9 @@ def deadline_iso(ms: int) -> str:
 async def suspected_clones(request: web.Request) -> web.Response:
     """Plates whose owners said "not my vehicle" (2) to a parking call, most recent first."""
     keys, redis = request.app[KEYS], request.app[REDIS]
-    raw = [
-        v
-        for lane in keys.each_lane()
-        for v in (await redis.hgetall(keys.suspected_clones(lane))).values()
-    ]
-    items = sorted((json.loads(v) for v in raw), key=lambda i: i["last_at"], reverse=True)
+
+    async def plates(lane: int) -> list[dict[str, Any]]:
+        return [json.loads(v) for v in (await redis.hgetall(keys.suspected_clones(lane))).values()]
+
+    items = await newest_of_lanes(keys.each_lane(), plates, lambda i: str(i["last_at"]))
     return json_response({"items": items, "count": len(items)})

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from gateway.core.phones import mask
 from gateway.logs import mask_numbers
 from gateway.store.keys import Keys
+from gateway.store.lane_merge import newest_of_lanes
 from gateway.store.notices import now_iso
 
 # Audit fields that hold a whole phone number; they are stored whole and masked when read.
@@ -106,16 +107,14 @@ class BindingStore:
     ) -> list[dict[str, Any]]:
         """Newest first: one plate's trail, or the whole gateway's, numbers masked. With
         ``unmasked_for`` (the reading key's id) numbers are whole, and the reading is audited."""
-        if plate:
-            trails = [self.keys.binding_audit_of(plate)]
-        else:  # the whole gateway's: every lane's trail, merged
-            trails = [self.keys.binding_audit(lane) for lane in self.keys.each_lane()]
-        entries = [
-            json.loads(e) for trail in trails for e in await self.redis.lrange(trail, 0, limit - 1)
-        ]
-        if len(trails) > 1:
-            entries.sort(key=lambda e: str(e.get("at", "")), reverse=True)
-            entries = entries[:limit]
+
+        async def trail(lane: int) -> list[dict[str, Any]]:
+            key = self.keys.binding_audit_of(plate) if plate else self.keys.binding_audit(lane)
+            return [json.loads(e) for e in await self.redis.lrange(key, 0, limit - 1)]
+
+        # One plate's trail, or the whole gateway's: every lane's, merged.
+        lanes = [0] if plate else self.keys.each_lane()
+        entries = await newest_of_lanes(lanes, trail, lambda e: str(e.get("at", "")), limit)
         if not unmasked_for:
             return [masked_entry(e) for e in entries]
         await self.audit(

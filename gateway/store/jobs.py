@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from gateway.store.job_scripts import JobScripts
 from gateway.store.keys import Keys
+from gateway.store.lane_merge import newest_of_lanes
 from gateway.store.notices import _b36, now_iso
 from gateway.store.replicas import NO_WAIT, ReplicaWait
 
@@ -87,13 +88,15 @@ class JobStore:
 
     async def recent(self, limit: int) -> list[dict[str, Any]]:
         """The newest jobs (at most ``limit``), each with its counts, newest first."""
-        newest: list[tuple[str, float]] = []
-        for lane in self.keys.each_lane():
-            newest += await self.redis.zrevrange(
+
+        async def made(lane: int) -> list[tuple[str, float]]:
+            got: list[tuple[str, float]] = await self.redis.zrevrange(
                 self.keys.jobs_recent(lane), 0, limit - 1, withscores=True
             )
-        newest.sort(key=lambda item: -item[1])
-        ids = [job_id for job_id, _ in newest[:limit]]
+            return got
+
+        newest = await newest_of_lanes(self.keys.each_lane(), made, lambda m: m[1], limit)
+        ids = [job_id for job_id, _ in newest]
         pipe = self.redis.pipeline(transaction=False)
         for job_id in ids:
             pipe.hgetall(self.keys.job(job_id))

@@ -1,4 +1,4 @@
-"""One stream kept in several lanes, read as one: entries merged by entry time.
+"""One stream (or list) kept in several lanes, read as one: entries merged by entry time.
 
 Each lane's stream hands out its own ids, ``<ms>-<seq>`` of its shard's clock; the merge takes
 them in that order across lanes, and entries of one time go by lane number. A lane is read a
@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 Entry = tuple[str, dict[str, str]]
 # A lane's next page in the merge's direction, after the entry id given (exclusive), or from
 # the reader's own bound when None; an empty page: the lane has no more.
 Page = Callable[[int, str | None], Awaitable[list[Entry]]]
 
+T = TypeVar("T")
 MAX_SEQ = 2**64 - 1  # the largest sequence part of a stream entry id
 
 
@@ -65,3 +67,18 @@ async def merged(
             del buffered[lane]
         last[lane] = eid
         yield lane, eid, fields
+
+
+async def newest_of_lanes(
+    lanes: Iterable[int],
+    fetch: Callable[[int], Awaitable[Sequence[T]]],
+    order: Callable[[T], Any],
+    limit: int | None = None,
+) -> list[T]:
+    """A list kept once per lane (replies, dead letters, recent jobs ...), read as one: what
+    ``fetch`` reads of each lane (the lanes at once), newest first by ``order``, the first
+    ``limit``."""
+    got = await asyncio.gather(*(fetch(lane) for lane in lanes))
+    items = [item for part in got for item in part]
+    items.sort(key=order, reverse=True)
+    return items if limit is None else items[:limit]

@@ -9,6 +9,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from gateway.store.keys import Keys
+from gateway.store.lane_merge import newest_of_lanes
 from gateway.store.scripts import Script
 
 KEEP = 1000  # newest unmatched receipts listed
@@ -40,10 +41,13 @@ class UnmatchedReceipts:
 
     async def newest(self, limit: int = 100) -> list[dict[str, Any]]:
         """The unmatched receipts, newest first: id, link, stat, err, at."""
-        members: list[tuple[str, float]] = []
-        for lane in self.keys.each_lane():
-            members += await self.redis.zrevrange(
-                self.keys.receipts_unmatched(lane), 0, limit - 1, withscores=True
+
+        async def unmatched(lane: int) -> list[tuple[str, float]]:
+            key = self.keys.receipts_unmatched(lane)
+            got: list[tuple[str, float]] = await self.redis.zrevrange(
+                key, 0, limit - 1, withscores=True
             )
-        members.sort(key=lambda m: -m[1])
-        return [json.loads(m) for m, _ in members[:limit]]
+            return got
+
+        members = await newest_of_lanes(self.keys.each_lane(), unmatched, lambda m: m[1], limit)
+        return [json.loads(m) for m, _ in members]
