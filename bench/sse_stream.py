@@ -34,7 +34,8 @@ import redis.asyncio as aioredis
 from bench.sms_path import ROOT, add_key, free_port, start_redis, stop_all, wait_port
 
 PREFIX = "ssebench"
-_ID = re.compile(rb"^id: (\d+)-(\d+)$", re.M)
+# Each event's own entry id (its SSE id is every lane's position when there are several).
+_ID = re.compile(rb'"event_id":"(\d+)-(\d+)')
 
 
 class Client:

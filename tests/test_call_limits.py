@@ -44,6 +44,11 @@ async def test_call_slots_are_shared_and_expire(redis_server: str, prefix: str) 
         assert await begin(b, ids[1]) == "dial"
         assert await begin(a, ids[2]) == "full"  # full for everyone
         assert (await a.hget(keys.notice(ids[2]), "status")) == "queued"  # not dialing
+        # A notice no longer to be called is told so while every slot is busy, not kept
+        # waiting for one (a cancelled job's calls).
+        await store.transition(ids[4], NoticeStatus.CANCELLED, {})
+        assert await begin(b, ids[4]) == "skip"
+        assert await begin(b, "ntc_gone") == "skip"
         await asyncio.sleep(0.4)  # the first slot expired (its process "died")
         assert await begin(b, ids[2]) == "dial"
         await VoiceScripts(b, keys).release_call(f"{ids[1]}:s")  # a call ends

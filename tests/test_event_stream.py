@@ -4,6 +4,7 @@ stream's gap, heartbeats, and streams ending with the app."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -236,3 +237,28 @@ async def test_a_client_too_far_behind_is_closed_and_resumes_without_loss(
         (ids[0], "queued"), (ids[1], "queued"),
         (ids[0], "submitted"), (ids[0], "delivered"), (ids[1], "submitted"), (ids[1], "delivered"),
     ]  # fmt: skip
+
+
+async def test_a_client_resumed_past_what_this_process_read_gets_each_events_own_position(
+    api: Gateway,
+) -> None:
+    # Another API process had read further (the client resumes from there): the entries it
+    # saw are skipped, and each later event's id still says where that event is, even when
+    # the hub reads them all at once.
+    base = int(time.time() * 1000) + 60_000
+    ids = [f"{base}-{n}" for n in range(1, 7)]
+
+    def resume_from(eid: str) -> str:
+        return ",".join([eid, *(["0-0"] * (api.keys.lanes - 1))])
+
+    reader = await _stream(api, api._admin.token, last_event_id=resume_from(ids[2]))
+    pipe = api.redis.pipeline(transaction=True)  # one MULTI: the hub reads all six at once
+    for n, eid in enumerate(ids):
+        pipe.xadd(api.keys.events(0), {"type": "status", "id": f"x{n}", "status": "queued"}, id=eid)
+    await pipe.execute()
+    got = await reader.take(3)
+    assert [e.data["id"] for e in got] == ["x3", "x4", "x5"]
+    assert [e.id.split(",")[0] for e in got] == ids[3:]
+    reader.resp.close()
+    again = await (await _stream(api, api._admin.token, last_event_id=got[0].id)).take(2)
+    assert [e.data["id"] for e in again] == ["x4", "x5"]

@@ -87,6 +87,7 @@ def test_keys_whose_names_did_not_change_are_left() -> None:
     assert new_name(K, "other:n:{ntc_1}") is None  # another gateway's prefix
     assert new_name(K, "gw:smpp:bound:sms-main-1") == DROP
     assert new_name(K, "gw:voice:active") == DROP  # call slots: none while it is stopped
+    assert new_name(K, "gw:{gw.L0}:voice:active") == DROP  # and from before the one key
 
 
 async def test_an_old_store_is_moved_and_the_gateway_finds_its_keys_and_notices(

@@ -152,7 +152,8 @@ class EventHub:
         ahead = False
         for lane, k in enumerate(resumed or ()):
             if k > last[lane]:
-                last[lane], ahead = k, True
+                # With one lane a frame's id is its entry's own: nothing to keep.
+                last[lane], ahead = k, self.lanes > 1
         sub = Subscriber(key, start, last, ahead=ahead)
         self.subscribers.add(sub)
         self._listened.set()
@@ -190,9 +191,9 @@ class EventHub:
                 for k, eid, fields, at, fr in built
                 if k > seen and (admin or visible(fields, sub.key))
             ]
-            sub.last[lane] = max(seen, built[-1][0])
             if sub.ahead:
                 got = self._ahead_frames(sub, lane, got)
+            sub.last[lane] = max(seen, built[-1][0])
             if not got:
                 continue
             sub.frames += [fr for *_, fr in got]
@@ -206,16 +207,19 @@ class EventHub:
         lane: int,
         got: list[_Built],
     ) -> list[_Built]:
-        """Frames whose ids take each lane's position from ``sub.last`` where it is further
-        than the hub's; the subscriber stops being ahead once the hub has caught up."""
+        """Frames whose ids take every other lane's position from ``sub.last`` where it is
+        further than the hub's (the lane handed over: each entry's own); the subscriber stops
+        being ahead once the hub has caught up."""
         out = []
         for eid, fields, at, _ in got:
-            mine = tuple(max(a, b) for a, b in zip(at, sub.last, strict=True))
+            mine = tuple(
+                a if other == lane else max(a, b)
+                for other, (a, b) in enumerate(zip(at, sub.last, strict=True))
+            )
             out.append(
                 (eid, fields, mine, frame(resume_id(mine), self.event_id(lane, eid), fields))
             )
-        if all(p >= s for p, s in zip(self.position, sub.last, strict=True)):
-            sub.ahead = False
+        sub.ahead = any(s > p for p, s in zip(self.position, sub.last, strict=True))
         return out
 
     def _close(self, sub: Subscriber, why: str) -> None:
@@ -236,8 +240,13 @@ class EventHub:
                     {stream: entry_id(self.position[lane])}, count=self.batch, block=1000
                 )
                 pause = 0.05
-            except STORE_DOWN as exc:
-                log.warning("event stream %s unreadable, retrying: %r", stream, exc)
+            except Exception as exc:
+                # Redis away, or an answer this reader did not expect: either way this lane's
+                # reader must go on (the other lanes' do), read again after a pause.
+                if isinstance(exc, STORE_DOWN):
+                    log.warning("event stream %s unreadable, retrying: %r", stream, exc)
+                else:
+                    log.exception("event stream %s: read failed, retrying", stream)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 2.0)
                 continue

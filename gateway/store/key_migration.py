@@ -31,6 +31,8 @@ def new_name(keys: Keys, key: str) -> str | None:
     if not key.startswith(head):
         return None
     rest = key[len(head) :]
+    if rest == f"{keys.lane_tag(0)}:voice:active":  # lane 0's call slots: now one key of its own
+        return DROP
     if rest.startswith("{") or rest.startswith(_UNCHANGED):
         return None
     if rest.startswith("smpp:bound:") or rest == "voice:active":

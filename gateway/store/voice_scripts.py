@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Sequence
@@ -10,6 +11,7 @@ from typing import Any, Literal
 
 import redis.asyncio as aioredis
 
+from gateway.core.statuses import NoticeStatus
 from gateway.store.keys import Keys
 from gateway.store.scripts import Script
 
@@ -61,21 +63,32 @@ class VoiceScripts:
             args={"slot": slot, "ttl_ms": ttl_ms, "max_calls": max_calls},
         )
         if not int(taken):
-            return CallStart("full")
+            # Every slot busy: a notice that is not to be called any more (cancelled with its
+            # job, answered meanwhile, out of attempts) is told so now, not kept waiting.
+            to_call = await self._still_to_call(notice_id, max_attempts)
+            return CallStart("full" if to_call else "skip")
+        start = CallStart("skip")
         try:
             res = await self._begin(
                 keys=self.keys.notice_step(notice_id),
                 args={"id": notice_id, "at": at, "max_attempts": max_attempts},
             )
-        except Exception:
-            # Given back if Redis still answers (else it expires by itself).
-            with contextlib.suppress(Exception):
-                await self.release_call(slot)
-            raise
-        start = CallStart.of(res)
-        if start.state != "dial":
-            await self.release_call(slot)
+            start = CallStart.of(res)
+        finally:
+            if start.state != "dial":  # not to be called, or an error, or cancelled
+                # Given back if Redis still answers (else it expires by itself).
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.release_call(slot))
         return start
+
+    async def _still_to_call(self, notice_id: str, max_attempts: int) -> bool:
+        status, attempt = await self.redis.hmget(self.keys.notice(notice_id), "status", "attempt")
+        if status is None or int(attempt or 0) >= max_attempts:
+            return False
+        try:
+            return not NoticeStatus(status).is_hard
+        except ValueError:
+            return False
 
     async def release_call(self, slot: str) -> None:
         """A call slot given back: the call ended, or did not start."""
