@@ -36,6 +36,7 @@ from bench.sms_path import ROOT, add_key, free_port, start_redis, stop_all, wait
 PREFIX = "ssebench"
 # Each event's own entry id (its SSE id is every lane's position when there are several).
 _ID = re.compile(rb'"event_id":"(\d+)-(\d+)')
+_RESUME = re.compile(rb"^id: (\S+)$", re.M)  # what a client sends back as Last-Event-ID
 
 
 class Client:
@@ -45,6 +46,7 @@ class Client:
     def __init__(self, url: str, token: str, role: str) -> None:
         self.url, self.token, self.role = url, token, role
         self.ids: list[tuple[int, int]] = []
+        self.resume = ""  # the last event's SSE id
         self.lags: list[int] = []
         self.dropped = False  # it was dropped once: its lags (catch-up included) do not count
         self.away_until = 0.0
@@ -55,9 +57,8 @@ class Client:
         """Read until cancelled."""
         while True:
             headers = {"Authorization": f"Bearer {self.token}"}
-            if self.ids:
-                ms, seq = self.ids[-1]
-                headers["Last-Event-ID"] = f"{ms}-{seq}"
+            if self.resume:
+                headers["Last-Event-ID"] = self.resume
             self.resp = await http.get(self.url, headers=headers)
             assert self.resp.status == 200, self.resp.status
             self.connects += 1
@@ -69,6 +70,8 @@ class Client:
                     buf = tail + chunk
                     cut = buf.rfind(b"\n\n") + 2
                     buf, tail = buf[:cut], buf[cut:]
+                    if resumes := _RESUME.findall(buf):
+                        self.resume = resumes[-1].decode()
                     for ms, seq in _ID.findall(buf):
                         self.ids.append((int(ms), int(seq)))
                         if not self.dropped:
