@@ -32,8 +32,11 @@ import psutil
 import redis.asyncio as aioredis
 
 from bench.sms_path import ROOT, add_key, free_port, start_redis, stop_all, wait_port
+from gateway.store.keys import Keys
 
 PREFIX = "ssebench"
+# The events stream the driver's status changes write (lane 0: every notice is there).
+EVENTS = Keys(PREFIX).events(0)
 # Each event's own entry id (its SSE id is every lane's position when there are several).
 _ID = re.compile(rb'"event_id":"(\d+)-(\d+)')
 _RESUME = re.compile(rb"^id: (\S+)$", re.M)  # what a client sends back as Last-Event-ID
@@ -113,7 +116,7 @@ async def client_worker(args: argparse.Namespace) -> None:
         while not await r.exists(f"{PREFIX}:end"):
             await asyncio.sleep(0.1)
         start, end = await r.get(f"{PREFIX}:start"), await r.get(f"{PREFIX}:end")
-        entries = await r.xrange(f"{PREFIX}:events", f"({start}", end)
+        entries = await r.xrange(EVENTS, f"({start}", end)
         want = {
             role: {tuple(map(int, i.split("-"))) for i, f in entries if visible(f, role, k["id"])}
             for role, k in keys.items()
@@ -147,7 +150,6 @@ async def drive(r: aioredis.Redis, rate: float, seconds: float, key_ids: list[st
     """``rate`` status changes a second for ``seconds``: each notice queued -> submitted ->
     delivered through set_status.lua. Returns how many changes were made."""
     from gateway.core.statuses import NoticeStatus
-    from gateway.store.keys import Keys
     from gateway.store.notice_scripts import NoticeScripts
     from gateway.store.notices import now_iso
 
@@ -220,7 +222,7 @@ async def main(args: argparse.Namespace) -> int:
             assert w.stdout is not None
             line = await asyncio.to_thread(w.stdout.readline)
             assert line.strip() == b"READY", line
-        newest = await r.xrevrange(f"{PREFIX}:events", count=1)
+        newest = await r.xrevrange(EVENTS, count=1)
         await r.set(f"{PREFIX}:start", newest[0][0] if newest else "0-0")
         api = psutil.Process(procs[1].pid)
         readers = [psutil.Process(w.pid) for w in workers]
@@ -231,7 +233,7 @@ async def main(args: argparse.Namespace) -> int:
         changes = await drive(r, args.rate, args.seconds, owners)
         elapsed = time.monotonic() - t0
         await half
-        newest = await r.xrevrange(f"{PREFIX}:events", count=1)
+        newest = await r.xrevrange(EVENTS, count=1)
         await r.set(f"{PREFIX}:end", newest[0][0])
         cpu1 = api.cpu_times()
         rcpu1 = sum(p.cpu_times().user + p.cpu_times().system for p in readers)
