@@ -54,6 +54,14 @@ async def test_owner_pressing_1_acknowledges(voice_gateway: Gateway, receiver: R
         "acknowledged",
     ]
     await receiver.wait_for(body["id"], "acknowledged")
+    await _slots_given_back(gw)
+
+
+async def _slots_given_back(gw: Gateway) -> None:
+    """The call's slot under GATEWAY_MAX_CALLS is free again once its flow has ended."""
+    async with asyncio.timeout(5):
+        while await gw.redis.zcard(gw.keys.active_calls):
+            await asyncio.sleep(0.05)
 
 
 async def test_owner_pressing_2_disputes_and_flags_a_cloned_plate(
@@ -65,6 +73,7 @@ async def test_owner_pressing_2_disputes_and_flags_a_cloned_plate(
     officer = await gw.add_key("officer")
     _, body, _ = await gw.request("POST", "/v1/parking-notices", officer, _notice("云B54321"))
     await gw.wait_status(body["id"], "disputed", within=30)
+    await _slots_given_back(gw)
     cc = await gw.add_key("command_center")
     code, clones, _ = await gw.request("GET", "/v1/suspected-cloned-plates", cc)
     assert code == 200
