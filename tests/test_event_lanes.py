@@ -221,3 +221,35 @@ async def test_lists_kept_per_lane_are_read_newest_first_across_lanes(api: Gatew
     code, body, _ = await api.request("GET", "/v1/suspected-cloned-plates", api._admin)
     assert code == 200, body
     assert [i["plate"] for i in body["items"]] == ["云A3", "云A2", "云A1", "云A0"]
+
+
+async def test_a_resume_from_any_live_event_gets_exactly_what_came_after_it(
+    api: Gateway,
+) -> None:
+    # Each lane's reader reads a batch of its own, in whatever order the readers wake: the
+    # order of live events is not the time order, and a resume from any of them must still
+    # give exactly the events that came after it live.
+    admin = api._admin
+    reader = await _stream(api, admin)
+    names = []
+    for batch in range(3):
+        pipe = api.redis.pipeline(transaction=True)
+        for lane in (2, 0, 1):
+            for n in range(3):
+                name = f"r{batch}-{lane}-{n}"
+                names.append(name)
+                fields = {"type": "status", "id": name, "status": "queued", "key": ""}
+                pipe.xadd(api.keys.events(lane), fields)
+        await pipe.execute()
+        await asyncio.sleep(0.01)
+    live = await reader.take(len(names))
+    assert sorted(_names(live)) == sorted(names)
+    reader.resp.close()
+    for i, ev in enumerate(live[:-1]):
+        want = _names(live[i + 1 :])
+        again = await _stream(api, admin, last_event_id=ev.id)
+        got = await again.take(len(want), within=5)
+        assert sorted(_names(got)) == sorted(want), (i, ev.id)
+        with pytest.raises(TimeoutError):
+            await again.next(within=0.1)  # and nothing more
+        again.resp.close()
