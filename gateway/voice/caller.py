@@ -87,7 +87,6 @@ class VoiceCaller:
         consumer: str,
         channel_template: str,
     ) -> None:
-        self.redis = redis
         self.keys = keys
         self.store = store
         self.settings = settings
