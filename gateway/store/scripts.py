@@ -143,12 +143,19 @@ def _lua_table(name: str) -> str:
 
 
 def _key_builder(keys: Keys, name: str) -> str:
-    """``local key_<name> = function(a1, ...)``, the same name ``Keys.<name>`` makes."""
+    """``local key_<name> = function(a1, ...)``, the same name ``Keys.<name>`` makes. A key in
+    a lane is built in the lane of the script's first key (``LANE``): the one the script runs
+    in, so that what it finds inside Redis is in the slot of what it was given."""
     method = getattr(keys, name)
-    params = [f"a{i}" for i in range(len(inspect.signature(method).parameters))]
+    required = [p for p in inspect.signature(method).parameters.values() if p.default is p.empty]
+    params = [f"a{i}" for i in range(len(required))]
     marks = [chr(i + 1) for i in range(len(params))]
-    parts = re.split("([\x01-\x09])", method(*marks))
+    built = method(*marks)
     pieces = []
+    if built.startswith(keys.in_lane(0)):
+        pieces.append("LANE")
+        built = built.removeprefix(keys.in_lane(0))
+    parts = re.split("([\x01-\x09])", built)
     for part in parts:
         if part in marks:
             pieces.append(params[marks.index(part)])
@@ -157,6 +164,18 @@ def _key_builder(keys: Keys, name: str) -> str:
                 raise ValueError(f"key prefix {keys.prefix!r} cannot be rendered into Lua")
             pieces.append(f"'{part}'")
     return f"local function key_{name}({', '.join(params)}) return {' .. '.join(pieces)} end"
+
+
+def _lane_of_first_key(keys: Keys) -> str:
+    """``LANE``: the start of the keys in the lane of ``KEYS[1]`` (its hash tag, which is a
+    lane's: every script that finds keys inside Redis is given a key of its lane first; a
+    first key with no tag, in a probe, stands for lane 0)."""
+    if not _SAFE_LITERAL.match(keys.prefix):
+        raise ValueError(f"key prefix {keys.prefix!r} cannot be rendered into Lua")
+    return (
+        f"local LANE = '{keys.prefix}:' .. (string.match(KEYS[1] or '', '%b{{}}') or "
+        f"'{keys.lane_tag(0)}') .. ':'"
+    )
 
 
 def _bindings(header: Header) -> str:
@@ -218,6 +237,8 @@ def render_text(source: str, prefix: str, name: str = "script") -> str:
             elif what == "table":
                 out += [_lua_table(t) for t in rest]
             elif what == "keys":
+                if not built:
+                    out.append(_lane_of_first_key(keys))
                 out += [_key_builder(keys, k) for k in rest if k not in built]
                 built.update(rest)
             else:
