@@ -28,9 +28,11 @@ TZ = ZoneInfo("Asia/Shanghai")
 
 
 def window(offset_hours: int) -> str:
-    """A two-hour send window starting ``offset_hours`` from now (local time)."""
+    """A three-hour send window from the hour ``offset_hours`` from now (local time): with
+    ``NOW`` it stays open at least an hour more, whatever minute a test starts in (a
+    two-hour one started at 21:58 closed two minutes later, mid-job)."""
     start = datetime.now(TZ) + timedelta(hours=offset_hours)
-    return f"{start:%H:00}-{start + timedelta(hours=2):%H:00}"
+    return f"{start:%H:00}-{start + timedelta(hours=3):%H:00}"
 
 
 NOW = -1  # a window that started an hour ago: open now
