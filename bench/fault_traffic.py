@@ -13,6 +13,7 @@ import aiohttp
 
 from bench.fault_stack import Stack
 from gateway.jobs.dispatcher import reminder_notice_id
+from gateway.store.keys import Keys
 
 JOB_RATE = 2000
 
@@ -156,4 +157,4 @@ async def dispatched(http: aiohttp.ClientSession, stack: Stack, job_id: str) -> 
 
 def job_ids(job_id: str, row: int, n: int) -> dict[str, str]:
     """The job's notice ids (derived from job and row) and their numbers."""
-    return {reminder_notice_id(job_id, i): f"139{row:02d}{i:06d}" for i in range(n)}
+    return {reminder_notice_id(Keys(), job_id, i): f"139{row:02d}{i:06d}" for i in range(n)}

@@ -101,7 +101,7 @@ def sub(
     tail: str = "",
 ) -> Event:
     form = stored_form(mid, mode)
-    return lambda ns: ns.submitted_event(f"ntc_t{i}", part, parts, mid, AT, form, scope, tail)
+    return lambda ns: ns.submitted_event(f"ntc_t{i}", part, parts, mid, AT, form, scope, 0, tail)
 
 
 def dlr(
@@ -114,7 +114,7 @@ def dlr(
     stat = "DELIVRD" if status == "delivered" else "UNDELIV"
     forms = receipt_forms(mid, mode)
     return lambda ns: ns.receipt_event(
-        mid, forms, "main", scope, NoticeStatus(status), AT, stat, "000", tail
+        mid, forms, "main", scope, NoticeStatus(status), AT, stat, "000", tail, lane=0
     )
 
 
@@ -203,7 +203,7 @@ async def test_a_receipt_that_overtakes_its_carrier_id_is_applied_when_the_id_ar
     assert await job.apply(dlr("m1"), sub(1, "m1")) == ["early", 1]
     assert await job.notice(1) == ("delivered", ["queued", "submitted", "delivered"])
     assert not await r.exists(
-        job.keys.early_receipt(SCOPE, "m0"), job.keys.early_receipt(SCOPE, "m1")
+        job.keys.early_receipt(SCOPE, "m0", 0), job.keys.early_receipt(SCOPE, "m1", 0)
     )
     # What a webhook and GET /v1/notices show of a receipt, parked or not:
     for i, mid in ((0, "m0"), (1, "m1")):
@@ -235,7 +235,7 @@ async def test_receipt_ids_in_another_base_case_or_with_zeros_match_their_part(
     assert await job.apply(sub(2, "1234", mode="auto", tail=t2)) == [1]  # 4660 = 0x1234
     assert await job.notice(2) == ("delivered", ["queued", "submitted", "delivered"])
     assert await r.zcard(job.keys.receipts_parked(0)) == 0
-    assert not await r.keys(job.keys.early_receipt("*", "*"))
+    assert not await r.keys(job.keys.early_receipt("*", "*", 0))
     # exact: a receipt in another form stays parked, and is reported once as unmatched.
     assert await job.apply(sub(3, "00AB"), dlr("ab")) == [1, "early"]
     assert await job.notice(3) == ("submitted", ["queued", "submitted"])

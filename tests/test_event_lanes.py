@@ -16,6 +16,7 @@ from gateway.store.apikeys import NewKey
 from gateway.store.audit_log import AuditLog
 from gateway.store.lane_merge import entry_key
 from tests.conftest import Gateway, close_or_dump, free_port, make_settings
+from tests.lane_phones import phones_in_lane
 from tests.sse import Event, SseReader, open_stream
 
 
@@ -53,10 +54,10 @@ async def _event(gw: Gateway, lane: int, name: str, key_id: str = "") -> str:
     return eid
 
 
-async def _message(gw: Gateway, key: NewKey) -> str:
-    code, body, _ = await gw.request(
-        "POST", "/v1/messages", key, {"to": "13800138000", "text": "x"}
-    )
+async def _message(gw: Gateway, key: NewKey, lane: int = 0) -> str:
+    """A message to a recipient in ``lane``."""
+    (to,) = phones_in_lane(gw.keys, lane)
+    code, body, _ = await gw.request("POST", "/v1/messages", key, {"to": to, "text": "x"})
     assert code == 202, body
     return str(body["id"])
 

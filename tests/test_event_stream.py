@@ -15,6 +15,7 @@ from gateway.store.notice_scripts import NoticeScripts
 from gateway.store.notices import now_iso
 from gateway.store.voice_scripts import VoiceScripts
 from tests.conftest import Gateway, close_or_dump, free_port, make_settings
+from tests.lane_phones import phones_in_lane
 from tests.sse import Event, SseReader, open_stream
 
 
@@ -150,10 +151,11 @@ async def test_a_client_that_reconnects_with_last_event_id_misses_nothing(api: G
 async def test_a_resume_point_older_than_the_capped_stream_is_told_as_a_gap(api: Gateway) -> None:
     cc = await api.add_key("command_center")
     old = await _message(api, cc)
-    entries = await api.redis.xrange(api.keys.events(0))
+    events = api.keys.events(api.keys.notice_lane(old))  # the next message's lane too
+    entries = await api.redis.xrange(events)
     await _message(api, cc)
     first_ms = entries[-1][0].split("-")[0]
-    await api.redis.xtrim(api.keys.events(0), minid=first_ms + "-1", approximate=False)
+    await api.redis.xtrim(events, minid=first_ms + "-1", approximate=False)
     await _move(api, old, NoticeStatus.SUBMITTED)
     reader = await _stream(api, cc.token, last_event_id="1-0")
     got = await reader.take(3)
@@ -216,7 +218,8 @@ async def test_a_client_too_far_behind_is_closed_and_resumes_without_loss(
     reader = await _stream(api, cc.token)
     # The hub hands entries over in one batch; more than 3 waiting closes the client.
     scripts = NoticeScripts(api.redis, api.keys)
-    ids = [await _message(api, cc, f"1380013{n:04d}") for n in range(2)]
+    # Two recipients in one lane: its stream has the four changes at once.
+    ids = [await _message(api, cc, phone) for phone in phones_in_lane(api.keys, 0, 2)]
     pipe = api.redis.pipeline(transaction=True)  # one MULTI: the hub reads all four at once
     for nid in ids:
         for status in (NoticeStatus.SUBMITTED, NoticeStatus.DELIVERED):

@@ -261,8 +261,9 @@ async def test_a_receipt_whose_write_fails_is_written_again_and_only_then_answer
     )
     keys = Keys(prefix)
     store = NoticeStore(worker, keys)
-    (batcher,) = store.sms_event_batchers(3600, 3600, interval=0.002)
-    inbound = Inbound(worker, keys, store, [batcher], Metrics(), SmppSettings().links()[0])
+    sms_writes = store.sms_writes(3600, 3600, interval=0.002)
+    (batcher,) = sms_writes.batchers
+    inbound = Inbound(worker, keys, store, sms_writes, Metrics(), SmppSettings().links()[0])
     writes = asyncio.create_task(batcher.run())
     answered: list[int] = []
     try:
@@ -272,16 +273,16 @@ async def test_a_receipt_whose_write_fails_is_written_again_and_only_then_answer
         await asyncio.sleep(0.5)  # a few failed writes, retried
         assert answered == []
         scope = SmppSettings().links()[0].id_space
-        assert not await admin.exists(keys.early_receipt(scope, "77aa"))
+        assert not await admin.exists(keys.early_receipt(scope, "77aa", 0))
         await admin.execute_command("ACL", "SETUSER", user, "+evalsha")
         async with asyncio.timeout(5):
             while not answered:
                 await asyncio.sleep(0.01)
         assert answered == [5]  # once
-        assert await admin.exists(keys.early_receipt(scope, "77aa"))  # parked for its carrier id
+        assert await admin.exists(keys.early_receipt(scope, "77aa", 0))  # parked for its carrier id
     finally:
         inbound.close()
-        batcher.close()
+        await sms_writes.close()
         await writes
         await admin.execute_command("ACL", "DELUSER", user)
         await worker.aclose()

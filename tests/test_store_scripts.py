@@ -4,6 +4,7 @@ the Python builder makes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -29,7 +30,7 @@ from gateway.store.follow_ups import FollowUpStore
 from gateway.store.job_scripts import Admission, AdmitRow, JobScripts
 from gateway.store.keys import Keys
 from gateway.store.notice_scripts import Fallback
-from gateway.store.notices import NoticeStore
+from gateway.store.notices import NoticeStore, new_notice_id
 from gateway.store.plate_calls import PlateCalls
 from gateway.store.ratelimit import AdaptiveRate, Aimd, Gcra
 from gateway.store.replicas import NO_WAIT
@@ -49,7 +50,7 @@ async def r(redis_server: str) -> AsyncIterator[aioredis.Redis]:
 
 def test_every_script_names_its_keys_and_argv_and_indexes_neither_by_hand() -> None:
     names = scripts.script_names()
-    assert len(names) == 26
+    assert len(names) == 27
     for name in names:
         source = scripts.source_of(f"{name}.lua")
         header = scripts.parse_header(source)
@@ -90,6 +91,25 @@ async def test_the_rendered_status_tables_are_the_enums(r: aioredis.Redis) -> No
     }
 
 
+async def _a_receipt_moved_between_lanes(r: aioredis.Redis, prefix: str) -> None:
+    """With three lanes: a receipt parked in its carrier id's lane before its notice's lane
+    was known, moved there when the carrier id came (``drop_parked_receipt``)."""
+    k = Keys(prefix, 3)
+    notices = NoticeStore(r, k)
+    mid = "m-moved"
+    lane = (k.carrier_lane(mid) + 1) % 3
+    n = Notice(id=new_notice_id(k, lane), kind="message", channel="sms", to="1", created_at=AT)
+    await notices.create(n, k.sms_queue(lane))
+    writes = notices.sms_writes(60, 60, 0.001)
+    runs = [asyncio.create_task(b.run()) for b in writes.batchers]
+    assert await writes.receipt(mid, [mid], "", "s", NoticeStatus.DELIVERED, AT, "D", "0", "") == (
+        "early"
+    )
+    assert await writes.submitted(n.id, 0, 1, mid, AT, scope="s", form=mid, to_tail="") == 1
+    await writes.close()
+    await asyncio.gather(*runs)
+
+
 async def test_every_wrapper_passes_exactly_the_keys_its_script_declares(
     r: aioredis.Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -120,11 +140,13 @@ async def test_every_wrapper_passes_exactly_the_keys_its_script_declares(
     await notices.transition("ntc_w1", NoticeStatus.DIALING, {"attempt": 1})
     fb = Fallback.of(n.fallback_to("sms", id="ntc_w2", at=AT), k.sms_queue(0))
     await notices.outcome("ntc_w1", NoticeStatus.BUSY, {}, fallback=fb)
-    (batcher,) = notices.sms_event_batchers(60, 60, 0.001)
-    notices.part_submitted_batched([batcher], "ntc_w2", 0, 1, "m1", scope="smsc")
-    notices.receipt_batched([batcher], "m1", NoticeStatus.DELIVERED, "DELIVRD", "000", scope="smsc")
-    batcher.close()
+    writes = notices.sms_writes(60, 60, 0.001)
+    (batcher,) = writes.batchers
+    writes.submitted("ntc_w2", 0, 1, "m1", AT, scope="smsc", form="m1", to_tail="")
+    writes.receipt("m1", ["m1"], "", "smsc", NoticeStatus.DELIVERED, AT, "DELIVRD", "000", "")
+    await writes.close()
     await batcher.run()
+    await _a_receipt_moved_between_lanes(r, prefix)
     jobs = JobScripts(r, k)
     admission = Admission(
         "job_w",

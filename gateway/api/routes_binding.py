@@ -14,7 +14,15 @@ from aiohttp import web
 
 from gateway.api.auth import CALLER
 from gateway.api.body import read_model
-from gateway.api.context import BINDING_REQUESTS, BINDINGS, METRICS, NOTICES, QUEUES, SETTINGS
+from gateway.api.context import (
+    BINDING_REQUESTS,
+    BINDINGS,
+    KEYS,
+    METRICS,
+    NOTICES,
+    QUEUES,
+    SETTINGS,
+)
 from gateway.api.errors import ApiError
 from gateway.api.models import BindingIn, BindingRequestIn, BindingVerifyIn
 from gateway.api.responses import json_response
@@ -89,7 +97,7 @@ async def _send_code(request: web.Request, ref: str, plate: str, to: Msisdn, cod
     """The code goes out as an SMS notice on the priority queue; only the agent's key can read
     its status, and the stored copy of the text has the code blanked out."""
     settings = request.app[SETTINGS].binding
-    notice_id = new_notice_id()
+    notice_id = new_notice_id(request.app[KEYS], request.app[KEYS].plate_lane(plate))
     text = sms_text(display(plate), code, ref, max(1, settings.binding_code_ttl // 60))
     notice = Notice(
         id=notice_id,

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from gateway.api.auth import CALLER
 from gateway.api.body import read_model
-from gateway.api.context import CATALOGUE, QUEUES, SETTINGS
+from gateway.api.context import CATALOGUE, KEYS, QUEUES, SETTINGS
 from gateway.api.errors import ApiError
 from gateway.api.models import Message
 from gateway.api.routes_notices import (
@@ -75,8 +75,9 @@ async def post_message(request: web.Request) -> web.Response:
         raise ApiError(422, "invalid_email", "to: an email channel message goes to an address")
     template, text, meta = _body(request, msg)
     callback = callback_fields(msg.callback_url, msg.status_events, request[CALLER])
-    notice_id = new_notice_id()
+    keys = request.app[KEYS]
     if msg.channel == "email":
+        notice_id = new_notice_id(keys, keys.recipient_lane(msg.to))
         subject = template.subject or DEFAULT_SUBJECT
         notice = Notice(
             id=notice_id,
@@ -108,6 +109,7 @@ async def post_message(request: web.Request) -> web.Response:
             meta=meta,
         )
     # The SMS fields stay with a voice notice: they are its fallback when no one answers.
+    notice_id = new_notice_id(keys, keys.recipient_lane(to.national))
     notice = sms_notice(
         request, notice_id, to, text, kind="message", channel="voice", **callback, **meta
     )

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from gateway.api.auth import CALLER
 from gateway.api.body import read_model
-from gateway.api.context import CATALOGUE, METRICS, NOTICES, QUEUES, SETTINGS
+from gateway.api.context import CATALOGUE, KEYS, METRICS, NOTICES, QUEUES, SETTINGS
 from gateway.api.errors import ApiError
 from gateway.api.models import AccidentAlert
 from gateway.api.responses import json_response
@@ -90,7 +90,8 @@ def idempotency_conflict(exc: IdempotencyConflict) -> ApiError:
     return ApiError(
         409,
         "idempotency_conflict",
-        f"Idempotency-Key was used with a different body (notice {exc.notice_id})",
+        "Idempotency-Key was used with a different body"
+        + (f" (notice {exc.notice_id})" if exc.notice_id else ""),
     )
 
 
@@ -177,7 +178,9 @@ async def create_sms(
     reply_window_s: int | None = None,
 ) -> web.Response:
     """An SMS notice; ``callback`` is what ``callback_fields`` made."""
-    notice = sms_notice(request, new_notice_id(), to, text, kind=kind, **callback, **meta)
+    keys = request.app[KEYS]
+    notice_id = new_notice_id(keys, keys.recipient_lane(to.national))  # the reporter's lane
+    notice = sms_notice(request, notice_id, to, text, kind=kind, **callback, **meta)
     queue = request.app[QUEUES].queue("sms", notice.id)
     return await create_notice(request, notice, queue, body_hash, reply_window_s=reply_window_s)
 

@@ -67,7 +67,7 @@ async def post_parking_notice(request: web.Request) -> web.Response:
     quiet = is_quiet(datetime.now(UTC), general.timezone, general.quiet_hours)
     channel = "sms" if quiet else "voice"
     text = parking_text(plate, body.location, body.move_within_minutes)
-    notice_id = new_notice_id()
+    notice_id = new_notice_id(request.app[KEYS], request.app[KEYS].plate_lane(plate))
     created_at = now_iso()
     deadline_ms = int(time.time() * 1000) + body.move_within_minutes * 60_000
     idem = _idempotency_key(request)
@@ -142,7 +142,9 @@ async def _count_against_plate(
     if not wait:
         return
     if idem and await request.app[REDIS].exists(
-        request.app[KEYS].idempotency(request[CALLER].id, idem)
+        request.app[KEYS].idempotency(
+            request[CALLER].id, idem, request.app[KEYS].notice_lane(notice_id)
+        )
     ):
         return  # the store answers with the earlier notice
     raise ApiError(

@@ -34,9 +34,12 @@ class ChannelQueues:
         """The channel's queues in each store lane: what its worker reads."""
         return [self.streams(channel, i) for i in self.keys.each_lane()]
 
-    def queue(self, channel: str, entity: str, lane: Lane = Lane.PRIORITY) -> str:
+    def queue(self, channel: str, notice_id: str, lane: Lane = Lane.PRIORITY) -> str:
         """Where a notice for ``channel`` goes on ``lane`` (a channel with one lane: that):
-        the queue of the store lane of ``entity``, the notice's id (or the job whose rows are
-        admitted together)."""
-        streams = self.streams(channel, self.keys.lane_of(entity))
+        the queue of the notice's store lane (written in its id)."""
+        return self.queue_in(channel, self.keys.notice_lane(notice_id), lane)
+
+    def queue_in(self, channel: str, store_lane: int, lane: Lane = Lane.PRIORITY) -> str:
+        """The queue for ``channel`` on ``lane`` in the store lane ``store_lane``."""
+        streams = self.streams(channel, store_lane)
         return streams.get(lane) or next(iter(streams.values()))

@@ -42,10 +42,11 @@ REMINDER_RETENTION = 7 * 86400
 LEASE_MS = 5_000  # renewed by every dispatch step of the holder (at most 0.1 s apart)
 
 
-def reminder_notice_id(job_id: str, row: int) -> str:
-    """Derived from the job and row: admitting a row twice cannot make two notices."""
+def reminder_notice_id(keys: Keys, job_id: str, row: int) -> str:
+    """Derived from the job and row: admitting a row twice cannot make two notices. It is
+    kept in the lane of the job's rows."""
     digest = hashlib.blake2b(f"{job_id}:{row}".encode(), digest_size=8).hexdigest()
-    return f"ntc_{job_id[4:12]}{digest}"
+    return f"ntc_{job_id[4:12]}{keys.stamp_lane(digest, keys.job_lane(job_id))}"
 
 
 @dataclass(slots=True)
@@ -123,7 +124,7 @@ class JobDispatcher:
             log.warning("job leases not released (%r)", exc)
 
     def _queue(self, channel: str, job_id: str) -> str:
-        return self.queues.queue(channel, job_id, Lane.BULK)
+        return self.queues.queue_in(channel, self.keys.job_lane(job_id), Lane.BULK)
 
     async def _lease(self, job_id: str) -> bool:
         key = self.keys.job_lease(job_id)
@@ -138,7 +139,7 @@ class JobDispatcher:
         job = await self.redis.hgetall(self.keys.job(job_id))
         status = job.get("status")
         if status not in ("running", "waiting_window"):
-            await self.redis.zrem(self.keys.jobs_active(self.keys.lane_of(job_id)), job_id)
+            await self.redis.zrem(self.keys.jobs_active(self.keys.job_lane(job_id)), job_id)
             self._buckets.pop(job_id, None)
             return False
         cursor, total = int(job.get("cursor", 0)), int(job.get("total", 0))
@@ -209,7 +210,9 @@ class JobDispatcher:
                 text = template.text.format_map(dict(zip(template.params, params, strict=True)))
                 parts = count_parts(text) if channel == "sms" else 1
                 address = QueueEntry.address(channel, to)
-                slice_rows.append(AdmitRow(reminder_notice_id(job_id, i), to, address, text, parts))
+                slice_rows.append(
+                    AdmitRow(reminder_notice_id(self.keys, job_id, i), to, address, text, parts)
+                )
             call = self.scripts.admit_rows(
                 admission=admission, first_row=first + start, rows=slice_rows, client=pipe
             )

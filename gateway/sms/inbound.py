@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -24,9 +23,9 @@ from gateway.sms.carrier_ids import mask_id, receipt_forms, recipient_tail
 from gateway.sms.message_path import Answer
 from gateway.sms.mo import MoMessage
 from gateway.sms.receipts import BadReceipt, Receipt, ReceiptFields, parse_receipt
-from gateway.store.batch import ScriptBatcher
 from gateway.store.keys import Keys
-from gateway.store.notices import NoticeStore
+from gateway.store.notices import NoticeStore, now_iso
+from gateway.store.sms_writes import SmsWrites
 from gateway.store.unmatched_receipts import UnmatchedReceipts
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ class Inbound:
         redis: aioredis.Redis,
         keys: Keys,
         store: NoticeStore,
-        batchers: Sequence[ScriptBatcher],
+        writes: SmsWrites,
         metrics: Metrics,
         link: SmppLink,
     ) -> None:
@@ -52,7 +51,7 @@ class Inbound:
         self.redis = redis
         self.keys = keys
         self.store = store
-        self.batchers = batchers
+        self.writes = writes
         self.metrics = metrics
         self._closing = False
         self._retries: set[asyncio.TimerHandle] = set()
@@ -81,16 +80,16 @@ class Inbound:
     def _store(
         self, receipt: Receipt, tail: str, sequence: int, answer: Answer, attempt: int
     ) -> None:
-        fut = self.store.receipt_batched(
-            self.batchers,
+        fut = self.writes.receipt(
             receipt.message_id,
+            receipt_forms(receipt.message_id, self.link.receipt_id),
+            self.link.name,
+            self.link.id_space,
             receipt.status,
+            now_iso(),
             receipt.stat,
             receipt.err,
-            scope=self.link.id_space,
-            forms=receipt_forms(receipt.message_id, self.link.receipt_id),
-            link=self.link.name,
-            to_tail=tail,
+            tail,
         )
         fut.add_done_callback(
             functools.partial(self._written, receipt, tail, sequence, answer, attempt)
@@ -176,7 +175,7 @@ class Inbound:
             text = "".join(parts.get(str(i), "") for i in range(1, total + 1))
         # Answered to the SMSC once on the replicas too (GATEWAY_REDIS_WAIT_REPLICAS).
         fields = ("from", mo.source, "to", mo.destination, "text", text)
-        queue = self.keys.mo_queue(self.keys.lane_of(mo.source))  # the lane of its parts
+        queue = self.keys.mo_queue(self.keys.recipient_lane(mo.source))  # the lane of its parts
         xadd = ("XADD", queue, "MAXLEN", "~", 100000, "*", *fields)
         delete = [("DEL", parts_key)] if parts_key else []
         await self.store.wait.commands(self.redis, queue, xadd, *delete, atomic=True)

@@ -37,7 +37,7 @@ from gateway.sms.receipts import ReceiptFields
 from gateway.sms.session import SessionSettings, SmppSession
 from gateway.sms.throttling import Throttling, link_rate
 from gateway.store.keys import Keys
-from gateway.store.notices import NoticeStore
+from gateway.store.notices import NoticeStore, now_iso
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +103,10 @@ class SmsSender:
         # gathers them for 20 ms: fewer script calls per message; nobody waits on reminders.
         receipt_ttl = smpp.smpp_receipt_ttl_hours * 3600
         self.ack_interval = 0.005 if priority else 0.02
-        self.batchers = store.sms_event_batchers(
+        self.writes = store.sms_writes(
             receipt_ttl, receipt_ttl, interval=0.002 if priority else 0.02
         )
-        self.inbound = Inbound(redis, keys, store, self.batchers, metrics, link)
+        self.inbound = Inbound(redis, keys, store, self.writes, metrics, link)
         throttle = throttle or SmppThrottleSettings()  # type: ignore[call-arg]
         rate = link_rate(redis, keys, link, throttle)
         self.throttling = Throttling(link, smpp, rate, metrics)
@@ -138,7 +138,7 @@ class SmsSender:
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.session.run(), name="smpp-session")
-                for lane, batcher in enumerate(self.batchers):
+                for lane, batcher in enumerate(self.writes.batchers):
                     tg.create_task(batcher.run(), name=f"sms-writes-{lane}")
         finally:
             self._queue.close()
@@ -154,8 +154,7 @@ class SmsSender:
         self._queue.poke()
         await self.session.stop(unbind_within=1.0)
         self.inbound.close()
-        for batcher in self.batchers:
-            batcher.close()
+        await self.writes.close()
 
     async def housekeeping(self) -> None:
         now_ms = int(time.time() * 1000)
@@ -292,12 +291,12 @@ class SmsSender:
             # Batched with the other writes; the queue entry is acked only after this one
             # lands, so a crash before it means a re-send, never a lost notice.
             form = stored_form(message_id, self.link.receipt_id)
-            fut = self.store.part_submitted_batched(
-                self.batchers,
+            fut = self.writes.submitted(
                 part.notice_id,
                 part.index,
                 len(part.sms.parts),
                 message_id,
+                now_iso(),
                 scope=self.link.id_space,
                 form=form,
                 to_tail=recipient_tail(part.to),

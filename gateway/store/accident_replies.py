@@ -41,7 +41,7 @@ class AccidentReplies:
         alert if it came within ``window_ms`` of it; ``recipients`` are command-centre
         (key id, events URL) pairs. An MO applied before counts as matched again."""
         k = self.keys
-        lane = k.lane_of(national)  # the reporter's, where the alert's mark is
+        lane = k.recipient_lane(national)  # the reporter's, where the alert's mark is
         res = await self._reply(
             keys={
                 "latest_alert": k.latest_alert(national),

@@ -96,7 +96,7 @@ class BindingRequestStore:
             keys={
                 "request": k.binding_request(ref),
                 "per_day": k.binding_requests_per_day(phone, day),
-                "audit": k.binding_audit(k.lane_of(ref)),
+                "audit": k.binding_audit(k.plate_lane(ref)),
                 "plate_audit": k.binding_audit_of(plate),
             },
             args={
@@ -112,7 +112,7 @@ class BindingRequestStore:
 
     def _audit(self, ref: str) -> str:
         """The binding audit trail of the request's lane."""
-        return self.keys.binding_audit(self.keys.lane_of(ref))
+        return self.keys.binding_audit(self.keys.plate_lane(ref))
 
     async def set_code_notice(self, ref: str, notice_id: str) -> None:
         await self.redis.hset(self.keys.binding_request(ref), "code_notice_id", notice_id)
@@ -166,7 +166,7 @@ class BindingRequestStore:
             await self._remove(
                 keys={
                     "binding": self.keys.binding(plate),
-                    "audit": self.keys.binding_audit(self.keys.lane_of(plate)),
+                    "audit": self.keys.binding_audit(self.keys.plate_lane(plate)),
                     "plate_audit": self.keys.binding_audit_of(plate),
                 },
                 args={"plate": plate, "phone": caller_phone, "audit_base_json": actor.base(ref)},

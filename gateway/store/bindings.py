@@ -93,7 +93,7 @@ class BindingStore:
         if plate:
             record["plate"] = plate
         entry = json.dumps(record, ensure_ascii=False)
-        trail = self.keys.binding_audit(self.keys.lane_of(plate) if plate else 0)
+        trail = self.keys.binding_audit(self.keys.plate_lane(plate) if plate else 0)
         pipe = self.redis.pipeline(transaction=False)
         pipe.lpush(trail, entry)
         pipe.ltrim(trail, 0, 999_999)

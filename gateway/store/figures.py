@@ -14,20 +14,25 @@ class FigureStore:
         self.keys = keys
 
     async def periods(self, periods: list[Period]) -> list[dict[str, int]]:
-        """Each period's counters, its hour buckets added up (one round trip)."""
+        """Each period's counters, its hour buckets of every lane added up (one round
+        trip)."""
+        lanes = self.keys.lanes
         pipe = self.redis.pipeline(transaction=False)
         for p in periods:
             for hour in range(p.first_hour, p.end_hour):
-                pipe.hgetall(self.keys.figures(str(hour)))
+                for lane in self.keys.each_lane():
+                    pipe.hgetall(self.keys.figures(str(hour), lane))
         hours = await pipe.execute()
         out, i = [], 0
         for p in periods:
-            n = p.end_hour - p.first_hour
+            n = (p.end_hour - p.first_hour) * lanes
             out.append(sum_hours(hours[i : i + n]))
             i += n
         return out
 
     async def totals(self) -> dict[str, int]:
-        """Every counter since the gateway started counting."""
-        raw = await self.redis.hgetall(self.keys.figures("total"))
-        return {k: int(v) for k, v in raw.items()}
+        """Every counter since the gateway started counting, over every lane."""
+        pipe = self.redis.pipeline(transaction=False)
+        for lane in self.keys.each_lane():
+            pipe.hgetall(self.keys.figures("total", lane))
+        return sum_hours(await pipe.execute())

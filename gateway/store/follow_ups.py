@@ -60,7 +60,7 @@ class FollowUpStore:
         """``plate`` is the notice's (its warning slips' key); ``replay_mark`` tells a
         handheld's retry of this very request ('' when it sent no Idempotency-Key)."""
         k = self.keys
-        lane = k.lane_of(notice_id)
+        lane = k.notice_lane(notice_id)
         res = await self._record(
             keys={
                 "notice": k.notice(notice_id),

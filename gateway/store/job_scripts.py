@@ -69,7 +69,7 @@ class JobScripts:
         """Admit ``rows`` (from row ``first_row`` on). With a pipeline as ``client`` the call
         is only queued (this returns the pipeline); ``admit_statuses`` reads its result."""
         k, a = self.keys, admission
-        lane = k.lane_of(a.job_id)  # the rows' notices are admitted in the job's lane
+        lane = k.job_lane(a.job_id)  # the rows' notices are admitted in the job's lane
         fields: list[Any] = []
         row_keys: list[str] = []
         for r in rows:
@@ -123,7 +123,7 @@ class JobScripts:
                 "job_rows": k.job_rows(job_id),
                 "job_bad_rows": k.job_bad_rows(job_id),
                 "job_counts": k.job_counts(job_id),
-                "jobs_active": k.jobs_active(k.lane_of(job_id)),
+                "jobs_active": k.jobs_active(k.job_lane(job_id)),
             },
             args={
                 "job_id": job_id,
@@ -139,7 +139,7 @@ class JobScripts:
     async def cancel(self, *, job_id: str, at: str) -> str:
         """Cancel a running, waiting or receiving job; the status it had, or ``unknown``."""
         k = self.keys
-        lane = k.lane_of(job_id)
+        lane = k.job_lane(job_id)
         res = await self._cancel(
             keys={
                 "job": k.job(job_id),

@@ -34,7 +34,7 @@ class JobStore:
 
     async def create(self, job: dict[str, Any]) -> None:
         """A job in ``receiving``: rows are appended, then ``open`` starts it."""
-        recent = self.keys.jobs_recent(self.keys.lane_of(job["id"]))
+        recent = self.keys.jobs_recent(self.keys.job_lane(job["id"]))
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self.keys.job(job["id"]), mapping={k: str(v) for k, v in job.items()})
         pipe.expire(self.keys.job(job["id"]), JOB_RETENTION)

@@ -15,7 +15,13 @@ same methods.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
+
+
+def hashed_lane(entity: str, lanes: int) -> int:
+    """An entity's lane by its name (CRC-32 modulo ``lanes``): the same in every process."""
+    return zlib.crc32(entity.encode()) % lanes if lanes > 1 else 0
 
 
 class _Named:
@@ -43,10 +49,44 @@ class Keys:
     def each_lane(self) -> range:
         return range(self.lanes)
 
-    def lane_of(self, entity: str) -> int:
-        """The lane of an entity: a notice or job id, a plate, a phone number, a carrier id,
-        an idempotency key. Every entity is in lane 0 for now (docs/redis-cluster.md, stage 3
-        spreads them); the shared keys a script writes with an entity's keys are its lane's."""
+    def notice_lane(self, notice_id: str) -> int:
+        """The lane written in a notice id: its last byte (two hex digits) modulo ``lanes``
+        (``notice_id_in_lane`` picks it). Anyone holding the id finds the notice's keys."""
+        if self.lanes == 1:
+            return 0
+        try:
+            return int(notice_id[-2:], 16) % self.lanes
+        except ValueError:
+            return 0
+
+    def stamp_lane(self, random_hex: str, lane: int) -> str:
+        """``random_hex`` (a notice id's tail) with its last byte moved to one that is
+        ``lane`` modulo ``lanes``, so that ``notice_lane`` reads ``lane`` from it."""
+        if self.lanes == 1:
+            return random_hex
+        b = int(random_hex[-2:], 16)
+        b = b - b % self.lanes + lane
+        if b > 255:
+            b -= self.lanes
+        return f"{random_hex[:-2]}{b:02x}"
+
+    def recipient_lane(self, to: str) -> int:
+        """The lane of a recipient (a national number or an address): the notices sent to
+        them (but a job's and a plate's), their latest-alert mark, their MO parts."""
+        return hashed_lane(to, self.lanes)
+
+    def carrier_lane(self, smsc_message_id: str) -> int:
+        """Where a receipt whose notice is not known yet is parked: the carrier id's lane."""
+        return hashed_lane(smsc_message_id, self.lanes)
+
+    def plate_lane(self, plate: str) -> int:
+        """The lane of a plate's keys, its parking notices and binding requests: lane 0 for
+        now (docs/redis-cluster.md: stage 3 spreads plates next)."""
+        return 0
+
+    def job_lane(self, job_id: str) -> int:
+        """The lane of a reminder job's keys, its rows' notices and their recipients' daily
+        cap and duplicate keys: lane 0 for now (stage 3 spreads the rows next)."""
         return 0
 
     def lane_tag(self, lane: int) -> str:
@@ -56,28 +96,23 @@ class Keys:
         """The start of every key in ``lane``: ``<prefix>:{<prefix>.L<lane>}:``."""
         return f"{self.prefix}:{self.lane_tag(lane)}:"
 
-    def _of(self, entity: str) -> str:
-        """The start of the keys of ``entity`` (a notice id, a job id, a plate, ...): its
-        lane's."""
-        return self.in_lane(self.lane_of(entity))
-
     def notice(self, notice_id: str) -> str:
-        return f"{self._of(notice_id)}n:{notice_id}"
+        return f"{self.in_lane(self.notice_lane(notice_id))}n:{notice_id}"
 
     def history(self, notice_id: str) -> str:
-        return f"{self._of(notice_id)}n:{notice_id}:h"
+        return f"{self.in_lane(self.notice_lane(notice_id))}n:{notice_id}:h"
 
     def submitted_parts(self, notice_id: str) -> str:
-        return f"{self._of(notice_id)}n:{notice_id}:sub"
+        return f"{self.in_lane(self.notice_lane(notice_id))}n:{notice_id}:sub"
 
     def receipt_parts(self, notice_id: str) -> str:
         """The final status of each part of a notice of several parts."""
-        return f"{self._of(notice_id)}n:{notice_id}:dlr"
+        return f"{self.in_lane(self.notice_lane(notice_id))}n:{notice_id}:dlr"
 
     def notice_step(self, notice_id: str) -> dict[str, str]:
         """The keys every step on a notice writes (a script's ``notice, history, webhooks,
         jobs_active, events``): the notice's own, and its lane's outbox, jobs and events."""
-        lane = self.lane_of(notice_id)
+        lane = self.notice_lane(notice_id)
         return {
             "notice": self.notice(notice_id),
             "history": self.history(notice_id),
@@ -86,21 +121,34 @@ class Keys:
             "events": self.events(lane),
         }
 
-    def idempotency(self, key_id: str, idem_key: str) -> str:
-        return f"{self._of(idem_key)}idem:{key_id}:{idem_key}"
+    def idempotency(self, key_id: str, idem_key: str, lane: int) -> str:
+        """The notice made with an idempotency key: in the notice's lane."""
+        return f"{self.in_lane(lane)}idem:{key_id}:{idem_key}"
 
-    def carrier_id(self, scope: str, smsc_message_id: str) -> str:
-        """A part a carrier id stands for. Ids are unique within one SMSC only (``scope``,
-        ``SmppLink.id_space``): two carriers may hand out the same one."""
-        return f"{self._of(smsc_message_id)}smsc:{scope}/{smsc_message_id}"
+    def idempotency_lane(self, key_id: str, idem_key: str) -> str:
+        """The lane an idempotency key's notice was made in (with several lanes: written
+        before the notice, so that a replay finds its record)."""
+        return f"{self.prefix}:idem-lane:{{{key_id}:{idem_key}}}"
+
+    def carrier_id(self, scope: str, smsc_message_id: str, lane: int) -> str:
+        """A part a carrier id stands for, in its notice's ``lane``. Ids are unique within
+        one SMSC only (``scope``, ``SmppLink.id_space``): two carriers may hand out the same
+        one."""
+        return f"{self.in_lane(lane)}smsc:{scope}/{smsc_message_id}"
+
+    def carrier_id_lane(self, scope: str, smsc_message_id: str) -> str:
+        """The lane of the notice a carrier id stands for (with several lanes: a receipt
+        knows only the carrier id)."""
+        return f"{self.prefix}:smsc-lane:{{{scope}/{smsc_message_id}}}"
 
     # Submitted SMS notices, scored by when their receipt is overdue.
     def awaiting_receipts(self, lane: int) -> str:
         return f"{self.in_lane(lane)}sms:awaiting-receipts"
 
-    def early_receipt(self, scope: str, smsc_message_id: str) -> str:
-        """A receipt that arrived before its carrier id was recorded."""
-        return f"{self._of(smsc_message_id)}smsc:{scope}/{smsc_message_id}:early"
+    def early_receipt(self, scope: str, smsc_message_id: str, lane: int) -> str:
+        """A receipt that arrived before its carrier id was recorded, parked in ``lane``: its
+        notice's when known, else its carrier id's (``carrier_lane``)."""
+        return f"{self.in_lane(lane)}smsc:{scope}/{smsc_message_id}:early"
 
     # Parked receipts by the time they came (sorted set of their summaries).
     def receipts_parked(self, lane: int) -> str:
@@ -112,11 +160,11 @@ class Keys:
 
     def sent_today(self, to: str, day: str) -> str:
         """Reminders sent to one recipient on one day (the daily cap)."""
-        return f"{self._of(to)}cap:{to}:{day}"
+        return f"{self.in_lane(self.job_lane(to))}cap:{to}:{day}"
 
     def recent_reminder(self, template: str, to: str) -> str:
         """A recipient got this template lately (duplicate suppression across jobs)."""
-        return f"{self._of(to)}dedup:{to}:{template}"
+        return f"{self.in_lane(self.job_lane(to))}dedup:{to}:{template}"
 
     def api_key(self, key_hash: str) -> str:
         return f"{self.prefix}:{{{self.prefix}.apikeys}}:key:{key_hash}"
@@ -138,42 +186,43 @@ class Keys:
         return f"{self.prefix}:hb:{group}:{consumer}"
 
     def binding(self, plate: str) -> str:
-        return f"{self._of(plate)}plate:{plate}:binding"
+        return f"{self.in_lane(self.plate_lane(plate))}plate:{plate}:binding"
 
     def binding_audit(self, lane: int) -> str:
         return f"{self.in_lane(lane)}binding-audit"
 
     def binding_audit_of(self, plate: str) -> str:
-        return f"{self._of(plate)}plate:{plate}:audit"
+        return f"{self.in_lane(self.plate_lane(plate))}plate:{plate}:audit"
 
     def plate_calls(self, plate: str) -> str:
         """Parking notices for a plate in the last hour (zset: notice id -> ms)."""
-        return f"{self._of(plate)}plate:{plate}:calls"
+        return f"{self.in_lane(self.plate_lane(plate))}plate:{plate}:calls"
 
     # Pub/sub channel: a key was revoked or changed (its hash), for API caches.
     api_key_events = _Named("apikeys:changed", tag="")
 
     def binding_request(self, ref: str) -> str:
-        return f"{self._of(ref)}breq:{ref}"
+        return f"{self.in_lane(self.plate_lane(ref))}breq:{ref}"
 
     def binding_requests_per_day(self, phone: str, day: str) -> str:
-        return f"{self._of(phone)}breq-day:{phone}:{day}"
+        return f"{self.in_lane(self.plate_lane(phone))}breq-day:{phone}:{day}"
 
     def warnings(self, plate: str) -> str:
         """The plate's warning slips (strikes): notice id -> when, over the policy window."""
-        return f"{self._of(plate)}plate:{plate}:warnings"
+        return f"{self.in_lane(self.plate_lane(plate))}plate:{plate}:warnings"
 
     def latest_alert(self, phone: str) -> str:
         """The latest accident alert to a reporter, while a reply to it is still matched."""
-        return f"{self._of(phone)}alert:{phone}:latest"
+        return f"{self.in_lane(self.recipient_lane(phone))}alert:{phone}:latest"
 
     # Parking notices by the time a missing follow-up is counted (deadline + 2 h).
     def follow_ups_due(self, lane: int) -> str:
         return f"{self.in_lane(lane)}follow-ups-due"
 
-    def figures(self, bucket: str) -> str:
-        """The figures of /v1/stats: one hash per hour since the epoch, and ``total``."""
-        return f"{self._of(bucket)}figures:{bucket}"
+    def figures(self, bucket: str, lane: int = 0) -> str:
+        """The figures of /v1/stats: one hash per hour since the epoch, and ``total``; each
+        lane's scripts count in its own (the readers sum the lanes)."""
+        return f"{self.in_lane(lane)}figures:{bucket}"
 
     # Who notified whom: every notice created and every follow-up (a stream).
     def audit_log(self, lane: int) -> str:
@@ -225,25 +274,25 @@ class Keys:
 
     def mo_parts(self, source: str, reference: int) -> str:
         """The parts so far of a concatenated MO message (hash: seq -> text)."""
-        return f"{self._of(source)}mo-parts:{source}:{reference}"
+        return f"{self.in_lane(self.recipient_lane(source))}mo-parts:{source}:{reference}"
 
     def opt_outs(self, lane: int) -> str:
         return f"{self.in_lane(lane)}optout"
 
     def job(self, job_id: str) -> str:
-        return f"{self._of(job_id)}job:{job_id}"
+        return f"{self.in_lane(self.job_lane(job_id))}job:{job_id}"
 
     def job_rows(self, job_id: str) -> str:
-        return f"{self._of(job_id)}job:{job_id}:rows"
+        return f"{self.in_lane(self.job_lane(job_id))}job:{job_id}:rows"
 
     def job_counts(self, job_id: str) -> str:
-        return f"{self._of(job_id)}job:{job_id}:counts"
+        return f"{self.in_lane(self.job_lane(job_id))}job:{job_id}:counts"
 
     def job_bad_rows(self, job_id: str) -> str:
-        return f"{self._of(job_id)}job:{job_id}:bad"
+        return f"{self.in_lane(self.job_lane(job_id))}job:{job_id}:bad"
 
     def job_lease(self, job_id: str) -> str:
-        return f"{self._of(job_id)}job:{job_id}:lease"
+        return f"{self.in_lane(self.job_lane(job_id))}job:{job_id}:lease"
 
     def jobs_active(self, lane: int) -> str:
         return f"{self.in_lane(lane)}jobs:active"

@@ -120,7 +120,7 @@ class NoticeScripts:
     ) -> CreateResult:
         """``idempotency_key`` is a Redis key or ''."""
         k, x = self.keys, extras
-        lane = k.lane_of(notice.id)
+        lane = k.notice_lane(notice.id)
         res = await self.coalescer.call(
             self._create,
             keys={
@@ -179,7 +179,7 @@ class NoticeScripts:
             keys={
                 **self.keys.notice_step(notice_id),
                 "retry": retry_set,
-                "audit": k.audit_log(k.lane_of(notice_id)),
+                "audit": k.audit_log(k.notice_lane(notice_id)),
                 "fallback_notice": k.notice(fb.id) if fb else "",
                 "fallback_history": k.history(fb.id) if fb else "",
                 "fallback_queue": fallback.queue if fallback else "",
@@ -210,14 +210,16 @@ class NoticeScripts:
         at: str,
         form: str,
         scope: str,
+        lane: int,
         to_tail: str = "",
     ) -> tuple[list[Any], list[str]]:
         """A part got its carrier id (mapped under its stored ``form`` in the SMSC's id
-        space ``scope``): the event's fields and keys for ``sms_events``."""
+        space ``scope``): the event's fields and keys for ``sms_events`` in the notice's
+        ``lane``."""
         k = self.keys
         keys = [
-            k.carrier_id(scope, form),
-            k.early_receipt(scope, form),
+            k.carrier_id(scope, form, lane),
+            k.early_receipt(scope, form, lane),
             k.notice(notice_id),
             k.history(notice_id),
             k.submitted_parts(notice_id),
@@ -236,11 +238,18 @@ class NoticeScripts:
         stat: str,
         err: str,
         to_tail: str = "",
+        *,
+        lane: int,
     ) -> tuple[list[Any], list[str]]:
         """A final delivery receipt whose id may match the stored ``forms`` (best first) in
-        the SMSC's id space ``scope``: its fields and keys for ``sms_events``."""
+        the SMSC's id space ``scope``: its fields and keys for ``sms_events`` in ``lane``
+        (its notice's, or where it is parked until that is known)."""
         k = self.keys
-        keys = [key for f in forms for key in (k.carrier_id(scope, f), k.early_receipt(scope, f))]
+        keys = [
+            key
+            for f in forms
+            for key in (k.carrier_id(scope, f, lane), k.early_receipt(scope, f, lane))
+        ]
         rid = {"id": smsc_message_id, "link": link, "forms": forms}
         return ["r", rid, status.value, at, stat, err, to_tail], keys
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +26,7 @@ from gateway.store.notice_scripts import (
     OutcomeResult,
 )
 from gateway.store.replicas import NO_WAIT, ReplicaWait
+from gateway.store.sms_writes import SmsWrites
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,12 @@ def now_iso() -> str:
     return _last_iso[1]
 
 
-def new_notice_id() -> str:
-    """Time-ordered, unguessable id: ``ntc_`` + ms timestamp (base 36) + 64 random bits."""
+def new_notice_id(keys: Keys | None = None, lane: int = 0) -> str:
+    """Time-ordered, unguessable id: ``ntc_`` + ms timestamp (base 36) + 64 random bits, the
+    last byte of which names the store ``lane`` of ``keys`` the notice is kept in."""
     ms = int(time.time() * 1000)
-    return f"ntc_{_b36(ms)}{secrets.token_hex(8)}"
+    tail = secrets.token_hex(8)
+    return f"ntc_{_b36(ms)}{keys.stamp_lane(tail, lane) if keys else tail}"
 
 
 def _b36(n: int) -> str:
@@ -145,16 +147,21 @@ class NoticeStore:
             window_ms=warnings_window_ms or 0,
             latest_alert=k.latest_alert(notice.to) if reply_window_s else "",
             latest_ttl_s=reply_window_s + MO_LATENESS_S if reply_window_s else 0,
-            follow_ups_due=k.follow_ups_due(k.lane_of(notice.id)) if parking else "",
+            follow_ups_due=k.follow_ups_due(k.notice_lane(notice.id)) if parking else "",
             follow_up_due_ms=notice.deadline_ms + FOLLOW_UP_MISSING_AFTER_MS,
         )
+        idem = ""
+        if idempotency_key:
+            lane = k.notice_lane(notice.id)
+            idem = k.idempotency(notice.key_id, idempotency_key, lane)
+            earlier = await self._idempotency_lane(notice.key_id, idempotency_key, lane, body_hash)
+            if earlier is not None:
+                return earlier
         res = await self.scripts.create_notice(
             notice=notice,
             queue=queue,
             entry=entry or QueueEntry.for_notice(notice),
-            idempotency_key=k.idempotency(notice.key_id, idempotency_key)
-            if idempotency_key
-            else "",
+            idempotency_key=idem,
             body_hash=body_hash,
             idempotency_ttl_s=self.idempotency_ttl,
             retention_s=RETENTION_SECONDS,
@@ -164,6 +171,30 @@ class NoticeStore:
         if res.outcome is CreateOutcome.CONFLICT:
             raise IdempotencyConflict(res.notice_id)
         return res
+
+    async def _idempotency_lane(
+        self, key_id: str, idem_key: str, lane: int, body_hash: str
+    ) -> CreateResult | None:
+        """With several lanes, an idempotency key's record is in the lane of the notice made
+        with it: the lane is written first (``SET NX``), and a request whose notice would be
+        in another lane is answered from the record there. (Its body differs: a notice's lane
+        follows from its recipient or plate. A record not there yet is one being made, or
+        one whose making failed: a conflict either way.)"""
+        if self.keys.lanes == 1:
+            return None
+        pointer = self.keys.idempotency_lane(key_id, idem_key)
+        if await self.redis.set(pointer, lane, nx=True, ex=self.idempotency_ttl):
+            return None
+        raw = await self.redis.get(pointer)
+        other = int(raw) if raw is not None and str(raw).isdigit() else lane
+        if other == lane or other >= self.keys.lanes:
+            return None
+        hash_, notice_id = await self.redis.hmget(
+            self.keys.idempotency(key_id, idem_key, other), "hash", "id"
+        )
+        if notice_id is not None and hash_ == body_hash:
+            return CreateResult(CreateOutcome.EXISTING, str(notice_id))
+        raise IdempotencyConflict(str(notice_id or ""))
 
     async def get(self, notice_id: str) -> Notice | None:
         """The notice with its history."""
@@ -201,7 +232,7 @@ class NoticeStore:
             status=status,
             at=now_iso(),
             detail=detail,
-            retry_set=self.keys.voice_retry(self.keys.lane_of(notice_id)),
+            retry_set=self.keys.voice_retry(self.keys.notice_lane(notice_id)),
             retry_at_ms=retry_at_ms,
             fallback=fallback,
             retention_s=RETENTION_SECONDS,
@@ -223,10 +254,9 @@ class NoticeStore:
             log.warning("%d SMS notices had no receipt in time and are expired", expired)
         return expired
 
-    def sms_event_batchers(
-        self, mapping_ttl: float, early_ttl: float, interval: float
-    ) -> list[ScriptBatcher]:
-        """One batcher per lane: a batch's events all go to one lane's ``sms_events``."""
+    def sms_writes(self, mapping_ttl: float, early_ttl: float, interval: float) -> SmsWrites:
+        """What an SMS link writes: one batcher per lane (a batch's events all go to one
+        lane's ``sms_events``), and the routing of carrier ids and receipts to them."""
 
         def batcher(lane: int) -> ScriptBatcher:
             async def send(events: list[Any], event_keys: list[str]) -> list[Any]:
@@ -241,62 +271,5 @@ class NoticeStore:
 
             return ScriptBatcher(send, width=7, interval=interval, max_batch=SMS_EVENTS_PER_CALL)
 
-        return [batcher(lane) for lane in self.keys.each_lane()]
-
-    def part_submitted_batched(
-        self,
-        batchers: Sequence[ScriptBatcher],
-        notice_id: str,
-        part: int,
-        parts: int,
-        smsc_message_id: str,
-        *,
-        scope: str,
-        form: str | None = None,
-        to_tail: str = "",
-    ) -> asyncio.Future[Any]:
-        """A part's carrier id, its mapping stored under ``form`` (``carrier_ids``; default:
-        the id as given) in the id space of the SMSC that gave it (``scope``), with the
-        recipient's ``recipient_tail``."""
-        fields, keys = self.scripts.submitted_event(
-            notice_id,
-            part,
-            parts,
-            smsc_message_id,
-            now_iso(),
-            form or smsc_message_id,
-            scope,
-            to_tail,
-        )
-        return batchers[self.keys.lane_of(notice_id)].submit(fields, keys)
-
-    def receipt_batched(
-        self,
-        batchers: Sequence[ScriptBatcher],
-        smsc_message_id: str,
-        status: NoticeStatus,
-        stat: str,
-        err: str,
-        *,
-        scope: str,
-        forms: list[str] | None = None,
-        link: str = "",
-        to_tail: str = "",
-    ) -> asyncio.Future[Any]:
-        """A final receipt: ``status`` for the notice, the SMSC's ``stat`` and ``err``; its id
-        may match the stored ``forms`` (``carrier_ids``; default: the id as given) in the id
-        space of the SMSC that sent it (``scope``); ``to_tail`` is the receipt's source
-        (``recipient_tail``)."""
-        fields, keys = self.scripts.receipt_event(
-            smsc_message_id,
-            forms or [smsc_message_id],
-            link,
-            scope,
-            status,
-            now_iso(),
-            stat,
-            err,
-            to_tail,
-        )
-        # The carrier id's lane (stage 3 looks up the lane its notice is in).
-        return batchers[self.keys.lane_of(smsc_message_id)].submit(fields, keys)
+        batchers = [batcher(lane) for lane in self.keys.each_lane()]
+        return SmsWrites(self.redis, self.keys, self.scripts, batchers, int(mapping_ttl))

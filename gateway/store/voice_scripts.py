@@ -117,7 +117,7 @@ class VoiceScripts:
         """Count a "not my vehicle" against the notice's plate and send the report to each
         (key id, events URL) in ``recipients``. The plate's count, or 0 without a plate."""
         k = self.keys
-        lane = k.lane_of(notice_id)
+        lane = k.notice_lane(notice_id)
         res = await self._clone(
             keys={
                 "notice": k.notice(notice_id),

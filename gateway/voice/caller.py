@@ -333,9 +333,10 @@ class VoiceCaller:
             await self.store.outcome(call.notice_id, outcome, detail)
             await self.store.transition(call.notice_id, NoticeStatus.UNREACHABLE, {"last": outcome})
         else:
-            sms = notice.fallback_to("sms", id=new_notice_id(), at=now_iso())
             # Made in the voice notice's lane, by the same script call.
-            fallback = Fallback.of(sms, self.keys.sms_queue(self.keys.lane_of(call.notice_id)))
+            lane = self.keys.notice_lane(call.notice_id)
+            sms = notice.fallback_to("sms", id=new_notice_id(self.keys, lane), at=now_iso())
+            fallback = Fallback.of(sms, self.keys.sms_queue(lane))
             res = await self.store.outcome(call.notice_id, outcome, detail, fallback=fallback)
             log.info(
                 "voice notice %s ended %s; SMS fallback %s",

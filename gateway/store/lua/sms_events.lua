@@ -179,7 +179,7 @@ for e = 0, n - 1 do
       local parks = {}
       for i, f in ipairs(k.forms) do parks[i] = f.early end
       local value = cjson.encode({status=status, at=at, detail=detail, parks=parks, member=member,
-                                  tail=rtail})
+                                  tail=rtail, forms=rid.forms})
       -- Under its best form it replaces what is there; under another form it never takes
       -- the place of a receipt parked there first (that form may be the other's best).
       for i, f in ipairs(k.forms) do

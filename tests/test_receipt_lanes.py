@@ -1,0 +1,152 @@
+"""Carrier ids and receipts with several lanes (gateway/store/sms_writes.py): a receipt knows
+only its carrier id, and reaches its notice's lane whichever of the two comes first."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from gateway.core.records import Notice
+from gateway.core.statuses import NoticeStatus
+from gateway.store.keys import Keys
+from gateway.store.notices import NoticeStore, new_notice_id
+from gateway.store.sms_writes import SmsWrites
+
+AT = "2026-12-03T08:00:00.000Z"
+LANES = 3
+SCOPE = "main"
+
+
+@pytest.fixture
+async def r(redis_server: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_server, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+class Lanes:
+    """A three-lane store, an SMS notice in a lane other than its carrier id's, and the
+    link's writes running."""
+
+    def __init__(self, r: aioredis.Redis, prefix: str, mid: str) -> None:
+        self.r = r
+        self.keys = Keys(prefix, LANES)
+        self.store = NoticeStore(r, self.keys)
+        self.mid = mid
+        self.parked_in = self.keys.carrier_lane(mid)
+        self.lane = (self.parked_in + 1) % LANES
+        self.notice_id = new_notice_id(self.keys, self.lane)
+        self.writes: SmsWrites = self.store.sms_writes(60, 60, 0.001)
+        self._runs: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> Lanes:
+        assert self.keys.notice_lane(self.notice_id) == self.lane != self.parked_in
+        n = Notice(
+            id=self.notice_id,
+            kind="message",
+            channel="sms",
+            to="13800000001",
+            created_at=AT,
+            key_id="k",
+        )
+        await self.store.create(n, self.keys.sms_queue(self.lane))
+        self._runs = [asyncio.create_task(b.run()) for b in self.writes.batchers]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.writes.close()
+        await asyncio.gather(*self._runs)
+
+    def receipt(self) -> asyncio.Future[Any]:
+        return self.writes.receipt(
+            self.mid, [self.mid], "main", SCOPE, NoticeStatus.DELIVERED, AT, "DELIVRD", "000", ""
+        )
+
+    def submitted(self) -> asyncio.Future[Any]:
+        return self.writes.submitted(
+            self.notice_id, 0, 1, self.mid, AT, scope=SCOPE, form=self.mid, to_tail=""
+        )
+
+    async def status(self) -> str | None:
+        status = await self.r.hget(self.keys.notice(self.notice_id), "status")
+        return None if status is None else str(status)
+
+    async def parked(self) -> list[int]:
+        """How many receipts each lane holds parked (keys and listed entries)."""
+        out = []
+        for lane in self.keys.each_lane():
+            held = await self.r.exists(self.keys.early_receipt(SCOPE, self.mid, lane))
+            listed = await self.r.zcard(self.keys.receipts_parked(lane))
+            listed += await self.r.zcard(self.keys.receipts_unmatched(lane))
+            out.append(held + listed)
+        return out
+
+
+async def test_a_receipt_after_its_carrier_id_goes_to_the_notices_lane(
+    r: aioredis.Redis, prefix: str
+) -> None:
+    async with Lanes(r, prefix, "c-after") as t:
+        assert await t.submitted() == 1
+        assert await r.get(t.keys.carrier_id_lane(SCOPE, t.mid)) == str(t.lane)
+        assert await t.receipt() == "final"
+        assert await t.status() == "delivered"
+        assert await t.parked() == [0, 0, 0]
+
+
+async def test_a_receipt_before_its_carrier_id_is_parked_and_then_moved(
+    r: aioredis.Redis, prefix: str
+) -> None:
+    async with Lanes(r, prefix, "c-before") as t:
+        assert await t.receipt() == "early"
+        held = await t.parked()
+        assert held[t.parked_in] == 2  # its copy and its listing
+        assert sum(held) == 2
+        assert await t.status() == "queued"
+        assert await t.submitted() == 1
+        assert await t.status() == "delivered"
+        assert await t.parked() == [0, 0, 0]
+
+
+async def test_a_receipt_that_finds_the_lane_before_the_carrier_id_waits_in_that_lane(
+    r: aioredis.Redis, prefix: str
+) -> None:
+    """The lane is written before the carrier id: a receipt in between parks in the
+    notice's lane, and the carrier id claims it there."""
+    async with Lanes(r, prefix, "c-between") as t:
+        await r.set(t.keys.carrier_id_lane(SCOPE, t.mid), t.lane)
+        assert await t.receipt() == "early"
+        held = await t.parked()
+        assert held[t.lane] == 2
+        assert sum(held) == 2
+        assert await t.submitted() == 1
+        assert await t.status() == "delivered"
+        assert await t.parked() == [0, 0, 0]
+
+
+async def test_a_receipt_parked_while_its_carrier_id_was_stored_is_moved_by_the_receipt(
+    r: aioredis.Redis, prefix: str
+) -> None:
+    """The receipt finds no lane, and its carrier id is stored (lane, then mapping) while
+    the receipt is being parked: the carrier id looked for a parked receipt too early, so
+    the receipt, which reads the lane again once parked, moves itself."""
+    async with Lanes(r, prefix, "c-race") as t:
+        parking = t.writes.batchers[t.parked_in]
+        real = parking.send
+
+        async def park_then_id_stored(events: list[Any], keys: list[str]) -> Any:
+            out = await real(events, keys)
+            await r.set(t.keys.carrier_id_lane(SCOPE, t.mid), t.lane, ex=60)
+            fields, id_keys = t.store.scripts.submitted_event(
+                t.notice_id, 0, 1, t.mid, AT, t.mid, SCOPE, t.lane
+            )
+            assert await t.writes.batchers[t.lane].send(fields, id_keys) == [1]
+            return out
+
+        parking.send = park_then_id_stored
+        await t.receipt()
+        assert await t.status() == "delivered"
+        assert await t.parked() == [0, 0, 0]
