@@ -182,9 +182,18 @@ async def _migrate_keys(settings: Settings, *, dry_run: bool) -> int:
     from gateway.store.key_migration import migrate
     from gateway.store.redis_conn import connect
 
+    keys = settings.redis.keys()
+    if keys.lanes > 1:
+        # The old names are all one lane's; a notice's keys are now in the lane its id names.
+        print(
+            "migrate-keys renames into lane 0 only: run it with GATEWAY_REDIS_LANES=1 "
+            "(a store from before lanes has one)",
+            file=sys.stderr,
+        )
+        return 2
     redis = connect(settings.redis)
     try:
-        report = await migrate(redis, settings.redis.keys(), dry_run=dry_run)
+        report = await migrate(redis, keys, dry_run=dry_run)
     finally:
         await redis.aclose()
     verb = "would rename" if dry_run else "renamed"

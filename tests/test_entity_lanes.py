@@ -125,3 +125,11 @@ async def test_an_idempotency_key_whose_first_notice_was_never_stored_is_a_confl
                               idempotency_key="idem-2", body_hash="h-a")  # fmt: skip
     assert made.outcome is CreateOutcome.CREATED
     assert await store.get(retried.id) is not None
+
+
+def test_a_lane_outside_the_lanes_is_refused() -> None:
+    keys = Keys("gw", 3)
+    with pytest.raises(ValueError, match="lane 3"):
+        keys.stamp_lane("00ff", 3)
+    with pytest.raises(ValueError, match="needs the Keys"):
+        new_notice_id(None, 1)

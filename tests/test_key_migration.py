@@ -152,3 +152,17 @@ def test_the_command_says_what_it_would_rename(redis_server: str) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "would rename 0 keys (none); dropped 0" in out.stdout
+
+
+def test_the_command_refuses_a_gateway_set_to_several_lanes(redis_server: str) -> None:
+    """Old names are all one lane's, and a notice's keys now follow its id's lane."""
+    env = {"GATEWAY_REDIS_URL": redis_server, "GATEWAY_REDIS_PREFIX": "t-none", "PATH": ""}
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "migrate-keys", "--dry-run"],
+        env={**env, "GATEWAY_REDIS_LANES": "3"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 2
+    assert "GATEWAY_REDIS_LANES=1" in out.stderr

@@ -62,6 +62,8 @@ class Keys:
     def stamp_lane(self, random_hex: str, lane: int) -> str:
         """``random_hex`` (a notice id's tail) with its last byte moved to one that is
         ``lane`` modulo ``lanes``, so that ``notice_lane`` reads ``lane`` from it."""
+        if not 0 <= lane < self.lanes:
+            raise ValueError(f"lane {lane} is not one of {self.lanes}")
         if self.lanes == 1:
             return random_hex
         b = int(random_hex[-2:], 16)
@@ -135,11 +137,6 @@ class Keys:
         one SMSC only (``scope``, ``SmppLink.id_space``): two carriers may hand out the same
         one."""
         return f"{self.in_lane(lane)}smsc:{scope}/{smsc_message_id}"
-
-    def carrier_id_lane(self, scope: str, smsc_message_id: str) -> str:
-        """The lane of the notice a carrier id stands for (with several lanes: a receipt
-        knows only the carrier id)."""
-        return f"{self.prefix}:smsc-lane:{{{scope}/{smsc_message_id}}}"
 
     # Submitted SMS notices, scored by when their receipt is overdue.
     def awaiting_receipts(self, lane: int) -> str:

@@ -71,7 +71,11 @@ def new_notice_id(keys: Keys | None = None, lane: int = 0) -> str:
     last byte of which names the store ``lane`` of ``keys`` the notice is kept in."""
     ms = int(time.time() * 1000)
     tail = secrets.token_hex(8)
-    return f"ntc_{_b36(ms)}{keys.stamp_lane(tail, lane) if keys else tail}"
+    if keys is None:
+        if lane:
+            raise ValueError("a notice id for a lane needs the Keys that have it")
+        return f"ntc_{_b36(ms)}{tail}"
+    return f"ntc_{_b36(ms)}{keys.stamp_lane(tail, lane)}"
 
 
 def _b36(n: int) -> str:
@@ -183,7 +187,12 @@ class NoticeStore:
         if self.keys.lanes == 1:
             return None
         pointer = self.keys.idempotency_lane(key_id, idem_key)
-        if await self.redis.set(pointer, lane, nx=True, ex=self.idempotency_ttl):
+        # On the replicas before the notice is made: a failover cannot lose it and let the
+        # same key make a second notice elsewhere.
+        (taken,) = await self.wait.commands(
+            self.redis, pointer, ("SET", pointer, lane, "NX", "EX", self.idempotency_ttl)
+        )
+        if taken:
             return None
         raw = await self.redis.get(pointer)
         other = int(raw) if raw is not None and str(raw).isdigit() else lane
@@ -272,4 +281,4 @@ class NoticeStore:
             return ScriptBatcher(send, width=7, interval=interval, max_batch=SMS_EVENTS_PER_CALL)
 
         batchers = [batcher(lane) for lane in self.keys.each_lane()]
-        return SmsWrites(self.redis, self.keys, self.scripts, batchers, int(mapping_ttl))
+        return SmsWrites(self.redis, self.keys, self.scripts, batchers)

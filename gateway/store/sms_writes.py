@@ -3,23 +3,26 @@ lane into ``sms_events`` calls, and routed to the lane of the notice they are ab
 
 A carrier id arrives with its notice's id, so its lane is known (``Keys.notice_lane``). A
 receipt knows only the carrier id. With one lane that is all there is. With several
-(docs/redis-cluster.md), the notice's lane is written under the carrier id
-(``Keys.carrier_id_lane``, a key of its own slot) before the carrier id is stored; a receipt
-reads it first and goes to that lane. A receipt that finds no lane (it overtook the
-submit_sm_resp's bookkeeping) is parked in the carrier id's own lane (``Keys.carrier_lane``);
-whichever of the two comes second then moves it to the notice's lane. Each writes first and
-reads the other's key after, so one of them always sees the other: the receipt path parks,
-then reads the lane again; the carrier-id path writes the lane, then looks for a parked
-receipt. Moving is applying the receipt in the notice's lane, then dropping the parked copy;
-a crash between the two applies it again, which the status ranks make a no-op.
+(docs/redis-cluster.md), a receipt first reads its id's mappings in every lane (one
+pipelined read: forms x lanes) and goes to the lane where one matches by the rule
+``sms_events.lua`` applies (its best form; another form only for the same recipient). A
+receipt that matches nowhere (it overtook the submit_sm_resp's bookkeeping) is parked in its
+carrier id's own lane (``Keys.carrier_lane``), and whichever of the two comes second moves
+it: the receipt reads the mappings again once parked; the carrier id, once its mapping is
+stored, looks for a receipt parked under it in the other lanes. Each writes first and reads
+the other's key after, so one of them always sees the other. Moving is applying the receipt
+in the notice's lane, then dropping the parked copy; a crash between the two applies it
+again, which the status ranks make a no-op. Both writes are the batched, replica-confirmed
+``sms_events`` calls; the reads add no write.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -28,6 +31,7 @@ from gateway.core.statuses import NoticeStatus
 from gateway.store.batch import ScriptBatcher
 from gateway.store.keys import Keys
 from gateway.store.notice_scripts import NoticeScripts
+from gateway.store.outage import STORE_DOWN, Outage
 from gateway.store.scripts import Script
 from gateway.tasks import OwnedTasks
 
@@ -36,6 +40,12 @@ log = logging.getLogger(__name__)
 
 def _same_phone(a: object, b: str) -> bool:
     return isinstance(a, str) and a != "" and a == b
+
+
+def _tail_of(mapping: str) -> str:
+    """The recipient's tail in a mapping ``notice_id|part|tail`` (older: no tail)."""
+    parts = mapping.split("|")
+    return parts[2] if len(parts) > 2 else ""
 
 
 class SmsWrites:
@@ -48,21 +58,21 @@ class SmsWrites:
         keys: Keys,
         scripts: NoticeScripts,
         batchers: Sequence[ScriptBatcher],
-        mapping_ttl_s: int,
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.scripts = scripts
         self.batchers = list(batchers)
-        self.mapping_ttl_s = mapping_ttl_s
+        self._closing = False
         self._routed = OwnedTasks("an SMS write routed over lanes")
         self._drop = Script(redis, "drop_parked_receipt", keys)
 
     async def close(self, within: float = 1.0) -> None:
-        """Let writes being routed reach their batchers (for up to ``within`` seconds), then
-        the batchers flush what is queued and end. A write still being routed then is
-        dropped: the carrier id's part stays unacked (the next worker sends it again), the
-        receipt unanswered (the SMSC sends it again)."""
+        """Let receipts being routed reach their batchers, and parked receipts being moved
+        get there (for up to ``within`` seconds), then the batchers flush what is queued and
+        end. A receipt still being routed then is left unanswered (the SMSC sends it again);
+        a move left undone leaves the receipt parked."""
+        self._closing = True
         await self._routed.wait(within)
         self._routed.cancel()
         for batcher in self.batchers:
@@ -81,31 +91,42 @@ class SmsWrites:
         form: str,
         to_tail: str,
     ) -> asyncio.Future[Any]:
+        """The carrier id's mapping, stored in its notice's lane: the future is that write's
+        (the part is settled on it). With several lanes, a receipt parked elsewhere under the
+        carrier id is then looked for, on the side."""
         lane = self.keys.notice_lane(notice_id)
         fields, keys = self.scripts.submitted_event(
             notice_id, part, parts, smsc_message_id, at, form, scope, lane, to_tail
         )
-        if self.keys.lanes == 1:
-            return self.batchers[lane].submit(fields, keys)
-        return self._routed.spawn(self._submitted(fields, keys, lane, scope, form, to_tail))
+        fut = self.batchers[lane].submit(fields, keys)
+        if self.keys.lanes > 1:
+            fut.add_done_callback(functools.partial(self._stored, scope, form, lane, to_tail))
+        return fut
 
-    async def _submitted(
-        self, fields: list[Any], keys: list[str], lane: int, scope: str, form: str, tail: str
-    ) -> Any:
-        await self.redis.set(self.keys.carrier_id_lane(scope, form), lane, ex=self.mapping_ttl_s)
-        result = await self.batchers[lane].submit(fields, keys)
-        parked_in = self.keys.carrier_lane(form)
-        if parked_in != lane:
-            key = self.keys.early_receipt(scope, form, parked_in)
-            parked = await self.redis.get(key)
-            if parked is not None:
-                value = json.loads(parked)
-                # Parked under its best form, or under another for the same recipient: ours
-                # (the rule sms_events.lua applies in one lane).
-                parks = value.get("parks") or []
-                if (parks and parks[0] == key) or _same_phone(value.get("tail"), tail):
-                    await self._move(parked, value, scope, parked_in, lane)
-        return result
+    def _stored(
+        self, scope: str, form: str, lane: int, tail: str, fut: asyncio.Future[Any]
+    ) -> None:
+        if fut.cancelled() or fut.exception() is not None or self._closing:
+            return
+        claim = functools.partial(self._claim, scope, form, lane, tail)
+        self._routed.spawn(self._persist("receipts parked", claim))
+
+    async def _claim(self, scope: str, form: str, lane: int, tail: str) -> None:
+        """Move to ``lane`` a receipt parked in another lane under ``form`` that is ours:
+        parked under its best form, or under another for the same recipient (the rule
+        sms_events.lua applies in one lane)."""
+        others = [other for other in self.keys.each_lane() if other != lane]
+        pipe = self.redis.pipeline(transaction=False)
+        for other in others:
+            pipe.get(self.keys.early_receipt(scope, form, other))
+        for other, parked in zip(others, await pipe.execute(), strict=True):
+            if parked is None:
+                continue
+            value = json.loads(parked)
+            parks = value.get("parks") or []
+            key = self.keys.early_receipt(scope, form, other)
+            if (parks and parks[0] == key) or _same_phone(value.get("tail"), tail):
+                await self._move(parked, value, scope, other, lane)
 
     # -- a receipt ----------------------------------------------------------------------------
     def receipt(
@@ -120,46 +141,56 @@ class SmsWrites:
         err: str,
         to_tail: str,
     ) -> asyncio.Future[Any]:
+        """The receipt stored (applied, or parked): the SMSC is answered on this future."""
         args = (smsc_message_id, forms, link, scope, status, at, stat, err, to_tail)
         if self.keys.lanes == 1:
             fields, keys = self.scripts.receipt_event(*args, lane=0)
             return self.batchers[0].submit(fields, keys)
-        return self._routed.spawn(self._receipt(args, scope, forms))
+        return self._routed.spawn(self._receipt(args, scope, forms, to_tail))
 
-    async def _lane_of(self, scope: str, forms: list[str]) -> int | None:
-        """The lane written under the first of ``forms`` that has one."""
+    async def _mapped_lane(self, scope: str, forms: list[str], tail: str) -> int | None:
+        """The lane where one of ``forms`` is mapped by the rule of ``sms_events.lua``: the
+        best form always, another one only for the same recipient."""
+        lanes = list(self.keys.each_lane())
         pipe = self.redis.pipeline(transaction=False)
         for form in forms:
-            pipe.get(self.keys.carrier_id_lane(scope, form))
-        for value in await pipe.execute():
-            if value is not None:
-                lane = int(value)
-                if 0 <= lane < self.keys.lanes:
+            for lane in lanes:
+                pipe.get(self.keys.carrier_id(scope, form, lane))
+        found = iter(await pipe.execute())
+        for i, _form in enumerate(forms):
+            for lane in lanes:
+                mapping = next(found)
+                if mapping is not None and (i == 0 or _same_phone(_tail_of(mapping), tail)):
                     return lane
         return None
 
-    async def _receipt(self, args: tuple[Any, ...], scope: str, forms: list[str]) -> Any:
-        lane = await self._lane_of(scope, forms)
+    async def _receipt(self, args: tuple[Any, ...], scope: str, forms: list[str], tail: str) -> Any:
+        lane = await self._mapped_lane(scope, forms, tail)
         if lane is not None:
             fields, keys = self.scripts.receipt_event(*args, lane=lane)
             return await self.batchers[lane].submit(fields, keys)
         parked_in = self.keys.carrier_lane(forms[0])
         fields, keys = self.scripts.receipt_event(*args, lane=parked_in)
         result = await self.batchers[parked_in].submit(fields, keys)
-        if result != "early":
-            return result
-        lane = await self._lane_of(scope, forms)  # came in the meantime?
-        if lane is not None and lane != parked_in:
-            key = self.keys.early_receipt(scope, forms[0], parked_in)
-            parked = await self.redis.get(key)
-            if parked is not None:
-                result = await self._move(parked, json.loads(parked), scope, parked_in, lane)
+        if result == "early":  # stored: the rest moves it if its carrier id came meanwhile
+            recheck = functools.partial(self._recheck, scope, forms, tail, parked_in)
+            await self._persist("a parked receipt", recheck)
         return result
+
+    async def _recheck(self, scope: str, forms: list[str], tail: str, parked_in: int) -> None:
+        lane = await self._mapped_lane(scope, forms, tail)
+        if lane is None or lane == parked_in:
+            return  # its carrier id is still to come (and looks for it), or claimed it there
+        key = self.keys.early_receipt(scope, forms[0], parked_in)
+        parked = await self.redis.get(key)
+        if parked is not None:
+            await self._move(parked, json.loads(parked), scope, parked_in, lane)
 
     async def _move(
         self, parked: str, value: dict[str, Any], scope: str, from_lane: int, to_lane: int
-    ) -> Any:
-        """Apply a receipt parked in ``from_lane`` in its notice's lane, then drop it."""
+    ) -> None:
+        """Apply a receipt parked in ``from_lane`` in its notice's lane, then drop it there
+        (unless it was parked again: then its notice's carrier id has yet to claim it)."""
         member = json.loads(value["member"])
         detail = value.get("detail") or {}
         forms = value.get("forms") or [member["id"]]
@@ -175,7 +206,8 @@ class SmsWrites:
             value.get("tail", ""),
             lane=to_lane,
         )
-        result = await self.batchers[to_lane].submit(fields, keys)
+        if await self.batchers[to_lane].submit(fields, keys) == "early":
+            return
         k = self.keys
         await self._drop(
             keys={
@@ -186,4 +218,22 @@ class SmsWrites:
             more_keys=list(value.get("parks") or []),
         )
         log.debug("a parked receipt moved from lane %d to lane %d", from_lane, to_lane)
-        return result
+
+    async def _persist(self, what: str, step: Callable[[], Awaitable[None]]) -> None:
+        """Run ``step`` through Redis outages (until the link closes). What it moves is
+        stored already, so a failure costs a receipt its match (it is then listed among
+        the unmatched), never the receipt."""
+        outage = Outage(f"moving {what}")
+        while True:
+            try:
+                await step()
+            except STORE_DOWN as exc:
+                if self._closing:
+                    return
+                await outage.pause(exc)
+                continue
+            except Exception:
+                log.exception("moving %s between lanes failed; it stays parked", what)
+                return
+            outage.ok()
+            return
