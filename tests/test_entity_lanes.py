@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from gateway.api.routes_notices import NOTICE_ID
+from gateway.core.binding_codes import is_ref, new_ref
 from gateway.core.records import Notice
 from gateway.store.keys import Keys, hashed_lane
 from gateway.store.notice_scripts import CreateOutcome
@@ -133,3 +134,17 @@ def test_a_lane_outside_the_lanes_is_refused() -> None:
         keys.stamp_lane("00ff", 3)
     with pytest.raises(ValueError, match="needs the Keys"):
         new_notice_id(None, 1)
+
+
+@pytest.mark.parametrize("lanes", [1, 3, 7])
+def test_a_binding_reference_names_its_plates_lane(lanes: int) -> None:
+    keys = Keys("gw", lanes)
+    for plate in ("云A12345", "云B00001", "京C99999", "粤Z1234港"):
+        lane = keys.plate_lane(plate)
+        for _ in range(50):
+            ref = new_ref(lane, lanes)
+            assert is_ref(ref)
+            assert keys.ref_lane(ref) == lane
+            assert keys.binding_request(ref).startswith(keys.in_lane(lane))
+        assert keys.binding(plate).startswith(keys.in_lane(lane))
+        assert keys.warnings(plate).startswith(keys.in_lane(lane))

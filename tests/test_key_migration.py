@@ -35,7 +35,6 @@ BEFORE_AND_NOW = [
     ("gw:plate:{云A1}:audit", K.binding_audit_of("云A1")),
     ("gw:plate:{云A1}:calls", K.plate_calls("云A1")),
     ("gw:breq:{r1}", K.binding_request("r1")),
-    ("gw:breq-day:{13800138000}:20261202", K.binding_requests_per_day("13800138000", "20261202")),
     ("gw:plate:{云A1}:warnings", K.warnings("云A1")),
     ("gw:alert:{13800138000}:latest", K.latest_alert("13800138000")),
     ("gw:follow-ups-due", K.follow_ups_due(0)),
@@ -81,6 +80,10 @@ def test_keys_whose_names_did_not_change_are_left() -> None:
         K.link_rate_state("main"),
         K.heartbeat("g", "c"),
         K.console_session("h"),
+        K.binding_requests_per_day("13800138000", "20261202"),  # its own slot, as before lanes
+    )
+    assert K.binding_requests_per_day("13800138000", "20261202") == (
+        "gw:breq-day:{13800138000}:20261202"
     )
     for key in unchanged:
         assert new_name(K, key) is None

@@ -126,7 +126,8 @@ async def post_binding_request(request: web.Request) -> web.Response:
     actor = Actor("api", request[CALLER].id, body.agent_id or "")
     store = request.app[BINDING_REQUESTS]
     for _ in range(5):
-        ref, code = new_ref(), new_code()
+        keys = request.app[KEYS]
+        ref, code = new_ref(keys.plate_lane(plate), keys.lanes), new_code()
         outcome, record = await store.create(
             ref=ref,
             code=code,

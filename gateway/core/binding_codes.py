@@ -22,9 +22,17 @@ _CODE: Final = re.compile(rf"^[0-9]{{{CODE_DIGITS}}}$")
 _SPOKEN_DIGITS: Final = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
 
 
-def new_ref() -> str:
-    # No leading zero: some seats strip it when they dial the transfer.
-    return str(secrets.randbelow(9 * 10 ** (REF_DIGITS - 1)) + 10 ** (REF_DIGITS - 1))
+def new_ref(lane: int = 0, lanes: int = 1) -> str:
+    """A random reference that is ``lane`` modulo ``lanes`` (the store lane of the request's
+    plate: ``Keys.ref_lane`` reads it back)."""
+    low, high = 10 ** (REF_DIGITS - 1), 10**REF_DIGITS  # no leading zero: some seats strip it
+    n = secrets.randbelow(high - low) + low
+    n = n - n % lanes + lane
+    if n >= high:
+        n -= lanes
+    if n < low:
+        n += lanes
+    return str(n)
 
 
 def new_code() -> str:

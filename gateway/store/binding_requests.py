@@ -92,27 +92,33 @@ class BindingRequestStore:
         }
         day = datetime.now(UTC).strftime("%Y%m%d")
         k = self.keys
+        per_day = k.binding_requests_per_day(phone, day)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(per_day)
+            pipe.expire(per_day, 2 * 86400)
+            count, _ = await pipe.execute()
         outcome, _ = await self._create(
             keys={
                 "request": k.binding_request(ref),
-                "per_day": k.binding_requests_per_day(phone, day),
-                "audit": k.binding_audit(k.plate_lane(ref)),
+                "audit": k.binding_audit(k.ref_lane(ref)),
                 "plate_audit": k.binding_audit_of(plate),
             },
             args={
                 "plate": plate,
+                "count": count,
                 "daily_limit": daily_limit,
                 "request_ttl_s": ttl_seconds + KEEP_AFTER_EXPIRY,
-                "counter_ttl_s": 2 * 86400,
                 "audit_base_json": actor.base(ref),
                 "record_json": json.dumps(record, ensure_ascii=False),
             },
         )
+        if outcome != "ok":  # refused: it does not count (an error before here errs high)
+            await self.redis.decr(per_day)
         return str(outcome), record
 
     def _audit(self, ref: str) -> str:
         """The binding audit trail of the request's lane."""
-        return self.keys.binding_audit(self.keys.plate_lane(ref))
+        return self.keys.binding_audit(self.keys.ref_lane(ref))
 
     async def set_code_notice(self, ref: str, notice_id: str) -> None:
         await self.redis.hset(self.keys.binding_request(ref), "code_notice_id", notice_id)

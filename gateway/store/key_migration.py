@@ -20,8 +20,9 @@ from gateway.store.keys import Keys
 # The key is dropped: it is remade within seconds (a bound link's mark), or holds nothing
 # while every process is stopped (call slots).
 DROP = ""
-# Keys whose names did not change: limiters, heartbeats, console sessions.
-_UNCHANGED = ("rate:", "hb:", "console:")
+# Keys whose names did not change: limiters, heartbeats, console sessions, the per-phone
+# binding-request counters (their lane tag came and went again).
+_UNCHANGED = ("rate:", "hb:", "console:", "breq-day:")
 
 
 def new_name(keys: Keys, key: str) -> str | None:

@@ -82,9 +82,16 @@ class Keys:
         return hashed_lane(smsc_message_id, self.lanes)
 
     def plate_lane(self, plate: str) -> int:
-        """The lane of a plate's keys, its parking notices and binding requests: lane 0 for
-        now (docs/redis-cluster.md: stage 3 spreads plates next)."""
-        return 0
+        """The lane of a plate's keys (binding, warning slips, calls, audit), its parking
+        notices and its binding requests (whose reference names the lane: ``ref_lane``)."""
+        return hashed_lane(plate, self.lanes)
+
+    def ref_lane(self, ref: str) -> int:
+        """The lane of a binding request: its reference (digits) modulo ``lanes``; the
+        reference is picked for its plate's lane (``new_ref``)."""
+        if self.lanes == 1:
+            return 0
+        return int(ref) % self.lanes if ref.isdigit() else hashed_lane(ref, self.lanes)
 
     def job_lane(self, job_id: str) -> int:
         """The lane of a reminder job's keys, its rows' notices and their recipients' daily
@@ -199,10 +206,12 @@ class Keys:
     api_key_events = _Named("apikeys:changed", tag="")
 
     def binding_request(self, ref: str) -> str:
-        return f"{self.in_lane(self.plate_lane(ref))}breq:{ref}"
+        return f"{self.in_lane(self.ref_lane(ref))}breq:{ref}"
 
     def binding_requests_per_day(self, phone: str, day: str) -> str:
-        return f"{self.in_lane(self.plate_lane(phone))}breq-day:{phone}:{day}"
+        """A phone's binding requests today: a key of its own (the phone's requests are for
+        plates in any lane), counted before a request is opened."""
+        return f"{self.prefix}:breq-day:{{{phone}}}:{day}"
 
     def warnings(self, plate: str) -> str:
         """The plate's warning slips (strikes): notice id -> when, over the policy window."""
