@@ -29,7 +29,9 @@ from gateway.settings import Settings, WorkerSettings
 from gateway.sms.mo_handler import MoHandler
 from gateway.sms.sender import SmsSender
 from gateway.store.apikeys import ApiKeyStore
+from gateway.store.lane_count import LaneCountChanged, check_lane_count
 from gateway.store.notices import NoticeStore
+from gateway.store.outage import once_reachable
 from gateway.store.redis_conn import connect
 from gateway.store.replicas import ReplicaWait
 from gateway.store.streams import consumer_name
@@ -171,10 +173,24 @@ def lower_cpu_priority(worker: WorkerSettings) -> None:
                 sched_idle = False
 
 
+async def _check_lanes(settings: Settings) -> None:
+    redis = connect(settings.redis)
+    try:
+        keys = settings.redis.keys()
+        await once_reachable("lane count", lambda: check_lane_count(redis, keys))
+    finally:
+        await redis.aclose()
+
+
 async def serve(settings: Settings, role: str, ready: Callable[[], None] | None = None) -> int:
     """Run until SIGINT/SIGTERM; returns the exit code: 0 for a stop that was asked for, 1 when
     a worker ended by itself (a bug: Redis outages are waited out), so a supervisor restarts
     the process."""
+    try:
+        await _check_lanes(settings)
+    except LaneCountChanged as exc:
+        log.error("not started: %s", exc)
+        return 2
     metrics = Metrics()
     if role == "worker":
         lower_cpu_priority(settings.worker)  # a bulk worker yields the CPU to the rest

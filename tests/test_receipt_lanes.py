@@ -161,6 +161,25 @@ async def test_a_receipt_parked_while_its_carrier_id_was_stored_is_moved_by_the_
             return out
 
         parking.send = park_then_id_stored
-        await t.receipt()
+        assert await t.receipt() == "early"  # answered once parked; moved aside
+        await t.settled()
+
+
+async def test_a_carrier_id_handed_out_again_reaches_the_newest_message(
+    r: aioredis.Redis, prefix: str
+) -> None:
+    """An SMSC that restarts may hand out an id again: with one lane the newer mapping
+    replaces the older; over lanes both are there, and the newer one (more TTL) wins."""
+    async with Lanes(r, prefix, "c-again") as t:
+        old_lane = (t.lane + 1) % LANES
+        old = Notice(id=new_notice_id(t.keys, old_lane), kind="message", channel="sms",
+                     to="13900000009", created_at=AT, key_id="k")  # fmt: skip
+        await t.store.create(old, t.keys.sms_queue(old_lane))
+        assert await t.writes.submitted(
+            old.id, 0, 1, t.mid, AT, scope=SCOPE, form=t.mid, to_tail=""
+        ) == 1  # fmt: skip
+        await r.pexpire(t.keys.carrier_id(SCOPE, t.mid, old_lane), 30_000)  # handed out before
+        assert await t.submitted() == 1
+        assert await t.receipt() == "final"
         assert await t.status() == "delivered"
-        assert await t.parked() == [0, 0, 0]
+        assert await r.hget(t.keys.notice(old.id), "status") == "submitted"

@@ -26,7 +26,7 @@ from gateway.core.statuses import NoticeStatus, SmppAction, smpp_outcome
 from gateway.metrics import Metrics
 from gateway.settings import SmppLink, SmppSettings, SmppThrottleSettings, WorkerSettings
 from gateway.sms import pdu
-from gateway.sms.carrier_ids import recipient_tail, stored_form
+from gateway.sms.carrier_ids import receipt_forms, recipient_tail, stored_form
 from gateway.sms.encoding import encode_sms
 from gateway.sms.in_flight import InFlight, Part
 from gateway.sms.inbound import Inbound
@@ -300,6 +300,8 @@ class SmsSender:
                 scope=self.link.id_space,
                 form=form,
                 to_tail=recipient_tail(part.to),
+                # Where a receipt that overtakes this id parks (several lanes only).
+                receipt_bests=receipt_forms(message_id, "auto") if self.keys.lanes > 1 else (),
             )
             self._flight.storing(part)
             fut.add_done_callback(functools.partial(self._after_write, part=part))

@@ -112,8 +112,10 @@ class BindingRequestStore:
                 "record_json": json.dumps(record, ensure_ascii=False),
             },
         )
-        if outcome != "ok":  # refused: it does not count (an error before here errs high)
-            await self.redis.decr(per_day)
+        if outcome != "ok" and await self.redis.decr(per_day) < 0:
+            # Refused: it does not count (an error before here errs high). Below 0, the
+            # count was lost meanwhile (a failover): gone, not negative.
+            await self.redis.delete(per_day)
         return str(outcome), record
 
     def _audit(self, ref: str) -> str:

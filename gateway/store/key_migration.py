@@ -22,7 +22,7 @@ from gateway.store.keys import Keys
 DROP = ""
 # Keys whose names did not change: limiters, heartbeats, console sessions, the per-phone
 # binding-request counters (their lane tag came and went again).
-_UNCHANGED = ("rate:", "hb:", "console:", "breq-day:")
+_UNCHANGED = ("rate:", "hb:", "console:", "breq-day:", "lanes")
 
 
 def new_name(keys: Keys, key: str) -> str | None:

@@ -5,8 +5,11 @@ touches is in one Redis Cluster slot (docs/redis-cluster.md). That tag is a **la
 ``{<prefix>.L<i>}``: the keys of a notice, a job, a plate, a binding request, a carrier
 message id, and the shared queues, outbox, sets, streams and figures the scripts write with
 them. The shared ones are kept once per lane (``sms_queue(lane)`` ...), and a script writes
-those of the lane of the entity it works on. For now every entity is in lane 0 (``lane_of``)
-and there is one lane: every such key is in one slot, on one cluster shard.
+those of the lane of the entity it works on. Which lane an entity is in: a notice's is
+written in its id (``notice_lane``), a recipient's and a plate's are hashed
+(``recipient_lane``, ``plate_lane``), a binding request's is its reference modulo the lanes
+(``ref_lane``); a reminder job and its rows are still all in lane 0 (``job_lane``). With one
+lane every such key is in one slot, on one cluster shard.
 Keys used only alone or with keys of the same owner keep their own tag (API keys, rate
 limiters, console sessions) or none (heartbeats, bound SMPP sessions). The Lua scripts that
 must find a key themselves (see ``gateway.store.scripts``) get builders rendered from these
@@ -91,7 +94,9 @@ class Keys:
         reference is picked for its plate's lane (``new_ref``)."""
         if self.lanes == 1:
             return 0
-        return int(ref) % self.lanes if ref.isdigit() else hashed_lane(ref, self.lanes)
+        if ref.isascii() and ref.isdigit():
+            return int(ref) % self.lanes
+        return hashed_lane(ref, self.lanes)
 
     def job_lane(self, job_id: str) -> int:
         """The lane of a reminder job's keys, its rows' notices and their recipients' daily
@@ -318,3 +323,6 @@ class Keys:
     # The SMPP links bound now: consumer -> until when (ms) its worker says so (a sorted set
     # the readiness probe reads with one range; no scan of the keyspace).
     smpp_bound = _Named("smpp:bound", tag="links")
+
+    # How many lanes the store is kept in, written by the first process (lane_count.py).
+    lane_count = _Named("lanes", tag="")

@@ -45,7 +45,7 @@ Scripts whose declared keys span several slots (one slot per entity is not possi
 fallback notice, queue, retry set), ``job_admit`` (a notice, cap and dedup key per row),
 ``sms_events`` (the keys of every event in the batch), ``job_cancel``,
 ``record_suspected_clone``, ``follow_up`` (notice, plate's warnings, due set),
-``accident_reply``, the binding-request scripts (the request, the per-phone counter and
+``accident_reply``, the binding-request scripts (the request and
 the audit lists), and every script that writes a shared stream (the webhook outbox, the
 queues) or set (active jobs, cancelled jobs, retries).
 """

@@ -73,7 +73,10 @@ class SmsWrites:
         end. A receipt still being routed then is left unanswered (the SMSC sends it again);
         a move left undone leaves the receipt parked."""
         self._closing = True
-        await self._routed.wait(within)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + within
+        while len(self._routed) and loop.time() < until:  # moves spawned meanwhile too
+            await self._routed.wait(until - loop.time())
         self._routed.cancel()
         for batcher in self.batchers:
             batcher.close()
@@ -90,32 +93,34 @@ class SmsWrites:
         scope: str,
         form: str,
         to_tail: str,
+        receipt_bests: Sequence[str] = (),
     ) -> asyncio.Future[Any]:
         """The carrier id's mapping, stored in its notice's lane: the future is that write's
         (the part is settled on it). With several lanes, a receipt parked elsewhere under the
-        carrier id is then looked for, on the side."""
+        carrier id is then looked for, on the side: in the lanes of ``form`` and of
+        ``receipt_bests``, the best forms a receipt for this id may have (the id read in
+        another base), where such a receipt parks."""
         lane = self.keys.notice_lane(notice_id)
         fields, keys = self.scripts.submitted_event(
             notice_id, part, parts, smsc_message_id, at, form, scope, lane, to_tail
         )
         fut = self.batchers[lane].submit(fields, keys)
         if self.keys.lanes > 1:
-            fut.add_done_callback(functools.partial(self._stored, scope, form, lane, to_tail))
+            parks = {self.keys.carrier_lane(f) for f in (form, *receipt_bests)} - {lane}
+            if parks:
+                claim = functools.partial(self._claim, scope, form, lane, to_tail, sorted(parks))
+                fut.add_done_callback(functools.partial(self._stored, claim))
         return fut
 
-    def _stored(
-        self, scope: str, form: str, lane: int, tail: str, fut: asyncio.Future[Any]
-    ) -> None:
-        if fut.cancelled() or fut.exception() is not None or self._closing:
+    def _stored(self, claim: Callable[[], Awaitable[None]], fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
             return
-        claim = functools.partial(self._claim, scope, form, lane, tail)
         self._routed.spawn(self._persist("receipts parked", claim))
 
-    async def _claim(self, scope: str, form: str, lane: int, tail: str) -> None:
-        """Move to ``lane`` a receipt parked in another lane under ``form`` that is ours:
-        parked under its best form, or under another for the same recipient (the rule
-        sms_events.lua applies in one lane)."""
-        others = [other for other in self.keys.each_lane() if other != lane]
+    async def _claim(self, scope: str, form: str, lane: int, tail: str, others: list[int]) -> None:
+        """Move to ``lane`` a receipt parked in one of the ``others`` lanes under ``form``
+        that is ours: parked under its best form, or under another for the same recipient
+        (the rule sms_events.lua applies in one lane)."""
         pipe = self.redis.pipeline(transaction=False)
         for other in others:
             pipe.get(self.keys.early_receipt(scope, form, other))
@@ -157,11 +162,20 @@ class SmsWrites:
             for lane in lanes:
                 pipe.get(self.keys.carrier_id(scope, form, lane))
         found = iter(await pipe.execute())
-        for i, _form in enumerate(forms):
+        for i, form in enumerate(forms):
+            matched = []
             for lane in lanes:
                 mapping = next(found)
                 if mapping is not None and (i == 0 or _same_phone(_tail_of(mapping), tail)):
-                    return lane
+                    matched.append(lane)
+            if len(matched) == 1:
+                return matched[0]
+            if matched:  # an id the SMSC handed out again: the newest mapping has most TTL
+                ttl = self.redis.pipeline(transaction=False)
+                for lane in matched:
+                    ttl.pttl(self.keys.carrier_id(scope, form, lane))
+                left = await ttl.execute()
+                return max(zip(left, matched, strict=True))[1]
         return None
 
     async def _receipt(self, args: tuple[Any, ...], scope: str, forms: list[str], tail: str) -> Any:
@@ -172,9 +186,9 @@ class SmsWrites:
         parked_in = self.keys.carrier_lane(forms[0])
         fields, keys = self.scripts.receipt_event(*args, lane=parked_in)
         result = await self.batchers[parked_in].submit(fields, keys)
-        if result == "early":  # stored: the rest moves it if its carrier id came meanwhile
+        if result == "early":  # stored (answered now): moved aside if its id came meanwhile
             recheck = functools.partial(self._recheck, scope, forms, tail, parked_in)
-            await self._persist("a parked receipt", recheck)
+            self._routed.spawn(self._persist("a parked receipt", recheck))
         return result
 
     async def _recheck(self, scope: str, forms: list[str], tail: str, parked_in: int) -> None:
