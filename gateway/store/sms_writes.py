@@ -64,6 +64,7 @@ class SmsWrites:
         self.scripts = scripts
         self.batchers = list(batchers)
         self._closing = False
+        self._reads: list[tuple[list[str], asyncio.Future[list[Any]]]] = []
         self._routed = OwnedTasks("an SMS write routed over lanes")
         self._drop = Script(redis, "drop_parked_receipt", keys)
 
@@ -121,10 +122,8 @@ class SmsWrites:
         """Move to ``lane`` a receipt parked in one of the ``others`` lanes under ``form``
         that is ours: parked under its best form, or under another for the same recipient
         (the rule sms_events.lua applies in one lane)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for other in others:
-            pipe.get(self.keys.early_receipt(scope, form, other))
-        for other, parked in zip(others, await pipe.execute(), strict=True):
+        keys = [self.keys.early_receipt(scope, form, other) for other in others]
+        for other, parked in zip(others, await self._read(keys), strict=True):
             if parked is None:
                 continue
             value = json.loads(parked)
@@ -157,11 +156,8 @@ class SmsWrites:
         """The lane where one of ``forms`` is mapped by the rule of ``sms_events.lua``: the
         best form always, another one only for the same recipient."""
         lanes = list(self.keys.each_lane())
-        pipe = self.redis.pipeline(transaction=False)
-        for form in forms:
-            for lane in lanes:
-                pipe.get(self.keys.carrier_id(scope, form, lane))
-        found = iter(await pipe.execute())
+        keys = [self.keys.carrier_id(scope, form, lane) for form in forms for lane in lanes]
+        found = iter(await self._read(keys))
         for i, form in enumerate(forms):
             matched = []
             for lane in lanes:
@@ -232,6 +228,39 @@ class SmsWrites:
             more_keys=list(value.get("parks") or []),
         )
         log.debug("a parked receipt moved from lane %d to lane %d", from_lane, to_lane)
+
+    def _read(self, keys: list[str]) -> asyncio.Future[list[Any]]:
+        """The values of ``keys``, read in one pipeline with the other reads asked for in
+        the same turn of the event loop (a read of the SMSC's socket hands over many
+        receipts at once)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[list[Any]] = loop.create_future()
+        self._reads.append((keys, fut))
+        if len(self._reads) == 1:
+            loop.call_soon(self._send_reads)
+        return fut
+
+    def _send_reads(self) -> None:
+        batch, self._reads = self._reads, []
+        self._routed.spawn(self._read_batch(batch))
+
+    async def _read_batch(self, batch: list[tuple[list[str], asyncio.Future[list[Any]]]]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for keys, _ in batch:
+            for key in keys:
+                pipe.get(key)
+        try:
+            values = await pipe.execute()
+        except BaseException as exc:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
+            raise
+        at = 0
+        for keys, fut in batch:
+            if not fut.done():
+                fut.set_result(values[at : at + len(keys)])
+            at += len(keys)
 
     async def _persist(self, what: str, step: Callable[[], Awaitable[None]]) -> None:
         """Run ``step`` through Redis outages (until the link closes). What it moves is
