@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from gateway.api.app import create_app
@@ -82,6 +83,14 @@ def redis_server() -> Iterator[str]:
 
 
 _counter = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+async def r(redis_server: str) -> AsyncIterator[aioredis.Redis]:
+    """A client of the session's redis-server (answers decoded)."""
+    client = aioredis.from_url(redis_server, decode_responses=True)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture

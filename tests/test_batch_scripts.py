@@ -4,10 +4,9 @@ job's rows, and applying a batch of carrier ids and receipts in the order they h
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
 
 from gateway.core.records import QueueEntry
@@ -20,13 +19,6 @@ from gateway.store.notice_scripts import NoticeScripts
 from gateway.store.unmatched_receipts import UnmatchedReceipts
 
 AT = "2026-11-28T08:00:00.000Z"
-
-
-@pytest.fixture
-async def r(redis_server: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_server, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 class Job:

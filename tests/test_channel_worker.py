@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
-import pytest
 import redis.asyncio as aioredis
 
 from gateway.channels.worker import ChannelWorker, Delivery, Lane
@@ -74,13 +73,6 @@ async def running(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-@pytest.fixture
-async def r(redis_server: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_server, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 async def test_entries_of_two_streams_with_one_id_are_both_handed_over(

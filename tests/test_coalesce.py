@@ -4,7 +4,6 @@ one pipeline for the lot, each caller its own answer or its own error."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,13 +14,6 @@ from gateway.store.coalesce import Coalescer
 from gateway.store.keys import Keys
 from gateway.store.scripts import Script
 from tests.conftest import free_port
-
-
-@pytest.fixture
-async def r(redis_server: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_server, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 async def _calls(r: aioredis.Redis) -> dict[str, int]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -54,13 +53,6 @@ def test_recipients_and_carrier_ids_spread_over_the_lanes_the_same_way_everywher
     assert keys.latest_alert("13800000001").startswith(
         keys.in_lane(keys.recipient_lane("13800000001"))
     )
-
-
-@pytest.fixture
-async def r(redis_server: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_server, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 def _message(keys: Keys, to: str) -> Notice:

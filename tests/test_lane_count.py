@@ -5,20 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
 from gateway.store.keys import Keys
 from gateway.store.lane_count import LaneCountChanged, check_lane_count
-
-
-@pytest.fixture
-async def r(redis_server: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_server, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 async def test_a_new_store_takes_the_lane_count_it_is_first_started_with(

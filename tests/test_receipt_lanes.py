@@ -4,10 +4,8 @@ only its carrier id, and reaches its notice's lane whichever of the two comes fi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
 
 from gateway.core.records import Notice
@@ -19,13 +17,6 @@ from gateway.store.sms_writes import SmsWrites
 AT = "2026-12-03T08:00:00.000Z"
 LANES = 3
 SCOPE = "main"
-
-
-@pytest.fixture
-async def r(redis_server: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_server, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 class Lanes:
@@ -45,21 +36,26 @@ class Lanes:
 
     async def __aenter__(self) -> Lanes:
         assert self.keys.notice_lane(self.notice_id) == self.lane != self.parked_in
-        n = Notice(
-            id=self.notice_id,
-            kind="message",
-            channel="sms",
-            to="13800000001",
-            created_at=AT,
-            key_id="k",
-        )
-        await self.store.create(n, self.keys.sms_queue(self.lane))
+        await self.message(self.lane, "13800000001", self.notice_id)
         self._runs = [asyncio.create_task(b.run()) for b in self.writes.batchers]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.writes.close()
         await asyncio.gather(*self._runs)
+
+    async def message(self, lane: int, to: str, notice_id: str = "") -> str:
+        """A queued SMS notice to ``to`` kept in ``lane``; its id."""
+        n = Notice(
+            id=notice_id or new_notice_id(self.keys, lane),
+            kind="message",
+            channel="sms",
+            to=to,
+            created_at=AT,
+            key_id="k",
+        )
+        await self.store.create(n, self.keys.sms_queue(lane))
+        return n.id
 
     def receipt(self) -> asyncio.Future[Any]:
         return self.writes.receipt(
@@ -123,22 +119,20 @@ async def test_another_form_mapped_in_another_lane_for_another_recipient_is_not_
     matched only for the same recipient, in another lane as in one."""
     async with Lanes(r, prefix, "c-forms") as t:
         other_lane = (t.lane + 1) % LANES
-        other = Notice(id=new_notice_id(t.keys, other_lane), kind="message", channel="sms",
-                       to="13900000009", created_at=AT, key_id="k")  # fmt: skip
-        await t.store.create(other, t.keys.sms_queue(other_lane))
+        other = await t.message(other_lane, "13900000009")
         assert await t.writes.submitted(
-            other.id, 0, 1, "c-alias", AT, scope=SCOPE, form="c-alias", to_tail="0009"
+            other, 0, 1, "c-alias", AT, scope=SCOPE, form="c-alias", to_tail="0009"
         ) == 1  # fmt: skip
         delivered = NoticeStatus.DELIVERED
         forms = [t.mid, "c-alias"]
         receipt = t.writes.receipt(t.mid, forms, "main", SCOPE, delivered, AT, "D", "0", "0001")
         assert await receipt == "early"
-        assert await r.hget(t.keys.notice(other.id), "status") == "submitted"
+        assert await r.hget(t.keys.notice(other), "status") == "submitted"
         assert await t.writes.submitted(
             t.notice_id, 0, 1, t.mid, AT, scope=SCOPE, form=t.mid, to_tail="0001"
         ) == 1  # fmt: skip
         await t.settled()
-        assert await r.hget(t.keys.notice(other.id), "status") == "submitted"
+        assert await r.hget(t.keys.notice(other), "status") == "submitted"
 
 
 async def test_a_receipt_parked_while_its_carrier_id_was_stored_is_moved_by_the_receipt(
@@ -172,14 +166,12 @@ async def test_a_carrier_id_handed_out_again_reaches_the_newest_message(
     replaces the older; over lanes both are there, and the newer one (more TTL) wins."""
     async with Lanes(r, prefix, "c-again") as t:
         old_lane = (t.lane + 1) % LANES
-        old = Notice(id=new_notice_id(t.keys, old_lane), kind="message", channel="sms",
-                     to="13900000009", created_at=AT, key_id="k")  # fmt: skip
-        await t.store.create(old, t.keys.sms_queue(old_lane))
+        old = await t.message(old_lane, "13900000009")
         assert await t.writes.submitted(
-            old.id, 0, 1, t.mid, AT, scope=SCOPE, form=t.mid, to_tail=""
+            old, 0, 1, t.mid, AT, scope=SCOPE, form=t.mid, to_tail=""
         ) == 1  # fmt: skip
         await r.pexpire(t.keys.carrier_id(SCOPE, t.mid, old_lane), 30_000)  # handed out before
         assert await t.submitted() == 1
         assert await t.receipt() == "final"
         assert await t.status() == "delivered"
-        assert await r.hget(t.keys.notice(old.id), "status") == "submitted"
+        assert await r.hget(t.keys.notice(old), "status") == "submitted"

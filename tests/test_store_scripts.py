@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -39,13 +39,6 @@ from gateway.store.unmatched_receipts import UnmatchedReceipts
 from gateway.store.voice_scripts import VoiceScripts
 
 AT = "2026-11-28T08:00:00.000Z"
-
-
-@pytest.fixture
-async def r(redis_server: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_server, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 def test_every_script_names_its_keys_and_argv_and_indexes_neither_by_hand() -> None:

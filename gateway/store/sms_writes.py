@@ -251,11 +251,15 @@ class SmsWrites:
                 pipe.get(key)
         try:
             values = await pipe.execute()
-        except BaseException as exc:
+        except asyncio.CancelledError:
+            for _, fut in batch:
+                fut.cancel()
+            raise
+        except Exception as exc:  # each reader's to handle (an outage is waited out there)
             for _, fut in batch:
                 if not fut.done():
-                    fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
-            raise
+                    fut.set_exception(exc)
+            return
         at = 0
         for keys, fut in batch:
             if not fut.done():
