@@ -157,4 +157,4 @@ async def dispatched(http: aiohttp.ClientSession, stack: Stack, job_id: str) -> 
 
 def job_ids(job_id: str, row: int, n: int) -> dict[str, str]:
     """The job's notice ids (derived from job and row) and their numbers."""
-    return {reminder_notice_id(Keys(), job_id, i): f"139{row:02d}{i:06d}" for i in range(n)}
+    return {reminder_notice_id(Keys(), job_id, i, 0): f"139{row:02d}{i:06d}" for i in range(n)}

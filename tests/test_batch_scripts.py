@@ -34,22 +34,39 @@ class Job:
             mapping={"total": self.total, "status": "running", "channel": "sms", "key_id": "k"},
         )
 
-    async def admit_rows(self, first: int, rows: list[tuple[str, str]]) -> list[str]:
+    async def admit_rows(
+        self, first: int, rows: list[tuple[str, str]], prev: int = -1
+    ) -> list[str]:
         admission = Admission(
-            job_id="job_t1", at=AT, day="20261128", retention_s=3600, daily_cap=self.cap,
-            dedup_ttl_s=0, check_opt_out=True, key_id="k", key_name="bo",
+            job_id="job_t1", at=AT, day="20261128", retention_s=3600, job_retention_s=7200,
+            daily_cap=self.cap, dedup_ttl_s=0, check_opt_out=True, key_id="k", key_name="bo",
             template="traffic_conditions", template_version="1", subject="", channel="sms",
-            queue=self.keys.sms_bulk_queue(0),
         )  # fmt: skip
         admit_rows = [
             AdmitRow(
-                f"ntc_t{i}", to, QueueEntry.address("sms", to), text, 3 if text == "long" else 1
+                i,
+                f"ntc_t{i}",
+                to,
+                QueueEntry.address("sms", to),
+                text,
+                3 if text == "long" else 1,
             )
             for i, (to, text) in enumerate(rows, first)
         ]
         return list(
-            await self.jobs.admit_rows(admission=admission, first_row=first, rows=admit_rows)
+            await self.jobs.admit_rows(
+                admission=admission,
+                lane=0,
+                prev=prev,
+                rows=admit_rows,
+                queue=self.keys.sms_bulk_queue(0),
+            )
         )
+
+    async def finish(self) -> str:
+        """What the dispatcher does once every row is admitted."""
+        (progress,) = await self.jobs.progress(["job_t1"])
+        return await self.jobs.finish(job_id="job_t1", progress=progress, at=AT)
 
     async def apply(self, *events: Event) -> list[Any]:
         built = [e(self.notices) for e in events]
@@ -124,7 +141,7 @@ async def test_a_slice_of_rows_is_admitted_checked_and_counted(
     ]
     assert await job.admit_rows(0, rows) == ["queued", "opted_out", "capped", "queued"]
     assert await job.counts() == {"queued": 2, "opted_out": 1, "capped": 1}
-    assert (await job.job())["cursor"] == "4"
+    assert (await job.job())["lane_cursor"] == "4"
     assert await r.xlen(job.keys.sms_bulk_queue(0)) == 2
     # A dispatcher that restarts sends the same slice again: nothing is admitted twice.
     again = await job.admit_rows(0, [*rows, ("13500000005", "e")])
@@ -134,17 +151,23 @@ async def test_a_slice_of_rows_is_admitted_checked_and_counted(
 
 
 async def test_a_slice_past_a_hole_admits_nothing(r: aioredis.Redis, prefix: str) -> None:
-    """Slices travel in one pipeline; if one fails, the ones after it must not move the
-    cursor past its rows."""
+    """Slices travel in one pipeline; if one fails, the ones of its lane after it must not
+    move the lane's cursor past its rows."""
     job = Job(r, prefix, total=6)
     await job.open()
     rows = [("13500000001", "a"), ("13500000002", "b")]
-    assert await job.admit_rows(2, rows) == ["gap", "gap"]  # rows 0-1 never landed
-    assert "cursor" not in await job.job()
+    # The slice before (rows 0-1) never landed.
+    assert await job.admit_rows(2, rows, prev=2) == ["gap", "gap"]
+    assert "lane_cursor" not in await job.job()
     assert await r.xlen(job.keys.sms_bulk_queue(0)) == 0
     assert await job.admit_rows(0, rows) == ["queued", "queued"]
-    assert await job.admit_rows(2, rows) == ["queued", "queued"]
-    assert (await job.job())["cursor"] == "4"
+    assert await job.admit_rows(2, rows, prev=2) == ["queued", "queued"]
+    assert (await job.job())["lane_cursor"] == "4"
+    # Rows of a lane need not follow one another (the rows between are in other lanes).
+    assert await job.admit_rows(5, rows[:1], prev=4) == ["queued"]
+    assert (await job.job())["lane_cursor"] == "6"
+    assert await job.admit_rows(4, rows) == ["seen", "seen"]  # a dispatcher read them again
+    assert await r.xlen(job.keys.sms_bulk_queue(0)) == 5
 
 
 async def test_single_part_notices_go_submitted_then_delivered_in_batches(
@@ -161,7 +184,8 @@ async def test_single_part_notices_go_submitted_then_delivered_in_batches(
     assert not await r.exists(job.keys.submitted_parts("ntc_t0"))
     assert await job.apply(dlr("m1", "undeliverable")) == ["final"]
     assert await job.counts() == {"delivered": 1, "undeliverable": 1}
-    assert (await job.job())["status"] == "finished"
+    assert (await job.job())["status"] == "running"  # the dispatcher ends it
+    assert await job.finish() == "finished"
 
 
 async def test_two_smscs_handing_out_the_same_id_each_reach_their_own_notice(

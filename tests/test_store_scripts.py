@@ -27,7 +27,7 @@ from gateway.store import scripts
 from gateway.store.accident_replies import AccidentReplies
 from gateway.store.binding_requests import Actor, BindingRequestStore
 from gateway.store.follow_ups import FollowUpStore
-from gateway.store.job_scripts import Admission, AdmitRow, JobScripts
+from gateway.store.job_scripts import Admission, AdmitRow, JobScripts, Progress
 from gateway.store.keys import Keys
 from gateway.store.notice_scripts import Fallback
 from gateway.store.notices import NoticeStore, new_notice_id
@@ -43,7 +43,7 @@ AT = "2026-11-28T08:00:00.000Z"
 
 def test_every_script_names_its_keys_and_argv_and_indexes_neither_by_hand() -> None:
     names = scripts.script_names()
-    assert len(names) == 27
+    assert len(names) == 28
     for name in names:
         source = scripts.source_of(f"{name}.lua")
         header = scripts.parse_header(source)
@@ -142,26 +142,17 @@ async def test_every_wrapper_passes_exactly_the_keys_its_script_declares(
     await _a_receipt_moved_between_lanes(r, prefix)
     jobs = JobScripts(r, k)
     admission = Admission(
-        "job_w",
-        AT,
-        "20261128",
-        60,
-        0,
-        0,
-        True,
-        "k",
-        "key",
-        "t",
-        "1",
-        "",
-        "sms",
-        k.sms_bulk_queue(0),
-    )
+        "job_w", AT, "20261128", 60, 600, 0, 0, True, "k", "key", "t", "1", "", "sms"
+    )  # fmt: skip
     await jobs.admit_rows(
         admission=admission,
-        first_row=0,
-        rows=[AdmitRow("ntc_w3", "13800000002", "8613800000002", "x", 1)],
+        lane=0,
+        prev=-1,
+        rows=[AdmitRow(0, "ntc_w3", "13800000002", "8613800000002", "x", 1)],
+        queue=k.sms_bulk_queue(0),
     )
+    (progress,) = await jobs.progress(["job_w"])
+    await jobs.finish(job_id="job_w", progress=progress, at=AT)
     await jobs.open(job_id="job_w", total=1, bad_rows=0, at=AT, retention_s=60)
     await jobs.cancel(job_id="job_w", at=AT)
     await jobs.release_lease(job_id="job_w", holder="me")
@@ -231,11 +222,15 @@ async def test_the_lua_envelopes_are_the_python_builders(r: aioredis.Redis, pref
     await r.hset(k.job("job_e"), mapping={**job, "callback_url": "https://cb.example/j"})
     await r.hset(k.job_counts("job_e"), "queued", 1)
     await store.transition("ntc_e1", NoticeStatus.REJECTED, {"smpp_status": "ESME_RINVDSTADR"})
+    jobs = JobScripts(r, k)
+    (progress,) = await jobs.progress(["job_e"])
+    assert progress == Progress(1, {"rejected": 1})
+    assert await jobs.finish(job_id="job_e", progress=progress, at=AT) == "finished"
     clones = VoiceScripts(r, k)
     await clones.record_suspected_clone(
         notice_id="ntc_e1", at=AT, recipients=[("cc", "https://cc.example/e")]
     )
-    # The job's end is written inside the notice's transition, before the notice's own.
+    # The notice's transition counted it in its job's progress; the job's end follows.
     got = [f for _, f in await r.xrange(k.webhook_queue(0))]
     at = json.loads(got[0]["body"])["at"]
     behind = [{"id": "ntc_e1", "at": AT, "location": ""}]  # the notices behind the report
@@ -244,17 +239,17 @@ async def test_the_lua_envelopes_are_the_python_builders(r: aioredis.Redis, pref
     envelopes = [
         (
             webhook_envelope(
-                id="job_e", kind="reminder_job", channel="sms", status="finished", at=at,
-                detail={"total": 1, "counts": {"rejected": 1}},
-            ),
-            "k2", "https://cb.example/j",
-        ),
-        (
-            webhook_envelope(
                 id="ntc_e1", kind="reminder", channel="sms", status="rejected", at=at,
                 detail={"smpp_status": "ESME_RINVDSTADR"},
             ),
             "k1", "https://cb.example/h",
+        ),
+        (
+            webhook_envelope(
+                id="job_e", kind="reminder_job", channel="sms", status="finished", at=AT,
+                detail={"total": 1, "counts": {"rejected": 1}},
+            ),
+            "k2", "https://cb.example/j",
         ),
         (
             webhook_envelope(id="ntc_e1", kind="suspected_cloned_plate", at=AT, detail=report),

@@ -1,11 +1,15 @@
 """The job dispatcher: rows of running jobs become queued notices, fairly and within limits.
 
 Each pass gives every running job at most one chunk, so a small job is not starved by a big
-one. A job moves only inside its send window, at its own rate, while the bulk queue holds
+one. A job moves only inside its send window, at its own rate, while the bulk queues hold
 less than ``job_backlog`` entries (alerts and parking notices use their own queue and are
-never behind these). One dispatcher at a time works a job (a lease in Redis); admitting a
-slice of rows is one Lua call that also checks opt-out, the daily cap and duplicates, and
-advances the job's cursor, so a restart neither loses nor repeats a row.
+never behind these). One dispatcher at a time works a job (a lease in Redis).
+
+A row is admitted in its recipient's lane: a chunk's rows are grouped by lane, and a slice of
+one lane's rows is one Lua call there that also checks opt-out, the daily cap and duplicates,
+and advances that lane's cursor, so a restart neither loses nor repeats a row. The job's own
+cursor (the first row not yet known admitted) is moved after the chunk. Once it has passed
+the last row, the dispatcher sums the lanes' ``done`` and ends the job in its own lane.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from gateway.jobs.rows import split_stored
 from gateway.settings import Settings
 from gateway.sms.encoding import count_parts
 from gateway.store.job_scripts import Admission, AdmitRow, AdmitStatus, JobScripts, admit_statuses
+from gateway.store.jobs import JOB_RETENTION
 from gateway.store.keys import Keys
 from gateway.store.notices import now_iso
 from gateway.store.outage import STORE_DOWN, Outage
@@ -42,11 +47,11 @@ REMINDER_RETENTION = 7 * 86400
 LEASE_MS = 5_000  # renewed by every dispatch step of the holder (at most 0.1 s apart)
 
 
-def reminder_notice_id(keys: Keys, job_id: str, row: int) -> str:
+def reminder_notice_id(keys: Keys, job_id: str, row: int, lane: int) -> str:
     """Derived from the job and row: admitting a row twice cannot make two notices. It is
-    kept in the lane of the job's rows."""
+    in ``lane``, its recipient's."""
     digest = hashlib.blake2b(f"{job_id}:{row}".encode(), digest_size=8).hexdigest()
-    return f"ntc_{job_id[4:12]}{keys.stamp_lane(digest, keys.job_lane(job_id))}"
+    return f"ntc_{job_id[4:12]}{keys.stamp_lane(digest, lane)}"
 
 
 @dataclass(slots=True)
@@ -123,8 +128,14 @@ class JobDispatcher:
         except Exception as exc:  # a stop must not fail on its courtesy to others
             log.warning("job leases not released (%r)", exc)
 
-    def _queue(self, channel: str, job_id: str) -> str:
-        return self.queues.queue_in(channel, self.keys.job_lane(job_id), Lane.BULK)
+    def _queue(self, channel: str, lane: int) -> str:
+        return self.queues.queue_in(channel, lane, Lane.BULK)
+
+    async def _backlog(self, channel: str) -> int:
+        pipe = self.redis.pipeline(transaction=False)
+        for lane in self.keys.each_lane():
+            pipe.xlen(self._queue(channel, lane))
+        return sum(await pipe.execute())
 
     async def _lease(self, job_id: str) -> bool:
         key = self.keys.job_lease(job_id)
@@ -143,7 +154,10 @@ class JobDispatcher:
             self._buckets.pop(job_id, None)
             return False
         cursor, total = int(job.get("cursor", 0)), int(job.get("total", 0))
-        if cursor >= total or not await self._lease(job_id):
+        if cursor >= total:
+            await self._maybe_finish(job_id, total)
+            return False
+        if not await self._lease(job_id):
             return False
         inside = is_quiet(datetime.now(UTC), self.settings.general.timezone, job["window"])
         wanted = "running" if inside else "waiting_window"
@@ -151,8 +165,7 @@ class JobDispatcher:
             await self.redis.hset(self.keys.job(job_id), "status", wanted)
         if not inside:
             return False
-        queue = self._queue(job["channel"], job_id)
-        room = self.settings.jobs.job_backlog - await self.redis.xlen(queue)
+        room = self.settings.jobs.job_backlog - await self._backlog(job["channel"])
         bucket = self._buckets.get(job_id)
         if bucket is None:
             rate = float(job["rate"])
@@ -162,20 +175,28 @@ class JobDispatcher:
             return False
         rows = await self.redis.lrange(self.keys.job_rows(job_id), cursor, cursor + n - 1)
         template = self.catalogue.get(job["template"])
-        done = await self._admit_rows(job_id, job, template, queue, cursor, rows)
+        done = await self._admit_rows(job_id, job, template, cursor, rows)
         self.admitted += done
         return done > 0
+
+    async def _maybe_finish(self, job_id: str, total: int) -> None:
+        """Every row is admitted: the job ends once the lanes' ``done`` add up to its total
+        (read every round until then; a few reads per job)."""
+        (progress,) = await self.scripts.progress([job_id])
+        if progress.done >= total:
+            await self.scripts.finish(job_id=job_id, progress=progress, at=now_iso())
+            self._buckets.pop(job_id, None)
 
     async def _admit_rows(
         self,
         job_id: str,
         job: dict[str, Any],
         template: Template,
-        queue: str,
         first: int,
         rows: list[str],
     ) -> int:
-        """Admit ``rows`` (from row ``first`` on); returns how many the scripts handled."""
+        """Admit ``rows`` (from row ``first`` on), each in its recipient's lane, and move the
+        job's cursor past those that landed; returns how many the scripts handled."""
         jobs = self.settings.jobs
         channel = job["channel"]
         admission = Admission(
@@ -183,6 +204,7 @@ class JobDispatcher:
             at=now_iso(),
             day=datetime.now(UTC).strftime("%Y%m%d"),
             retention_s=REMINDER_RETENTION,
+            job_retention_s=JOB_RETENTION,
             daily_cap=jobs.reminder_daily_cap,
             dedup_ttl_s=int(jobs.reminder_dedup_hours * 3600),
             check_opt_out=channel != "email",
@@ -192,42 +214,68 @@ class JobDispatcher:
             template_version=str(template.version),
             subject=template.subject,
             channel=channel,
-            queue=queue,
         )
-        # One script call admits a slice of rows. Redis serves no one else while it runs:
-        # short slices keep an accident alert's commands from waiting behind a whole chunk.
-        # The slices go in one pipeline: a round trip each cost more than the admission
-        # itself in a busy worker, and Redis still serves other clients between them (it
-        # reads a client's pipeline 16 KB at a time; a slice, with its rows' keys, is 4-5 KB).
-        # A Redis Cluster client refuses scripts in a pipeline (redis-py): there the slices
-        # are sent one after another (each needs the cursor its predecessor moved).
-        pipe = None if is_cluster(self.redis) else self.redis.pipeline(transaction=False)
-        results: list[Any] = []
-        for start in range(0, len(rows), ADMIT_SLICE):
-            slice_rows = []
-            for i, row in enumerate(rows[start : start + ADMIT_SLICE], first + start):
-                to, params = split_stored(row)
-                text = template.text.format_map(dict(zip(template.params, params, strict=True)))
-                parts = count_parts(text) if channel == "sms" else 1
-                address = QueueEntry.address(channel, to)
-                slice_rows.append(
-                    AdmitRow(reminder_notice_id(self.keys, job_id, i), to, address, text, parts)
-                )
-            call = self.scripts.admit_rows(
-                admission=admission, first_row=first + start, rows=slice_rows, client=pipe
+        by_lane: dict[int, list[AdmitRow]] = {}
+        for i, row in enumerate(rows, first):
+            to, params = split_stored(row)
+            text = template.text.format_map(dict(zip(template.params, params, strict=True)))
+            parts = count_parts(text) if channel == "sms" else 1
+            lane = self.keys.recipient_lane(to)
+            notice_id = reminder_notice_id(self.keys, job_id, i, lane)
+            address = QueueEntry.address(channel, to)
+            by_lane.setdefault(lane, []).append(AdmitRow(i, notice_id, to, address, text, parts))
+        # One script call admits a slice of one lane's rows. Redis serves no one else while
+        # it runs: short slices keep an accident alert's commands from waiting behind a whole
+        # chunk. On one Redis the slices go in one pipeline: a round trip each cost more than
+        # the admission itself in a busy worker, and Redis still serves other clients between
+        # them (it reads a client's pipeline 16 KB at a time; a slice, with its rows' keys, is
+        # 4-5 KB). A Redis Cluster client refuses scripts in a pipeline (redis-py): there each
+        # lane's slices are sent one after another (each needs the lane cursor its
+        # predecessor moved), the lanes side by side, so each shard works its own.
+        slices = [
+            (
+                lane,
+                lane_rows[start : start + ADMIT_SLICE],
+                lane_rows[start - 1].row + 1 if start else -1,
             )
-            if pipe is not None:
-                await call  # queued
-                continue
-            try:
-                results.append(await call)
-            except STORE_DOWN:
-                raise
-            except Exception as e:  # as the pipeline reports it: the slices after it gap
-                results.append(e)
-        if pipe is not None:
+            for lane, lane_rows in by_lane.items()
+            for start in range(0, len(lane_rows), ADMIT_SLICE)
+        ]
+        queues = {lane: self._queue(channel, lane) for lane in by_lane}
+
+        def admit(lane: int, slice_rows: list[AdmitRow], prev: int, client: Any = None) -> Any:
+            return self.scripts.admit_rows(
+                admission=admission,
+                lane=lane,
+                prev=prev,
+                rows=slice_rows,
+                queue=queues[lane],
+                client=client,
+            )
+
+        results: list[Any]
+        if is_cluster(self.redis):
+            results = [None] * len(slices)
+
+            async def one_lane(lane: int) -> None:
+                for n, (in_lane, slice_rows, prev) in enumerate(slices):
+                    if in_lane != lane:
+                        continue
+                    try:
+                        results[n] = await admit(lane, slice_rows, prev)
+                    except STORE_DOWN:
+                        raise
+                    except Exception as e:  # as the pipeline reports it: the slices after gap
+                        results[n] = e
+
+            await asyncio.gather(*(one_lane(lane) for lane in by_lane))
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            for lane, slice_rows, prev in slices:
+                await admit(lane, slice_rows, prev, pipe)  # queued
             results = await pipe.execute(raise_on_error=False)
-        failed = [r for r in results if isinstance(r, Exception)]
+        statuses = [r if isinstance(r, Exception) else admit_statuses(r) for r in results]
+        failed = [r for r in statuses if isinstance(r, Exception)]
         if failed:  # the slices after a failed one answered 'gap'; the cursor says where to go on
             log.error(
                 "reminder job %s: %d of %d admission calls failed: %r",
@@ -236,10 +284,18 @@ class JobDispatcher:
                 len(results),
                 failed[0],
             )
+        # The job's cursor goes to the first row of the first slice that did not land (those
+        # after it, in other lanes, are 'seen' when read again).
+        landed = first + len(rows)
+        for (_, slice_rows, _), got in zip(slices, statuses, strict=True):
+            if isinstance(got, Exception) or AdmitStatus.GAP in got:
+                landed = min(landed, slice_rows[0].row)
+        if landed > first:
+            await self.redis.hset(self.keys.job(job_id), "cursor", landed)
         return sum(
             1
-            for r in results
-            if not isinstance(r, Exception)
-            for s in admit_statuses(r)
+            for got in statuses
+            if not isinstance(got, Exception)
+            for s in got
             if s is not AdmitStatus.GAP
         )

@@ -1,7 +1,9 @@
-"""Typed wrappers of the reminder-job scripts: admitting rows, cancelling a job."""
+"""Typed wrappers of the reminder-job scripts: admitting rows, ending and cancelling a job,
+and reading a job's progress, which is kept in every lane its rows were admitted in."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ class AdmitStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class AdmitRow:
+    row: int  # its place in the job's rows
     notice_id: str
     to: str  # national number or email address, as stored
     address: str  # what the queue entry carries (``QueueEntry.address``)
@@ -42,7 +45,8 @@ class Admission:
     job_id: str
     at: str
     day: str  # the daily cap's day, YYYYMMDD
-    retention_s: int
+    retention_s: int  # the notices'
+    job_retention_s: int  # a lane's part of the job's progress
     daily_cap: int
     dedup_ttl_s: int
     check_opt_out: bool
@@ -52,28 +56,45 @@ class Admission:
     template_version: str
     subject: str
     channel: str
-    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A job's rows with an outcome, and its rows per status, summed over the lanes."""
+
+    done: int
+    counts: dict[str, int]
 
 
 class JobScripts:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self.redis = redis
         self.keys = keys
         self._admit = Script(redis, "job_admit", keys)
         self._open = Script(redis, "job_open", keys)
         self._cancel = Script(redis, "job_cancel", keys)
+        self._finish = Script(redis, "job_finish", keys)
         self._release = Script(redis, "release_lease", keys)
 
     async def admit_rows(
-        self, *, admission: Admission, first_row: int, rows: Sequence[AdmitRow], client: Any = None
+        self,
+        *,
+        admission: Admission,
+        lane: int,
+        prev: int,
+        rows: Sequence[AdmitRow],
+        queue: str,
+        client: Any = None,
     ) -> list[AdmitStatus] | Any:
-        """Admit ``rows`` (from row ``first_row`` on). With a pipeline as ``client`` the call
-        is only queued (this returns the pipeline); ``admit_statuses`` reads its result."""
+        """Admit ``rows``, all of them in ``lane`` (their recipients'), in row order, into
+        ``queue`` (that lane's). ``prev``: the row after the previous slice of this lane sent
+        in the same pipeline, or -1. With a pipeline as ``client`` the call is only queued
+        (this returns the pipeline); ``admit_statuses`` reads its result."""
         k, a = self.keys, admission
-        lane = k.job_lane(a.job_id)  # the rows' notices are admitted in the job's lane
         fields: list[Any] = []
         row_keys: list[str] = []
         for r in rows:
-            fields += (r.notice_id, r.to, r.address, r.text, r.parts)
+            fields += (r.row, r.notice_id, r.to, r.address, r.text, r.parts)
             row_keys += (
                 k.notice(r.notice_id),
                 k.history(r.notice_id),
@@ -82,19 +103,18 @@ class JobScripts:
             )
         res = await self._admit(
             keys={
-                "job": k.job(a.job_id),
-                "job_counts": k.job_counts(a.job_id),
-                "jobs_active": k.jobs_active(lane),
-                "webhooks": k.webhook_queue(lane),
-                "queue": a.queue,
+                "part": k.job(a.job_id, lane),
+                "part_counts": k.job_counts(a.job_id, lane),
+                "queue": queue,
                 "opt_outs": k.opt_outs(lane),
                 "audit": k.audit_log(lane),
             },
             args={
                 "job_id": a.job_id,
-                "first_row": first_row,
+                "prev": prev,
                 "at": a.at,
                 "retention_s": a.retention_s,
+                "job_retention_s": a.job_retention_s,
                 "daily_cap": a.daily_cap,
                 "dedup_ttl_s": a.dedup_ttl_s,
                 "check_opt_out": "1" if a.check_opt_out else "0",
@@ -111,6 +131,46 @@ class JobScripts:
         )
         return res if client is not None else admit_statuses(res)
 
+    async def progress(self, job_ids: Sequence[str]) -> list[Progress]:
+        """Each job's progress, read from every lane in one pipeline (not atomic over the
+        lanes: a lane read later may have moved on)."""
+        k = self.keys
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            for lane in k.each_lane():
+                pipe.hget(k.job(job_id, lane), "done")
+                pipe.hgetall(k.job_counts(job_id, lane))
+        got = await pipe.execute() if job_ids else []
+        out = []
+        per_job = 2 * k.lanes
+        for j in range(len(job_ids)):
+            done, counts = 0, dict[str, int]()
+            for i in range(j * per_job, (j + 1) * per_job, 2):
+                done += int(got[i] or 0)
+                for status, n in got[i + 1].items():
+                    counts[status] = counts.get(status, 0) + int(n)
+            out.append(Progress(done, {s: n for s, n in counts.items() if n}))
+        return out
+
+    async def finish(self, *, job_id: str, progress: Progress, at: str) -> str:
+        """End a running job whose rows all have an outcome (``progress.done`` reached its
+        total), once, with its callback. The job's status after the call, or ``unknown``."""
+        k = self.keys
+        res = await self._finish(
+            keys={
+                "job": k.job(job_id),
+                "jobs_active": k.jobs_active(k.job_lane(job_id)),
+                "webhooks": k.webhook_queue(k.job_lane(job_id)),
+            },
+            args={
+                "job_id": job_id,
+                "done": progress.done,
+                "counts_json": json.dumps(progress.counts),
+                "at": at,
+            },
+        )
+        return str(res)
+
     async def open(
         self, *, job_id: str, total: int, bad_rows: int, at: str, retention_s: int
     ) -> str:
@@ -122,7 +182,6 @@ class JobScripts:
                 "job": k.job(job_id),
                 "job_rows": k.job_rows(job_id),
                 "job_bad_rows": k.job_bad_rows(job_id),
-                "job_counts": k.job_counts(job_id),
                 "jobs_active": k.jobs_active(k.job_lane(job_id)),
             },
             args={
@@ -137,18 +196,25 @@ class JobScripts:
         return str(res)
 
     async def cancel(self, *, job_id: str, at: str) -> str:
-        """Cancel a running, waiting or receiving job; the status it had, or ``unknown``."""
+        """Cancel a running, waiting or receiving job; the status it had, or ``unknown``. Its
+        callback gets the counts read just before."""
         k = self.keys
         lane = k.job_lane(job_id)
+        (progress,) = await self.progress([job_id])
         res = await self._cancel(
             keys={
                 "job": k.job(job_id),
-                "job_counts": k.job_counts(job_id),
                 "jobs_active": k.jobs_active(lane),
                 "jobs_cancelled": k.jobs_cancelled(lane),
                 "webhooks": k.webhook_queue(lane),
             },
-            args={"job_id": job_id, "at": at, "now_s": time.time(), "keep_s": CANCELLED_KEPT_S},
+            args={
+                "job_id": job_id,
+                "at": at,
+                "now_s": time.time(),
+                "keep_s": CANCELLED_KEPT_S,
+                "counts_json": json.dumps(progress.counts),
+            },
         )
         return str(res)
 

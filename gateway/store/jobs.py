@@ -1,4 +1,5 @@
-"""Reminder jobs in Redis: the job, its stored rows, bad rows, counts per status."""
+"""Reminder jobs in Redis: the job, its stored rows, bad rows, counts per status (kept in
+every lane the rows were admitted in, and summed here)."""
 
 from __future__ import annotations
 
@@ -71,13 +72,12 @@ class JobStore:
     async def get(self, job_id: str, bad_sample: int = 100) -> dict[str, Any] | None:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.job(job_id))
-        pipe.hgetall(self.keys.job_counts(job_id))
         pipe.lrange(self.keys.job_bad_rows(job_id), 0, bad_sample - 1)
-        job, counts, bad = await pipe.execute()
+        job, bad = await pipe.execute()
         if not job:
             return None
-        out: dict[str, Any] = dict(job)
-        out["counts"] = {k: int(v) for k, v in counts.items() if int(v)}
+        (progress,) = await self.scripts.progress([job_id])
+        out: dict[str, Any] = {**job, "done": progress.done, "counts": progress.counts}
         out["bad_rows_sample"] = [json.loads(b) for b in bad]
         return out
 
@@ -100,13 +100,13 @@ class JobStore:
         pipe = self.redis.pipeline(transaction=False)
         for job_id in ids:
             pipe.hgetall(self.keys.job(job_id))
-            pipe.hgetall(self.keys.job_counts(job_id))
         got = await pipe.execute() if ids else []
-        out = []
-        for job, counts in zip(got[::2], got[1::2], strict=True):
-            if job:
-                out.append({**job, "counts": {k: int(v) for k, v in counts.items() if int(v)}})
-        return out
+        progress = await self.scripts.progress(ids)
+        return [
+            {**job, "done": p.done, "counts": p.counts}
+            for job, p in zip(got, progress, strict=True)
+            if job
+        ]
 
     async def cancelled_recently(self) -> set[str]:
         cancelled: set[str] = set()

@@ -8,8 +8,10 @@ them. The shared ones are kept once per lane (``sms_queue(lane)`` ...), and a sc
 those of the lane of the entity it works on. Which lane an entity is in: a notice's is
 written in its id (``notice_lane``), a recipient's and a plate's are hashed
 (``recipient_lane``, ``plate_lane``), a binding request's is its reference modulo the lanes
-(``ref_lane``); a reminder job and its rows are still all in lane 0 (``job_lane``). With one
-lane every such key is in one slot, on one cluster shard.
+(``ref_lane``), a reminder job's is hashed from its id (``job_lane``) and each of its rows is
+admitted in its recipient's lane, where that lane's part of the job's progress is kept
+(``job(job_id, lane)``, ``job_counts(job_id, lane)``). With one lane every such key is in one
+slot, on one cluster shard.
 Keys used only alone or with keys of the same owner keep their own tag (API keys, rate
 limiters, console sessions) or none (heartbeats, bound SMPP sessions). The Lua scripts that
 must find a key themselves (see ``gateway.store.scripts``) get builders rendered from these
@@ -99,9 +101,10 @@ class Keys:
         return hashed_lane(ref, self.lanes)
 
     def job_lane(self, job_id: str) -> int:
-        """The lane of a reminder job's keys, its rows' notices and their recipients' daily
-        cap and duplicate keys: lane 0 for now (stage 3 spreads the rows next)."""
-        return 0
+        """The lane of a reminder job's own keys (the job, its rows, bad rows and lease). Its
+        rows' notices, their recipients' daily cap and duplicate keys, and the counts and
+        ``done`` of those rows are in each recipient's lane."""
+        return hashed_lane(job_id, self.lanes)
 
     def lane_tag(self, lane: int) -> str:
         return f"{{{self.prefix}.L{lane}}}"
@@ -125,13 +128,12 @@ class Keys:
 
     def notice_step(self, notice_id: str) -> dict[str, str]:
         """The keys every step on a notice writes (a script's ``notice, history, webhooks,
-        jobs_active, events``): the notice's own, and its lane's outbox, jobs and events."""
+        events``): the notice's own, and its lane's outbox and events."""
         lane = self.notice_lane(notice_id)
         return {
             "notice": self.notice(notice_id),
             "history": self.history(notice_id),
             "webhooks": self.webhook_queue(lane),
-            "jobs_active": self.jobs_active(lane),
             "events": self.events(lane),
         }
 
@@ -169,11 +171,11 @@ class Keys:
 
     def sent_today(self, to: str, day: str) -> str:
         """Reminders sent to one recipient on one day (the daily cap)."""
-        return f"{self.in_lane(self.job_lane(to))}cap:{to}:{day}"
+        return f"{self.in_lane(self.recipient_lane(to))}cap:{to}:{day}"
 
     def recent_reminder(self, template: str, to: str) -> str:
         """A recipient got this template lately (duplicate suppression across jobs)."""
-        return f"{self.in_lane(self.job_lane(to))}dedup:{to}:{template}"
+        return f"{self.in_lane(self.recipient_lane(to))}dedup:{to}:{template}"
 
     def api_key(self, key_hash: str) -> str:
         return f"{self.prefix}:{{{self.prefix}.apikeys}}:key:{key_hash}"
@@ -290,14 +292,19 @@ class Keys:
     def opt_outs(self, lane: int) -> str:
         return f"{self.in_lane(lane)}optout"
 
-    def job(self, job_id: str) -> str:
-        return f"{self.in_lane(self.job_lane(job_id))}job:{job_id}"
+    def job(self, job_id: str, lane: int | None = None) -> str:
+        """The job's hash in its own lane; with ``lane``, that lane's part of its progress (a
+        hash of ``done`` and ``lane_cursor``: the rows admitted there). In the job's own lane
+        the two are one hash."""
+        return f"{self.in_lane(self.job_lane(job_id) if lane is None else lane)}job:{job_id}"
 
     def job_rows(self, job_id: str) -> str:
         return f"{self.in_lane(self.job_lane(job_id))}job:{job_id}:rows"
 
-    def job_counts(self, job_id: str) -> str:
-        return f"{self.in_lane(self.job_lane(job_id))}job:{job_id}:counts"
+    def job_counts(self, job_id: str, lane: int | None = None) -> str:
+        """The rows per status, of the rows admitted in ``lane`` (by default the job's)."""
+        lane = self.job_lane(job_id) if lane is None else lane
+        return f"{self.in_lane(lane)}job:{job_id}:counts"
 
     def job_bad_rows(self, job_id: str) -> str:
         return f"{self.in_lane(self.job_lane(job_id))}job:{job_id}:bad"

@@ -271,7 +271,6 @@ class NoticeScripts:
             self._sms_events,
             keys={
                 "webhooks": k.webhook_queue(lane),
-                "jobs_active": k.jobs_active(lane),
                 "events": k.events(lane),
                 "receipts_parked": k.receipts_parked(lane),
                 "receipts_unmatched": k.receipts_unmatched(lane),
@@ -297,7 +296,6 @@ class NoticeScripts:
             keys={
                 "awaiting": k.awaiting_receipts(lane),
                 "webhooks": k.webhook_queue(lane),
-                "jobs_active": k.jobs_active(lane),
                 "events": k.events(lane),
             },
             args={"now_ms": now_ms, "max": max_expired, "at": at},

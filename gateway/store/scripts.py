@@ -3,7 +3,7 @@
 Every script file starts with a header comment naming what it takes::
 
     -- What the script does.
-    -- KEYS: notice, history, webhooks, jobs_active
+    -- KEYS: notice, history, webhooks, events
     -- KEYS+: per event, ...   (only where a variable tail of keys follows the named ones)
     -- ARGV: id, status, at, detail_json
 
@@ -25,11 +25,11 @@ in its order. Directives, one per line, resolved at load time:
 Keys a script touches that its caller could not declare (input for Redis Cluster):
 
 - ``sms_events``: a receipt names only its carrier message id; the notice (hash, history,
-  per-part receipts) is found through the carrier-id mapping inside the script, and the
-  notice's job (hash, counts) from the notice. Declaring them would cost the bulk receipt path
-  a read per batch before the write.
-- ``set_status``, ``outcome``, ``sms_events``: the notice's job hash and counts (``job`` is a
-  field of the notice, read inside the script).
+  per-part receipts) is found through the carrier-id mapping inside the script. Declaring
+  them would cost the bulk receipt path a read per batch before the write.
+- ``set_status``, ``outcome``, ``sms_events``, ``begin_call``, ``expire_unreceipted``: the
+  notice's job's part in the notice's lane (``done``, counts; ``job`` is a field of the
+  notice, read inside the script).
 - ``move_voice_retries``: the notices named by the retry set (their ``kind`` picks the queue).
 - ``verify_binding_request``, ``close_binding_request``: the plate's binding and audit trail;
   the plate is a field of the request, which the caller knows only by reference.
@@ -55,7 +55,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -146,6 +146,7 @@ def _key_builder(keys: Keys, name: str) -> str:
     """``local key_<name> = function(a1, ...)``, the same name ``Keys.<name>`` makes. A key in
     a lane is built in the lane of the script's first key (``LANE``): the one the script runs
     in, so that what it finds inside Redis is in the slot of what it was given."""
+    keys = replace(keys, lanes=1)  # every lane-0 key stands for one in LANE
     method = getattr(keys, name)
     required = [p for p in inspect.signature(method).parameters.values() if p.default is p.empty]
     params = [f"a{i}" for i in range(len(required))]

@@ -3,7 +3,7 @@
 -- for every lane) and gives it back when this says 'skip'. The worker learns all it needs to
 -- place the call from this one call. Returns {state, attempt, to, text, kind}; state: 'dial'
 -- or 'skip'.
--- KEYS: notice, history, webhooks, jobs_active, events
+-- KEYS: notice, history, webhooks, events
 -- ARGV: id, at, max_attempts
 --!include transition.lua
 local cur = notice_state(K.notice)

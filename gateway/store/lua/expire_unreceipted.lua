@@ -3,7 +3,7 @@
 -- every notice reaches a final status and every job finishes. A notice that got its receipt
 -- meanwhile is only taken off the set. Each is handled once, however many workers run this.
 -- Returns how many expired.
--- KEYS: awaiting, webhooks, jobs_active, events
+-- KEYS: awaiting, webhooks, events
 -- ARGV: now_ms, max, at
 --!include transition.lua
 --!keys notice history

@@ -1,7 +1,8 @@
 -- Intake done: the job starts ('running'), or ends at once when no row was good
 -- ('finished'). A job cancelled while its rows were arriving stays cancelled. Its rows, bad
--- rows and counts are kept as long as the job. Returns the job's status after the call.
--- KEYS: job, job_rows, job_bad_rows, job_counts, jobs_active
+-- rows are kept as long as the job (its counts are given that time as rows are admitted).
+-- Returns the job's status after the call.
+-- KEYS: job, job_rows, job_bad_rows, jobs_active
 -- ARGV: job_id, total, bad_rows, at, now_s, retention_s
 local current = redis.call('HGET', K.job, 'status')
 local status = current
@@ -16,7 +17,7 @@ if current == 'receiving' then
     redis.call('HSET', K.job, 'status', status, 'cursor', 0, 'finished_at', A.at)
   end
 end
-for _, k in ipairs({K.job_rows, K.job_bad_rows, K.job_counts}) do
+for _, k in ipairs({K.job_rows, K.job_bad_rows}) do
   redis.call('EXPIRE', k, A.retention_s)
 end
 return status or 'unknown'

@@ -3,7 +3,7 @@
 -- notice on another channel, linked from this one by fallback_id (at most one: a notice that
 -- has one keeps it). Returns {changed 0|1, retry scheduled 0|1, fallback id or ''}.
 -- A fallback notice gets its audit entry as it is made.
--- KEYS: notice, history, webhooks, jobs_active, events, retry, audit, fallback_notice?, fallback_history?, fallback_queue?
+-- KEYS: notice, history, webhooks, events, retry, audit, fallback_notice?, fallback_history?, fallback_queue?
 -- ARGV: id, status, at, detail_json, retry_at_ms, fallback_id, fallback_record_json, fallback_history_json, fallback_entry_json, fallback_audit_json, retention_s
 --!include transition.lua
 --!include new_notice.lua

@@ -15,7 +15,7 @@
 -- A single-part notice keeps no per-part hashes: its part's outcome is the notice's.
 -- A notice that is submitted goes on the awaiting set, due when its receipt is overdue
 -- (receipt_ttl_ms): a receipt that never comes ends it ``expired`` (expire_unreceipted.lua).
--- KEYS: webhooks, jobs_active, events, receipts_parked, receipts_unmatched, awaiting
+-- KEYS: webhooks, events, receipts_parked, receipts_unmatched, awaiting
 -- KEYS+: per event, in order: 's': carrier_id, early_receipt, notice, history, submitted_parts, receipt_parts; 'r': per form: carrier_id, early_receipt
 -- ARGV: mapping_ttl_s, early_ttl_s, receipt_ttl_ms, events
 --!include transition.lua
@@ -28,9 +28,9 @@ PROGRESS = {}
 FIGURES = {}
 local at = ''
 
--- The keys each event brings: KEYS from 7 on, six for 's', two per form for 'r'.
+-- The keys each event brings: KEYS from 6 on, six for 's', two per form for 'r'.
 local EK = {}
-local ki = 7
+local ki = 6
 for e = 0, n - 1 do
   if E[e * W + 1] == 's' then
     EK[e] = {carrier=KEYS[ki], early=KEYS[ki + 1], notice=KEYS[ki + 2], history=KEYS[ki + 3],

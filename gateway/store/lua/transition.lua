@@ -1,5 +1,6 @@
 -- Fragment: a notice's status change, with its history entry, job counts and webhook.
--- NEEDS: webhooks, jobs_active, events
+-- NEEDS: webhooks, events
+--!include webhook.lua
 --!include jobs.lua
 --!include events.lua
 --!include figures.lua
