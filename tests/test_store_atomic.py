@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from gateway.core.records import Notice, QueueEntry
 from gateway.core.statuses import NoticeStatus
-from gateway.store.job_scripts import JobScripts
+from gateway.store.job_scripts import JobScripts, Progress
 from gateway.store.keys import Keys
 from gateway.store.notice_scripts import Fallback
 from gateway.store.notices import NoticeStore, now_iso
@@ -47,8 +47,8 @@ def voice_notice(notice_id: str, *, kind: str = "parking_notice") -> Notice:
     )
 
 
-async def webhooks(r: aioredis.Redis, keys: Keys) -> list[dict[str, str]]:
-    return [fields for _, fields in await r.xrange(keys.webhook_queue(0))]
+async def webhooks(r: aioredis.Redis, keys: Keys, lane: int = 0) -> list[dict[str, str]]:
+    return [fields for _, fields in await r.xrange(keys.webhook_queue(lane))]
 
 
 async def test_clone_reports_from_two_workers_at_once_count_exactly(
@@ -125,6 +125,39 @@ async def test_job_cancel_is_one_step_with_its_callback_however_many_race(
         "at": AT,
         "detail": {"total": 3, "counts": {"queued": 2, "delivered": 1}},
     }
+
+
+async def test_a_job_ends_once_when_its_lanes_add_up_however_many_dispatchers_race(
+    clients: tuple[aioredis.Redis, aioredis.Redis], prefix: str
+) -> None:
+    a, b = clients
+    keys = Keys(prefix, 3)
+    job = {"id": "job_y", "status": "running", "total": 5, "channel": "sms", "key_id": "k1"}
+    await a.hset(keys.job("job_y"), mapping={**job, "callback_url": "https://cb.example/jobs"})
+    lane = keys.job_lane("job_y")
+    await a.zadd(keys.jobs_active(lane), {"job_y": 1})
+    # Three lanes' parts: 2 + 2 + 1 rows with an outcome.
+    for part, (done, delivered) in enumerate([(2, 2), (2, 1), (1, 1)]):
+        await a.hset(keys.job("job_y", part), "done", done)
+        await a.hset(keys.job_counts("job_y", part), mapping={"delivered": delivered})
+    await a.hset(keys.job_counts("job_y", 1), "undeliverable", 1)
+    scripts = [JobScripts(a, keys), JobScripts(b, keys)]
+    (progress,) = await scripts[0].progress(["job_y"])
+    assert progress == Progress(5, {"delivered": 4, "undeliverable": 1})
+    # A sum short of the total ends nothing.
+    short = Progress(4, progress.counts)
+    assert await scripts[0].finish(job_id="job_y", progress=short, at=AT) == "running"
+    after = await asyncio.gather(
+        *(s.finish(job_id="job_y", progress=progress, at=AT) for _ in range(20) for s in scripts)
+    )
+    assert after == ["finished"] * 40
+    assert not await a.zscore(keys.jobs_active(lane), "job_y")
+    (hook,) = await webhooks(a, keys, lane)
+    body = json.loads(hook["body"])
+    assert (body["status"], body["detail"]) == ("finished", {"total": 5, "counts": progress.counts})
+    # A cancelled job is not finished afterwards.
+    await a.hset(keys.job("job_y"), "status", "cancelled")
+    assert await scripts[1].finish(job_id="job_y", progress=progress, at=AT) == "cancelled"
 
 
 async def test_cancelling_an_ended_or_unknown_job_changes_nothing(

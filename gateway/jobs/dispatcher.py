@@ -45,6 +45,7 @@ CHUNK = 500
 ADMIT_SLICE = 12  # rows per script call: about 0.3 ms of Redis time (see SMS_EVENTS_PER_CALL)
 REMINDER_RETENTION = 7 * 86400
 LEASE_MS = 5_000  # renewed by every dispatch step of the holder (at most 0.1 s apart)
+FINISH_CHECK_S = 0.1  # how often a job whose rows are all admitted has its lanes summed
 
 
 def reminder_notice_id(keys: Keys, job_id: str, row: int, lane: int) -> str:
@@ -81,6 +82,7 @@ class JobDispatcher:
         self.scripts = JobScripts(redis, keys)
         self.queues = ChannelQueues(keys)
         self._buckets: dict[str, Bucket] = {}
+        self._checked: dict[str, float] = {}  # job -> when its lanes were last summed
         self._closing = False
         self.admitted = 0
 
@@ -107,6 +109,9 @@ class JobDispatcher:
             for lane in self.keys.each_lane()
             for job_id in await self.redis.zrange(self.keys.jobs_active(lane), 0, -1)
         ]
+        for gone in (self._buckets.keys() | self._checked.keys()) - set(jobs):  # ended elsewhere
+            self._buckets.pop(gone, None)
+            self._checked.pop(gone, None)
         moved = False
         for job_id in jobs:
             if self._closing:
@@ -152,6 +157,7 @@ class JobDispatcher:
         if status not in ("running", "waiting_window"):
             await self.redis.zrem(self.keys.jobs_active(self.keys.job_lane(job_id)), job_id)
             self._buckets.pop(job_id, None)
+            self._checked.pop(job_id, None)
             return False
         cursor, total = int(job.get("cursor", 0)), int(job.get("total", 0))
         if cursor >= total:
@@ -181,11 +187,16 @@ class JobDispatcher:
 
     async def _maybe_finish(self, job_id: str, total: int) -> None:
         """Every row is admitted: the job ends once the lanes' ``done`` add up to its total
-        (read every round until then; a few reads per job)."""
+        (summed every ``FINISH_CHECK_S`` until then: two reads per lane)."""
+        now = time.monotonic()
+        if now - self._checked.get(job_id, 0.0) < FINISH_CHECK_S:
+            return
+        self._checked[job_id] = now
         (progress,) = await self.scripts.progress([job_id])
         if progress.done >= total:
             await self.scripts.finish(job_id=job_id, progress=progress, at=now_iso())
             self._buckets.pop(job_id, None)
+            self._checked.pop(job_id, None)
 
     async def _admit_rows(
         self,

@@ -79,7 +79,7 @@ class Keys:
 
     def recipient_lane(self, to: str) -> int:
         """The lane of a recipient (a national number or an address): the notices sent to
-        them (but a job's and a plate's), their latest-alert mark, their MO parts."""
+        them (but a plate's), a job's rows for them, their latest-alert mark, their MO parts."""
         return hashed_lane(to, self.lanes)
 
     def carrier_lane(self, smsc_message_id: str) -> int:
