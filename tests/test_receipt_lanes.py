@@ -13,6 +13,7 @@ from gateway.core.statuses import NoticeStatus
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore, new_notice_id
 from gateway.store.sms_writes import SmsWrites
+from gateway.store.unmatched_receipts import UnmatchedReceipts
 
 AT = "2026-12-03T08:00:00.000Z"
 LANES = 3
@@ -175,3 +176,36 @@ async def test_a_carrier_id_handed_out_again_reaches_the_newest_message(
         assert await t.receipt() == "final"
         assert await t.status() == "delivered"
         assert await r.hget(t.keys.notice(old), "status") == "submitted"
+
+
+async def test_a_receipt_stranded_by_a_stopped_process_is_moved_by_the_unmatched_sweep(
+    r: aioredis.Redis, prefix: str
+) -> None:
+    """The receipt parks and finds no mapping; its carrier id is then stored by a process
+    that stops before its look aside. Nothing would move the receipt: the sweep that would
+    report it unmatched moves it to its notice instead. A receipt with no carrier id at all
+    is still reported."""
+    async with Lanes(r, prefix, "c-stranded") as t:
+        assert await t.receipt() == "early"
+        async with asyncio.timeout(5):  # its second look, aside, found nothing
+            while len(t.writes._routed):
+                await asyncio.sleep(0.01)
+        fields, id_keys = t.store.scripts.submitted_event(
+            t.notice_id, 0, 1, t.mid, AT, t.mid, SCOPE, t.lane
+        )
+        assert await t.writes.batchers[t.lane].submit(fields, id_keys) == 1  # no look aside
+        assert await t.status() == "submitted"
+        lone = t.writes.receipt(
+            "c-lone", ["c-lone"], "main", SCOPE, NoticeStatus.DELIVERED, AT, "DELIVRD", "000", ""
+        )
+        assert await lone == "early"
+        unmatched = UnmatchedReceipts(r, t.keys)
+        due = {m["id"]: m for m in await unmatched.report(0, 600)}
+        assert set(due) == {t.mid, "c-lone"}
+        assert due[t.mid]["scope"] == SCOPE
+        assert await t.writes.rescue(due[t.mid])
+        assert await t.status() == "delivered"
+        assert not await r.exists(t.keys.early_receipt(SCOPE, t.mid, t.parked_in))
+        assert not await t.writes.rescue(due["c-lone"])
+        assert [u["id"] for u in await unmatched.newest()] == ["c-lone"]
+        assert set((await unmatched.newest())[0]) == {"id", "link", "stat", "err", "at"}

@@ -124,6 +124,16 @@ class Inbound:
         """Receipts no carrier id claimed within ``grace`` seconds: one log line and one count
         each (each is reported to one worker only)."""
         for r in await self.unmatched.report(grace, forget):
+            try:
+                if await self.writes.rescue(r):
+                    log.info(
+                        "a receipt for carrier id %s, left parked by a process that stopped, "
+                        "reached its notice",
+                        mask_id(str(r.get("id", ""))),
+                    )
+                    continue
+            except Exception as exc:  # it stays listed; a late carrier id can still claim it
+                log.warning("a parked receipt could not be moved (%r)", exc)
             self.metrics.sms_receipts_unmatched.inc()
             log.warning(
                 "receipt for carrier id %s (link %s, %s) matched no part in %.0fs; it stays "

@@ -250,7 +250,7 @@ class NoticeScripts:
             for f in forms
             for key in (k.carrier_id(scope, f, lane), k.early_receipt(scope, f, lane))
         ]
-        rid = {"id": smsc_message_id, "link": link, "forms": forms}
+        rid = {"id": smsc_message_id, "link": link, "forms": forms, "scope": scope}
         return ["r", rid, status.value, at, stat, err, to_tail], keys
 
     async def sms_events(

@@ -196,9 +196,30 @@ class SmsWrites:
         if parked is not None:
             await self._move(parked, json.loads(parked), scope, parked_in, lane)
 
+    async def rescue(self, member: dict[str, Any]) -> bool:
+        """A receipt about to be reported unmatched (``UnmatchedReceipts.report``) whose
+        carrier id is stored in another lane after all: moved to its notice. That is left
+        to this sweep when a process stopped between one side's write and its look at the
+        other's (a crash, or a shutdown cutting a move short). With one lane the script
+        claims a parked receipt itself. True if it was moved."""
+        scope, form = member.get("scope"), member.get("form")
+        if self.keys.lanes == 1 or not isinstance(scope, str) or not isinstance(form, str):
+            return False
+        parked_in = self.keys.carrier_lane(form)
+        parked = await self.redis.get(self.keys.early_receipt(scope, form, parked_in))
+        if parked is None:
+            return False
+        value = json.loads(parked)
+        if json.loads(value.get("member") or "null") != member:
+            return False  # another receipt is parked there now
+        lane = await self._mapped_lane(scope, value.get("forms") or [form], value.get("tail", ""))
+        if lane is None or lane == parked_in:
+            return False
+        return await self._move(parked, value, scope, parked_in, lane)
+
     async def _move(
         self, parked: str, value: dict[str, Any], scope: str, from_lane: int, to_lane: int
-    ) -> None:
+    ) -> bool:
         """Apply a receipt parked in ``from_lane`` in its notice's lane, then drop it there
         (unless it was parked again: then its notice's carrier id has yet to claim it)."""
         member = json.loads(value["member"])
@@ -217,7 +238,7 @@ class SmsWrites:
             lane=to_lane,
         )
         if await self.batchers[to_lane].submit(fields, keys) == "early":
-            return
+            return False
         k = self.keys
         await self._drop(
             keys={
@@ -228,6 +249,7 @@ class SmsWrites:
             more_keys=list(value.get("parks") or []),
         )
         log.debug("a parked receipt moved from lane %d to lane %d", from_lane, to_lane)
+        return True
 
     def _read(self, keys: list[str]) -> asyncio.Future[list[Any]]:
         """The values of ``keys``, read in one pipeline with the other reads asked for in

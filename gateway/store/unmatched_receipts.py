@@ -13,6 +13,7 @@ from gateway.store.lane_merge import newest_of_lanes
 from gateway.store.scripts import Script
 
 KEEP = 1000  # newest unmatched receipts listed
+LISTED = ("id", "link", "stat", "err", "at")  # what an admin is shown of one
 
 
 class UnmatchedReceipts:
@@ -50,4 +51,4 @@ class UnmatchedReceipts:
             return got
 
         members = await newest_of_lanes(self.keys.each_lane(), unmatched, lambda m: m[1], limit)
-        return [json.loads(m) for m, _ in members]
+        return [{f: v for f, v in json.loads(m).items() if f in LISTED} for m, _ in members]

@@ -175,7 +175,9 @@ for e = 0, n - 1 do
       end
     end
     if not map then
-      local member = cjson.encode({id=rid.id, link=rid.link, stat=E[b + 4], err=E[b + 5], at=at})
+      -- The member names where the receipt is parked (scope, best form): a sweep can find it.
+      local member = cjson.encode({id=rid.id, link=rid.link, stat=E[b + 4], err=E[b + 5], at=at,
+                                   scope=rid.scope, form=rid.forms[1]})
       local parks = {}
       for i, f in ipairs(k.forms) do parks[i] = f.early end
       local value = cjson.encode({status=status, at=at, detail=detail, parks=parks, member=member,
