@@ -45,7 +45,6 @@ def redis_backend(request: pytest.FixtureRequest) -> RedisBackend:
     if name == "cluster":
         cluster: ClusterSet = request.getfixturevalue("cluster_set")
         # Three lanes: each lane's tag is a slot of its own, most often on another shard, so
-        # every reader walks lanes across slots (every write is still in lane 0 until stage 3
-        # of docs/redis-cluster.md).
+        # entities and readers cross slots (docs/redis-cluster.md).
         return RedisBackend("cluster", cluster.url, {**cluster.env, "GATEWAY_REDIS_LANES": "3"})
     return RedisBackend("single", request.getfixturevalue("redis_server"), {})

@@ -160,6 +160,20 @@ async def test_a_job_ends_once_when_its_lanes_add_up_however_many_dispatchers_ra
     assert await scripts[1].finish(job_id="job_y", progress=progress, at=AT) == "cancelled"
 
 
+async def test_a_jobs_cursor_only_moves_forward_and_makes_no_job(
+    clients: tuple[aioredis.Redis, aioredis.Redis], prefix: str
+) -> None:
+    a, _ = clients
+    keys = Keys(prefix)
+    scripts = JobScripts(a, keys)
+    await a.hset(keys.job("job_c"), mapping={"status": "running", "total": 10})
+    assert await scripts.advance(job_id="job_c", cursor=6) == 6
+    assert await scripts.advance(job_id="job_c", cursor=4) == 6  # a late, stale dispatcher
+    assert await a.hget(keys.job("job_c"), "cursor") == "6"
+    assert await scripts.advance(job_id="job_gone", cursor=3) == -1
+    assert not await a.exists(keys.job("job_gone"))
+
+
 async def test_cancelling_an_ended_or_unknown_job_changes_nothing(
     clients: tuple[aioredis.Redis, aioredis.Redis], prefix: str
 ) -> None:

@@ -43,7 +43,7 @@ AT = "2026-11-28T08:00:00.000Z"
 
 def test_every_script_names_its_keys_and_argv_and_indexes_neither_by_hand() -> None:
     names = scripts.script_names()
-    assert len(names) == 28
+    assert len(names) == 29
     for name in names:
         source = scripts.source_of(f"{name}.lua")
         header = scripts.parse_header(source)
@@ -153,6 +153,7 @@ async def test_every_wrapper_passes_exactly_the_keys_its_script_declares(
     )
     (progress,) = await jobs.progress(["job_w"])
     await jobs.finish(job_id="job_w", progress=progress, at=AT)
+    await jobs.advance(job_id="job_w", cursor=1)
     await jobs.open(job_id="job_w", total=1, bad_rows=0, at=AT, retention_s=60)
     await jobs.cancel(job_id="job_w", at=AT)
     await jobs.release_lease(job_id="job_w", holder="me")

@@ -158,9 +158,13 @@ def _no_rows(intake: Intake, *, csv: bool) -> ApiError:
     )
 
 
-async def _own_job(request: web.Request) -> dict[str, Any]:
+async def _own_job(request: web.Request, progress: bool = True) -> dict[str, Any]:
     job_id = request.match_info["id"]
-    job = await request.app[JOBS].get(job_id) if job_id.startswith("job_") else None
+    job = (
+        await request.app[JOBS].get(job_id, progress=progress)
+        if job_id.startswith("job_")
+        else None
+    )
     caller = request[CALLER]
     if job is None or (job["key_id"] != caller.id and caller.role != "admin"):
         raise ApiError(404, "not_found", "no such reminder job")
@@ -194,7 +198,7 @@ async def get_reminder_job(request: web.Request) -> web.Response:
 
 
 async def cancel_reminder_job(request: web.Request) -> web.Response:
-    job = await _own_job(request)
+    job = await _own_job(request, progress=False)  # a cancel needs only the job's own lane
     before = await request.app[JOBS].cancel(job["id"])
     if before not in ("running", "waiting_window", "receiving"):
         raise ApiError(409, "job_closed", f"the job is already {before}")

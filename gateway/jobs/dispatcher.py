@@ -45,7 +45,11 @@ CHUNK = 500
 ADMIT_SLICE = 12  # rows per script call: about 0.3 ms of Redis time (see SMS_EVENTS_PER_CALL)
 REMINDER_RETENTION = 7 * 86400
 LEASE_MS = 5_000  # renewed by every dispatch step of the holder (at most 0.1 s apart)
-FINISH_CHECK_S = 0.1  # how often a job whose rows are all admitted has its lanes summed
+# A job whose rows are all admitted has its lanes summed after 0.1 s, then less often while
+# nothing changes (half as long again each time, up to 2 s): every dispatcher does it, lanes x 2
+# reads each, and the last receipts may be hours away.
+FINISH_CHECK_S = (0.1, 2.0)
+HOLD_AFTER_FAILURE_S = 1.0  # a job whose admission failed in a lane waits before it retries
 
 
 def reminder_notice_id(keys: Keys, job_id: str, row: int, lane: int) -> str:
@@ -82,7 +86,9 @@ class JobDispatcher:
         self.scripts = JobScripts(redis, keys)
         self.queues = ChannelQueues(keys)
         self._buckets: dict[str, Bucket] = {}
-        self._checked: dict[str, float] = {}  # job -> when its lanes were last summed
+        # job -> (when its lanes are summed next, the wait after that, done when last summed)
+        self._checks: dict[str, tuple[float, float, int]] = {}
+        self._held: dict[str, float] = {}  # job -> until when its admission waits (a failure)
         self._closing = False
         self.admitted = 0
 
@@ -109,9 +115,8 @@ class JobDispatcher:
             for lane in self.keys.each_lane()
             for job_id in await self.redis.zrange(self.keys.jobs_active(lane), 0, -1)
         ]
-        for gone in (self._buckets.keys() | self._checked.keys()) - set(jobs):  # ended elsewhere
-            self._buckets.pop(gone, None)
-            self._checked.pop(gone, None)
+        for gone in (self._buckets.keys() | self._checks.keys() | self._held.keys()) - set(jobs):
+            self._forget(gone)  # ended elsewhere
         moved = False
         for job_id in jobs:
             if self._closing:
@@ -123,6 +128,11 @@ class JobDispatcher:
             except Exception:
                 log.exception("reminder job %s: dispatch step failed", job_id)
         return moved
+
+    def _forget(self, job_id: str) -> None:
+        self._buckets.pop(job_id, None)
+        self._checks.pop(job_id, None)
+        self._held.pop(job_id, None)
 
     async def _release_leases(self) -> None:
         """A clean stop hands this dispatcher's jobs on at once, not after the lease runs out."""
@@ -156,14 +166,13 @@ class JobDispatcher:
         status = job.get("status")
         if status not in ("running", "waiting_window"):
             await self.redis.zrem(self.keys.jobs_active(self.keys.job_lane(job_id)), job_id)
-            self._buckets.pop(job_id, None)
-            self._checked.pop(job_id, None)
+            self._forget(job_id)
             return False
         cursor, total = int(job.get("cursor", 0)), int(job.get("total", 0))
         if cursor >= total:
             await self._maybe_finish(job_id, total)
             return False
-        if not await self._lease(job_id):
+        if time.monotonic() < self._held.get(job_id, 0.0) or not await self._lease(job_id):
             return False
         inside = is_quiet(datetime.now(UTC), self.settings.general.timezone, job["window"])
         wanted = "running" if inside else "waiting_window"
@@ -187,16 +196,20 @@ class JobDispatcher:
 
     async def _maybe_finish(self, job_id: str, total: int) -> None:
         """Every row is admitted: the job ends once the lanes' ``done`` add up to its total
-        (summed every ``FINISH_CHECK_S`` until then: two reads per lane)."""
+        (summed as ``FINISH_CHECK_S`` says until then)."""
         now = time.monotonic()
-        if now - self._checked.get(job_id, 0.0) < FINISH_CHECK_S:
+        first, longest = FINISH_CHECK_S
+        due, wait, seen = self._checks.get(job_id, (now + first, first, -1))
+        if now < due:
+            self._checks[job_id] = (due, wait, seen)
             return
-        self._checked[job_id] = now
         (progress,) = await self.scripts.progress([job_id])
         if progress.done >= total:
             await self.scripts.finish(job_id=job_id, progress=progress, at=now_iso())
-            self._buckets.pop(job_id, None)
-            self._checked.pop(job_id, None)
+            self._forget(job_id)
+            return
+        wait = first if progress.done != seen else min(wait * 1.5, longest)
+        self._checks[job_id] = (now + wait, wait, progress.done)
 
     async def _admit_rows(
         self,
@@ -207,7 +220,7 @@ class JobDispatcher:
         rows: list[str],
     ) -> int:
         """Admit ``rows`` (from row ``first`` on), each in its recipient's lane, and move the
-        job's cursor past those that landed; returns how many the scripts handled."""
+        job's cursor past those that landed; returns how many were admitted now."""
         jobs = self.settings.jobs
         channel = job["channel"]
         admission = Admission(
@@ -264,9 +277,8 @@ class JobDispatcher:
                 client=client,
             )
 
-        results: list[Any]
+        results: list[Any] = [None] * len(slices)
         if is_cluster(self.redis):
-            results = [None] * len(slices)
 
             async def one_lane(lane: int) -> None:
                 for n, (in_lane, slice_rows, prev) in enumerate(slices):
@@ -279,7 +291,12 @@ class JobDispatcher:
                     except Exception as e:  # as the pipeline reports it: the slices after gap
                         results[n] = e
 
-            await asyncio.gather(*(one_lane(lane) for lane in by_lane))
+            try:
+                async with asyncio.TaskGroup() as lanes:  # a lane that fails stops the others
+                    for lane in by_lane:
+                        lanes.create_task(one_lane(lane))
+            except* STORE_DOWN as group:
+                raise group.exceptions[0] from None
         else:
             pipe = self.redis.pipeline(transaction=False)
             for lane, slice_rows, prev in slices:
@@ -288,6 +305,7 @@ class JobDispatcher:
         statuses = [r if isinstance(r, Exception) else admit_statuses(r) for r in results]
         failed = [r for r in statuses if isinstance(r, Exception)]
         if failed:  # the slices after a failed one answered 'gap'; the cursor says where to go on
+            self._held[job_id] = time.monotonic() + HOLD_AFTER_FAILURE_S
             log.error(
                 "reminder job %s: %d of %d admission calls failed: %r",
                 job_id,
@@ -302,11 +320,11 @@ class JobDispatcher:
             if isinstance(got, Exception) or AdmitStatus.GAP in got:
                 landed = min(landed, slice_rows[0].row)
         if landed > first:
-            await self.redis.hset(self.keys.job(job_id), "cursor", landed)
-        return sum(
+            await self.scripts.advance(job_id=job_id, cursor=landed)
+        return sum(  # rows admitted now ('seen' ones were before: read again after a failure)
             1
             for got in statuses
             if not isinstance(got, Exception)
             for s in got
-            if s is not AdmitStatus.GAP
+            if s not in (AdmitStatus.GAP, AdmitStatus.SEEN)
         )

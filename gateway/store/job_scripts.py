@@ -4,6 +4,7 @@ and reading a job's progress, which is kept in every lane its rows were admitted
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,7 +15,10 @@ import redis.asyncio as aioredis
 
 from gateway.store.batch import pack_events
 from gateway.store.keys import Keys
+from gateway.store.outage import STORE_DOWN
 from gateway.store.scripts import Script
+
+log = logging.getLogger(__name__)
 
 CANCELLED_KEPT_S = 86400  # senders drop queued entries of cancelled jobs; no backlog lasts longer
 
@@ -74,6 +78,7 @@ class JobScripts:
         self._open = Script(redis, "job_open", keys)
         self._cancel = Script(redis, "job_cancel", keys)
         self._finish = Script(redis, "job_finish", keys)
+        self._cursor = Script(redis, "job_cursor", keys)
         self._release = Script(redis, "release_lease", keys)
 
     async def admit_rows(
@@ -152,6 +157,10 @@ class JobScripts:
             out.append(Progress(done, {s: n for s, n in counts.items() if n}))
         return out
 
+    async def advance(self, *, job_id: str, cursor: int) -> int:
+        """Move the job's cursor forward to ``cursor``; the cursor after (-1: no such job)."""
+        return int(await self._cursor(keys={"job": self.keys.job(job_id)}, args={"cursor": cursor}))
+
     async def finish(self, *, job_id: str, progress: Progress, at: str) -> str:
         """End a running job whose rows all have an outcome (``progress.done`` reached its
         total), once, with its callback. The job's status after the call, or ``unknown``."""
@@ -200,7 +209,11 @@ class JobScripts:
         callback gets the counts read just before."""
         k = self.keys
         lane = k.job_lane(job_id)
-        (progress,) = await self.progress([job_id])
+        try:
+            (progress,) = await self.progress([job_id])
+        except STORE_DOWN as exc:  # a shard holding only rows is away: cancel all the same
+            log.warning("job %s cancelled without its counts (%r)", job_id, exc)
+            progress = Progress(0, {})
         res = await self._cancel(
             keys={
                 "job": k.job(job_id),

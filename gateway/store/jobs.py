@@ -69,15 +69,21 @@ class JobStore:
         pipe.delete(self.keys.job_rows(job_id))
         await pipe.execute()
 
-    async def get(self, job_id: str, bad_sample: int = 100) -> dict[str, Any] | None:
+    async def get(
+        self, job_id: str, bad_sample: int = 100, progress: bool = True
+    ) -> dict[str, Any] | None:
+        """The job with its bad rows' sample and, with ``progress``, its ``done`` and counts
+        summed over the lanes (which reads every lane)."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.job(job_id))
         pipe.lrange(self.keys.job_bad_rows(job_id), 0, bad_sample - 1)
         job, bad = await pipe.execute()
         if not job:
             return None
-        (progress,) = await self.scripts.progress([job_id])
-        out: dict[str, Any] = {**job, "done": progress.done, "counts": progress.counts}
+        out: dict[str, Any] = dict(job)
+        if progress:
+            (summed,) = await self.scripts.progress([job_id])
+            out.update(done=summed.done, counts=summed.counts)
         out["bad_rows_sample"] = [json.loads(b) for b in bad]
         return out
 

@@ -40,10 +40,12 @@ Keys a script touches that its caller could not declare (input for Redis Cluster
 - ``follow_ups_missing``: the notices named by the due set.
 - ``accident_reply``: the alert (hash, history) named by the reporter's latest-alert mark.
 
-Scripts whose declared keys span several slots (one slot per entity is not possible there):
-``create_notice`` (idempotency key, notice, queue stream, plate's reminders), ``outcome`` (the
-fallback notice, queue, retry set), ``job_admit`` (a notice, cap and dedup key per row),
-``sms_events`` (the keys of every event in the batch), ``job_cancel``,
+Scripts whose declared keys are several entities' (one hash tag per entity is not possible
+there, so they share their lane's): ``create_notice`` (idempotency key, notice, queue stream,
+plate's reminders), ``outcome`` (the fallback notice, queue, retry set), ``job_admit`` (the
+job's part in the lane, a notice, cap and dedup key per row), ``sms_events`` (the keys of
+every event in the batch), ``job_cancel`` and ``job_finish`` (the job, the active set, the
+outbox),
 ``record_suspected_clone``, ``follow_up`` (notice, plate's warnings, due set),
 ``accident_reply``, the binding-request scripts (the request and
 the audit lists), and every script that writes a shared stream (the webhook outbox, the

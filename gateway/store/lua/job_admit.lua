@@ -54,8 +54,10 @@ if cap > 0 then
   local got = redis.call('MGET', unpack(ks))
   for k, to in ipairs(tos) do sent_today[to] = tonumber(got[k] or '0') or 0 end
 end
--- Every read above comes before the first write: a refusal there (a wrong key, a Redis out
--- of memory) writes nothing, and the slice is read again.
+-- Every read above comes before the first write, and Redis refuses a script for want of
+-- memory at its first write: a slice refused so writes nothing and is read again. (An error
+-- in a later write, which only a key of the wrong type would raise, would leave the rest
+-- of the slice behind this lane's cursor.)
 redis.call('HSET', K.part, 'lane_cursor', tonumber(E[(n - 1) * W + 1]) + 1)
 
 local function masked(to)
