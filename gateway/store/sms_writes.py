@@ -76,7 +76,9 @@ class SmsWrites:
         self._reads: list[tuple[list[str], asyncio.Future[list[Any]]]] = []
         self._routed = OwnedTasks("an SMS write routed over lanes")
         self._drop = Script(redis, "drop_parked_receipt", keys)
-        self._recent: OrderedDict[str, int] = OrderedDict()  # scope NUL form -> lane
+        # scope NUL form -> the lane and the write of a carrier id stored here lately
+        self._recent: OrderedDict[str, tuple[int, asyncio.Future[Any]]] = OrderedDict()
+        self._met: set[str] = set()  # of those, the ones whose receipt came before the write
 
     async def close(self, within: float = 1.0) -> None:
         """Let receipts being routed reach their batchers, and parked receipts being moved
@@ -117,18 +119,23 @@ class SmsWrites:
         )
         fut = self.batchers[lane].submit(fields, keys)
         if self.keys.lanes > 1:
-            self._recent[f"{scope}\0{form}"] = lane
+            self._recent[f"{scope}\0{form}"] = (lane, fut)
             self._recent.move_to_end(f"{scope}\0{form}")
             if len(self._recent) > RECENT_IDS:
                 self._recent.popitem(last=False)
             parks = {self.keys.carrier_lane(f) for f in (form, *receipt_bests)} - {lane}
             if parks:
                 claim = functools.partial(self._claim, scope, form, lane, to_tail, sorted(parks))
-                fut.add_done_callback(functools.partial(self._stored, claim))
+                fut.add_done_callback(functools.partial(self._stored, f"{scope}\0{form}", claim))
         return fut
 
-    def _stored(self, claim: Callable[[], Awaitable[None]], fut: asyncio.Future[Any]) -> None:
+    def _stored(
+        self, key: str, claim: Callable[[], Awaitable[None]], fut: asyncio.Future[Any]
+    ) -> None:
         if fut.cancelled() or fut.exception() is not None:
+            return
+        if key in self._met:  # its receipt came here and went to this lane: none parks aside
+            self._met.discard(key)
             return
         self._routed.spawn(self._persist("receipts parked", claim))
 
@@ -166,8 +173,14 @@ class SmsWrites:
             return self.batchers[0].submit(fields, keys)
         # Its best form is the form a carrier id sent here lately was stored in: the script
         # matches a best form always, so the two meet in that id's lane whichever comes first.
-        lane = self._recent.pop(f"{scope}\0{forms[0]}", None)
-        if lane is not None:
+        key = f"{scope}\0{forms[0]}"
+        recent = self._recent.pop(key, None)
+        if recent is not None:
+            lane, written = recent
+            if not written.done():  # its look for receipts parked aside is not needed
+                if len(self._met) >= RECENT_IDS:  # writes that never came back (an outage)
+                    self._met.clear()
+                self._met.add(key)
             fields, keys = self.scripts.receipt_event(*args, lane=lane)
             return self.batchers[lane].submit(fields, keys)
         return self._routed.spawn(self._receipt(args, scope, forms, to_tail))
