@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
 from gateway.core.records import Notice
 from gateway.core.statuses import NoticeStatus
 from gateway.store.keys import Keys
 from gateway.store.notices import NoticeStore, new_notice_id
-from gateway.store.sms_writes import SmsWrites
+from gateway.store.sms_writes import RECENT_S, SmsWrites
 from gateway.store.unmatched_receipts import UnmatchedReceipts
 
 AT = "2026-12-03T08:00:00.000Z"
@@ -125,6 +126,43 @@ async def test_a_receipt_for_a_carrier_id_sent_here_goes_to_its_lane_without_a_r
         assert await t.parked() == [0, 0, 0]
         # Neither read: the carrier id need not look for its receipt parked aside either.
         assert reads == 0
+
+
+async def test_a_receipt_goes_straight_only_for_a_young_id_whose_write_held(
+    r: aioredis.Redis, prefix: str
+) -> None:
+    """An id whose write failed (its part is sent again under another id) or that is older
+    than ``RECENT_S`` (the SMSC may have handed it out again since) sends its receipt the
+    way that reads the lanes: it parks in its carrier id's lane, not the notice's."""
+    async with Lanes(r, prefix, "c-failed") as t:
+        batcher = t.writes.batchers[t.lane]
+        real = batcher.send
+
+        async def refused(events: list[Any], keys: list[str]) -> Any:
+            batcher.send = real  # type: ignore[method-assign]
+            raise aioredis.ResponseError("refused once")
+
+        batcher.send = refused  # type: ignore[method-assign]
+        with pytest.raises(aioredis.ResponseError):
+            await t.submitted()
+        assert await t.receipt(here=True) == "early"
+        assert (await t.parked())[t.parked_in] == 2
+        assert await t.submitted() == 1  # sent again: this time it is stored and moves it
+        await t.settled()
+    async with Lanes(r, prefix, "c-old") as t:
+        assert await t.submitted() == 1
+        t.writes._recent[f"{SCOPE}\0{t.mid}"].at -= RECENT_S + 1
+        read: list[str] = []
+        real_read = t.writes._read
+
+        def counted(keys: list[str]) -> asyncio.Future[list[Any]]:
+            read.extend(keys)
+            return real_read(keys)
+
+        t.writes._read = counted  # type: ignore[method-assign]
+        assert await t.receipt(here=True) == "final"
+        assert t.keys.carrier_id(SCOPE, t.mid, t.lane) in read  # found by reading the lanes
+        assert await t.status() == "delivered"
 
 
 async def test_a_receipt_before_its_carrier_id_is_parked_and_then_moved(

@@ -27,6 +27,7 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -42,9 +43,24 @@ from gateway.tasks import OwnedTasks
 log = logging.getLogger(__name__)
 
 # Carrier ids this process stored lately, with their lane, for their receipts to go straight
-# there: at a few thousand messages a second, the last quarter of a minute or so (about
-# 200 bytes each). A receipt later than that reads the lanes' mappings instead.
+# there: those of the last minute, at most 50,000 (about 400 bytes each). A receipt later
+# than that reads the lanes' mappings instead, which picks the newest mapping of an id the
+# SMSC handed out again (another process may have stored it since).
 RECENT_IDS = 50_000
+RECENT_S = 60.0
+
+
+@dataclass(slots=True)
+class _Sent:
+    """A carrier id this process handed to a batcher lately."""
+
+    lane: int
+    tail: str
+    at: float  # loop time
+    looks: bool  # its write is followed by a look for a receipt parked in other lanes
+    pending: bool = True  # its write has not come back yet
+    failed: bool = False
+    met: bool = False  # its receipt came here before the write came back: no look needed
 
 
 def _same_phone(a: object, b: str) -> bool:
@@ -77,8 +93,7 @@ class SmsWrites:
         self._routed = OwnedTasks("an SMS write routed over lanes")
         self._drop = Script(redis, "drop_parked_receipt", keys)
         # scope NUL form -> the lane and the write of a carrier id stored here lately
-        self._recent: OrderedDict[str, tuple[int, asyncio.Future[Any]]] = OrderedDict()
-        self._met: set[str] = set()  # of those, the ones whose receipt came before the write
+        self._recent: OrderedDict[str, _Sent] = OrderedDict()  # by scope NUL form, oldest first
 
     async def close(self, within: float = 1.0) -> None:
         """Let receipts being routed reach their batchers, and parked receipts being moved
@@ -119,25 +134,31 @@ class SmsWrites:
         )
         fut = self.batchers[lane].submit(fields, keys)
         if self.keys.lanes > 1:
-            self._recent[f"{scope}\0{form}"] = (lane, fut)
-            self._recent.move_to_end(f"{scope}\0{form}")
-            if len(self._recent) > RECENT_IDS:
-                self._recent.popitem(last=False)
             parks = {self.keys.carrier_lane(f) for f in (form, *receipt_bests)} - {lane}
-            if parks:
-                claim = functools.partial(self._claim, scope, form, lane, to_tail, sorted(parks))
-                fut.add_done_callback(functools.partial(self._stored, f"{scope}\0{form}", claim))
+            sent = self._remember(f"{scope}\0{form}", lane, to_tail, bool(parks))
+            claim = functools.partial(self._claim, scope, form, lane, to_tail, sorted(parks))
+            fut.add_done_callback(functools.partial(self._stored, sent, claim))
         return fut
 
+    def _remember(self, key: str, lane: int, tail: str, looks: bool) -> _Sent:
+        now = asyncio.get_running_loop().time()
+        sent = self._recent[key] = _Sent(lane, tail, now, looks)
+        self._recent.move_to_end(key)
+        while len(self._recent) > RECENT_IDS or (
+            self._recent and now - next(iter(self._recent.values())).at > RECENT_S
+        ):
+            self._recent.popitem(last=False)
+        return sent
+
     def _stored(
-        self, key: str, claim: Callable[[], Awaitable[None]], fut: asyncio.Future[Any]
+        self, sent: _Sent, claim: Callable[[], Awaitable[None]], fut: asyncio.Future[Any]
     ) -> None:
+        sent.pending = False
         if fut.cancelled() or fut.exception() is not None:
+            sent.failed = True
             return
-        if key in self._met:  # its receipt came here and went to this lane: none parks aside
-            self._met.discard(key)
-            return
-        self._routed.spawn(self._persist("receipts parked", claim))
+        if sent.looks and not sent.met:  # met: its receipt went to this lane, none parks aside
+            self._routed.spawn(self._persist("receipts parked", claim))
 
     async def _claim(self, scope: str, form: str, lane: int, tail: str, others: list[int]) -> None:
         """Move to ``lane`` a receipt parked in one of the ``others`` lanes under ``form``
@@ -173,17 +194,28 @@ class SmsWrites:
             return self.batchers[0].submit(fields, keys)
         # Its best form is the form a carrier id sent here lately was stored in: the script
         # matches a best form always, so the two meet in that id's lane whichever comes first.
-        key = f"{scope}\0{forms[0]}"
-        recent = self._recent.pop(key, None)
-        if recent is not None:
-            lane, written = recent
-            if not written.done():  # its look for receipts parked aside is not needed
-                if len(self._met) >= RECENT_IDS:  # writes that never came back (an outage)
-                    self._met.clear()
-                self._met.add(key)
-            fields, keys = self.scripts.receipt_event(*args, lane=lane)
-            return self.batchers[lane].submit(fields, keys)
+        sent = self._recent.pop(f"{scope}\0{forms[0]}", None)
+        if sent is not None and self._straight(sent, forms, to_tail):
+            fields, keys = self.scripts.receipt_event(*args, lane=sent.lane)
+            fut = self.batchers[sent.lane].submit(fields, keys)
+            if sent.pending:  # the id's look for receipts parked aside is not needed ...
+                sent.met = True
+                fut.add_done_callback(functools.partial(self._not_met, sent))
+            return fut
         return self._routed.spawn(self._receipt(args, scope, forms, to_tail))
+
+    def _straight(self, sent: _Sent, forms: list[str], tail: str) -> bool:
+        """Whether a receipt whose best form is ``sent``'s goes straight to its lane: a young
+        id whose write did not fail, and no other form that could be another message's (the
+        one-lane rule gives a form other than the best to the same recipient only)."""
+        young = asyncio.get_running_loop().time() - sent.at <= RECENT_S
+        return young and not sent.failed and (len(forms) == 1 or (tail != "" and tail == sent.tail))
+
+    @staticmethod
+    def _not_met(sent: _Sent, fut: asyncio.Future[Any]) -> None:
+        """... unless the receipt's own write failed: its retry takes the other way."""
+        if fut.cancelled() or fut.exception() is not None:
+            sent.met = False
 
     async def _mapped_lane(self, scope: str, forms: list[str], tail: str) -> int | None:
         """The lane where one of ``forms`` is mapped by the rule of ``sms_events.lua``: the
