@@ -65,8 +65,10 @@ async def test_a_job_over_three_lanes_sends_every_row_once_through_a_lane_that_r
         )
 
         # The lane mends: the job goes on from the held row and finishes.
-        await r.delete(keys.opt_outs(broken))
-        await r.sadd(keys.opt_outs(broken), *opted)
+        mend = r.pipeline(transaction=True)  # in one step: an empty set would send to them
+        mend.delete(keys.opt_outs(broken))
+        mend.sadd(keys.opt_outs(broken), *opted)
+        await mend.execute()
         finished = await receiver.wait_for(job_id, "finished", within=60)
         want = {"delivered": ROWS - len(opted), "opted_out": len(opted)}
         assert finished["body"]["detail"] == {"total": ROWS, "counts": want}
